@@ -1,0 +1,3 @@
+"""loaxa: broadcast scheduling for Vietnamese commune radio and village loudspeakers."""
+
+__version__ = "0.1.0"

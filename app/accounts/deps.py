@@ -1,0 +1,84 @@
+"""Who is calling: users by signed token, playout PCs by device token."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.accounts.models import Role, User
+from app.accounts.security import DEVICE_TOKEN_PREFIX, decode_access_token, hash_device_token
+from app.db import get_session
+from app.errors import Forbidden, Unauthorized
+from app.stations.models import Device
+
+# scope="function": the session commits before the response is sent, so a failed commit
+# is reported to the caller instead of after a 2xx.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+TokenDep = Annotated[str | None, Depends(oauth2_scheme)]
+
+
+def current_user(session: SessionDep, token: TokenDep) -> User:
+    """The signed-in user; 401 without a valid token."""
+    if not token:
+        raise Unauthorized("not authenticated: send 'Authorization: Bearer <token>'")
+    if token.startswith(DEVICE_TOKEN_PREFIX):
+        raise Forbidden("a device token cannot be used here")
+    claims = decode_access_token(token)
+    if claims is None:
+        raise Unauthorized("the token is invalid or has expired")
+    user = session.get(User, int(claims["sub"]))
+    if user is None or not user.is_active:
+        raise Unauthorized("the token's user no longer exists or is disabled")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def require_role(minimum: Role) -> Callable[[User], User]:
+    """A dependency that lets through users with at least `minimum`'s rights."""
+
+    def check(user: CurrentUser) -> User:
+        if not Role(user.role).at_least(minimum):
+            raise Forbidden(f"this needs the {minimum.value} role; you are {user.role}")
+        return user
+
+    return check
+
+
+ViewerUser = Annotated[User, Depends(require_role(Role.viewer))]
+EditorUser = Annotated[User, Depends(require_role(Role.editor))]
+ApproverUser = Annotated[User, Depends(require_role(Role.approver))]
+AdminUser = Annotated[User, Depends(require_role(Role.admin))]
+
+
+def current_device(session: SessionDep, token: TokenDep) -> Device:
+    """The calling playout PC; 401 without a valid device token."""
+    if not token:
+        raise Unauthorized("not authenticated: send 'Authorization: Bearer <device token>'")
+    if not token.startswith(DEVICE_TOKEN_PREFIX):
+        raise Forbidden("this endpoint is for playout devices")
+    device = session.scalar(select(Device).where(Device.token_hash == hash_device_token(token)))
+    if device is None or not device.is_active:
+        raise Unauthorized("unknown or disabled device token")
+    return device
+
+
+CurrentDevice = Annotated[Device, Depends(current_device)]
+
+
+def current_principal(session: SessionDep, token: TokenDep) -> User | Device:
+    """Either a staff user or a device (endpoints both may call, such as audio)."""
+    if token and token.startswith(DEVICE_TOKEN_PREFIX):
+        return current_device(session, token)
+    return current_user(session, token)
+
+
+CurrentPrincipal = Annotated[User | Device, Depends(current_principal)]

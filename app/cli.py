@@ -1,0 +1,117 @@
+"""The `loaxa` command line."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from app.accounts.models import Role
+
+app = typer.Typer(help="loaxa: broadcast scheduling for commune radio", no_args_is_help=True)
+user_app = typer.Typer(help="Manage user accounts", no_args_is_help=True)
+device_app = typer.Typer(help="Manage playout devices", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(device_app, name="device")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(help="worker processes")] = 1,
+) -> None:
+    """Serve the HTTP API with uvicorn."""
+    import uvicorn
+
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Migrate the database to the newest revision."""
+    from app import migrations
+
+    migrations.upgrade()
+    typer.echo("database is at the newest revision")
+
+
+@app.command("seed-demo")
+def seed_demo() -> None:
+    """Load Xuân Phúc commune (station, villages, programmes, admin). Idempotent."""
+    from app.db import session_scope
+    from app.demo import seed_demo as run
+
+    for session in session_scope():
+        result = run(session)
+    for line in result.created:
+        typer.echo(f"created {line}")
+    if not result.created:
+        typer.echo("demo commune already loaded; nothing changed")
+    if result.admin_password:
+        typer.echo(f"admin password (shown once): {result.admin_password}")
+
+
+@user_app.command("add")
+def user_add(
+    name: Annotated[str, typer.Argument(help="login name")],
+    role: Annotated[Role, typer.Option(help="viewer, editor, approver or admin")],
+    station: Annotated[int | None, typer.Option(help="the station the user works for")] = None,
+) -> None:
+    """Add a user; the password comes from LOAXA_PASSWORD or a prompt."""
+    from app.accounts import service
+    from app.db import session_scope
+    from app.errors import LoaxaError
+
+    password = os.environ.get("LOAXA_PASSWORD") or typer.prompt(
+        "password", hide_input=True, confirmation_prompt=True
+    )
+    if len(password) < 8:
+        typer.echo("error: the password must have at least 8 characters", err=True)
+        raise typer.Exit(2)
+    try:
+        for session in session_scope():
+            user = service.create_user(
+                session, username=name, password=password, role=role, station_id=station
+            )
+            user_id = user.id
+    except LoaxaError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"created user {name} (id {user_id}, role {role.value})")
+
+
+@device_app.command("add")
+def device_add(
+    name: Annotated[str, typer.Argument(help="e.g. 'Playout PC, Thôn 3'")],
+    station: Annotated[int, typer.Option(help="station id")],
+    village: Annotated[int | None, typer.Option(help="village id")] = None,
+) -> None:
+    """Register a playout PC and print its token once."""
+    from app.db import session_scope
+    from app.errors import LoaxaError
+    from app.stations import service
+
+    try:
+        for session in session_scope():
+            device, token = service.create_device(
+                session, name=name, station_id=station, village_id=village
+            )
+            device_id = device.id
+    except LoaxaError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"created device {device_id}")
+    typer.echo(f"token (shown once): {token}")
+
+
+if __name__ == "__main__":
+    app()

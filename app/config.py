@@ -1,0 +1,110 @@
+"""One Settings object, read from LOAXA_* environment variables or a .env file."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SECRET_FILE_NAME = "secret_key"
+MIN_SECRET_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    """Runtime configuration; every field can be set as LOAXA_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="LOAXA_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("./var")
+    database_url: str | None = None
+    timezone: str = "Asia/Ho_Chi_Minh"
+    secret_key: str | None = Field(default=None, repr=False)
+    access_token_minutes: int = Field(default=8 * 60, ge=1, le=7 * 24 * 60)
+
+    # Audio: playout format and limits (DESIGN.md "Defaults").
+    target_lufs: float = Field(default=-16.0, ge=-40.0, le=-5.0)
+    max_peak_dbfs: float = Field(default=-1.0, ge=-20.0, le=0.0)
+    max_upload_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
+    max_audio_ms: int = Field(default=20 * 60 * 1000, ge=1000)
+    min_audio_ms: int = Field(default=1000, ge=0)
+    assembly_gap_ms: int = Field(default=500, ge=0, le=10_000)
+    assembly_crossfade_ms: int = Field(default=0, ge=0, le=10_000)
+
+    # Scheduling.
+    fill_days_ahead: int = Field(default=3, ge=0, le=60)
+    missed_grace_minutes: int = Field(default=60, ge=1)
+    warnings_webhook_url: str | None = None
+
+    # Text-to-speech.
+    tts_timeout_seconds: float = Field(default=10.0, gt=0)
+    max_script_chars: int = Field(default=20_000, ge=1)
+
+    # Absolute URLs handed to playout PCs and feeds; derived from the request when unset.
+    public_base_url: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _strong_secret(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < MIN_SECRET_LENGTH:
+            raise ValueError(f"LOAXA_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters")
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def audio_dir(self) -> Path:
+        return self.data_dir / "audio"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data directory."""
+        if self.database_url:
+            url = self.database_url
+            # Accept the common "postgresql://" spelling and use psycopg 3 for it.
+            if url.startswith("postgresql://") or url.startswith("postgres://"):
+                url = "postgresql+psycopg://" + url.split("://", 1)[1]
+            return url
+        return f"sqlite:///{(self.data_dir / 'loaxa.db').resolve()}"
+
+    def signing_key(self) -> str:
+        """The secret for signing tokens: the setting, else a key kept in the data directory."""
+        if self.secret_key:
+            return self.secret_key
+        return _load_or_create_secret(self.data_dir / SECRET_FILE_NAME)
+
+
+def _load_or_create_secret(path: Path) -> str:
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    # O_EXCL: when two processes start at once, one writes and the other reads its key.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="utf-8").strip()
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(key)
+    return key
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (tests clear this cache to change them)."""
+    return Settings()

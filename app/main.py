@@ -1,0 +1,32 @@
+"""The web application. No scheduler runs here: `loaxa scheduler` is its own process."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from app import __version__
+from app.accounts.router import router as accounts_router
+from app.audit.router import router as audit_router
+from app.errors import install_handlers
+from app.health import router as health_router
+from app.segments.router import router as segments_router
+from app.stations.router import router as stations_router
+
+
+def create_app() -> FastAPI:
+    """Build the FastAPI app with every domain's router."""
+    app = FastAPI(
+        title="loaxa",
+        version=__version__,
+        description="Broadcast scheduling for commune radio stations and village loudspeakers",
+    )
+    install_handlers(app)
+    for router in (
+        health_router,
+        accounts_router,
+        stations_router,
+        segments_router,
+        audit_router,
+    ):
+        app.include_router(router)
+    return app

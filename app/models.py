@@ -1,0 +1,25 @@
+"""Imports every domain's models so that Base.metadata knows all tables (Alembic, tests)."""
+
+from app.accounts.models import User
+from app.audio.models import AudioAsset
+from app.audit.models import AuditEvent
+from app.playout.models import AsRunEvent
+from app.schedule.models import Broadcast, RundownItem, ScheduleWarning
+from app.segments.models import Segment, SegmentVillage
+from app.stations.models import Device, Programme, Station, Village
+
+__all__ = [
+    "AsRunEvent",
+    "AudioAsset",
+    "AuditEvent",
+    "Broadcast",
+    "Device",
+    "Programme",
+    "RundownItem",
+    "ScheduleWarning",
+    "Segment",
+    "SegmentVillage",
+    "Station",
+    "User",
+    "Village",
+]

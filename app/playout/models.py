@@ -1,0 +1,29 @@
+"""As-run events: what the playout PCs report they played."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app import clock
+from app.db import Base
+
+
+class AsRunEvent(Base):
+    __tablename__ = "as_run_events"
+    __table_args__ = (Index("ix_as_run_events_broadcast_status", "broadcast_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Chosen by the device; resending a batch changes nothing.
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
+    broadcast_id: Mapped[int | None] = mapped_column(
+        ForeignKey("broadcasts.id", ondelete="CASCADE")
+    )
+    sha256: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(default=clock.now)

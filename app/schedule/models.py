@@ -1,0 +1,103 @@
+"""Broadcasts, their rundowns, and the scheduler's warnings."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app import clock
+from app.db import Base
+
+
+class BroadcastStatus(enum.StrEnum):
+    planned = "planned"
+    assembled = "assembled"
+    aired = "aired"
+    missed = "missed"
+    cancelled = "cancelled"
+
+
+class Broadcast(Base):
+    """One dated airing (buổi phát) of a programme on a station or a village."""
+
+    __tablename__ = "broadcasts"
+    __table_args__ = (
+        # A programme airs once per period: the local month for the CCHC column, the slot
+        # for a weekly village programme. Enforced here so that racing requests cannot both win.
+        Index(
+            "uq_broadcasts_period",
+            "station_id",
+            "programme_id",
+            "period_key",
+            unique=True,
+            sqlite_where=text("status != 'cancelled'"),
+            postgresql_where=text("status != 'cancelled'"),
+        ),
+        Index("ix_broadcasts_station_starts", "station_id", "starts_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"))
+    programme_id: Mapped[int] = mapped_column(
+        ForeignKey("programmes.id", ondelete="RESTRICT"), index=True
+    )
+    village_id: Mapped[int | None] = mapped_column(
+        ForeignKey("villages.id", ondelete="CASCADE"), index=True
+    )
+    starts_at: Mapped[datetime]
+    # "2024-03" for a monthly programme; "v<village>:<local slot>" for a village one.
+    period_key: Mapped[str] = mapped_column(String(64))
+    local_month: Mapped[str] = mapped_column(String(7))
+    status: Mapped[str] = mapped_column(String(16), default=BroadcastStatus.planned.value)
+    priority: Mapped[str] = mapped_column(String(16), default="normal")
+    rundown_set_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    master_sha256: Mapped[str | None] = mapped_column(String(64))
+    master_duration_ms: Mapped[int | None] = mapped_column(Integer)
+    # Hash of what the master was rendered from; an unchanged rundown reuses the master.
+    master_key: Mapped[str | None] = mapped_column(String(64))
+    cue_sheet: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    assembled_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class RundownItem(Base):
+    """A segment's place in a broadcast's rundown."""
+
+    __tablename__ = "rundown_items"
+    __table_args__ = (UniqueConstraint("broadcast_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    segment_id: Mapped[int] = mapped_column(
+        ForeignKey("segments.id", ondelete="RESTRICT"), index=True
+    )
+
+
+class ScheduleWarning(Base):
+    """Something the scheduler found wrong or missing."""
+
+    __tablename__ = "warnings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    station_id: Mapped[int | None] = mapped_column(
+        ForeignKey("stations.id", ondelete="CASCADE"), index=True
+    )
+    broadcast_id: Mapped[int | None] = mapped_column(
+        ForeignKey("broadcasts.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(40))
+    message: Mapped[str] = mapped_column(Text)
+    # The same finding raised twice (a job run twice) is stored once.
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)

@@ -1,0 +1,175 @@
+"""Segment endpoints: thin wrappers around app.segments.service."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response, status
+
+from app.accounts.deps import ApproverUser, EditorUser, SessionDep, ViewerUser
+from app.errors import PreconditionFailed
+from app.pagination import Page, PageDep, paginate
+from app.segments import service
+from app.segments.models import SegmentStatus
+from app.segments.schemas import Month, RejectBody, SegmentCreate, SegmentOut, SegmentUpdate
+
+router = APIRouter(prefix="/api/v1/segments", tags=["segments"])
+
+IfMatch = Annotated[str | None, Header(description='the ETag from a read, e.g. "3"')]
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def parse_if_match(value: str | None) -> int | None:
+    """The version named by an If-Match header ('"3"', 'W/"3"'); None when absent or '*'."""
+    if value is None or value.strip() == "*":
+        return None
+    raw = value.strip().removeprefix("W/").strip('"')
+    if not raw.isdigit():
+        raise PreconditionFailed(f"If-Match {value!r} is not an ETag of this resource")
+    return int(raw)
+
+
+def _expected(if_match: str | None, body_version: int | None = None) -> int | None:
+    header = parse_if_match(if_match)
+    if header is not None and body_version is not None and header != body_version:
+        raise PreconditionFailed("If-Match and the version field disagree")
+    return header if header is not None else body_version
+
+
+def _reply(response: Response, out: SegmentOut) -> SegmentOut:
+    response.headers["ETag"] = etag(out.version)
+    return out
+
+
+@router.post("", response_model=SegmentOut, status_code=status.HTTP_201_CREATED)
+def create_segment(
+    session: SessionDep, user: EditorUser, body: SegmentCreate, response: Response
+) -> SegmentOut:
+    segment = service.create_segment(
+        session,
+        user=user,
+        title=body.title,
+        programme=body.programme,
+        topic=body.topic.value,
+        script=body.script,
+        target_month=body.target_month,
+        village_ids=body.village_ids,
+        priority=body.priority.value,
+        station_id=body.station_id,
+    )
+    response.headers["Location"] = f"/api/v1/segments/{segment.id}"
+    return _reply(response, service.to_out(session, segment))
+
+
+@router.get("", response_model=Page[SegmentOut])
+def list_segments(
+    session: SessionDep,
+    user: ViewerUser,
+    page: PageDep,
+    status: SegmentStatus | None = None,
+    programme: Annotated[str | None, Query(max_length=40)] = None,
+    month: Month | None = None,
+    station_id: int | None = None,
+) -> Page[SegmentOut]:
+    """Segments, newest first."""
+    stmt = service.list_query(
+        user=user, status=status, programme=programme, month=month, station_id=station_id
+    )
+    rows, total = paginate(session, stmt, page)
+    return Page(
+        items=service.to_out_many(session, rows), total=total, limit=page.limit, offset=page.offset
+    )
+
+
+@router.get("/{segment_id}", response_model=SegmentOut)
+def get_segment(
+    session: SessionDep, user: ViewerUser, segment_id: int, response: Response
+) -> SegmentOut:
+    segment = service.get_segment(session, segment_id, user=user)
+    return _reply(response, service.to_out(session, segment))
+
+
+@router.patch("/{segment_id}", response_model=SegmentOut)
+def update_segment(
+    session: SessionDep,
+    user: EditorUser,
+    segment_id: int,
+    body: SegmentUpdate,
+    response: Response,
+    if_match: IfMatch = None,
+) -> SegmentOut:
+    """Change a draft. Needs the current version (If-Match or `version`): stale writes get 412."""
+    segment = service.get_segment(session, segment_id, user=user, for_update=True)
+    changes = body.model_dump(exclude_unset=True, exclude={"version"}, mode="json")
+    service.update_segment(
+        session,
+        user=user,
+        segment=segment,
+        changes=changes,
+        expected_version=_expected(if_match, body.version),
+    )
+    return _reply(response, service.to_out(session, segment))
+
+
+@router.delete("/{segment_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_segment(
+    session: SessionDep, user: EditorUser, segment_id: int, if_match: IfMatch = None
+) -> Response:
+    segment = service.get_segment(session, segment_id, user=user, for_update=True)
+    service.delete_segment(
+        session, user=user, segment=segment, expected_version=_expected(if_match)
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{segment_id}/submit", response_model=SegmentOut)
+def submit_segment(
+    session: SessionDep,
+    user: EditorUser,
+    segment_id: int,
+    response: Response,
+    if_match: IfMatch = None,
+) -> SegmentOut:
+    segment = service.get_segment(session, segment_id, user=user, for_update=True)
+    service.submit_segment(
+        session, user=user, segment=segment, expected_version=_expected(if_match)
+    )
+    return _reply(response, service.to_out(session, segment))
+
+
+@router.post("/{segment_id}/approve", response_model=SegmentOut)
+def approve_segment(
+    session: SessionDep,
+    user: ApproverUser,
+    segment_id: int,
+    response: Response,
+    if_match: IfMatch = None,
+) -> SegmentOut:
+    segment = service.get_segment(session, segment_id, user=user, for_update=True)
+    service.approve_segment(
+        session, user=user, segment=segment, expected_version=_expected(if_match)
+    )
+    return _reply(response, service.to_out(session, segment))
+
+
+@router.post("/{segment_id}/reject", response_model=SegmentOut)
+def reject_segment(
+    session: SessionDep,
+    user: ApproverUser,
+    segment_id: int,
+    body: RejectBody,
+    response: Response,
+    if_match: IfMatch = None,
+) -> SegmentOut:
+    segment = service.get_segment(session, segment_id, user=user, for_update=True)
+    service.reject_segment(
+        session,
+        user=user,
+        segment=segment,
+        reason=body.reason,
+        expected_version=_expected(if_match),
+    )
+    return _reply(response, service.to_out(session, segment))

@@ -1,0 +1,415 @@
+"""The segment queue: create, edit while draft, submit, approve, reject."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Select, delete, select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from app import clock
+from app.accounts.models import Role, User
+from app.audio.models import AudioAsset
+from app.audit import service as audit
+from app.errors import Conflict, Invalid, NotFound, PreconditionFailed, PreconditionRequired
+from app.segments.models import Segment, SegmentStatus, SegmentVillage
+from app.segments.schemas import SegmentOut
+from app.stations import service as stations
+from app.stations.models import Programme, Station, Village
+
+EDITABLE_FIELDS = ("title", "topic", "script", "target_month", "priority")
+
+
+def resolve_station_id(session: Session, *, user: User, requested: int | None) -> int:
+    """The station a new segment belongs to: asked for, the user's own, or the only one."""
+    if requested is not None:
+        if session.get(Station, requested) is None or not stations.can_see_station(user, requested):
+            raise NotFound(f"station {requested} does not exist")
+        return requested
+    if user.station_id is not None:
+        return user.station_id
+    ids = session.scalars(select(Station.id).limit(2)).all()
+    if len(ids) == 1:
+        return ids[0]
+    raise Invalid("station_id is required: you are not attached to one station")
+
+
+def _check_villages(session: Session, *, station_id: int, village_ids: Sequence[int]) -> list[int]:
+    wanted = sorted(set(village_ids))
+    if not wanted:
+        return []
+    found = set(
+        session.scalars(
+            select(Village.id).where(Village.station_id == station_id, Village.id.in_(wanted))
+        )
+    )
+    missing = [v for v in wanted if v not in found]
+    if missing:
+        raise Invalid(
+            f"unknown village id(s) for station {station_id}: {', '.join(map(str, missing))}"
+        )
+    return wanted
+
+
+def village_ids_of(session: Session, segment_id: int) -> list[int]:
+    return list(
+        session.scalars(
+            select(SegmentVillage.village_id)
+            .where(SegmentVillage.segment_id == segment_id)
+            .order_by(SegmentVillage.village_id)
+        )
+    )
+
+
+def _set_villages(session: Session, segment: Segment, village_ids: list[int]) -> None:
+    session.execute(delete(SegmentVillage).where(SegmentVillage.segment_id == segment.id))
+    session.add_all(SegmentVillage(segment_id=segment.id, village_id=v) for v in village_ids)
+
+
+def snapshot(session: Session, segment: Segment) -> dict[str, Any]:
+    """The audited view of a segment."""
+    data: dict[str, Any] = {f: getattr(segment, f) for f in EDITABLE_FIELDS}
+    data["programme_id"] = segment.programme_id
+    data["status"] = segment.status
+    data["village_ids"] = village_ids_of(session, segment.id)
+    data["audio_id"] = segment.audio_id
+    data["version"] = segment.version
+    return data
+
+
+def create_segment(
+    session: Session,
+    *,
+    user: User,
+    title: str,
+    programme: str,
+    topic: str,
+    script: str | None = None,
+    target_month: str | None = None,
+    village_ids: Sequence[int] = (),
+    priority: str = "normal",
+    station_id: int | None = None,
+) -> Segment:
+    """A new draft segment of the user's station."""
+    sid = resolve_station_id(session, user=user, requested=station_id)
+    prog = stations.get_programme(session, station_id=sid, code=programme)
+    villages = _check_villages(session, station_id=sid, village_ids=village_ids)
+    segment = Segment(
+        station_id=sid,
+        programme_id=prog.id,
+        title=title,
+        topic=topic,
+        script=script,
+        target_month=target_month,
+        priority=priority,
+        status=SegmentStatus.draft.value,
+        created_by_id=user.id,
+    )
+    session.add(segment)
+    session.flush()
+    _set_villages(session, segment, villages)
+    session.flush()
+    audit.record(
+        session,
+        actor=user,
+        action="segment.create",
+        entity="segment",
+        entity_id=segment.id,
+        after=snapshot(session, segment),
+    )
+    return segment
+
+
+def get_segment(
+    session: Session, segment_id: int, *, user: User, for_update: bool = False
+) -> Segment:
+    """The segment, or 404 when it does not exist or belongs to another station."""
+    stmt = select(Segment).where(Segment.id == segment_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    segment = session.scalar(stmt)
+    if segment is None or not stations.can_see_station(user, segment.station_id):
+        raise NotFound(f"segment {segment_id} does not exist")
+    return segment
+
+
+def list_query(
+    *,
+    user: User,
+    status: SegmentStatus | None = None,
+    programme: str | None = None,
+    month: str | None = None,
+    station_id: int | None = None,
+) -> Select[tuple[Segment]]:
+    """Segments visible to the user, newest first, filtered."""
+    stmt = select(Segment).order_by(Segment.id.desc())
+    if user.station_id is not None and user.role != Role.admin:
+        stmt = stmt.where(Segment.station_id == user.station_id)
+    if station_id is not None:
+        stmt = stmt.where(Segment.station_id == station_id)
+    if status is not None:
+        stmt = stmt.where(Segment.status == status.value)
+    if programme is not None:
+        stmt = stmt.join(Programme, Programme.id == Segment.programme_id).where(
+            Programme.code == programme
+        )
+    if month is not None:
+        stmt = stmt.where(Segment.target_month == month)
+    return stmt
+
+
+def check_version(segment: Segment, *, expected: int | None, required: bool = True) -> None:
+    """Refuse a write based on an older version of the segment."""
+    if expected is None:
+        if required:
+            raise PreconditionRequired(
+                "send the segment's version (the 'version' field or an If-Match header with "
+                "its ETag) so that a concurrent edit is not overwritten"
+            )
+        return
+    if expected != segment.version:
+        raise PreconditionFailed(
+            f"segment {segment.id} has changed (version {segment.version}, you sent "
+            f"{expected}); reload it and apply your change again"
+        )
+
+
+def _require_status(segment: Segment, allowed: SegmentStatus, doing: str) -> None:
+    if segment.status != allowed.value:
+        raise Conflict(
+            f"segment {segment.id} is {segment.status}; "
+            f"only {allowed.value} segments can be {doing}"
+        )
+
+
+def _flush_versioned(session: Session, segment: Segment) -> None:
+    """Flush; a concurrent writer that got there first turns into 409, not an overwrite."""
+    try:
+        session.flush()
+    except StaleDataError as exc:
+        raise Conflict(f"segment {segment.id} was changed by someone else; reload it") from exc
+
+
+def update_segment(
+    session: Session,
+    *,
+    user: User,
+    segment: Segment,
+    changes: dict[str, Any],
+    expected_version: int | None,
+) -> Segment:
+    """Change a draft; `changes` holds only the fields the caller sent."""
+    check_version(segment, expected=expected_version)
+    _require_status(segment, SegmentStatus.draft, "changed")
+    before = snapshot(session, segment)
+    if "programme" in changes:
+        prog = stations.get_programme(
+            session, station_id=segment.station_id, code=changes["programme"]
+        )
+        segment.programme_id = prog.id
+    for field in EDITABLE_FIELDS:
+        if field in changes:
+            if field in ("title", "topic", "priority") and changes[field] is None:
+                raise Invalid(f"{field} cannot be null")
+            setattr(segment, field, changes[field])
+    if "village_ids" in changes:
+        villages = _check_villages(
+            session, station_id=segment.station_id, village_ids=changes["village_ids"] or []
+        )
+        _set_villages(session, segment, villages)
+    # Touch the row so its version moves even when only the villages changed.
+    segment.updated_at = clock.now()
+    _flush_versioned(session, segment)
+    audit.record(
+        session,
+        actor=user,
+        action="segment.update",
+        entity="segment",
+        entity_id=segment.id,
+        before=before,
+        after=snapshot(session, segment),
+    )
+    return segment
+
+
+def delete_segment(
+    session: Session, *, user: User, segment: Segment, expected_version: int | None
+) -> None:
+    """Delete a draft."""
+    check_version(segment, expected=expected_version, required=False)
+    _require_status(segment, SegmentStatus.draft, "deleted")
+    before = snapshot(session, segment)
+    segment_id = segment.id
+    session.delete(segment)
+    _flush_versioned(session, segment)
+    audit.record(
+        session,
+        actor=user,
+        action="segment.delete",
+        entity="segment",
+        entity_id=segment_id,
+        before=before,
+    )
+
+
+def _transition(
+    session: Session,
+    *,
+    user: User,
+    segment: Segment,
+    expected_version: int | None,
+    action: str,
+    apply: Any,
+) -> Segment:
+    check_version(segment, expected=expected_version, required=False)
+    before = snapshot(session, segment)
+    apply()
+    _flush_versioned(session, segment)
+    audit.record(
+        session,
+        actor=user,
+        action=f"segment.{action}",
+        entity="segment",
+        entity_id=segment.id,
+        before=before,
+        after=snapshot(session, segment),
+    )
+    return segment
+
+
+def submit_segment(
+    session: Session, *, user: User, segment: Segment, expected_version: int | None = None
+) -> Segment:
+    """draft → submitted: the editor hands it to the approver."""
+    _require_status(segment, SegmentStatus.draft, "submitted")
+    if not (segment.script and segment.script.strip()) and segment.audio_id is None:
+        raise Invalid(f"segment {segment.id} has neither a script nor audio; add one first")
+
+    def apply() -> None:
+        segment.status = SegmentStatus.submitted.value
+        segment.submitted_at = clock.now()
+        segment.rejection_reason = None
+
+    return _transition(
+        session,
+        user=user,
+        segment=segment,
+        expected_version=expected_version,
+        action="submit",
+        apply=apply,
+    )
+
+
+def approve_segment(
+    session: Session, *, user: User, segment: Segment, expected_version: int | None = None
+) -> Segment:
+    """submitted → approved."""
+    _require_status(segment, SegmentStatus.submitted, "approved")
+
+    def apply() -> None:
+        segment.status = SegmentStatus.approved.value
+        segment.approved_at = clock.now()
+        segment.approved_by_id = user.id
+
+    return _transition(
+        session,
+        user=user,
+        segment=segment,
+        expected_version=expected_version,
+        action="approve",
+        apply=apply,
+    )
+
+
+def reject_segment(
+    session: Session,
+    *,
+    user: User,
+    segment: Segment,
+    reason: str,
+    expected_version: int | None = None,
+) -> Segment:
+    """submitted → draft, with the approver's reason for the editor."""
+    _require_status(segment, SegmentStatus.submitted, "rejected")
+
+    def apply() -> None:
+        segment.status = SegmentStatus.draft.value
+        segment.rejection_reason = reason
+        segment.submitted_at = None
+
+    return _transition(
+        session,
+        user=user,
+        segment=segment,
+        expected_version=expected_version,
+        action="reject",
+        apply=apply,
+    )
+
+
+def to_out(session: Session, segment: Segment) -> SegmentOut:
+    """The API view of one segment."""
+    return to_out_many(session, [segment])[0]
+
+
+def to_out_many(session: Session, segments: Sequence[Segment]) -> list[SegmentOut]:
+    """API views of many segments with a fixed number of queries (no N+1)."""
+    if not segments:
+        return []
+    ids = [s.id for s in segments]
+    villages: dict[int, list[int]] = {i: [] for i in ids}
+    for seg_id, village_id in session.execute(
+        select(SegmentVillage.segment_id, SegmentVillage.village_id)
+        .where(SegmentVillage.segment_id.in_(ids))
+        .order_by(SegmentVillage.village_id)
+    ):
+        villages[seg_id].append(village_id)
+    codes: dict[int, str] = {
+        pid: code
+        for pid, code in session.execute(
+            select(Programme.id, Programme.code).where(
+                Programme.id.in_({s.programme_id for s in segments})
+            )
+        )
+    }
+    audio_ids = {s.audio_id for s in segments if s.audio_id is not None}
+    audio = {
+        a.id: a for a in session.scalars(select(AudioAsset).where(AudioAsset.id.in_(audio_ids)))
+    }
+    user_ids = {s.created_by_id for s in segments if s.created_by_id is not None}
+    names: dict[int, str] = {
+        uid: name
+        for uid, name in session.execute(
+            select(User.id, User.username).where(User.id.in_(user_ids))
+        )
+    }
+    out = []
+    for s in segments:
+        asset = audio.get(s.audio_id) if s.audio_id is not None else None
+        out.append(
+            SegmentOut(
+                id=s.id,
+                station_id=s.station_id,
+                programme=codes[s.programme_id],
+                title=s.title,
+                topic=s.topic,  # type: ignore[arg-type]
+                script=s.script,
+                target_month=s.target_month,
+                village_ids=villages[s.id],
+                priority=s.priority,  # type: ignore[arg-type]
+                status=s.status,  # type: ignore[arg-type]
+                rejection_reason=s.rejection_reason,
+                duration_ms=asset.duration_ms if asset else None,
+                loudness_lufs=asset.loudness_lufs if asset else None,
+                audio_sha256=asset.sha256 if asset else None,
+                created_by=names.get(s.created_by_id) if s.created_by_id else None,
+                created_at=s.created_at,
+                updated_at=s.updated_at,
+                submitted_at=s.submitted_at,
+                approved_at=s.approved_at,
+                version=s.version,
+            )
+        )
+    return out

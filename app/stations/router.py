@@ -1,0 +1,93 @@
+"""Stations, villages, programmes and devices."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from app.accounts.deps import AdminUser, SessionDep, ViewerUser
+from app.stations import service
+from app.stations.schemas import (
+    DeviceCreate,
+    DeviceCreated,
+    DeviceOut,
+    ProgrammeOut,
+    StationCreate,
+    StationOut,
+    VillageCreate,
+    VillageOut,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["stations"])
+
+
+@router.get("/stations", response_model=list[StationOut])
+def list_stations(session: SessionDep, user: ViewerUser) -> list[StationOut]:
+    return [StationOut.model_validate(s) for s in service.list_stations(session, user=user)]
+
+
+@router.post("/stations", response_model=StationOut, status_code=status.HTTP_201_CREATED)
+def create_station(session: SessionDep, admin: AdminUser, body: StationCreate) -> StationOut:
+    station = service.create_station(
+        session, name=body.name, timezone=body.timezone, hotline=body.hotline, actor=admin
+    )
+    return StationOut.model_validate(station)
+
+
+@router.get("/stations/{station_id}", response_model=StationOut)
+def get_station(session: SessionDep, user: ViewerUser, station_id: int) -> StationOut:
+    return StationOut.model_validate(service.get_station(session, station_id, user=user))
+
+
+@router.get("/stations/{station_id}/villages", response_model=list[VillageOut])
+def list_villages(session: SessionDep, user: ViewerUser, station_id: int) -> list[VillageOut]:
+    service.get_station(session, station_id, user=user)
+    return [
+        VillageOut.model_validate(v) for v in service.list_villages(session, station_id=station_id)
+    ]
+
+
+@router.post(
+    "/stations/{station_id}/villages",
+    response_model=VillageOut,
+    status_code=status.HTTP_201_CREATED,
+)
+def create_village(
+    session: SessionDep, admin: AdminUser, station_id: int, body: VillageCreate
+) -> VillageOut:
+    station = service.get_station(session, station_id)
+    village = service.create_village(
+        session, station=station, name=body.name, cadence=body.cadence, actor=admin
+    )
+    return VillageOut.model_validate(village)
+
+
+@router.get("/stations/{station_id}/programmes", response_model=list[ProgrammeOut])
+def list_programmes(session: SessionDep, user: ViewerUser, station_id: int) -> list[ProgrammeOut]:
+    service.get_station(session, station_id, user=user)
+    return [
+        ProgrammeOut.model_validate(p)
+        for p in service.list_programmes(session, station_id=station_id)
+    ]
+
+
+@router.post("/devices", response_model=DeviceCreated, status_code=status.HTTP_201_CREATED)
+def create_device(session: SessionDep, admin: AdminUser, body: DeviceCreate) -> DeviceCreated:
+    device, token = service.create_device(
+        session,
+        name=body.name,
+        station_id=body.station_id,
+        village_id=body.village_id,
+        actor=admin,
+    )
+    return DeviceCreated.model_validate(
+        {**DeviceOut.model_validate(device).model_dump(), "token": token}
+    )
+
+
+@router.get("/devices", response_model=list[DeviceOut])
+def list_devices(
+    session: SessionDep, admin: AdminUser, station_id: int | None = None
+) -> list[DeviceOut]:
+    return [
+        DeviceOut.model_validate(d) for d in service.list_devices(session, station_id=station_id)
+    ]

@@ -1,0 +1,104 @@
+"""API shapes for stations, villages, programmes and devices."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from app.text import Name
+
+
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r}") from exc
+    return value
+
+
+TimeZoneName = Annotated[str, StringConstraints(max_length=64), AfterValidator(_zone)]
+Phone = Annotated[str, StringConstraints(max_length=40, pattern=r"^[0-9 .+()-]{3,40}$")]
+
+
+class StationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    timezone: TimeZoneName = "Asia/Ho_Chi_Minh"
+    hotline: Phone | None = None
+
+
+class StationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    timezone: str
+    hotline: str | None
+    created_at: datetime
+
+
+class VillageCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    cadence: dict[str, Any] | None = Field(
+        default=None, description="overrides the village programme's weekly slot"
+    )
+
+
+class VillageOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    station_id: int
+    name: str
+    cadence: dict[str, Any] | None
+
+
+class ProgrammeOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    station_id: int
+    code: str
+    name: str
+    scope: str
+    cadence: dict[str, Any]
+    min_duration_ms: int
+    max_duration_ms: int
+
+    @property
+    def window_ms(self) -> list[int]:
+        return [self.min_duration_ms, self.max_duration_ms]
+
+
+class DeviceCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    station_id: int
+    village_id: int | None = None
+
+
+class DeviceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    station_id: int
+    village_id: int | None
+    is_active: bool
+    created_at: datetime
+    last_seen_at: datetime | None
+    last_playlist_at: datetime | None
+    last_played_at: datetime | None
+    agent_version: str | None
+    free_disk_bytes: int | None
+
+
+class DeviceCreated(DeviceOut):
+    token: str = Field(description="shown once; only its hash is kept")

@@ -1,0 +1,203 @@
+"""Stations, villages, programmes and devices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.accounts.models import Role, User
+from app.accounts.security import hash_device_token, new_device_token
+from app.audit import service as audit
+from app.errors import Conflict, Invalid, NotFound
+from app.schedule.cadence import parse_cadence
+from app.stations.models import Device, Programme, Station, Village
+
+CCHC = "cchc"
+VILLAGE_WEEKLY = "village-weekly"
+
+# The plan's rules as data (DESIGN.md): another commune or year changes numbers, not code.
+DEFAULT_PROGRAMMES: list[dict[str, Any]] = [
+    {
+        "code": CCHC,
+        "name": "Chuyên mục Cải cách hành chính",
+        "scope": "station",
+        # Once a month; the station's preferred slot: the third Saturday at 17:00.
+        "cadence": {"kind": "monthly", "week": 3, "weekday": 5, "time": "17:00"},
+        "min_duration_ms": 600_000,
+        "max_duration_ms": 900_000,
+    },
+    {
+        "code": VILLAGE_WEEKLY,
+        "name": "Tuyên truyền CCHC trên loa phát thanh các thôn",
+        "scope": "village",
+        # "Regularly through the year": one slot a week per village, Sunday 18:00.
+        "cadence": {"kind": "weekly", "weekdays": [6], "time": "18:00"},
+        "min_duration_ms": 60_000,
+        "max_duration_ms": 600_000,
+    },
+]
+
+
+def station_snapshot(station: Station) -> dict[str, Any]:
+    return {"name": station.name, "timezone": station.timezone, "hotline": station.hotline}
+
+
+def create_station(
+    session: Session,
+    *,
+    name: str,
+    timezone: str = "Asia/Ho_Chi_Minh",
+    hotline: str | None = None,
+    actor: User | None = None,
+) -> Station:
+    """A station with the default programmes; 409 when the name is taken."""
+    if session.scalar(select(Station.id).where(Station.name == name)) is not None:
+        raise Conflict(f"station {name!r} already exists")
+    station = Station(name=name, timezone=timezone, hotline=hotline)
+    session.add(station)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"station {name!r} already exists") from exc
+    for spec in DEFAULT_PROGRAMMES:
+        session.add(Programme(station_id=station.id, **spec))
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="station.create",
+        entity="station",
+        entity_id=station.id,
+        after=station_snapshot(station),
+    )
+    return station
+
+
+def get_station(session: Session, station_id: int, *, user: User | None = None) -> Station:
+    """The station, or 404 (also when a staff member belongs to another station)."""
+    station = session.get(Station, station_id)
+    if station is None or (user is not None and not can_see_station(user, station_id)):
+        raise NotFound(f"station {station_id} does not exist")
+    return station
+
+
+def can_see_station(user: User, station_id: int) -> bool:
+    return user.station_id is None or user.station_id == station_id or user.role == Role.admin
+
+
+def list_stations(session: Session, *, user: User) -> list[Station]:
+    stmt = select(Station).order_by(Station.id)
+    if user.station_id is not None and user.role != Role.admin:
+        stmt = stmt.where(Station.id == user.station_id)
+    return list(session.scalars(stmt))
+
+
+def create_village(
+    session: Session,
+    *,
+    station: Station,
+    name: str,
+    cadence: dict[str, Any] | None = None,
+    actor: User | None = None,
+) -> Village:
+    """A village of the station; 409 when the station already has one of that name."""
+    if cadence is not None:
+        try:
+            cadence = parse_cadence(cadence).model_dump(mode="json")
+        except ValueError as exc:
+            raise Invalid(str(exc)) from exc
+    exists = session.scalar(
+        select(Village.id).where(Village.station_id == station.id, Village.name == name)
+    )
+    if exists is not None:
+        raise Conflict(f"station {station.id} already has a village named {name!r}")
+    village = Village(station_id=station.id, name=name, cadence=cadence)
+    session.add(village)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"station {station.id} already has a village named {name!r}") from exc
+    audit.record(
+        session,
+        actor=actor,
+        action="village.create",
+        entity="village",
+        entity_id=village.id,
+        after={"station_id": station.id, "name": name, "cadence": cadence},
+    )
+    return village
+
+
+def list_villages(session: Session, *, station_id: int) -> list[Village]:
+    return list(
+        session.scalars(
+            select(Village).where(Village.station_id == station_id).order_by(Village.id)
+        )
+    )
+
+
+def get_programme(session: Session, *, station_id: int, code: str) -> Programme:
+    """The station's programme by code; 422 naming the known codes when there is none."""
+    programme = session.scalar(
+        select(Programme).where(Programme.station_id == station_id, Programme.code == code)
+    )
+    if programme is None:
+        known = session.scalars(
+            select(Programme.code)
+            .where(Programme.station_id == station_id)
+            .order_by(Programme.code)
+        ).all()
+        raise Invalid(f"unknown programme {code!r}; this station has: {', '.join(known) or 'none'}")
+    return programme
+
+
+def list_programmes(session: Session, *, station_id: int) -> list[Programme]:
+    return list(
+        session.scalars(
+            select(Programme).where(Programme.station_id == station_id).order_by(Programme.id)
+        )
+    )
+
+
+def create_device(
+    session: Session,
+    *,
+    name: str,
+    station_id: int,
+    village_id: int | None = None,
+    actor: User | None = None,
+) -> tuple[Device, str]:
+    """A playout device and its token (returned once, stored hashed)."""
+    if session.get(Station, station_id) is None:
+        raise NotFound(f"station {station_id} does not exist")
+    if village_id is not None:
+        village = session.get(Village, village_id)
+        if village is None or village.station_id != station_id:
+            raise NotFound(f"village {village_id} does not exist in station {station_id}")
+    token = new_device_token()
+    device = Device(
+        name=name, station_id=station_id, village_id=village_id, token_hash=hash_device_token(token)
+    )
+    session.add(device)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="device.create",
+        entity="device",
+        entity_id=device.id,
+        after={"name": name, "station_id": station_id, "village_id": village_id},
+    )
+    return device, token
+
+
+def list_devices(session: Session, *, station_id: int | None = None) -> list[Device]:
+    stmt = select(Device).order_by(Device.id)
+    if station_id is not None:
+        stmt = stmt.where(Device.station_id == station_id)
+    return list(session.scalars(stmt))
