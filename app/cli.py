@@ -47,10 +47,10 @@ def migrate() -> None:
 @app.command("seed-demo")
 def seed_demo() -> None:
     """Load Xuân Phúc commune (station, villages, programmes, admin). Idempotent."""
-    from app.db import session_scope
+    from app.db import unit_of_work
     from app.demo import seed_demo as run
 
-    for session in session_scope():
+    with unit_of_work() as session:
         result = run(session)
     for line in result.created:
         typer.echo(f"created {line}")
@@ -68,7 +68,7 @@ def user_add(
 ) -> None:
     """Add a user; the password comes from LOAXA_PASSWORD or a prompt."""
     from app.accounts import service
-    from app.db import session_scope
+    from app.db import unit_of_work
     from app.errors import LoaxaError
 
     password = os.environ.get("LOAXA_PASSWORD") or typer.prompt(
@@ -78,7 +78,7 @@ def user_add(
         typer.echo("error: the password must have at least 8 characters", err=True)
         raise typer.Exit(2)
     try:
-        for session in session_scope():
+        with unit_of_work() as session:
             user = service.create_user(
                 session, username=name, password=password, role=role, station_id=station
             )
@@ -96,12 +96,12 @@ def device_add(
     village: Annotated[int | None, typer.Option(help="village id")] = None,
 ) -> None:
     """Register a playout PC and print its token once."""
-    from app.db import session_scope
+    from app.db import unit_of_work
     from app.errors import LoaxaError
     from app.stations import service
 
     try:
-        for session in session_scope():
+        with unit_of_work() as session:
             device, token = service.create_device(
                 session, name=name, station_id=station, village_id=village
             )

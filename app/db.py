@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -95,7 +96,8 @@ def get_sessionmaker() -> sessionmaker[Session]:
     return sessionmaker(bind=get_engine(), expire_on_commit=False)
 
 
-def session_scope(*, write: bool = True) -> Iterator[Session]:
+@contextmanager
+def unit_of_work(*, write: bool = True) -> Iterator[Session]:
     """One unit of work: commit when the block succeeds, roll back when it raises."""
     session = get_sessionmaker()()
     if write and session.get_bind().dialect.name == "sqlite":
@@ -115,4 +117,5 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 def get_session(request: Request) -> Iterator[Session]:
     """FastAPI dependency: the request's unit of work (the only place that commits)."""
-    yield from session_scope(write=request.method not in SAFE_METHODS)
+    with unit_of_work(write=request.method not in SAFE_METHODS) as session:
+        yield session

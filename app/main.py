@@ -6,9 +6,11 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.accounts.router import router as accounts_router
+from app.audio.router import router as audio_router
 from app.audit.router import router as audit_router
 from app.errors import install_handlers
 from app.health import router as health_router
+from app.schedule.router import router as schedule_router
 from app.segments.router import router as segments_router
 from app.stations.router import router as stations_router
 
@@ -26,6 +28,8 @@ def create_app() -> FastAPI:
         accounts_router,
         stations_router,
         segments_router,
+        audio_router,
+        schedule_router,
         audit_router,
     ):
         app.include_router(router)

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.accounts import service as accounts
 from app.accounts.models import Role, User
-from app.db import session_scope
+from app.db import unit_of_work
 from app.stations import service as stations
 from app.stations.models import Station
 
@@ -18,7 +18,7 @@ PASSWORD = "mật-khẩu-đủ-dài"
 
 def make_station(name: str = "Xuân Phúc", villages: int = 3) -> dict[str, Any]:
     """A committed station with villages; returns plain ids."""
-    for session in session_scope():
+    with unit_of_work() as session:
         station = stations.create_station(session, name=name, hotline="0237 3868 115")
         village_ids = [
             stations.create_village(session, station=station, name=f"Thôn {n}").id
@@ -29,7 +29,7 @@ def make_station(name: str = "Xuân Phúc", villages: int = 3) -> dict[str, Any]
 
 
 def make_user(username: str, role: Role, station_id: int | None = None) -> int:
-    for session in session_scope():
+    with unit_of_work() as session:
         user = accounts.create_user(
             session, username=username, password=PASSWORD, role=role, station_id=station_id
         )

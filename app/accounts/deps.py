@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.accounts.models import Role, User
 from app.accounts.security import DEVICE_TOKEN_PREFIX, decode_access_token, hash_device_token
-from app.db import get_session
+from app.db import get_session, unit_of_work
 from app.errors import Forbidden, Unauthorized
 from app.stations.models import Device
 
@@ -24,8 +24,15 @@ oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=F
 TokenDep = Annotated[str | None, Depends(oauth2_scheme)]
 
 
-def current_user(session: SessionDep, token: TokenDep) -> User:
+def current_user(token: TokenDep) -> User:
     """The signed-in user; 401 without a valid token."""
+    # A short read of its own: the request's unit of work (and on SQLite its write lock)
+    # is not opened just to check who is calling.
+    with unit_of_work(write=False) as session:
+        return _user_for_token(session, token)
+
+
+def _user_for_token(session: Session, token: str | None) -> User:
     if not token:
         raise Unauthorized("not authenticated: send 'Authorization: Bearer <token>'")
     if token.startswith(DEVICE_TOKEN_PREFIX):
@@ -36,6 +43,7 @@ def current_user(session: SessionDep, token: TokenDep) -> User:
     user = session.get(User, int(claims["sub"]))
     if user is None or not user.is_active:
         raise Unauthorized("the token's user no longer exists or is disabled")
+    session.expunge(user)
     return user
 
 
@@ -59,8 +67,13 @@ ApproverUser = Annotated[User, Depends(require_role(Role.approver))]
 AdminUser = Annotated[User, Depends(require_role(Role.admin))]
 
 
-def current_device(session: SessionDep, token: TokenDep) -> Device:
+def current_device(token: TokenDep) -> Device:
     """The calling playout PC; 401 without a valid device token."""
+    with unit_of_work(write=False) as session:
+        return _device_for_token(session, token)
+
+
+def _device_for_token(session: Session, token: str | None) -> Device:
     if not token:
         raise Unauthorized("not authenticated: send 'Authorization: Bearer <device token>'")
     if not token.startswith(DEVICE_TOKEN_PREFIX):
@@ -68,17 +81,18 @@ def current_device(session: SessionDep, token: TokenDep) -> Device:
     device = session.scalar(select(Device).where(Device.token_hash == hash_device_token(token)))
     if device is None or not device.is_active:
         raise Unauthorized("unknown or disabled device token")
+    session.expunge(device)
     return device
 
 
 CurrentDevice = Annotated[Device, Depends(current_device)]
 
 
-def current_principal(session: SessionDep, token: TokenDep) -> User | Device:
+def current_principal(token: TokenDep) -> User | Device:
     """Either a staff user or a device (endpoints both may call, such as audio)."""
     if token and token.startswith(DEVICE_TOKEN_PREFIX):
-        return current_device(session, token)
-    return current_user(session, token)
+        return current_device(token)
+    return current_user(token)
 
 
 CurrentPrincipal = Annotated[User | Device, Depends(current_principal)]

@@ -184,7 +184,7 @@ def _require_status(segment: Segment, allowed: SegmentStatus, doing: str) -> Non
         )
 
 
-def _flush_versioned(session: Session, segment: Segment) -> None:
+def flush_versioned(session: Session, segment: Segment) -> None:
     """Flush; a concurrent writer that got there first turns into 409, not an overwrite."""
     try:
         session.flush()
@@ -221,7 +221,7 @@ def update_segment(
         _set_villages(session, segment, villages)
     # Touch the row so its version moves even when only the villages changed.
     segment.updated_at = clock.now()
-    _flush_versioned(session, segment)
+    flush_versioned(session, segment)
     audit.record(
         session,
         actor=user,
@@ -243,7 +243,7 @@ def delete_segment(
     before = snapshot(session, segment)
     segment_id = segment.id
     session.delete(segment)
-    _flush_versioned(session, segment)
+    flush_versioned(session, segment)
     audit.record(
         session,
         actor=user,
@@ -266,7 +266,7 @@ def _transition(
     check_version(segment, expected=expected_version, required=False)
     before = snapshot(session, segment)
     apply()
-    _flush_versioned(session, segment)
+    flush_versioned(session, segment)
     audit.record(
         session,
         actor=user,

@@ -1,0 +1,84 @@
+"""Audio upload (a segment's recording) and download (by sha256)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
+
+from app.accounts.deps import CurrentPrincipal, EditorUser
+from app.audio import access, service
+from app.audio.upload import receive_file
+from app.config import get_settings
+from app.db import unit_of_work
+from app.errors import NotFound
+from app.segments import service as segments
+from app.segments.router import etag, parse_if_match
+from app.segments.schemas import SegmentOut
+
+router = APIRouter(prefix="/api/v1", tags=["audio"])
+
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@router.put("/segments/{segment_id}/audio", response_model=SegmentOut)
+async def upload_audio(
+    request: Request,
+    user: EditorUser,
+    segment_id: int,
+    if_match: Annotated[str | None, Header()] = None,
+) -> SegmentOut:
+    """Multipart `file`: MP3, WAV, OGG/Opus, M4A/AAC or FLAC, measured and normalised."""
+    settings = get_settings()
+    expected = parse_if_match(if_match)
+    received = await receive_file(
+        request, field="file", dest_dir=service.work_dir(), max_bytes=settings.max_upload_bytes
+    )
+    try:
+        # Decoding and encoding take seconds: off the event loop.
+        await run_in_threadpool(
+            service.attach_upload,
+            segment_id=segment_id,
+            user=user,
+            upload=received.path,
+            filename=received.filename,
+            expected_version=expected,
+        )
+    finally:
+        received.path.unlink(missing_ok=True)
+    return await run_in_threadpool(_segment_out, segment_id, user)
+
+
+def _segment_out(segment_id: int, user: object) -> SegmentOut:
+    with unit_of_work(write=False) as session:
+        return segments.to_out(session, segments.get_segment(session, segment_id, user=user))  # type: ignore[arg-type]
+
+
+@router.get("/audio/{sha256}")
+def download_audio(principal: CurrentPrincipal, sha256: str) -> FileResponse:
+    """The playout file; supports Range requests (resumable downloads) and ETag."""
+    if not SHA256.match(sha256):
+        raise NotFound("no audio with that sha256")
+    with unit_of_work(write=False) as session:
+        access.check_can_fetch(session, principal, sha256)
+    path: Path = service.store().path_for(sha256)
+    if not path.is_file():
+        raise NotFound("no audio with that sha256")
+    return FileResponse(
+        path,
+        media_type="audio/mpeg",
+        filename=f"{sha256}.mp3",
+        headers={
+            "ETag": f'"{sha256}"',
+            "X-Content-SHA256": sha256,
+            # Content-addressed: the bytes behind this URL never change.
+            "Cache-Control": "private, max-age=31536000, immutable",
+        },
+    )
+
+
+__all__ = ["etag", "router"]

@@ -1,0 +1,179 @@
+"""Audio assets: the upload flow, template metadata, and the asset table."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.accounts.models import User
+from app.audio import pipeline
+from app.audio.models import AudioAsset
+from app.audio.storage import AudioStore, sha256_file
+from app.audio.templates import DEFAULT_TEMPLATES_DIR, template_paths
+from app.audit import service as audit
+from app.config import get_settings
+from app.db import unit_of_work
+from app.errors import Conflict, Invalid, PreconditionFailed
+from app.segments import service as segments
+from app.segments.models import Segment, SegmentStatus
+
+
+def store() -> AudioStore:
+    """The content-addressed store under the data directory."""
+    return AudioStore(get_settings().audio_dir)
+
+
+def work_dir() -> Path:
+    """Scratch space on the same filesystem as the store, so finished files move atomically."""
+    path = get_settings().data_dir / "tmp"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def register_asset(session: Session, *, sha256: str, **fields: object) -> AudioAsset:
+    """The asset row for this content, created once (identical audio is stored once)."""
+    asset = session.scalar(select(AudioAsset).where(AudioAsset.sha256 == sha256))
+    if asset is not None:
+        return asset
+    asset = AudioAsset(sha256=sha256, **fields)
+    session.add(asset)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        # Another request registered the same content first: use its row.
+        asset = session.scalars(select(AudioAsset).where(AudioAsset.sha256 == sha256)).one()
+    return asset
+
+
+@dataclass(frozen=True)
+class TemplateAudio:
+    path: Path
+    sha256: str
+    duration_ms: int
+
+
+@lru_cache(maxsize=32)
+def _template_audio(path: Path, mtime_ns: int) -> TemplateAudio:
+    return TemplateAudio(path, sha256_file(path), pipeline.probe_duration_ms(path))
+
+
+def programme_templates(
+    code: str, templates_dir: Path = DEFAULT_TEMPLATES_DIR
+) -> tuple[TemplateAudio | None, TemplateAudio | None]:
+    """Intro and outro of a programme, measured once per file version."""
+    try:
+        intro, outro = template_paths(code, templates_dir)
+    except (FileNotFoundError, ValueError):
+        return None, None
+    return tuple(  # type: ignore[return-value]
+        _template_audio(p, p.stat().st_mtime_ns) if p else None for p in (intro, outro)
+    )
+
+
+def attach_upload(
+    *,
+    segment_id: int,
+    user: User,
+    upload: Path,
+    filename: str | None,
+    expected_version: int | None,
+) -> int:
+    """Ingest an uploaded file and make it the segment's audio; returns the segment id.
+
+    The heavy part (decode, measure, normalise, encode) runs with no transaction open;
+    the segment is then updated only if nobody changed it meanwhile. On any failure the
+    segment is unchanged and no file is left behind.
+    """
+    settings = get_settings()
+    with unit_of_work(write=False) as session:
+        segment = segments.get_segment(session, segment_id, user=user)
+        _check_editable(segment, expected_version)
+        version = segment.version
+    scratch = Path(tempfile.mkdtemp(prefix="ingest-", dir=work_dir()))
+    try:
+        try:
+            result = pipeline.ingest(
+                upload,
+                work_dir=scratch,
+                target_lufs=settings.target_lufs,
+                max_peak_dbfs=settings.max_peak_dbfs,
+                min_ms=settings.min_audio_ms,
+                max_ms=settings.max_audio_ms,
+            )
+        except pipeline.AudioRejected as exc:
+            raise Invalid(str(exc)) from exc
+        audio_store = store()
+        source_ext = _source_ext(filename, result.source_format)
+        source_sha = audio_store.put(upload, ext=source_ext)
+        sha = audio_store.put(result.playout_path)
+        with unit_of_work() as session:
+            segment = segments.get_segment(session, segment_id, user=user, for_update=True)
+            _check_editable(segment, version)
+            before = segments.snapshot(session, segment)
+            asset = register_asset(
+                session,
+                sha256=sha,
+                duration_ms=result.duration_ms,
+                loudness_lufs=round(result.loudness_lufs, 2),
+                peak_dbfs=round(result.peak_dbfs, 2),
+                size_bytes=audio_store.path_for(sha).stat().st_size,
+                source_sha256=source_sha,
+                source_format=result.source_format,
+                source_loudness_lufs=round(result.source_loudness_lufs, 2),
+                origin="upload",
+            )
+            segment.audio_id = asset.id
+            segments.flush_versioned(session, segment)
+            audit.record(
+                session,
+                actor=user,
+                action="segment.audio",
+                entity="segment",
+                entity_id=segment.id,
+                before=before,
+                after=segments.snapshot(session, segment),
+            )
+        return segment_id
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _check_editable(segment: Segment, expected_version: int | None) -> None:
+    if expected_version is not None and expected_version != segment.version:
+        raise PreconditionFailed(
+            f"segment {segment.id} has changed (version {segment.version}); reload it"
+        )
+    if segment.status != SegmentStatus.draft.value:
+        raise Conflict(
+            f"segment {segment.id} is {segment.status}; audio can only be changed on a draft"
+        )
+
+
+_EXT_BY_FORMAT = {
+    "mp3": "mp3",
+    "wav": "wav",
+    "ogg": "ogg",
+    "flac": "flac",
+    "mp4": "m4a",
+    "m4a": "m4a",
+    "mov": "m4a",
+    "aac": "aac",
+    "webm": "webm",
+    "matroska": "mka",
+}
+
+
+def _source_ext(filename: str | None, source_format: str) -> str:
+    container = source_format.split("/", 1)[0].split(",", 1)[0]
+    if container in _EXT_BY_FORMAT:
+        return _EXT_BY_FORMAT[container]
+    suffix = Path(filename or "").suffix.lower().lstrip(".")
+    return suffix if suffix.isalnum() and 1 <= len(suffix) <= 5 else "bin"

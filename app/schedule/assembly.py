@@ -1,0 +1,191 @@
+"""Rundown view and assembly: intro, segments, outro → one master file inside the window."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from app import clock
+from app.accounts.models import User
+from app.audio import pipeline
+from app.audio import service as audio
+from app.audit import service as audit
+from app.config import get_settings
+from app.db import unit_of_work
+from app.errors import Conflict, Invalid
+from app.schedule import service
+from app.schedule.models import Broadcast, BroadcastStatus
+from app.schedule.schemas import CueOut, RundownItemOut, RundownOut
+from app.stations.models import Programme
+
+
+def planned_items(
+    session: Session, broadcast: Broadcast, programme: Programme
+) -> list[service.PlannedItem]:
+    """Intro, the rundown's segments, outro: what the master will contain, in order."""
+    intro, outro = audio.programme_templates(programme.code)
+    items: list[service.PlannedItem] = []
+    if intro:
+        items.append(
+            service.PlannedItem("intro", "intro", None, intro.sha256, intro.duration_ms, intro.path)
+        )
+    items.extend(service.segment_items(session, broadcast.id))
+    if outro:
+        items.append(
+            service.PlannedItem("outro", "outro", None, outro.sha256, outro.duration_ms, outro.path)
+        )
+    return items
+
+
+def _gap_ms() -> int:
+    return get_settings().assembly_gap_ms
+
+
+def _crossfade_ms() -> int:
+    return get_settings().assembly_crossfade_ms
+
+
+def total_ms(items: list[service.PlannedItem]) -> int:
+    if not items:
+        return 0
+    return pipeline.planned_total_ms(
+        [i.duration_ms for i in items], gap_ms=_gap_ms(), crossfade_ms=_crossfade_ms()
+    )
+
+
+def master_key(items: list[service.PlannedItem]) -> str:
+    """Identifies what a master is rendered from: same key, same file."""
+    settings = get_settings()
+    spec = {
+        "items": [i.sha256 for i in items],
+        "gap_ms": settings.assembly_gap_ms,
+        "crossfade_ms": settings.assembly_crossfade_ms,
+        "target_lufs": settings.target_lufs,
+        "max_peak_dbfs": settings.max_peak_dbfs,
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def rundown_view(session: Session, broadcast: Broadcast) -> RundownOut:
+    """The rundown with exact durations, the total and whether it fits the window."""
+    programme = session.get_one(Programme, broadcast.programme_id)
+    items = planned_items(session, broadcast, programme)
+    total = total_ms(items)
+    window = (programme.min_duration_ms, programme.max_duration_ms)
+    has_segments = any(i.kind == "segment" for i in items)
+    problem = (
+        service.window_problem(total, window, items, _gap_ms())
+        if has_segments
+        else "the rundown has no segments yet"
+    )
+    return RundownOut(
+        broadcast_id=broadcast.id,
+        programme=programme.code,
+        items=[
+            RundownItemOut(
+                position=n,
+                kind=i.kind,
+                segment_id=i.segment_id,
+                title=i.label,
+                duration_ms=i.duration_ms,
+                audio_sha256=i.sha256,
+            )
+            for n, i in enumerate(items)
+        ],
+        gap_ms=_gap_ms(),
+        total_ms=total,
+        window_ms=window,
+        compliant=problem is None,
+        problem=problem,
+        master_sha256=broadcast.master_sha256,
+        master_duration_ms=broadcast.master_duration_ms,
+        cue_sheet=[CueOut(**c) for c in broadcast.cue_sheet] if broadcast.cue_sheet else None,
+    )
+
+
+def assemble_broadcast(broadcast_id: int, *, actor_id: int | None = None) -> RundownOut:
+    """Render and store the master; reuse it when the rundown has not changed.
+
+    Reads the plan in one short transaction, renders with none open, then records the
+    result only if the rundown is still the one that was rendered.
+    """
+    with unit_of_work(write=False) as session:
+        actor = session.get(User, actor_id) if actor_id else None
+        broadcast = service.get_broadcast(session, broadcast_id, user=actor)
+        if broadcast.status not in service.ACTIVE:
+            raise Conflict(
+                f"broadcast {broadcast.id} is {broadcast.status}; it cannot be assembled"
+            )
+        view = rundown_view(session, broadcast)
+        if not view.compliant:
+            raise Invalid(f"broadcast {broadcast.id} cannot be assembled: {view.problem}")
+        programme = session.get_one(Programme, broadcast.programme_id)
+        items = planned_items(session, broadcast, programme)
+        key = master_key(items)
+        if (
+            broadcast.master_key == key
+            and broadcast.master_sha256
+            and audio.store().exists(broadcast.master_sha256)
+        ):
+            return view
+    store = audio.store()
+    sources = [(i.label, i.path or store.path_for(i.sha256 or "")) for i in items]
+    scratch = Path(tempfile.mkdtemp(prefix="assemble-", dir=audio.work_dir()))
+    try:
+        settings = get_settings()
+        result = pipeline.assemble(
+            sources,
+            out_path=scratch / "master.mp3",
+            gap_ms=settings.assembly_gap_ms,
+            crossfade_ms=settings.assembly_crossfade_ms,
+            target_lufs=settings.target_lufs,
+            max_peak_dbfs=settings.max_peak_dbfs,
+        )
+        sha = store.put(result.path)
+        size = store.path_for(sha).stat().st_size
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    with unit_of_work() as session:
+        actor = session.get(User, actor_id) if actor_id else None
+        broadcast = service.get_broadcast(session, broadcast_id, for_update=True)
+        programme = session.get_one(Programme, broadcast.programme_id)
+        if master_key(planned_items(session, broadcast, programme)) != key:
+            raise Conflict(
+                f"the rundown of broadcast {broadcast_id} changed while it was being assembled; "
+                "assemble it again"
+            )
+        before = service.snapshot(broadcast, programme)
+        audio.register_asset(
+            session,
+            sha256=sha,
+            duration_ms=result.duration_ms,
+            loudness_lufs=round(result.loudness_lufs, 2),
+            peak_dbfs=round(result.peak_dbfs, 2),
+            size_bytes=size,
+            origin="assembly",
+        )
+        broadcast.master_sha256 = sha
+        broadcast.master_duration_ms = result.duration_ms
+        broadcast.master_key = key
+        broadcast.cue_sheet = [
+            {"label": c.label, "offset_ms": c.offset_ms, "duration_ms": c.duration_ms}
+            for c in result.cues
+        ]
+        broadcast.assembled_at = clock.now()
+        broadcast.status = BroadcastStatus.assembled.value
+        service.flush_versioned(session, broadcast)
+        audit.record(
+            session,
+            actor=actor,
+            action="broadcast.assemble",
+            entity="broadcast",
+            entity_id=broadcast.id,
+            before=before,
+            after=service.snapshot(broadcast, programme),
+        )
+        return rundown_view(session, broadcast)

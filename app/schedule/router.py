@@ -1,0 +1,163 @@
+"""Broadcast and rundown endpoints."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Query, Response, status
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.accounts.deps import ApproverUser, SessionDep, ViewerUser
+from app.pagination import Page, PageDep, paginate
+from app.schedule import assembly, service
+from app.schedule.models import Broadcast
+from app.schedule.schemas import (
+    BroadcastCreate,
+    BroadcastMove,
+    BroadcastOut,
+    RundownOut,
+    RundownSet,
+)
+from app.segments.schemas import Month
+from app.stations.models import Programme, Station
+
+router = APIRouter(prefix="/api/v1/broadcasts", tags=["broadcasts"])
+
+
+def to_out_many(session: Session, broadcasts: list[Broadcast]) -> list[BroadcastOut]:
+    codes = {
+        pid: code
+        for pid, code in session.execute(
+            select(Programme.id, Programme.code).where(
+                Programme.id.in_({b.programme_id for b in broadcasts})
+            )
+        )
+    }
+    zones = {
+        sid: ZoneInfo(tz)
+        for sid, tz in session.execute(
+            select(Station.id, Station.timezone).where(
+                Station.id.in_({b.station_id for b in broadcasts})
+            )
+        )
+    }
+    return [
+        BroadcastOut(
+            id=b.id,
+            station_id=b.station_id,
+            programme=codes[b.programme_id],
+            village_id=b.village_id,
+            starts_at=b.starts_at.astimezone(UTC),
+            starts_at_local=b.starts_at.astimezone(zones[b.station_id]),
+            local_month=b.local_month,
+            status=b.status,  # type: ignore[arg-type]
+            priority=b.priority,
+            master_sha256=b.master_sha256,
+            master_duration_ms=b.master_duration_ms,
+            assembled_at=b.assembled_at,
+            version=b.version,
+        )
+        for b in broadcasts
+    ]
+
+
+def to_out(session: Session, broadcast: Broadcast) -> BroadcastOut:
+    return to_out_many(session, [broadcast])[0]
+
+
+@router.get("", response_model=Page[BroadcastOut])
+def list_broadcasts(
+    session: SessionDep,
+    user: ViewerUser,
+    page: PageDep,
+    programme: Annotated[str | None, Query(max_length=40)] = None,
+    year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+    month: Month | None = None,
+    station_id: int | None = None,
+    village_id: int | None = None,
+) -> Page[BroadcastOut]:
+    """Broadcasts in time order (a year of a programme, or a month)."""
+    stmt = service.list_query(
+        user=user,
+        station_id=station_id,
+        programme=programme,
+        year=year,
+        month=month,
+        village_id=village_id,
+    )
+    rows, total = paginate(session, stmt, page)
+    return Page(items=to_out_many(session, rows), total=total, limit=page.limit, offset=page.offset)
+
+
+@router.post("", response_model=BroadcastOut, status_code=status.HTTP_201_CREATED)
+def create_broadcast(
+    session: SessionDep, user: ApproverUser, body: BroadcastCreate, response: Response
+) -> BroadcastOut:
+    broadcast = service.create_broadcast(
+        session,
+        station_id=body.station_id,
+        programme_code=body.programme,
+        starts_at=body.starts_at,
+        village_id=body.village_id,
+        actor=user,
+    )
+    response.headers["Location"] = f"/api/v1/broadcasts/{broadcast.id}"
+    return to_out(session, broadcast)
+
+
+@router.get("/{broadcast_id}", response_model=BroadcastOut)
+def get_broadcast(session: SessionDep, user: ViewerUser, broadcast_id: int) -> BroadcastOut:
+    return to_out(session, service.get_broadcast(session, broadcast_id, user=user))
+
+
+@router.patch("/{broadcast_id}", response_model=BroadcastOut)
+def move_broadcast(
+    session: SessionDep, user: ApproverUser, broadcast_id: int, body: BroadcastMove
+) -> BroadcastOut:
+    """Move a broadcast (a CCHC broadcast within its local month)."""
+    broadcast = service.get_broadcast(session, broadcast_id, user=user, for_update=True)
+    service.move_broadcast(
+        session,
+        broadcast=broadcast,
+        starts_at=body.starts_at,
+        expected_version=body.version,
+        actor=user,
+    )
+    return to_out(session, broadcast)
+
+
+@router.delete("/{broadcast_id}", response_model=BroadcastOut)
+def cancel_broadcast(session: SessionDep, user: ApproverUser, broadcast_id: int) -> BroadcastOut:
+    """Cancel: the broadcast stays on record as cancelled and leaves the playlists."""
+    broadcast = service.get_broadcast(session, broadcast_id, user=user, for_update=True)
+    service.cancel_broadcast(session, broadcast=broadcast, actor=user)
+    return to_out(session, broadcast)
+
+
+@router.get("/{broadcast_id}/rundown", response_model=RundownOut)
+def get_rundown(session: SessionDep, user: ViewerUser, broadcast_id: int) -> RundownOut:
+    broadcast = service.get_broadcast(session, broadcast_id, user=user)
+    return assembly.rundown_view(session, broadcast)
+
+
+@router.put("/{broadcast_id}/rundown", response_model=RundownOut)
+def set_rundown(
+    session: SessionDep, user: ApproverUser, broadcast_id: int, body: RundownSet
+) -> RundownOut:
+    """Set the segments and their order (approved segments with audio only)."""
+    broadcast = service.get_broadcast(session, broadcast_id, user=user, for_update=True)
+    service.set_rundown(session, broadcast=broadcast, segment_ids=body.segment_ids, actor=user)
+    return assembly.rundown_view(session, broadcast)
+
+
+@router.post("/{broadcast_id}/assemble", response_model=RundownOut)
+def assemble(user: ApproverUser, broadcast_id: int) -> RundownOut:
+    """Render the master file; 422 naming the shortfall or excess when outside the window.
+
+    A plain `def`: rendering runs in the thread pool, never on the event loop, and holds
+    no database transaction while it renders.
+    """
+    return assembly.assemble_broadcast(broadcast_id, actor_id=user.id)

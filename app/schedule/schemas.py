@@ -1,0 +1,83 @@
+"""API shapes for broadcasts and rundowns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from app.schedule.models import BroadcastStatus
+
+
+def _unique(ids: list[int]) -> list[int]:
+    if len(set(ids)) != len(ids):
+        raise ValueError("a segment can appear only once in a rundown")
+    return ids
+
+
+class BroadcastCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    programme: Annotated[str, Field(min_length=1, max_length=40)]
+    station_id: int
+    starts_at: AwareDatetime = Field(description="ISO 8601 with offset")
+    village_id: int | None = None
+
+
+class BroadcastMove(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    starts_at: AwareDatetime
+    version: int | None = None
+
+
+class BroadcastOut(BaseModel):
+    id: int
+    station_id: int
+    programme: str
+    village_id: int | None
+    starts_at: datetime = Field(description="UTC")
+    starts_at_local: datetime = Field(description="the same instant in the station's time zone")
+    local_month: str
+    status: BroadcastStatus
+    priority: str
+    master_sha256: str | None
+    master_duration_ms: int | None
+    assembled_at: datetime | None
+    version: int
+
+
+class RundownSet(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    segment_ids: Annotated[list[int], Field(max_length=200), AfterValidator(_unique)]
+
+
+class RundownItemOut(BaseModel):
+    position: int
+    kind: str  # "intro", "segment", "outro"
+    segment_id: int | None
+    title: str
+    duration_ms: int | None
+    audio_sha256: str | None
+
+
+class CueOut(BaseModel):
+    label: str
+    offset_ms: int
+    duration_ms: int
+
+
+class RundownOut(BaseModel):
+    broadcast_id: int
+    programme: str
+    items: list[RundownItemOut]
+    gap_ms: int
+    total_ms: int
+    window_ms: tuple[int, int]
+    compliant: bool
+    problem: str | None
+    master_sha256: str | None
+    master_duration_ms: int | None
+    cue_sheet: list[CueOut] | None

@@ -1,0 +1,396 @@
+"""Broadcasts and their rundowns: create, move, cancel, set the rundown, check the window."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Select, delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from app.accounts.models import Role, User
+from app.audio.models import AudioAsset
+from app.audit import service as audit
+from app.errors import Conflict, Invalid, NotFound, PreconditionFailed
+from app.schedule.cadence import local_month, move_within_month, parse_month
+from app.schedule.models import Broadcast, BroadcastStatus, RundownItem
+from app.segments.models import Segment, SegmentStatus
+from app.stations import service as stations
+from app.stations.models import Programme, Station, Village
+
+ACTIVE = (BroadcastStatus.planned.value, BroadcastStatus.assembled.value)
+
+
+def station_zone(station: Station) -> ZoneInfo:
+    return ZoneInfo(station.timezone)
+
+
+def period_key(
+    programme: Programme, starts_at: datetime, village_id: int | None, tz: ZoneInfo
+) -> str:
+    """What "once per period" means for this programme: the local month, or the village slot."""
+    if programme.cadence.get("kind") == "monthly":
+        return local_month(starts_at, tz)
+    local = starts_at.astimezone(tz).strftime("%Y-%m-%dT%H:%M")
+    return f"v{village_id}:{local}"
+
+
+def describe_local(dt: datetime, tz: ZoneInfo) -> str:
+    return dt.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+def _scope_check(
+    session: Session, programme: Programme, station_id: int, village_id: int | None
+) -> None:
+    if programme.scope == "station" and village_id is not None:
+        raise Invalid(f"programme {programme.code} airs on the station, not on a village")
+    if programme.scope == "village":
+        if village_id is None:
+            raise Invalid(f"programme {programme.code} airs in a village: village_id is required")
+        village = session.get(Village, village_id)
+        if village is None or village.station_id != station_id:
+            raise Invalid(f"unknown village id for station {station_id}: {village_id}")
+
+
+def existing_for_period(
+    session: Session, *, station_id: int, programme_id: int, key: str
+) -> Broadcast | None:
+    return session.scalar(
+        select(Broadcast).where(
+            Broadcast.station_id == station_id,
+            Broadcast.programme_id == programme_id,
+            Broadcast.period_key == key,
+            Broadcast.status != BroadcastStatus.cancelled.value,
+        )
+    )
+
+
+def _period_taken(
+    programme: Programme, key: str, other: Broadcast | None, tz: ZoneInfo
+) -> Conflict:
+    if programme.cadence.get("kind") == "monthly":
+        what = f"already has its {programme.code} broadcast for {key}"
+    else:
+        what = f"already has a {programme.code} broadcast in that slot"
+    where = f" (broadcast {other.id} at {describe_local(other.starts_at, tz)})" if other else ""
+    return Conflict(f"station {programme.station_id} {what}{where}")
+
+
+def create_broadcast(
+    session: Session,
+    *,
+    station_id: int,
+    programme_code: str,
+    starts_at: datetime,
+    village_id: int | None = None,
+    actor: User | None = None,
+) -> Broadcast:
+    """A planned broadcast; 409 when its period (the CCHC month) already has one."""
+    station = stations.get_station(session, station_id, user=actor)
+    programme = stations.get_programme(session, station_id=station.id, code=programme_code)
+    _scope_check(session, programme, station.id, village_id)
+    tz = station_zone(station)
+    key = period_key(programme, starts_at, village_id, tz)
+    other = existing_for_period(session, station_id=station.id, programme_id=programme.id, key=key)
+    if other is not None:
+        raise _period_taken(programme, key, other, tz)
+    broadcast = Broadcast(
+        station_id=station.id,
+        programme_id=programme.id,
+        village_id=village_id,
+        starts_at=starts_at,
+        period_key=key,
+        local_month=local_month(starts_at, tz),
+        status=BroadcastStatus.planned.value,
+    )
+    session.add(broadcast)
+    try:
+        # The partial unique index decides between racing requests.
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:
+        raise _period_taken(programme, key, None, tz) from exc
+    audit.record(
+        session,
+        actor=actor,
+        action="broadcast.create",
+        entity="broadcast",
+        entity_id=broadcast.id,
+        after=snapshot(broadcast, programme),
+    )
+    return broadcast
+
+
+def snapshot(broadcast: Broadcast, programme: Programme | None = None) -> dict[str, Any]:
+    return {
+        "programme": programme.code if programme else broadcast.programme_id,
+        "station_id": broadcast.station_id,
+        "village_id": broadcast.village_id,
+        "starts_at": broadcast.starts_at.isoformat(),
+        "status": broadcast.status,
+        "master_sha256": broadcast.master_sha256,
+    }
+
+
+def get_broadcast(
+    session: Session, broadcast_id: int, *, user: User | None = None, for_update: bool = False
+) -> Broadcast:
+    stmt = select(Broadcast).where(Broadcast.id == broadcast_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    broadcast = session.scalar(stmt)
+    if broadcast is None or (
+        user is not None and not stations.can_see_station(user, broadcast.station_id)
+    ):
+        raise NotFound(f"broadcast {broadcast_id} does not exist")
+    return broadcast
+
+
+def list_query(
+    *,
+    user: User,
+    station_id: int | None = None,
+    programme: str | None = None,
+    year: int | None = None,
+    month: str | None = None,
+    village_id: int | None = None,
+) -> Select[tuple[Broadcast]]:
+    """Broadcasts in time order, filtered by station, programme, local year or month."""
+    stmt = select(Broadcast).order_by(Broadcast.starts_at, Broadcast.id)
+    if user.station_id is not None and user.role != Role.admin:
+        stmt = stmt.where(Broadcast.station_id == user.station_id)
+    if station_id is not None:
+        stmt = stmt.where(Broadcast.station_id == station_id)
+    if programme is not None:
+        stmt = stmt.join(Programme, Programme.id == Broadcast.programme_id).where(
+            Programme.code == programme
+        )
+    if month is not None:
+        parse_month(month)
+        stmt = stmt.where(Broadcast.local_month == month)
+    elif year is not None:
+        # local_month is "YYYY-MM": the local year is its prefix.
+        stmt = stmt.where(Broadcast.local_month.like(f"{year:04d}-%"))
+    if village_id is not None:
+        stmt = stmt.where(Broadcast.village_id == village_id)
+    return stmt
+
+
+def _require_open(broadcast: Broadcast, doing: str) -> None:
+    if broadcast.status not in ACTIVE:
+        raise Conflict(f"broadcast {broadcast.id} is {broadcast.status}; it cannot be {doing}")
+
+
+def flush_versioned(session: Session, broadcast: Broadcast) -> None:
+    try:
+        session.flush()
+    except StaleDataError as exc:
+        raise Conflict(f"broadcast {broadcast.id} was changed by someone else; reload it") from exc
+
+
+def move_broadcast(
+    session: Session,
+    *,
+    broadcast: Broadcast,
+    starts_at: datetime,
+    expected_version: int | None = None,
+    actor: User | None = None,
+) -> Broadcast:
+    """Move a broadcast; a monthly programme's broadcast stays within its local month."""
+    if expected_version is not None and expected_version != broadcast.version:
+        raise PreconditionFailed(f"broadcast {broadcast.id} has changed; reload it")
+    _require_open(broadcast, "moved")
+    station = session.get_one(Station, broadcast.station_id)
+    programme = session.get_one(Programme, broadcast.programme_id)
+    tz = station_zone(station)
+    if programme.cadence.get("kind") == "monthly":
+        try:
+            move_within_month(broadcast.starts_at, starts_at, tz)
+        except ValueError as exc:
+            raise Invalid(str(exc)) from exc
+    before = snapshot(broadcast, programme)
+    key = period_key(programme, starts_at, broadcast.village_id, tz)
+    if key != broadcast.period_key:
+        other = existing_for_period(
+            session, station_id=station.id, programme_id=programme.id, key=key
+        )
+        if other is not None and other.id != broadcast.id:
+            raise _period_taken(programme, key, other, tz)
+    broadcast.starts_at = starts_at
+    broadcast.period_key = key
+    broadcast.local_month = local_month(starts_at, tz)
+    try:
+        with session.begin_nested():
+            flush_versioned(session, broadcast)
+    except IntegrityError as exc:
+        raise _period_taken(programme, key, None, tz) from exc
+    audit.record(
+        session,
+        actor=actor,
+        action="broadcast.move",
+        entity="broadcast",
+        entity_id=broadcast.id,
+        before=before,
+        after=snapshot(broadcast, programme),
+    )
+    return broadcast
+
+
+def cancel_broadcast(
+    session: Session, *, broadcast: Broadcast, actor: User | None = None
+) -> Broadcast:
+    """Cancel a planned or assembled broadcast; it leaves the playlists."""
+    _require_open(broadcast, "cancelled")
+    before = snapshot(broadcast)
+    broadcast.status = BroadcastStatus.cancelled.value
+    flush_versioned(session, broadcast)
+    audit.record(
+        session,
+        actor=actor,
+        action="broadcast.cancel",
+        entity="broadcast",
+        entity_id=broadcast.id,
+        before=before,
+        after=snapshot(broadcast),
+    )
+    return broadcast
+
+
+def rundown_segment_ids(session: Session, broadcast_id: int) -> list[int]:
+    return list(
+        session.scalars(
+            select(RundownItem.segment_id)
+            .where(RundownItem.broadcast_id == broadcast_id)
+            .order_by(RundownItem.position)
+        )
+    )
+
+
+def validate_rundown_segments(
+    session: Session, *, broadcast: Broadcast, segment_ids: Sequence[int]
+) -> list[Segment]:
+    """The segments in order, or 422 naming each one that cannot go into this broadcast."""
+    found = {s.id: s for s in session.scalars(select(Segment).where(Segment.id.in_(segment_ids)))}
+    programme = session.get_one(Programme, broadcast.programme_id)
+    problems = []
+    for sid in segment_ids:
+        seg = found.get(sid)
+        if seg is None or seg.station_id != broadcast.station_id:
+            problems.append(f"segment {sid} does not exist")
+        elif seg.status != SegmentStatus.approved.value:
+            problems.append(f"segment {sid} is {seg.status}, not approved")
+        elif seg.programme_id != programme.id:
+            problems.append(f"segment {sid} is not for programme {programme.code}")
+        elif seg.audio_id is None:
+            problems.append(f"segment {sid} has no audio yet")
+    if problems:
+        raise Invalid("; ".join(problems))
+    return [found[sid] for sid in segment_ids]
+
+
+def set_rundown(
+    session: Session,
+    *,
+    broadcast: Broadcast,
+    segment_ids: Sequence[int],
+    actor: User | None = None,
+) -> Broadcast:
+    """Replace the rundown; a changed rundown needs assembling again."""
+    _require_open(broadcast, "changed")
+    validate_rundown_segments(session, broadcast=broadcast, segment_ids=segment_ids)
+    before = rundown_segment_ids(session, broadcast.id)
+    session.execute(delete(RundownItem).where(RundownItem.broadcast_id == broadcast.id))
+    session.add_all(
+        RundownItem(broadcast_id=broadcast.id, position=i, segment_id=sid)
+        for i, sid in enumerate(segment_ids)
+    )
+    if list(segment_ids) != before:
+        # The old master no longer matches; the broadcast leaves the playlists until reassembled.
+        broadcast.status = BroadcastStatus.planned.value
+        broadcast.master_sha256 = None
+        broadcast.master_duration_ms = None
+        broadcast.master_key = None
+        broadcast.cue_sheet = None
+        broadcast.assembled_at = None
+    broadcast.rundown_set_by_id = actor.id if actor else None
+    flush_versioned(session, broadcast)
+    audit.record(
+        session,
+        actor=actor,
+        action="broadcast.rundown",
+        entity="broadcast",
+        entity_id=broadcast.id,
+        before={"segment_ids": before},
+        after={"segment_ids": list(segment_ids)},
+    )
+    return broadcast
+
+
+@dataclass(frozen=True)
+class PlannedItem:
+    kind: str  # intro, segment, outro
+    label: str
+    segment_id: int | None
+    sha256: str | None
+    duration_ms: int
+    path: Path | None = None
+
+
+def window_problem(
+    total_ms: int, window: tuple[int, int], items: Sequence[PlannedItem], gap_ms: int
+) -> str | None:
+    """None inside the window; else how far short or over, and what would fix it."""
+    low, high = window
+    if low <= total_ms <= high:
+        return None
+    if total_ms < low:
+        short = low - total_ms
+        return (
+            f"the rundown runs {_mmss(total_ms)}, {short / 1000:.1f} s short of the "
+            f"{_mmss(low)} minimum: add at least {short / 1000:.1f} s of approved segments"
+        )
+    over = total_ms - high
+    segments = [i for i in items if i.kind == "segment"]
+    # Dropping a segment also drops the gap before it.
+    droppable = [
+        i
+        for i in segments
+        if low <= total_ms - i.duration_ms - (gap_ms if len(segments) > 1 else 0) <= high
+    ]
+    hint = (
+        "dropping "
+        + " or ".join(f"segment {i.segment_id} ({i.duration_ms / 1000:.1f} s)" for i in droppable)
+        + " would fit"
+        if droppable
+        else f"shorten or drop segments by at least {over / 1000:.1f} s"
+    )
+    return (
+        f"the rundown runs {_mmss(total_ms)}, {over / 1000:.1f} s over the "
+        f"{_mmss(high)} maximum: {hint}"
+    )
+
+
+def _mmss(ms: int) -> str:
+    minutes, rest = divmod(ms, 60_000)
+    return f"{minutes} min {rest / 1000:.1f} s" if rest else f"{minutes} min"
+
+
+def segment_items(session: Session, broadcast_id: int) -> list[PlannedItem]:
+    """The rundown's segments with their audio, in order."""
+    rows = session.execute(
+        select(RundownItem.segment_id, Segment.title, AudioAsset.sha256, AudioAsset.duration_ms)
+        .join(Segment, Segment.id == RundownItem.segment_id)
+        .join(AudioAsset, AudioAsset.id == Segment.audio_id, isouter=True)
+        .where(RundownItem.broadcast_id == broadcast_id)
+        .order_by(RundownItem.position)
+    )
+    return [
+        PlannedItem(kind="segment", label=title, segment_id=sid, sha256=sha, duration_ms=dur or 0)
+        for sid, title, sha, dur in rows
+    ]

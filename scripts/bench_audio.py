@@ -1,0 +1,204 @@
+"""Benchmark the assembly path against plain ffmpeg (not a test).
+
+Makes 10 MP3 segments of about 90 s (speech-like modulated noise plus a voiced tone, levels
+varied over ~16 dB), adds the CCHC intro/outro from audio_templates/ if present, and
+renders the same ~15-minute programme three ways, each in a fresh process:
+
+  (a) ours      app.audio.pipeline.assemble(): decode each item once to 16-bit PCM, join,
+                measure loudness, one gain (peak-limited), one MP3 encode, decode-verify.
+  (b) one-liner ffmpeg concat filter + loudnorm=I=-16:TP=-1 + MP3 encode (same settings).
+  (c) floor     ffmpeg concat filter + MP3 encode, no loudness processing at all.
+
+Fairness: all three read the same files, write the same format with the same LAME
+settings (pipeline.ENCODE_ARGS: V2, mono, 44.1 kHz) and start from a cold process. Wall time
+is measured around the whole process (for (a) that includes starting Python and importing
+numpy/scipy; the assemble() call alone is printed too). Peak RSS: for ffmpeg variants, the
+ru_maxrss of that process from wait4(). For (a), the Python process's own peak
+(RUSAGE_SELF) and the largest ffmpeg child it ran (RUSAGE_CHILDREN); their sum is an upper
+bound of what was resident at once (the encoder runs while Python holds the PCM buffer).
+Each variant runs --repeat times, alternating; the median is reported.
+
+Usage: .venv/bin/python scripts/bench_audio.py [--repeat 3] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.signal import butter, lfilter
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app.audio.pipeline import ENCODE_ARGS, RATE, analyse_file  # noqa: E402
+from app.audio.templates import template_paths  # noqa: E402
+
+SEGMENTS = 10
+GOAL_VS_ONELINER = 0.4
+GOAL_VS_FLOOR = 1.5
+RSS_BUDGET_MB = 400
+
+OURS = """
+import json, resource, sys, time
+from pathlib import Path
+t0 = time.perf_counter()
+from app.audio.pipeline import assemble
+items = [(f"item {i}", Path(p)) for i, p in enumerate(sys.argv[2:])]
+t1 = time.perf_counter()
+result = assemble(items, out_path=Path(sys.argv[1]))
+t2 = time.perf_counter()
+print(json.dumps({
+    "import_s": t1 - t0, "assemble_s": t2 - t1, "gain_db": result.gain_db,
+    "self_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    "child_rss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+}))
+"""
+
+
+def speechlike(seconds: float, level_db: float, rng: np.random.Generator) -> np.ndarray:
+    """Band-passed noise and a gliding voiced tone, chopped into syllables and pauses."""
+    n = int(seconds * RATE)
+    t = np.arange(n) / RATE
+    b, a = butter(2, [300 / (RATE / 2), 3400 / (RATE / 2)], "band")
+    noise = lfilter(b, a, rng.standard_normal(n))
+    pitch = 120 + 25 * np.sin(2 * np.pi * 0.4 * t + rng.uniform(0, 6))
+    voiced = 0.5 * np.sign(np.sin(2 * np.pi * np.cumsum(pitch) / RATE)) * 0.3
+    syllables = np.clip(np.sin(2 * np.pi * 4.2 * t + rng.uniform(0, 6)), 0, None) ** 2
+    phrases = np.sin(2 * np.pi * 0.21 * t + rng.uniform(0, 6)) > -0.7
+    x = (lfilter(b, a, voiced) + noise) * syllables * phrases
+    x *= 10 ** (level_db / 20) / np.sqrt(np.mean(x**2))
+    return np.clip(x, -0.95, 0.95).astype("<f4")
+
+
+def make_segments(directory: Path) -> list[Path]:
+    """Ten ~90 s MP3 segments at levels from -30 to -14 dBFS RMS."""
+    rng = np.random.default_rng(20240601)
+    paths = []
+    for i in range(SEGMENTS):
+        seconds = 86.0 + 0.9 * i
+        level = -30 + 16 * ((i * 7) % SEGMENTS) / (SEGMENTS - 1)
+        path = directory / f"segment_{i:02d}.mp3"
+        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "f32le", "-ar", str(RATE)]
+        cmd += ["-ac", "1", "-i", "pipe:0", *ENCODE_ARGS, str(path)]
+        subprocess.run(cmd, input=speechlike(seconds, level, rng).tobytes(), check=True)
+        paths.append(path)
+    return paths
+
+
+def run_measured(cmd: list[str]) -> tuple[float, int, str]:
+    """Run a process; return (wall seconds, its ru_maxrss in KB, stdout)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    assert proc.stdout is not None and proc.stderr is not None
+    out, err = proc.stdout.read(), proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"{cmd[0]} failed: {err.decode(errors='replace')[-2000:]}")
+    return wall, usage.ru_maxrss, out.decode()
+
+
+def ffmpeg_cmd(inputs: list[Path], out: Path, loudnorm: bool) -> list[str]:
+    """One ffmpeg command line: concat filter (+ loudnorm) + the playout MP3 encode."""
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y"]
+    for path in inputs:
+        cmd += ["-i", str(path)]
+    graph = "".join(f"[{i}:a]" for i in range(len(inputs))) + f"concat=n={len(inputs)}:v=0:a=1"
+    if loudnorm:
+        graph += ",loudnorm=I=-16:TP=-1,aresample=44100"
+    return [
+        *cmd,
+        "-filter_complex",
+        graph + "[out]",
+        "-map",
+        "[out]",
+        "-ac",
+        "1",
+        *ENCODE_ARGS,
+        str(out),
+    ]
+
+
+def bench(inputs: list[Path], work: Path, repeat: int) -> dict[str, dict]:
+    """Run the three variants `repeat` times each, alternating."""
+    runs: dict[str, list[dict]] = {"ours": [], "one-liner": [], "floor": []}
+    for _ in range(repeat):
+        out = work / "ours.mp3"
+        wall, rss, stdout = run_measured([sys.executable, "-c", OURS, str(out), *map(str, inputs)])
+        runs["ours"].append({"wall": wall, "rss_kb": rss, **json.loads(stdout), "out": out})
+        for name, loud in (("one-liner", True), ("floor", False)):
+            out = work / f"{name}.mp3"
+            wall, rss, _ = run_measured(ffmpeg_cmd(inputs, out, loud))
+            runs[name].append({"wall": wall, "rss_kb": rss, "out": out})
+    return {name: _median_run(r) for name, r in runs.items()}
+
+
+def _median_run(runs: list[dict]) -> dict:
+    """The run with the median wall time."""
+    return sorted(runs, key=lambda r: r["wall"])[len(runs) // 2]
+
+
+def report(results: dict[str, dict], inputs: list[Path]) -> None:
+    """Print times, memory, output measurements and the goal ratios."""
+    print(f"\ninputs: {len(inputs)} files")
+    for name, r in results.items():
+        stats = analyse_file(r["out"])
+        mem = f"peak RSS {r['rss_kb'] / 1024:6.1f} MB"
+        if name == "ours":
+            py, ff = r["self_rss_kb"] / 1024, r["child_rss_kb"] / 1024
+            mem = (
+                f"peak RSS python {py:.1f} MB + largest ffmpeg child {ff:.1f} MB = {py + ff:.1f} MB"
+            )
+            extra = f" (assemble() {r['assemble_s']:.2f} s, imports {r['import_s']:.2f} s)"
+        else:
+            extra = ""
+        print(f"{name:10s} wall {r['wall']:6.2f} s{extra}; {mem}")
+        print(
+            f"{'':10s} output {stats.duration_ms / 60000:.3f} min, {stats.loudness_lufs:.2f} LUFS, "
+            f"sample peak {stats.peak_dbfs:.2f} dBFS"
+        )
+    ours, one, floor = (results[k]["wall"] for k in ("ours", "one-liner", "floor"))
+    inner = results["ours"]["assemble_s"]
+    print(
+        f"\nours/one-liner = {ours / one:.3f} (goal <= {GOAL_VS_ONELINER}); "
+        f"assemble() only: {inner / one:.3f}"
+    )
+    print(
+        f"ours/floor     = {ours / floor:.3f} (goal <= {GOAL_VS_FLOOR}); "
+        f"assemble() only: {inner / floor:.3f}"
+    )
+    total_mb = (results["ours"]["self_rss_kb"] + results["ours"]["child_rss_kb"]) / 1024
+    print(
+        f"ours peak RSS (python + ffmpeg, upper bound) = {total_mb:.1f} MB (budget {RSS_BUDGET_MB})"
+    )
+
+
+def main() -> None:
+    """Make the inputs, run the benchmark, print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--keep", type=Path, help="keep inputs and outputs in this directory")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        inputs = make_segments(work)
+        try:
+            intro, outro = template_paths("cchc")
+        except (FileNotFoundError, ValueError):
+            intro, outro = None, None
+        inputs = [p for p in (intro, *inputs, outro) if p is not None]
+        report(bench(inputs, work, args.repeat), inputs)
+
+
+if __name__ == "__main__":
+    main()

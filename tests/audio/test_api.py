@@ -1,0 +1,206 @@
+"""Uploading a segment's audio and downloading it, through the HTTP API."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.helpers import make_station, staff
+
+
+def ffprobe_json(path: Path) -> dict:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout)
+
+
+@pytest.fixture
+def world(client: TestClient) -> dict:
+    ids = make_station()
+    return {**ids, "h": staff(client, ids["station_id"])}
+
+
+def _segment(client: TestClient, h: dict) -> dict:
+    r = client.post(
+        "/api/v1/segments",
+        json={
+            "title": "Tin CCHC",
+            "programme": "cchc",
+            "topic": "progress",
+            "script": "Kính thưa bà con.",
+        },
+        headers=h,
+    )
+    assert r.status_code == 201
+    return r.json()
+
+
+def _upload(client: TestClient, sid: int, h: dict, path: Path, name: str | None = None):
+    with path.open("rb") as fh:
+        return client.put(
+            f"/api/v1/segments/{sid}/audio",
+            files={"file": (name or path.name, fh, "application/octet-stream")},
+            headers=h,
+        )
+
+
+def _stored_files(data_dir: Path) -> list[Path]:
+    return sorted(p for p in (data_dir / "audio").rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "wav", "ogg", "m4a", "flac"])
+def test_upload_in_each_format_is_measured_and_normalised(
+    client: TestClient, world: dict, sources: dict[str, Path], data_dir: Path, fmt: str
+) -> None:
+    editor = world["h"]["editor"]
+    seg = _segment(client, editor)
+    r = _upload(client, seg["id"], editor, sources[fmt])
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert abs(body["duration_ms"] - 4000) <= 30  # the chord is 4 s long
+    assert abs(body["loudness_lufs"] - (-16.0)) <= 1.0
+    assert body["version"] == seg["version"] + 1
+    stored = data_dir / "audio" / body["audio_sha256"][:2] / f"{body['audio_sha256']}.mp3"
+    stream = ffprobe_json(stored)["streams"][0]
+    assert (stream["codec_name"], stream["channels"], stream["sample_rate"]) == ("mp3", 1, "44100")
+    # The original is kept beside the playout file.
+    assert len(_stored_files(data_dir)) >= 2
+
+
+@pytest.mark.parametrize(
+    ("source", "needle"),
+    [
+        ("text", "not an audio file"),
+        ("image", "not an audio file"),
+        ("cut_mp3", "corrupt or truncated"),
+        ("cut_flac", "corrupt or truncated"),
+        ("silence", "silent throughout"),
+        ("short", "the minimum is 1 s"),
+    ],
+)
+def test_bad_audio_gets_422_and_leaves_nothing(
+    client: TestClient,
+    world: dict,
+    sources: dict[str, Path],
+    data_dir: Path,
+    source: str,
+    needle: str,
+) -> None:
+    editor = world["h"]["editor"]
+    seg = _segment(client, editor)
+    before = _stored_files(data_dir)
+    r = _upload(client, seg["id"], editor, sources[source])
+    assert r.status_code == 422, r.text
+    assert needle in r.json()["detail"]
+    after = client.get(f"/api/v1/segments/{seg['id']}", headers=editor).json()
+    assert after["audio_sha256"] is None and after["version"] == seg["version"]
+    assert _stored_files(data_dir) == before
+    assert list((data_dir / "tmp").glob("*")) == []
+
+
+def test_empty_and_missing_files_are_refused(
+    client: TestClient, world: dict, sources: dict[str, Path]
+) -> None:
+    editor = world["h"]["editor"]
+    seg = _segment(client, editor)
+    r = _upload(client, seg["id"], editor, sources["empty"])
+    assert r.status_code == 422 and "empty" in r.json()["detail"]
+    r = client.put(
+        f"/api/v1/segments/{seg['id']}/audio",
+        data={"other": "x"},
+        files={"note": ("a.txt", b"hi", "text/plain")},
+        headers=editor,
+    )
+    assert r.status_code == 422 and "'file' is missing" in r.json()["detail"]
+    r = client.put(f"/api/v1/segments/{seg['id']}/audio", content=b"raw", headers=editor)
+    assert r.status_code == 415
+
+
+def test_size_limit_is_enforced_while_streaming(
+    client: TestClient,
+    world: dict,
+    sources: dict[str, Path],
+    data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app.config import get_settings
+
+    monkeypatch.setattr(get_settings(), "max_upload_bytes", 100 * 1024)
+    editor = world["h"]["editor"]
+    seg = _segment(client, editor)
+    big = sources["wav"]  # 4 s of 48 kHz stereo WAV: about 770 KB
+
+    def chunks():
+        with big.open("rb") as fh:
+            boundary = b"xyzBOUNDARY"
+            yield (
+                b"--" + boundary + b'\r\nContent-Disposition: form-data; name="file"; '
+                b'filename="big.wav"\r\nContent-Type: audio/wav\r\n\r\n'
+            )
+            while block := fh.read(16 * 1024):
+                yield block
+            yield b"\r\n--" + boundary + b"--\r\n"
+
+    r = client.put(
+        f"/api/v1/segments/{seg['id']}/audio",
+        content=chunks(),
+        headers={**editor, "Content-Type": "multipart/form-data; boundary=xyzBOUNDARY"},
+    )
+    assert r.status_code == 413
+    assert "limit" in r.json()["detail"]
+    assert list((data_dir / "tmp").glob("*")) == []
+    assert (
+        client.get(f"/api/v1/segments/{seg['id']}", headers=editor).json()["audio_sha256"] is None
+    )
+
+
+def test_identical_uploads_are_stored_once(
+    client: TestClient, world: dict, sources: dict[str, Path], data_dir: Path
+) -> None:
+    editor = world["h"]["editor"]
+    a, b = _segment(client, editor), _segment(client, editor)
+    ra = _upload(client, a["id"], editor, sources["mp3"])
+    files_after_first = _stored_files(data_dir)
+    rb = _upload(client, b["id"], editor, sources["mp3"])
+    assert ra.json()["audio_sha256"] == rb.json()["audio_sha256"]
+    assert _stored_files(data_dir) == files_after_first
+
+
+def test_audio_of_an_approved_segment_cannot_be_replaced(
+    client: TestClient, world: dict, sources: dict[str, Path]
+) -> None:
+    editor, approver = world["h"]["editor"], world["h"]["approver"]
+    seg = _segment(client, editor)
+    _upload(client, seg["id"], editor, sources["wav"])
+    client.post(f"/api/v1/segments/{seg['id']}/submit", headers=editor)
+    client.post(f"/api/v1/segments/{seg['id']}/approve", headers=approver)
+    r = _upload(client, seg["id"], editor, sources["flac"])
+    assert r.status_code == 409 and "draft" in r.json()["detail"]
+
+
+def test_download_supports_range_and_etag(
+    client: TestClient, world: dict, sources: dict[str, Path], data_dir: Path
+) -> None:
+    editor = world["h"]["editor"]
+    seg = _segment(client, editor)
+    sha = _upload(client, seg["id"], editor, sources["mp3"]).json()["audio_sha256"]
+    full = client.get(f"/api/v1/audio/{sha}", headers=editor)
+    assert full.status_code == 200
+    assert full.headers["ETag"] == f'"{sha}"' and full.headers["X-Content-SHA256"] == sha
+    import hashlib
+
+    assert hashlib.sha256(full.content).hexdigest() == sha
+    part = client.get(f"/api/v1/audio/{sha}", headers={**editor, "Range": "bytes=100-199"})
+    assert part.status_code == 206
+    assert part.content == full.content[100:200]
+    assert client.get(f"/api/v1/audio/{'0' * 64}", headers=editor).status_code == 404
+    assert client.get("/api/v1/audio/../../etc/passwd", headers=editor).status_code == 404
+    assert client.get(f"/api/v1/audio/{sha}").status_code == 401

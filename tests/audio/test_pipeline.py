@@ -1,0 +1,435 @@
+"""Audio pipeline tests against real ffmpeg: every claim is checked by ffmpeg's own meters."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyloudnorm
+import pytest
+
+from app.audio.pipeline import (
+    INGEST_HEADROOM_DB,
+    AudioRejected,
+    IngestResult,
+    analyse_pcm,
+    assemble,
+    describe_ms,
+    frames_to_ms,
+    ingest,
+    ms_to_frames,
+    planned_total_ms,
+    probe_duration_ms,
+)
+from app.audio.storage import AudioStore, sha256_file
+from app.audio.templates import DEFAULT_TEMPLATES_DIR, load_manifest, template_paths
+
+RATE = 44_100
+Ingested = Callable[[str], IngestResult]
+
+
+# --- ffmpeg's own measurements ---------------------------------------------------------
+
+
+def ffmpeg_filter_log(path: Path, audio_filter: str) -> str:
+    """Run an analysis filter over a file with ffmpeg and return its log."""
+    cmd = ["ffmpeg", "-nostdin", "-nostats", "-hide_banner", "-i", str(path)]
+    cmd += ["-af", audio_filter, "-f", "null", "-"]
+    return subprocess.run(cmd, capture_output=True, text=True, check=True).stderr
+
+
+def ebur128_lufs(path: Path) -> float:
+    """Integrated loudness from ffmpeg's ebur128 summary ("I: ... LUFS")."""
+    return float(re.findall(r"I:\s+(-?[\d.]+) LUFS", ffmpeg_filter_log(path, "ebur128"))[-1])
+
+
+def astats_peak_db(path: Path) -> float:
+    """Sample peak (dBFS) from ffmpeg's astats."""
+    log = ffmpeg_filter_log(path, "astats=metadata=0")
+    return max(float(v) for v in re.findall(r"Peak level dB:\s+(-?[\d.]+|-inf)", log))
+
+
+def ffprobe_audio(path: Path) -> dict:
+    """ffprobe's view of the first stream and the format."""
+    cmd = ["ffprobe", "-v", "error", "-print_format", "json", "-show_streams", "-show_format"]
+    info = json.loads(subprocess.run([*cmd, str(path)], capture_output=True, check=True).stdout)
+    return {**info["streams"][0], "format_name": info["format"]["format_name"]}
+
+
+def ffmpeg_decoded_ms(path: Path) -> float:
+    """Length of a file as ffmpeg decodes it at its own sample rate (float ms)."""
+    rate = int(ffprobe_audio(path)["sample_rate"])
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-ac", "1", "-f", "s16le", "-"]
+    pcm = subprocess.run(cmd, capture_output=True, check=True).stdout
+    return len(pcm) / 2 * 1000 / rate
+
+
+def decode_f32(path: Path) -> np.ndarray:
+    """A file decoded by ffmpeg to mono 44.1 kHz float."""
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-ac", "1", "-ar", "44100"]
+    out = subprocess.run([*cmd, "-f", "f32le", "-"], capture_output=True, check=True).stdout
+    return np.frombuffer(out, dtype="<f4")
+
+
+def dominant_hz(samples: np.ndarray) -> float:
+    """Frequency of the strongest FFT bin."""
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(samples.size)))
+    return float(np.fft.rfftfreq(samples.size, 1 / RATE)[np.argmax(spectrum)])
+
+
+def rms_dbfs(samples: np.ndarray) -> float:
+    """RMS level in dBFS."""
+    return 10 * np.log10(max(float(np.mean(np.square(samples, dtype=np.float64))), 1e-20))
+
+
+def assert_playout_format(path: Path) -> None:
+    """MP3, mono, 44.1 kHz, as ffprobe sees it."""
+    info = ffprobe_audio(path)
+    assert (info["format_name"], info["codec_name"]) == ("mp3", "mp3")
+    assert (info["channels"], info["sample_rate"]) == (1, "44100")
+
+
+# --- time arithmetic -------------------------------------------------------------------
+
+
+def test_ms_frame_conversions_round_half_up() -> None:
+    assert [ms_to_frames(ms) for ms in (0, 1, 5, 10, 1000)] == [0, 44, 221, 441, 44_100]
+    assert [frames_to_ms(f) for f in (0, 22, 23, 441, 44_100, 441_000)] == [
+        0,
+        0,
+        1,
+        10,
+        1000,
+        10_000,
+    ]
+    assert all(frames_to_ms(ms_to_frames(ms)) == ms for ms in range(0, 5000, 7))
+    with pytest.raises(ValueError):
+        ms_to_frames(-1)
+
+
+def test_describe_ms_never_contradicts_the_limit() -> None:
+    assert describe_ms(400) == "0.4 s"
+    assert describe_ms(999) == "0.9 s"  # under a 1 s minimum: rounded down
+    assert describe_ms(1000) == "1 s"
+    assert describe_ms(20 * 60_000) == "20 min"
+    assert describe_ms(21 * 60_000 + 3000, round_up=True) == "21 min 3 s"
+    assert describe_ms(20 * 60_000 + 1, round_up=True) == "20 min 1 s"  # over: rounded up
+
+
+def test_planned_total_ms() -> None:
+    assert planned_total_ms([]) == 0
+    assert planned_total_ms([1000, 2000, 3000]) == 6000
+    assert planned_total_ms([1000, 2000, 3000], gap_ms=500) == 7000
+    assert planned_total_ms([1000, 2000, 3000], crossfade_ms=300) == 5400
+    assert planned_total_ms([700], crossfade_ms=900) == 700  # nothing to crossfade with
+    # The CCHC window is inclusive at both ends: 600 000 and 900 000 ms.
+    assert planned_total_ms([5000, 590_000, 5000]) == 600_000
+    assert planned_total_ms([5000, 890_000, 5000]) == 900_000
+
+
+@pytest.mark.parametrize(
+    ("durations", "kwargs"),
+    [
+        ([1000, 2000], {"gap_ms": 100, "crossfade_ms": 100}),
+        ([1000, 2000], {"gap_ms": -1}),
+        ([1000, -5], {}),
+        ([1000, 500, 1000], {"crossfade_ms": 300}),  # middle item needs 2 x 300 ms
+        ([200, 1000], {"crossfade_ms": 300}),
+    ],
+)
+def test_planned_total_ms_rejects(durations: list[int], kwargs: dict) -> None:
+    with pytest.raises(ValueError):
+        planned_total_ms(durations, **kwargs)
+
+
+# --- loudness meter --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["pink", "speech", "wav"])
+def test_streaming_meter_matches_pyloudnorm(sources: dict[str, Path], name: str) -> None:
+    samples = decode_f32(sources[name])
+    ours = analyse_pcm(samples).loudness_lufs
+    reference = pyloudnorm.Meter(RATE).integrated_loudness(samples.astype(np.float64))
+    assert ours == pytest.approx(reference, abs=0.1)
+    int16 = np.clip(np.rint(samples * 32768), -32768, 32767).astype("<i2")
+    assert analyse_pcm(int16).loudness_lufs == pytest.approx(ours, abs=0.01)
+
+
+# --- ingest ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "source_format"),
+    [
+        ("wav", "wav/pcm_s16le"),
+        ("flac", "flac/flac"),
+        ("ogg", "ogg/opus"),
+        ("m4a", "mp4/aac"),
+        ("mp3", "mp3/mp3"),
+        ("pink", "wav/pcm_s16le"),
+    ],
+)
+def test_ingest_formats(
+    sources: dict[str, Path], tmp_path: Path, name: str, source_format: str
+) -> None:
+    src = sources[name]
+    result = ingest(src, work_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == [result.playout_path]
+    assert result.source_format == source_format
+    assert abs(result.duration_ms - ffmpeg_decoded_ms(src)) <= 3
+    assert result.duration_ms == frames_to_ms(result.frames)
+    assert result.duration_ms == probe_duration_ms(result.playout_path)
+    assert_playout_format(result.playout_path)
+    measured = ebur128_lufs(result.playout_path)
+    assert measured == pytest.approx(-16.0, abs=1.0)
+    assert result.loudness_lufs == pytest.approx(measured, abs=0.3)
+    assert not result.peak_limited
+    peak = astats_peak_db(result.playout_path)
+    assert peak <= -1.0
+    assert result.peak_dbfs == pytest.approx(peak, abs=0.05)
+
+
+def test_ingest_peaky_speech_is_peak_limited_not_clipped(ingested: Ingested) -> None:
+    result = ingested("speech")  # espeak-ng: peak-to-loudness ratio ~20 dB
+    assert result.peak_limited
+    assert result.loudness_lufs < -16.5
+    assert result.gain_db < -16.0 - result.source_loudness_lufs
+    assert -2.5 <= astats_peak_db(result.playout_path) <= -1.0
+    assert ebur128_lufs(result.playout_path) == pytest.approx(result.loudness_lufs, abs=0.3)
+
+
+def test_ingest_guarantees_decoded_peak_despite_mp3_overshoot(
+    sources: dict[str, Path], tmp_path: Path
+) -> None:
+    # A square wave overshoots after MP3 encoding (Gibbs); the decoded peak must still fit.
+    result = ingest(sources["square"], work_dir=tmp_path, target_lufs=0.0)
+    assert result.peak_limited
+    first_try_gain = -1.0 - INGEST_HEADROOM_DB - result.source_peak_dbfs
+    assert result.gain_db < first_try_gain - 0.25  # it was re-encoded with less gain
+    assert astats_peak_db(result.playout_path) <= -1.0
+    assert result.peak_dbfs <= -1.0
+
+
+def test_ingest_is_gapless_to_the_frame(sources: dict[str, Path], tmp_path: Path) -> None:
+    result = ingest(sources["odd_length"], work_dir=tmp_path)
+    assert result.frames == 2 * RATE + 123
+    assert len(decode_f32(result.playout_path)) == 2 * RATE + 123
+
+
+def test_ingest_output_is_deterministic(sources: dict[str, Path], tmp_path: Path) -> None:
+    first = ingest(sources["pink"], work_dir=tmp_path)
+    second = ingest(sources["pink"], work_dir=tmp_path)
+    assert sha256_file(first.playout_path) == sha256_file(second.playout_path)
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "message"),
+    [
+        ("text", "not_audio", r"^not an audio file"),
+        ("image", "not_audio", r"^not an audio file"),
+        ("empty", "empty", r"^audio is empty"),
+        ("cut_mp3", "corrupt", r"^audio is corrupt or truncated"),
+        ("cut_wav", "corrupt", r"^audio is corrupt or truncated"),
+        ("cut_flac", "corrupt", r"^audio is corrupt or truncated"),
+        ("cut_ogg", "corrupt", r"^audio is corrupt or truncated"),
+        ("cut_m4a", "corrupt", r"^audio is corrupt or truncated"),
+        ("cut_m4a_faststart", "corrupt", r"^audio is corrupt or truncated"),
+        ("silence", "silent", r"^audio is silent throughout \(below -60 dBFS\)$"),
+        ("hiss", "silent", r"^audio is silent throughout \(below -60 dBFS\)$"),
+        ("short", "too_short", r"^audio is 0\.5 s long; the minimum is 1 s$"),
+    ],
+)
+def test_ingest_rejects(
+    sources: dict[str, Path], tmp_path: Path, name: str, code: str, message: str
+) -> None:
+    work = tmp_path / "work"
+    with pytest.raises(AudioRejected, match=message) as caught:
+        ingest(sources[name], work_dir=work)
+    assert caught.value.code == code
+    assert not work.exists() or not list(work.iterdir())
+
+
+def test_ingest_rejects_too_long(sources: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(AudioRejected, match=r"^audio is 6 s long; the maximum is 5 s$") as caught:
+        ingest(sources["six_seconds"], work_dir=tmp_path, max_ms=5000)
+    assert caught.value.code == "too_long"
+    assert not list(tmp_path.iterdir())
+
+
+def test_ingest_min_and_max_are_inclusive(sources: dict[str, Path], tmp_path: Path) -> None:
+    result = ingest(sources["six_seconds"], work_dir=tmp_path, min_ms=6000, max_ms=6000)
+    assert result.duration_ms == 6000
+
+
+# --- assembly --------------------------------------------------------------------------
+
+
+def _tone_items(ingested: Ingested) -> list[tuple[str, Path]]:
+    """The three ingested test tones as assembly items."""
+    return [(name, ingested(name).playout_path) for name in ("tone_440", "tone_880", "tone_1320")]
+
+
+def test_assemble_with_gap(ingested: Ingested, tmp_path: Path) -> None:
+    items = _tone_items(ingested)
+    durations = [ingested(label).duration_ms for label, _ in items]
+    out = tmp_path / "master.mp3"
+    result = assemble(items, out_path=out, gap_ms=700)
+    planned = planned_total_ms(durations, gap_ms=700)
+    assert list(tmp_path.iterdir()) == [out]
+    assert abs(result.duration_ms - planned) <= 2
+    assert abs(ffmpeg_decoded_ms(out) - planned) <= 50
+    expected = [0, durations[0] + 700, durations[0] + durations[1] + 1400]
+    assert [c.offset_ms for c in result.cues] == pytest.approx(expected, abs=1)
+    assert [c.duration_ms for c in result.cues] == durations
+    audio = decode_f32(out)
+    for cue, freq in zip(result.cues, (440, 880, 1320), strict=True):
+        start = ms_to_frames(cue.offset_ms + 100)
+        middle = audio[start : start + ms_to_frames(cue.duration_ms - 200)]
+        assert dominant_hz(middle) == pytest.approx(freq, abs=2)
+    for before, after in zip(result.cues, result.cues[1:], strict=False):
+        gap = audio[
+            ms_to_frames(before.offset_ms + before.duration_ms + 20) : ms_to_frames(
+                after.offset_ms - 20
+            )
+        ]
+        assert gap.size > 0.6 * RATE and rms_dbfs(gap) < -60
+    assert_playout_format(out)
+    assert ebur128_lufs(out) == pytest.approx(-16.0, abs=1.0)
+    assert astats_peak_db(out) <= -1.0
+
+
+def test_assemble_with_crossfade(ingested: Ingested, tmp_path: Path) -> None:
+    items = _tone_items(ingested)
+    durations = [ingested(label).duration_ms for label, _ in items]
+    result = assemble(items, out_path=tmp_path / "master.mp3", crossfade_ms=400)
+    planned = planned_total_ms(durations, crossfade_ms=400)
+    assert planned == sum(durations) - 800
+    assert abs(result.duration_ms - planned) <= 2
+    assert abs(ffmpeg_decoded_ms(result.path) - planned) <= 50
+    expected = [0, durations[0] - 400, durations[0] + durations[1] - 800]
+    assert [c.offset_ms for c in result.cues] == pytest.approx(expected, abs=1)
+    audio = decode_f32(result.path)
+    overlap = audio[ms_to_frames(durations[0] - 400) : ms_to_frames(durations[0])]
+    spectrum = np.abs(np.fft.rfft(overlap))
+    freqs = np.fft.rfftfreq(overlap.size, 1 / RATE)
+    for freq in (440, 880):  # both tones sound during the crossfade
+        assert spectrum[np.abs(freqs - freq) < 5].max() > 0.1 * spectrum.max()
+    assert rms_dbfs(overlap) > -30  # no dip to silence
+    assert astats_peak_db(result.path) <= -1.0
+
+
+def test_assemble_two_minute_programme_with_templates(ingested: Ingested, tmp_path: Path) -> None:
+    intro, outro = template_paths("cchc", DEFAULT_TEMPLATES_DIR)
+    assert intro and outro
+    segments = [(f"segment {i}", ingested(f"pink30_{i}").playout_path) for i in range(4)]
+    items = [("intro", intro), *segments, ("outro", outro)]
+    durations = [probe_duration_ms(path) for _, path in items]
+    result = assemble(items, out_path=tmp_path / "cchc.mp3", gap_ms=1000)
+    planned = planned_total_ms(durations, gap_ms=1000)
+    assert 120_000 < planned < 140_000
+    assert result.planned_ms == planned
+    assert abs(result.duration_ms - planned) <= 3
+    assert abs(ffmpeg_decoded_ms(result.path) - planned) <= 50
+    assert [c.label for c in result.cues] == ["intro", *[f"segment {i}" for i in range(4)], "outro"]
+    assert result.cues[-1].offset_ms + result.cues[-1].duration_ms == pytest.approx(planned, abs=3)
+    assert result.gain_db == 0.0  # items are normalised: no master gain needed
+    assert ebur128_lufs(result.path) == pytest.approx(-16.0, abs=1.0)
+    assert astats_peak_db(result.path) <= -1.0
+
+
+def test_assemble_normalises_a_quiet_master(sources: dict[str, Path], tmp_path: Path) -> None:
+    items = [("a", sources["pink"]), ("b", sources["wav"])]  # raw uploads around -29 LUFS
+    result = assemble(items, out_path=tmp_path / "m.mp3")
+    assert result.gain_db > 5
+    assert ebur128_lufs(result.path) == pytest.approx(-16.0, abs=1.0)
+    assert result.loudness_lufs == pytest.approx(-16.0, abs=0.5)
+    assert astats_peak_db(result.path) <= -1.0
+
+
+@pytest.mark.parametrize(
+    ("names", "kwargs", "message"),
+    [
+        (
+            ["tone_440", "tone_880"],
+            {"gap_ms": 100, "crossfade_ms": 100},
+            "cannot crossfade and gap",
+        ),
+        ([], {}, "nothing to assemble"),
+        (["tone_440", "tone_880"], {"crossfade_ms": 2500}, "shorter than its crossfades"),
+        (["tone_440", "text"], {}, "cannot decode"),
+    ],
+)
+def test_assemble_rejects(
+    sources: dict[str, Path], tmp_path: Path, names: list[str], kwargs: dict, message: str
+) -> None:
+    items = [(name, sources[name]) for name in names]
+    with pytest.raises(ValueError, match=message):
+        assemble(items, out_path=tmp_path / "m.mp3", **kwargs)
+    assert not list(tmp_path.iterdir())
+
+
+# --- storage ---------------------------------------------------------------------------
+
+
+def test_store_dedupes_and_lays_out_by_hash(ingested: Ingested, tmp_path: Path) -> None:
+    store = AudioStore(tmp_path / "store")
+    src = ingested("tone_440").playout_path
+    copy = tmp_path / "copy.mp3"
+    copy.write_bytes(src.read_bytes())
+    digest = store.put(src)
+    assert digest == hashlib.sha256(src.read_bytes()).hexdigest() == sha256_file(src)
+    assert store.put(copy) == digest
+    path = store.path_for(digest)
+    assert path == tmp_path / "store" / digest[:2] / f"{digest}.mp3"
+    assert store.exists(digest) and path.read_bytes() == src.read_bytes()
+    other = store.put(ingested("tone_880").playout_path)
+    assert other != digest
+    assert sorted(store.iter_all()) == sorted([(digest, path), (other, store.path_for(other))])
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp files left
+    with store.open(digest) as f:
+        assert f.read() == src.read_bytes()
+    assert store.delete(other) and not store.exists(other) and not store.delete(other)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["../../etc/passwd", "A" * 64, "a" * 63, "a" * 65, "g" * 64, "/" + "a" * 63, "", "ab/../cd"],
+)
+def test_store_rejects_bad_sha(tmp_path: Path, bad: str) -> None:
+    store = AudioStore(tmp_path)
+    with pytest.raises(ValueError):
+        store.path_for(bad)
+    with pytest.raises(ValueError):
+        store.exists(bad)
+
+
+def test_store_rejects_bad_extension(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        AudioStore(tmp_path).path_for("a" * 64, ext="../mp3")
+
+
+# --- templates -------------------------------------------------------------------------
+
+
+def test_templates_manifest_and_files() -> None:
+    manifest = load_manifest(DEFAULT_TEMPLATES_DIR)
+    assert {"cchc", "village-weekly"} <= set(manifest)
+    for code in ("cchc", "village-weekly"):
+        intro, outro = template_paths(code, DEFAULT_TEMPLATES_DIR)
+        assert intro is not None and outro is not None
+        for path in (intro, outro, DEFAULT_TEMPLATES_DIR / manifest[code]["ident"]):
+            assert path.stat().st_size < 150_000
+            assert 2000 <= probe_duration_ms(path) <= 10_000
+            assert_playout_format(path)
+    assert template_paths("no-such-programme", DEFAULT_TEMPLATES_DIR) == (None, None)
+
+
+def test_templates_reject_bad_manifest(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text('{"cchc": {"intro": "../../etc/passwd"}}')
+    with pytest.raises(ValueError):
+        load_manifest(tmp_path)
