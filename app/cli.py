@@ -113,5 +113,24 @@ def device_add(
     typer.echo(f"token (shown once): {token}")
 
 
+@app.command()
+def assemble(broadcast_id: Annotated[int, typer.Argument(help="broadcast id")]) -> None:
+    """Render a broadcast's master file (or reuse it when the rundown is unchanged)."""
+    from app.errors import LoaxaError
+    from app.schedule.assembly import assemble_broadcast
+
+    try:
+        view = assemble_broadcast(broadcast_id)
+    except LoaxaError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"broadcast {broadcast_id}: master {view.master_sha256} "
+        f"({view.master_duration_ms} ms, window {view.window_ms[0]}-{view.window_ms[1]} ms)"
+    )
+    for cue in view.cue_sheet or []:
+        typer.echo(f"  {cue.offset_ms:>9} ms  {cue.duration_ms:>8} ms  {cue.label}")
+
+
 if __name__ == "__main__":
     app()

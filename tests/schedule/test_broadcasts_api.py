@@ -258,3 +258,47 @@ def test_over_the_window_names_what_could_be_dropped(
     over = (view["total_ms"] - 30_000) / 1000
     assert f"{over:.1f} s over the 0 min 30.0 s maximum" in detail or f"{over:.1f} s over" in detail
     assert f"segment {segs[0]['id']}" in detail  # dropping the 8 s one fits
+
+
+def test_cli_assemble_reports_the_shortfall_and_renders_when_it_fits(
+    client: TestClient, world: dict, tmp_path: Path
+) -> None:
+    import os
+    import sys
+
+    with unit_of_work() as session:
+        session.execute(
+            update(Programme)
+            .where(Programme.code == "cchc")
+            .values(min_duration_ms=20_000, max_duration_ms=40_000)
+        )
+    seg = approved_segment(client, world, pink(tmp_path / "a.mp3", 2))
+    b = new_broadcast(client, world).json()
+    client.put(
+        f"/api/v1/broadcasts/{b['id']}/rundown",
+        json={"segment_ids": [seg["id"]]},
+        headers=world["h"]["approver"],
+    )
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "app.cli", "assemble", str(b["id"])],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ),
+            timeout=120,
+        )
+
+    short = run()
+    assert short.returncode == 1 and "short of the" in short.stderr
+    longer = approved_segment(client, world, pink(tmp_path / "b.mp3", 8, seed=2), "Tin dài")
+    client.put(
+        f"/api/v1/broadcasts/{b['id']}/rundown",
+        json={"segment_ids": [seg["id"], longer["id"]]},
+        headers=world["h"]["approver"],
+    )
+    done = run()
+    assert done.returncode == 0, done.stderr
+    assert "Tin dài" in done.stdout
+    got = client.get(f"/api/v1/broadcasts/{b['id']}", headers=world["h"]["viewer"]).json()
+    assert got["status"] == "assembled" and got["master_sha256"] in done.stdout
