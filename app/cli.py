@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -111,6 +112,51 @@ def device_add(
         raise typer.Exit(1) from exc
     typer.echo(f"created device {device_id}")
     typer.echo(f"token (shown once): {token}")
+
+
+@app.command()
+def tts(
+    text: Annotated[str, typer.Argument(help="Vietnamese text to read aloud")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="MP3 file to write")],
+    engine: Annotated[str, typer.Option(help="auto, gtts or espeak")] = "auto",
+) -> None:
+    """Read a text aloud into a playout-format MP3 (normalised loudness)."""
+    import shutil
+    import tempfile
+
+    from app.audio import pipeline
+    from app.config import get_settings
+    from app.tts.engines import SynthesisFailed
+    from app.tts.normalize import ScriptProblem
+    from app.tts.synthesis import synthesize_script
+
+    settings = get_settings()
+    scratch = Path(tempfile.mkdtemp(prefix="loaxa-tts-"))
+    try:
+        result = synthesize_script(
+            text,
+            engine=engine,
+            work_dir=scratch,
+            timeout_s=settings.tts_timeout_seconds,
+            gtts_endpoint=settings.tts_gtts_endpoint,
+        )
+        ingested = pipeline.ingest(
+            result.path,
+            work_dir=scratch,
+            target_lufs=settings.target_lufs,
+            max_peak_dbfs=settings.max_peak_dbfs,
+        )
+        output.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(ingested.playout_path, output)
+    except (ScriptProblem, SynthesisFailed, pipeline.AudioRejected, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    typer.echo(f"wrote {output} ({ingested.duration_ms} ms, engine {result.engine})")
+    typer.echo(f"read as: {result.normalized_text}")
 
 
 @app.command()

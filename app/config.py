@@ -42,6 +42,9 @@ class Settings(BaseSettings):
 
     # Text-to-speech.
     tts_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Where gTTS sends its requests; unset means Google's own endpoint. Set for a proxy,
+    # or by tests to a local stub (the real gTTS client code still runs).
+    tts_gtts_endpoint: str | None = None
     max_script_chars: int = Field(default=20_000, ge=1)
 
     # Absolute URLs handed to playout PCs and feeds; derived from the request when unset.

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import Request
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -119,3 +120,19 @@ def get_session(request: Request) -> Iterator[Session]:
     """FastAPI dependency: the request's unit of work (the only place that commits)."""
     with unit_of_work(write=request.method not in SAFE_METHODS) as session:
         yield session
+
+
+def add_unique(session: Session, obj: Base) -> bool:
+    """Insert obj inside a savepoint; False (and nothing written) when a unique key clashes.
+
+    Pending changes are flushed first so that only this row can hit the constraint; a
+    concurrent request that inserted the same key leaves this transaction usable.
+    """
+    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(obj)
+            session.flush()
+    except IntegrityError:
+        return False
+    return True

@@ -13,6 +13,7 @@ from app.health import router as health_router
 from app.schedule.router import router as schedule_router
 from app.segments.router import router as segments_router
 from app.stations.router import router as stations_router
+from app.tts.router import router as tts_router
 
 
 def create_app() -> FastAPI:
@@ -30,6 +31,7 @@ def create_app() -> FastAPI:
         segments_router,
         audio_router,
         schedule_router,
+        tts_router,
         audit_router,
     ):
         app.include_router(router)

@@ -7,6 +7,7 @@ from app.playout.models import AsRunEvent
 from app.schedule.models import Broadcast, RundownItem, ScheduleWarning
 from app.segments.models import Segment, SegmentVillage
 from app.stations.models import Device, Programme, Station, Village
+from app.tts.models import StationAbbreviation
 
 __all__ = [
     "AsRunEvent",
@@ -20,6 +21,7 @@ __all__ = [
     "Segment",
     "SegmentVillage",
     "Station",
+    "StationAbbreviation",
     "User",
     "Village",
 ]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.accounts.models import Role, User
 from app.accounts.security import hash_password, verify_password
 from app.audit import service as audit
+from app.db import add_unique
 from app.errors import Conflict, NotFound
 from app.stations.models import Station
 
@@ -33,12 +33,8 @@ def create_user(
         role=role.value,
         station_id=station_id,
     )
-    session.add(user)
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError as exc:  # a concurrent request took the name first
-        raise Conflict(f"user {username!r} already exists") from exc
+    if not add_unique(session, user):  # a concurrent request took the name first
+        raise Conflict(f"user {username!r} already exists")
     audit.record(
         session,
         actor=actor,

@@ -27,13 +27,19 @@ Conventions callers rely on:
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
 import os
+import queue
 import shutil
 import subprocess
 import tempfile
+import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -56,8 +62,13 @@ ENCODE_ARGS = (
     "-map_metadata", "-1", "-id3v2_version", "0", "-write_xing", "1",
     "-fflags", "+bitexact", "-f", "mp3",
 )  # fmt: skip
-INGEST_HEADROOM_DB = 0.5  # ingest aims the pre-encode peak this far below the limit
+PEAK_MARGIN_DB = 0.1  # aim the decoded peak this far under the limit
 RETRY_MARGIN_DB = 0.3  # extra cut when a decoded MP3 still peaks above the limit
+PREVIEW_MIN_FRAMES = 30 * RATE  # longer audio gets a peak preview before the full encode
+PREVIEW_BLOCKS = 24  # loudest 100 ms blocks whose surroundings the preview encodes
+PREVIEW_PAD = 3 * SUB_BLOCK  # audio kept either side of each loud block
+DECODE_WORKERS = 2  # assembly items decoded concurrently (each is one ffmpeg process)
+PIPE_BYTES = 1 << 20  # ask Linux for 1 MiB pipes so ffmpeg runs ahead of our processing
 MAX_ENCODES = 3
 MASTER_TOLERANCE_LU = 0.5  # the master gets an overall gain only if off by more than this
 DURATION_TOLERANCE_MS = 50
@@ -189,6 +200,7 @@ def _pcm_chunks(path: Path, fmt: str, *, strict: bool) -> Iterator[bytes]:
     with tempfile.TemporaryFile() as err:
         with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err) as proc:
             assert proc.stdout is not None
+            _widen_pipe(proc.stdout)
             finished = False
             try:
                 while chunk := proc.stdout.read(chunk_bytes):
@@ -199,6 +211,50 @@ def _pcm_chunks(path: Path, fmt: str, *, strict: bool) -> Iterator[bytes]:
                     proc.kill()  # the consumer stopped early or failed
         if proc.returncode:
             raise _DecodeError(_err_text(err) or f"ffmpeg exited with {proc.returncode}")
+
+
+def _prefetched(chunks: Iterator[bytes], depth: int = 8) -> Iterator[bytes]:
+    """Run a chunk iterator in a background thread, so decoding overlaps our processing."""
+    q: queue.Queue[tuple[bytes | None, BaseException | None]] = queue.Queue(maxsize=depth)
+    cancelled = threading.Event()
+
+    def put(item: tuple[bytes | None, BaseException | None]) -> bool:
+        while not cancelled.is_set():
+            with contextlib.suppress(queue.Full):
+                q.put(item, timeout=0.05)
+                return True
+        return False
+
+    def pump() -> None:
+        try:
+            for chunk in chunks:
+                if not put((chunk, None)):
+                    return
+            put((None, None))
+        except BaseException as exc:
+            put((None, exc))
+        finally:
+            chunks.close()  # type: ignore[attr-defined]  # stops ffmpeg if we quit early
+
+    thread = threading.Thread(target=pump, name="pcm-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            chunk, exc = q.get()
+            if exc is not None:
+                raise exc
+            if chunk is None:
+                return
+            yield chunk
+    finally:
+        cancelled.set()
+        thread.join()
+
+
+def _widen_pipe(pipe: IO[bytes]) -> None:
+    """Grow a pipe's kernel buffer (Linux) so producer and consumer overlap; best effort."""
+    with contextlib.suppress(AttributeError, OSError):
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
 
 def _decode_to_buffer(path: Path, fmt: str, *, strict: bool, max_frames: int) -> bytearray:
@@ -230,6 +286,7 @@ def _encode(pcm: np.ndarray, out: Path) -> None:
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err)
         assert proc.stdin is not None
+        _widen_pipe(proc.stdin)
         try:
             for start in range(0, pcm.size, CHUNK_FRAMES):
                 proc.stdin.write(pcm[start : start + CHUNK_FRAMES])
@@ -261,6 +318,8 @@ def _k_weighting_sos() -> np.ndarray:
 
 
 _SOS = _k_weighting_sos()
+# +-1e-12 at the Nyquist frequency (-240 dBFS): keeps the filter out of denormal numbers.
+_ANTI_DENORMAL = np.resize(np.array([1e-12, -1e-12]), CHUNK_FRAMES)
 
 
 class _Analyser:
@@ -275,13 +334,22 @@ class _Analyser:
         self._raw: list[np.ndarray] = []  # sum of squares per 100 ms, unweighted
 
     def feed(self, samples: np.ndarray) -> None:
-        """Add float samples (full scale = 1.0)."""
-        x = np.asarray(samples, dtype=np.float64)
-        if not x.size:
+        """Add int16 samples or float samples (full scale = 1.0)."""
+        for start in range(0, samples.size, CHUNK_FRAMES):
+            self._feed_chunk(samples[start : start + CHUNK_FRAMES])
+
+    def _feed_chunk(self, samples: np.ndarray) -> None:
+        """Add at most CHUNK_FRAMES samples."""
+        if not samples.size:
             return
-        self.frames += x.size
-        self.peak = max(self.peak, float(np.max(np.abs(x))))
-        weighted, self._zi = sosfilt(_SOS, x, zi=self._zi)
+        scale = _full_scale(samples)
+        self.frames += samples.size
+        peak = max(float(samples.max()), -float(samples.min())) / scale
+        self.peak = max(self.peak, peak)
+        x = samples / scale if scale != 1 else samples.astype(np.float64)
+        # In digital silence the IIR state decays into denormals, which are ~100x slower.
+        filter_in = x + _ANTI_DENORMAL[: x.size]
+        weighted, self._zi = sosfilt(_SOS, filter_in, zi=self._zi)
         carry_w = _sub_block_energy(self._carry[0], weighted, self._weighted)
         carry_r = _sub_block_energy(self._carry[1], x, self._raw)
         self._carry = (carry_w, carry_r)
@@ -303,6 +371,11 @@ class _Analyser:
         else:
             return -math.inf
         return 10 * math.log10(mean_square) if mean_square > 0 else -math.inf
+
+
+def _full_scale(samples: np.ndarray) -> float:
+    """The value that is 0 dBFS for this sample type: 32768 for int16, 1.0 for floats."""
+    return 32768.0 if samples.dtype.kind == "i" else 1.0
 
 
 def _sub_block_energy(carry: np.ndarray, x: np.ndarray, out: list[np.ndarray]) -> np.ndarray:
@@ -332,17 +405,16 @@ def _gated_loudness(sub_energy: np.ndarray) -> float:
 
 def analyse_pcm(pcm: np.ndarray) -> AudioStats:
     """Measure a mono 44.1 kHz int16 or float array in 10 s chunks (no whole-array copy)."""
-    scale = 1 / 32768 if pcm.dtype.kind == "i" else 1.0
     analyser = _Analyser()
     for start in range(0, pcm.size, CHUNK_FRAMES):
-        analyser.feed(pcm[start : start + CHUNK_FRAMES] * scale)
+        analyser.feed(pcm[start : start + CHUNK_FRAMES])
     return analyser.result()
 
 
 def analyse_file(path: Path, *, strict: bool = True) -> AudioStats:
     """Decode a file to mono 44.1 kHz float and measure it, streaming."""
     analyser = _Analyser()
-    for chunk in _pcm_chunks(Path(path), "f32le", strict=strict):
+    for chunk in _prefetched(_pcm_chunks(Path(path), "f32le", strict=strict)):
         analyser.feed(np.frombuffer(chunk, dtype=F32))
     return analyser.result()
 
@@ -380,10 +452,54 @@ def _apply_gain(pcm: np.ndarray, gain_db: float) -> None:
             part *= factor
 
 
+def _loudest_excerpts(pcm: np.ndarray) -> np.ndarray:
+    """Float32 excerpts around the 100 ms blocks with the highest peaks, 0.1 s apart."""
+    whole = pcm.size // SUB_BLOCK * SUB_BLOCK
+    blocks = pcm[:whole].reshape(-1, SUB_BLOCK)
+    peaks = np.maximum(blocks.max(axis=1).astype(np.float64), -blocks.min(axis=1).astype(float))
+    spans: list[list[int]] = []
+    for block in sorted(np.argsort(peaks)[-PREVIEW_BLOCKS:].tolist()):
+        start, end = max(0, block * SUB_BLOCK - PREVIEW_PAD), (block + 1) * SUB_BLOCK + PREVIEW_PAD
+        if spans and start <= spans[-1][1]:
+            spans[-1][1] = end
+        else:
+            spans.append([start, end])
+    gap = np.zeros(SUB_BLOCK, dtype=np.float32)
+    parts = [np.concatenate((_faded(pcm[s:e]), gap)) for s, e in spans]
+    return np.concatenate(parts)
+
+
+def _faded(part: np.ndarray) -> np.ndarray:
+    """A float32 copy (full scale 1.0) with 5 ms linear fades at both ends."""
+    out = (part / _full_scale(part)).astype(np.float32)
+    n = min(EDGE_FADE_FRAMES, out.size // 2)
+    ramp = (np.arange(n, dtype=np.float32) + 0.5) / n
+    out[:n] *= ramp
+    out[out.size - n :] *= ramp[::-1]
+    return out
+
+
+def _preview_gain(pcm: np.ndarray, gain_db: float, limit_dbfs: float, scratch: Path) -> float:
+    """Lower gain_db so the loudest excerpts, MP3-encoded and decoded, peak <= limit_dbfs."""
+    excerpt = _loudest_excerpts(pcm)
+    _apply_gain(excerpt, gain_db)
+    with tempfile.TemporaryDirectory(dir=scratch, prefix=".preview-") as tmp:
+        preview = Path(tmp) / "preview.mp3"
+        _encode(excerpt, preview)
+        peak = analyse_file(preview).peak_dbfs
+    return gain_db - max(0.0, peak - limit_dbfs)
+
+
 def _encode_verified(
     pcm: np.ndarray, gain_db: float, out: Path, max_peak_dbfs: float
 ) -> tuple[AudioStats, float]:
-    """Apply gain, encode, decode the MP3; cut the gain and retry while it peaks too high."""
+    """Apply gain, encode, decode the MP3; cut the gain and retry while it peaks too high.
+
+    Long audio first gets a preview: its loudest excerpts are encoded on their own to see
+    how far MP3 raises the peak, so the full encode usually succeeds the first time.
+    """
+    if pcm.size > PREVIEW_MIN_FRAMES:
+        gain_db = _preview_gain(pcm, gain_db, max_peak_dbfs - PEAK_MARGIN_DB, out.parent)
     applied = 0.0
     for _ in range(MAX_ENCODES):
         _apply_gain(pcm, gain_db - applied)
@@ -521,8 +637,9 @@ def ingest(
 
     Accepts anything ffmpeg decodes (MP3, WAV, OGG/Opus, M4A/AAC, FLAC, ...); the first audio
     stream is downmixed to mono and resampled to 44.1 kHz. Loudness goes to target_lufs
-    unless that would put the pre-encode sample peak above max_peak_dbfs - 0.5 dB; the
-    decoded MP3's sample peak is then guaranteed <= max_peak_dbfs (re-encoded if needed).
+    unless that would put the sample peak above max_peak_dbfs - 0.1 dB (after allowing for
+    the overshoot MP3 encoding adds); the decoded MP3's sample peak is guaranteed
+    <= max_peak_dbfs (it is re-encoded with less gain if needed).
     Raises AudioRejected (nothing is left in work_dir) for unusable uploads.
     """
     src = Path(src)
@@ -533,7 +650,7 @@ def ingest(
     source = analyse_pcm(pcm)
     if source.max_rms_dbfs < silence_dbfs or not math.isfinite(source.loudness_lufs):
         raise AudioRejected(f"audio is silent throughout (below {silence_dbfs:g} dBFS)", "silent")
-    ceiling = max_peak_dbfs - INGEST_HEADROOM_DB
+    ceiling = max_peak_dbfs - PEAK_MARGIN_DB
     gain = _choose_gain(source, target_lufs, ceiling, tolerance=0.0)
     out = _make_temp(Path(work_dir), prefix="ingest-", suffix=".mp3")
     try:
@@ -595,26 +712,28 @@ def planned_total_ms(durations_ms: Sequence[int], *, gap_ms: int = 0, crossfade_
 
 @dataclass
 class _Joiner:
-    """Joins decoded 16-bit items into one buffer with gaps or linear crossfades."""
+    """Joins decoded 16-bit items into one buffer with gaps or linear crossfades.
+
+    The part of the buffer that no later item can change is measured as soon as it is
+    final, so loudness analysis overlaps the decoding of the next items.
+    """
 
     gap: int  # frames
     crossfade: int  # frames
     count: int  # number of items that will be added
     buf: bytearray = field(default_factory=bytearray)
     spans: list[tuple[int, int]] = field(default_factory=list)  # (start, frames) per item
+    analyser: _Analyser = field(default_factory=_Analyser)
+    analysed: int = 0  # frames already fed to the analyser
 
     @property
     def frames(self) -> int:
         """Frames in the buffer so far."""
         return len(self.buf) // 2
 
-    def add(self, label: str, path: Path) -> None:
-        """Decode one item and append it (gap before it, or crossfade into the tail)."""
+    def add(self, label: str, item_buf: bytearray) -> None:
+        """Append one decoded item (gap before it, or crossfade into the tail)."""
         index = len(self.spans)
-        try:
-            item_buf = _decode_to_buffer(path, "s16le", strict=True, max_frames=2**40)
-        except _DecodeError as exc:
-            raise ValueError(f"item {index} ({label}): cannot decode {path}: {exc}") from exc
         item = np.frombuffer(item_buf, dtype=S16)
         if item.size < max(1, self.crossfade * _crossfaded_edges(index, self.count)):
             raise ValueError(f"item {index} ({label}) is shorter than its crossfades")
@@ -628,6 +747,23 @@ class _Joiner:
             start = self.frames
             self.buf += item_buf
         self.spans.append((start, item.size))
+        self._analyse_up_to(self.frames - self.crossfade)
+
+    def finish(self) -> AudioStats:
+        """Measure what is left and return the stats of the whole joined programme."""
+        self._analyse_up_to(self.frames)
+        return self.analyser.result()
+
+    def _analyse_up_to(self, end: int) -> None:
+        """Feed frames [analysed, end) to the analyser."""
+        if end <= self.analysed:
+            return
+        view = np.frombuffer(
+            self.buf, dtype=S16, count=end - self.analysed, offset=2 * self.analysed
+        )
+        for start in range(0, view.size, CHUNK_FRAMES):
+            self.analyser.feed(view[start : start + CHUNK_FRAMES])
+        self.analysed = end
 
     def _declick(self, item: np.ndarray, index: int) -> None:
         """5 ms linear ramps on the item's edges that are not crossfaded."""
@@ -649,11 +785,33 @@ class _Joiner:
         tail[:] = np.clip(np.rint(mixed), -32768, 32767).astype(S16)
 
 
+def _decode_item(index: int, label: str, path: Path) -> bytearray:
+    """Decode one assembly item to 16-bit mono 44.1 kHz PCM."""
+    try:
+        return _decode_to_buffer(path, "s16le", strict=True, max_frames=2**40)
+    except _DecodeError as exc:
+        raise ValueError(f"item {index} ({label}): cannot decode {path}: {exc}") from exc
+
+
+def _decoded_items(items: Sequence[tuple[str, Path]]) -> Iterator[tuple[str, bytearray]]:
+    """Decode items concurrently (DECODE_WORKERS at a time), yielding them in order."""
+    with ThreadPoolExecutor(max_workers=DECODE_WORKERS) as pool:
+        pending: deque[tuple[str, Future[bytearray]]] = deque()
+        for index, (label, path) in enumerate(items):
+            pending.append((label, pool.submit(_decode_item, index, label, Path(path))))
+            if len(pending) > DECODE_WORKERS:
+                label_done, future = pending.popleft()
+                yield label_done, future.result()
+        while pending:
+            label_done, future = pending.popleft()
+            yield label_done, future.result()
+
+
 def _join(items: Sequence[tuple[str, Path]], gap_ms: int, crossfade_ms: int) -> _Joiner:
     """Decode every item once and join them into one 16-bit buffer."""
     joiner = _Joiner(ms_to_frames(gap_ms), ms_to_frames(crossfade_ms), len(items))
-    for label, path in items:
-        joiner.add(label, Path(path))
+    for label, item_buf in _decoded_items(items):
+        joiner.add(label, item_buf)
     return joiner
 
 
@@ -686,8 +844,10 @@ def assemble(
     planned = planned_total_ms(
         [c.duration_ms for c in cues], gap_ms=gap_ms, crossfade_ms=crossfade_ms
     )
+    master = joiner.finish()
     pcm = np.frombuffer(joiner.buf, dtype=S16)
-    gain = _choose_gain(analyse_pcm(pcm), target_lufs, max_peak_dbfs, MASTER_TOLERANCE_LU)
+    ceiling = max_peak_dbfs - PEAK_MARGIN_DB
+    gain = _choose_gain(master, target_lufs, ceiling, MASTER_TOLERANCE_LU)
     out_path = Path(out_path)
     tmp = _make_temp(out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
     try:

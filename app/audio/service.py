@@ -9,7 +9,6 @@ from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.accounts.models import User
@@ -19,7 +18,7 @@ from app.audio.storage import AudioStore, sha256_file
 from app.audio.templates import DEFAULT_TEMPLATES_DIR, template_paths
 from app.audit import service as audit
 from app.config import get_settings
-from app.db import unit_of_work
+from app.db import add_unique, unit_of_work
 from app.errors import Conflict, Invalid, PreconditionFailed
 from app.segments import service as segments
 from app.segments.models import Segment, SegmentStatus
@@ -43,11 +42,7 @@ def register_asset(session: Session, *, sha256: str, **fields: object) -> AudioA
     if asset is not None:
         return asset
     asset = AudioAsset(sha256=sha256, **fields)
-    session.add(asset)
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError:
+    if not add_unique(session, asset):
         # Another request registered the same content first: use its row.
         asset = session.scalars(select(AudioAsset).where(AudioAsset.sha256 == sha256)).one()
     return asset

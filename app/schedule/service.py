@@ -17,6 +17,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from app.accounts.models import Role, User
 from app.audio.models import AudioAsset
 from app.audit import service as audit
+from app.db import add_unique
 from app.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from app.schedule.cadence import local_month, move_within_month, parse_month
 from app.schedule.models import Broadcast, BroadcastStatus, RundownItem
@@ -109,13 +110,9 @@ def create_broadcast(
         local_month=local_month(starts_at, tz),
         status=BroadcastStatus.planned.value,
     )
-    session.add(broadcast)
-    try:
-        # The partial unique index decides between racing requests.
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError as exc:
-        raise _period_taken(programme, key, None, tz) from exc
+    # The partial unique index decides between racing requests.
+    if not add_unique(session, broadcast):
+        raise _period_taken(programme, key, None, tz)
     audit.record(
         session,
         actor=actor,
@@ -222,11 +219,12 @@ def move_broadcast(
         )
         if other is not None and other.id != broadcast.id:
             raise _period_taken(programme, key, other, tz)
-    broadcast.starts_at = starts_at
-    broadcast.period_key = key
-    broadcast.local_month = local_month(starts_at, tz)
+    session.flush()
     try:
         with session.begin_nested():
+            broadcast.starts_at = starts_at
+            broadcast.period_key = key
+            broadcast.local_month = local_month(starts_at, tz)
             flush_versioned(session, broadcast)
     except IntegrityError as exc:
         raise _period_taken(programme, key, None, tz) from exc

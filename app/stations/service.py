@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.accounts.models import Role, User
 from app.accounts.security import hash_device_token, new_device_token
 from app.audit import service as audit
+from app.db import add_unique
 from app.errors import Conflict, Invalid, NotFound
 from app.schedule.cadence import parse_cadence
 from app.stations.models import Device, Programme, Station, Village
@@ -57,12 +57,8 @@ def create_station(
     if session.scalar(select(Station.id).where(Station.name == name)) is not None:
         raise Conflict(f"station {name!r} already exists")
     station = Station(name=name, timezone=timezone, hotline=hotline)
-    session.add(station)
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError as exc:
-        raise Conflict(f"station {name!r} already exists") from exc
+    if not add_unique(session, station):
+        raise Conflict(f"station {name!r} already exists")
     for spec in DEFAULT_PROGRAMMES:
         session.add(Programme(station_id=station.id, **spec))
     session.flush()
@@ -116,12 +112,8 @@ def create_village(
     if exists is not None:
         raise Conflict(f"station {station.id} already has a village named {name!r}")
     village = Village(station_id=station.id, name=name, cadence=cadence)
-    session.add(village)
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError as exc:
-        raise Conflict(f"station {station.id} already has a village named {name!r}") from exc
+    if not add_unique(session, village):
+        raise Conflict(f"station {station.id} already has a village named {name!r}")
     audit.record(
         session,
         actor=actor,

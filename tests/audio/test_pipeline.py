@@ -14,7 +14,7 @@ import pyloudnorm
 import pytest
 
 from app.audio.pipeline import (
-    INGEST_HEADROOM_DB,
+    PEAK_MARGIN_DB,
     AudioRejected,
     IngestResult,
     analyse_pcm,
@@ -209,7 +209,7 @@ def test_ingest_guarantees_decoded_peak_despite_mp3_overshoot(
     # A square wave overshoots after MP3 encoding (Gibbs); the decoded peak must still fit.
     result = ingest(sources["square"], work_dir=tmp_path, target_lufs=0.0)
     assert result.peak_limited
-    first_try_gain = -1.0 - INGEST_HEADROOM_DB - result.source_peak_dbfs
+    first_try_gain = -1.0 - PEAK_MARGIN_DB - result.source_peak_dbfs
     assert result.gain_db < first_try_gain - 0.25  # it was re-encoded with less gain
     assert astats_peak_db(result.playout_path) <= -1.0
     assert result.peak_dbfs <= -1.0
