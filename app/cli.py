@@ -160,6 +160,19 @@ def tts(
 
 
 @app.command()
+def agent(
+    config: Annotated[
+        Path, typer.Option(help="agent config file (see scripts/agent.example.toml)")
+    ],
+    dry_run: Annotated[bool, typer.Option(help="log instead of playing")] = False,
+) -> None:
+    """Run the playout agent on a playout PC."""
+    from app.playout.agent import run_agent
+
+    run_agent(config, dry_run=dry_run)
+
+
+@app.command()
 def assemble(broadcast_id: Annotated[int, typer.Argument(help="broadcast id")]) -> None:
     """Render a broadcast's master file (or reuse it when the rundown is unchanged)."""
     from app.errors import LoaxaError

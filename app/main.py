@@ -10,6 +10,8 @@ from app.audio.router import router as audio_router
 from app.audit.router import router as audit_router
 from app.errors import install_handlers
 from app.health import router as health_router
+from app.playout.router import router as playout_router
+from app.reports.router import router as reports_router
 from app.schedule.router import router as schedule_router
 from app.segments.router import router as segments_router
 from app.stations.router import router as stations_router
@@ -32,6 +34,8 @@ def create_app() -> FastAPI:
         audio_router,
         schedule_router,
         tts_router,
+        playout_router,
+        reports_router,
         audit_router,
     ):
         app.include_router(router)

@@ -3,8 +3,8 @@
 from app.accounts.models import User
 from app.audio.models import AudioAsset
 from app.audit.models import AuditEvent
-from app.playout.models import AsRunEvent
-from app.schedule.models import Broadcast, RundownItem, ScheduleWarning
+from app.playout.models import AsRunEvent, Emergency
+from app.schedule.models import Broadcast, JobRun, RundownItem, ScheduleWarning
 from app.segments.models import Segment, SegmentVillage
 from app.stations.models import Device, Programme, Station, Village
 from app.tts.models import StationAbbreviation
@@ -15,6 +15,8 @@ __all__ = [
     "AuditEvent",
     "Broadcast",
     "Device",
+    "Emergency",
+    "JobRun",
     "Programme",
     "RundownItem",
     "ScheduleWarning",

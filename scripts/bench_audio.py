@@ -19,7 +19,9 @@ Memory: ru_maxrss from wait4()/RUSAGE_CHILDREN is NOT used, because Linux carrie
 parent's high-water mark across fork/vfork+exec into the child's ru_maxrss (every variant
 then "peaks" at the size of this benchmark process). Instead a monitor thread samples the
 process tree every 20 ms from /proc: "tree peak" is the largest sum of VmRSS over the
-process and all its descendants seen at one instant (what was really resident at once);
+process and all its ffmpeg descendants seen at one instant (what was really resident at
+once; a child is only counted once it has exec'd ffmpeg, because between fork and exec it
+still shows the parent's memory);
 "own peak" is the kernel's exact VmHWM of the top process, and for (a) the largest VmHWM
 seen among its ffmpeg children is shown too.
 
@@ -79,6 +81,8 @@ class TreeMonitor(threading.Thread):
         while not self.stop.is_set():
             total = 0
             for pid in self._tree(self.pid):
+                if pid != self.pid and _comm(pid) != "ffmpeg":
+                    continue  # not exec'd yet: it still shows the parent's memory
                 rss, hwm = _status_kb(pid)
                 total += rss
                 self.hwm_kb[pid] = max(self.hwm_kb.get(pid, 0), hwm)
@@ -96,6 +100,14 @@ class TreeMonitor(threading.Thread):
                 with contextlib.suppress(OSError):
                     todo += [int(c) for c in children.read_text().split()]
         return found
+
+
+def _comm(pid: int) -> str:
+    """A process's command name ('' if it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def _status_kb(pid: int) -> tuple[int, int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import JSON, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app import clock
@@ -27,3 +27,23 @@ class AsRunEvent(Base):
     ended_at: Mapped[datetime]
     status: Mapped[str] = mapped_column(String(16))
     received_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class Emergency(Base):
+    """An emergency announcement (khẩn cấp): plays at once on every device in scope."""
+
+    __tablename__ = "emergencies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    station_id: Mapped[int] = mapped_column(
+        ForeignKey("stations.id", ondelete="CASCADE"), index=True
+    )
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="RESTRICT"))
+    # None: the whole station (its PC and every village); else only these villages.
+    village_ids: Mapped[list[int] | None] = mapped_column(JSON)
+    audio_sha256: Mapped[str] = mapped_column(String(64))
+    duration_ms: Mapped[int]
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    expires_at: Mapped[datetime]
+    cancelled_at: Mapped[datetime | None]

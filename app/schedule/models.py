@@ -101,3 +101,25 @@ class ScheduleWarning(Base):
     # The same finding raised twice (a job run twice) is stored once.
     dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class JobRun(Base):
+    """One run of a scheduled job for one key (a day, a broadcast), claimed by one process.
+
+    The unique (job, run_key) makes two scheduler processes run each job once: the second
+    insert fails and that process skips. A claim whose lease ran out (its process died) may
+    be taken over.
+    """
+
+    __tablename__ = "job_runs"
+    __table_args__ = (UniqueConstraint("job", "run_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job: Mapped[str] = mapped_column(String(60))
+    run_key: Mapped[str] = mapped_column(String(120))
+    holder: Mapped[str] = mapped_column(String(120))
+    status: Mapped[str] = mapped_column(String(16))  # running, done, failed
+    claimed_at: Mapped[datetime]
+    lease_until: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    detail: Mapped[str | None] = mapped_column(Text)
