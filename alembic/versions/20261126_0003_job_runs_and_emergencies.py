@@ -2,7 +2,7 @@
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-11-26 15:03:54.410144
+Create Date: 2026-11-26 15:04:24.328378
 
 """
 from typing import Sequence, Union
