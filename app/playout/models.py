@@ -22,6 +22,10 @@ class AsRunEvent(Base):
     broadcast_id: Mapped[int | None] = mapped_column(
         ForeignKey("broadcasts.id", ondelete="CASCADE")
     )
+    # Set instead of broadcast_id when the device played an emergency announcement.
+    emergency_id: Mapped[int | None] = mapped_column(
+        ForeignKey("emergencies.id", ondelete="CASCADE"), index=True
+    )
     sha256: Mapped[str] = mapped_column(String(64))
     started_at: Mapped[datetime]
     ended_at: Mapped[datetime]
