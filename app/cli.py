@@ -160,6 +160,49 @@ def tts(
 
 
 @app.command()
+def scheduler(
+    once: Annotated[bool, typer.Option(help="run every job once (catch up) and exit")] = False,
+    at: Annotated[
+        str | None, typer.Option(help="pretend it is this ISO time (testing)", hidden=True)
+    ] = None,
+) -> None:
+    """Run the scheduler process (APScheduler): fill, assemble, warn, publish, mark missed."""
+    from datetime import datetime
+
+    from app import clock
+    from app.schedule import runner
+
+    if at is not None:
+        fixed = datetime.fromisoformat(at)
+        if fixed.tzinfo is None:
+            typer.echo("error: --at needs an offset, e.g. 2024-03-13T10:00:00+07:00", err=True)
+            raise typer.Exit(2)
+        clock.set_now(lambda: fixed)
+    runner.run(once=once)
+
+
+@app.command()
+def plan(
+    station: Annotated[int, typer.Option(help="station id")],
+    year: Annotated[int, typer.Option(help="the plan's year, e.g. 2024")],
+) -> None:
+    """Create the year's broadcasts from the programmes' cadences (idempotent)."""
+    from app.db import unit_of_work
+    from app.schedule.planning import plan_year
+    from app.stations.models import Station
+
+    with unit_of_work() as session:
+        if session.get(Station, station) is None:
+            typer.echo(f"error: station {station} does not exist", err=True)
+            raise typer.Exit(1)
+        result = plan_year(session, station_id=station, year=year)
+    typer.echo(
+        f"station {station}, {year}: {result.created} broadcasts created, "
+        f"{result.existing} already there, {result.cancelled} cancelled"
+    )
+
+
+@app.command()
 def agent(
     config: Annotated[
         Path, typer.Option(help="agent config file (see scripts/agent.example.toml)")

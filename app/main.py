@@ -12,6 +12,7 @@ from app.errors import install_handlers
 from app.health import router as health_router
 from app.playout.router import router as playout_router
 from app.reports.router import router as reports_router
+from app.schedule.router import planning_router
 from app.schedule.router import router as schedule_router
 from app.segments.router import router as segments_router
 from app.stations.router import router as stations_router
@@ -33,6 +34,7 @@ def create_app() -> FastAPI:
         segments_router,
         audio_router,
         schedule_router,
+        planning_router,
         tts_router,
         playout_router,
         reports_router,

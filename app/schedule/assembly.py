@@ -42,7 +42,7 @@ def planned_items(
     return items
 
 
-def _gap_ms() -> int:
+def gap_ms() -> int:
     return get_settings().assembly_gap_ms
 
 
@@ -54,7 +54,7 @@ def total_ms(items: list[service.PlannedItem]) -> int:
     if not items:
         return 0
     return pipeline.planned_total_ms(
-        [i.duration_ms for i in items], gap_ms=_gap_ms(), crossfade_ms=_crossfade_ms()
+        [i.duration_ms for i in items], gap_ms=gap_ms(), crossfade_ms=_crossfade_ms()
     )
 
 
@@ -79,7 +79,7 @@ def rundown_view(session: Session, broadcast: Broadcast) -> RundownOut:
     window = (programme.min_duration_ms, programme.max_duration_ms)
     has_segments = any(i.kind == "segment" for i in items)
     problem = (
-        service.window_problem(total, window, items, _gap_ms())
+        service.window_problem(total, window, items, gap_ms())
         if has_segments
         else "the rundown has no segments yet"
     )
@@ -97,7 +97,7 @@ def rundown_view(session: Session, broadcast: Broadcast) -> RundownOut:
             )
             for n, i in enumerate(items)
         ],
-        gap_ms=_gap_ms(),
+        gap_ms=gap_ms(),
         total_ms=total,
         window_ms=window,
         compliant=problem is None,

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Response, status
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.accounts.deps import ApproverUser, SessionDep, ViewerUser
 from app.pagination import Page, PageDep, paginate
-from app.schedule import assembly, service
+from app.schedule import assembly, planning, service
+from app.schedule import warnings as schedule_warnings
 from app.schedule.models import Broadcast
 from app.schedule.schemas import (
     BroadcastCreate,
@@ -22,9 +24,11 @@ from app.schedule.schemas import (
     RundownSet,
 )
 from app.segments.schemas import Month
+from app.stations import service as stations
 from app.stations.models import Programme, Station
 
 router = APIRouter(prefix="/api/v1/broadcasts", tags=["broadcasts"])
+planning_router = APIRouter(prefix="/api/v1", tags=["broadcasts"])
 
 
 def to_out_many(session: Session, broadcasts: list[Broadcast]) -> list[BroadcastOut]:
@@ -161,3 +165,58 @@ def assemble(user: ApproverUser, broadcast_id: int) -> RundownOut:
     no database transaction while it renders.
     """
     return assembly.assemble_broadcast(broadcast_id, actor_id=user.id)
+
+
+class PlanOut(BaseModel):
+    station_id: int
+    year: int
+    created: int
+    existing: int
+    cancelled: int
+
+
+@planning_router.post("/stations/{station_id}/plan", response_model=PlanOut)
+def plan_station_year(
+    session: SessionDep,
+    user: ApproverUser,
+    station_id: int,
+    year: Annotated[int, Query(ge=2000, le=2100)],
+) -> PlanOut:
+    """Create the year's broadcasts from the cadences; running it again changes nothing."""
+    stations.get_station(session, station_id, user=user)
+    result = planning.plan_year(session, station_id=station_id, year=year, actor=user)
+    return PlanOut(station_id=station_id, year=year, **result.__dict__)
+
+
+class WarningOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    station_id: int | None
+    broadcast_id: int | None
+    kind: str
+    message: str
+    created_at: datetime
+
+
+@planning_router.get("/warnings", response_model=Page[WarningOut])
+def list_warnings(
+    session: SessionDep,
+    user: ViewerUser,
+    page: PageDep,
+    station_id: int | None = None,
+    kind: Annotated[str | None, Query(max_length=40)] = None,
+) -> Page[WarningOut]:
+    """What the scheduler found wrong or missing, newest first."""
+    visible = sorted(s.id for s in stations.list_stations(session, user=user))
+    if station_id is not None:
+        visible = [station_id] if station_id in visible else []
+    rows, total = paginate(
+        session, schedule_warnings.list_query(station_ids=visible, kind=kind), page
+    )
+    return Page(
+        items=[WarningOut.model_validate(w) for w in rows],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+    )

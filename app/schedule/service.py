@@ -35,9 +35,15 @@ def station_zone(station: Station) -> ZoneInfo:
 def period_key(
     programme: Programme, starts_at: datetime, village_id: int | None, tz: ZoneInfo
 ) -> str:
-    """What "once per period" means for this programme: the local month, or the village slot."""
-    if programme.cadence.get("kind") == "monthly":
-        return local_month(starts_at, tz)
+    """What "once per period" means for this programme: the local month, or the slot."""
+    return period_key_for(programme.cadence.get("kind", ""), starts_at, village_id, tz)
+
+
+def period_key_for(kind: str, starts_at: datetime, village_id: int | None, tz: ZoneInfo) -> str:
+    """ "2024-03" for a monthly station programme; village and weekly keys name the village."""
+    if kind == "monthly":
+        month = local_month(starts_at, tz)
+        return month if village_id is None else f"v{village_id}:{month}"
     local = starts_at.astimezone(tz).strftime("%Y-%m-%dT%H:%M")
     return f"v{village_id}:{local}"
 

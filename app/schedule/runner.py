@@ -1,0 +1,130 @@
+"""`loaxa scheduler`: APScheduler 3.11 in its own process, never inside the web workers.
+
+The database is the source of truth. The job list below is rebuilt from it at start and every
+ten minutes (one set of local-time jobs per station time zone), in an in-memory job store: no
+pickled jobs to go stale. Every job claims its run in the database first (app.schedule.runs),
+so two scheduler processes run each job once. At start every job runs once to catch up on
+what was missed while the process was down; since jobs derive their work from the database,
+that single run covers all missed triggers (coalesced).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import select
+
+from app import clock
+from app.db import unit_of_work
+from app.schedule import jobs
+from app.schedule.runs import run_exclusive
+from app.stations.models import Station
+
+log = logging.getLogger("loaxa.scheduler")
+
+JOB_DEFAULTS = {"coalesce": True, "misfire_grace_time": None, "max_instances": 1}
+
+
+def _five_minutes(now: datetime) -> str:
+    return now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0).isoformat()
+
+
+def station_zones() -> list[str]:
+    with unit_of_work(write=False) as session:
+        return sorted(set(session.scalars(select(Station.timezone))))
+
+
+def run_fill() -> None:
+    jobs.fill_and_assemble(clock.now())
+
+
+def run_check_cchc() -> None:
+    now = clock.now()
+    run_exclusive("check_cchc", now.strftime("%Y-%m-%dT%H"), lambda: jobs.check_cchc(now), now=now)
+
+
+def run_mark_missed() -> None:
+    now = clock.now()
+    run_exclusive("mark_missed", _five_minutes(now), lambda: jobs.mark_missed(now), now=now)
+
+
+def run_publish(tz_name: str) -> None:
+    now = clock.now()
+    day = now.astimezone(ZoneInfo(tz_name)).date().isoformat()
+    run_exclusive("publish", f"{tz_name}:{day}", lambda: jobs.publish_playlists(now), now=now)
+
+
+def run_housekeeping(tz_name: str) -> None:
+    now = clock.now()
+    day = now.astimezone(ZoneInfo(tz_name)).date().isoformat()
+    run_exclusive("housekeeping", day, lambda: jobs.housekeeping(now), now=now)
+
+
+def job_table(zones: list[str]) -> list[tuple[str, Callable[[], None], object]]:
+    """(job id, function, trigger): the one explicit list of what runs when."""
+    table: list[tuple[str, Callable[[], None], object]] = [
+        ("fill", run_fill, IntervalTrigger(minutes=15)),
+        ("check_cchc", run_check_cchc, IntervalTrigger(hours=1)),
+        ("mark_missed", run_mark_missed, IntervalTrigger(minutes=5)),
+    ]
+    for tz_name in zones:
+        tz = ZoneInfo(tz_name)
+        table.append(
+            (
+                f"publish:{tz_name}",
+                lambda t=tz_name: run_publish(t),
+                CronTrigger(hour=0, minute=5, timezone=tz),
+            )
+        )
+        table.append(
+            (
+                f"housekeeping:{tz_name}",
+                lambda t=tz_name: run_housekeeping(t),
+                CronTrigger(hour=3, minute=30, timezone=tz),
+            )
+        )
+    return table
+
+
+def catch_up() -> None:
+    """Run every job once now (start-up, or `loaxa scheduler --once`)."""
+    run_fill()
+    run_check_cchc()
+    run_mark_missed()
+    for tz_name in station_zones():
+        run_publish(tz_name)
+        run_housekeeping(tz_name)
+
+
+def register(scheduler: BlockingScheduler) -> None:
+    """(Re)build the job list from the database; fixed ids, replace_existing."""
+    for job_id, fn, trigger in job_table(station_zones()):
+        scheduler.add_job(fn, trigger=trigger, id=job_id, replace_existing=True, **JOB_DEFAULTS)  # type: ignore[arg-type]
+    scheduler.add_job(
+        lambda: register(scheduler),
+        IntervalTrigger(minutes=10),
+        id="refresh",
+        replace_existing=True,
+        **JOB_DEFAULTS,
+    )  # type: ignore[arg-type]
+
+
+def run(*, once: bool = False) -> None:
+    """The scheduler process's main loop."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    catch_up()
+    if once:
+        return
+    scheduler = BlockingScheduler(timezone=ZoneInfo("UTC"), job_defaults=JOB_DEFAULTS)
+    register(scheduler)
+    log.info("scheduler started with %d jobs", len(scheduler.get_jobs()))
+    try:
+        scheduler.start()
+    except (KeyboardInterrupt, SystemExit):
+        log.info("scheduler stopped")
