@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from app import clock
 from app.accounts.models import User
 from app.audit import service as audit
-from app.schedule.cadence import local_month, parse_cadence, year_occurrences
+from app.schedule.cadence import parse_cadence, year_occurrences
 from app.schedule.models import Broadcast, BroadcastStatus, RundownItem
-from app.schedule.service import period_key_for
 from app.stations.models import Programme, Station, Village
 
 UNIQUE_PERIOD = ["station_id", "programme_id", "period_key"]
@@ -47,62 +48,128 @@ def station_slots(
     station: Station, programmes: Sequence[Programme], villages: Sequence[Village], year: int
 ) -> list[Slot]:
     """Pure: every slot of the year for the station's programmes (local months and days)."""
-    tz = ZoneInfo(station.timezone)
     slots: list[Slot] = []
     for programme in programmes:
-        default = parse_cadence(programme.cadence)
-        targets: list[tuple[int | None, Any]] = (
+        default = _canonical(programme.cadence)
+        targets: list[tuple[int | None, str]] = (
             [(None, default)]
             if programme.scope == "station"
-            else [(v.id, parse_cadence(v.cadence) if v.cadence else default) for v in villages]
+            else [(v.id, _canonical(v.cadence) if v.cadence else default) for v in villages]
         )
         for village_id, cadence in targets:
-            for at in year_occurrences(cadence, year, tz):
-                key = period_key_for(cadence.kind, at, village_id, tz)
-                slots.append(
-                    Slot(station.id, programme.id, village_id, at, key, local_month(at, tz))
-                )
+            for at, month, local in _year_slots(cadence, station.timezone, year):
+                if local is None:  # monthly
+                    key = month if village_id is None else f"v{village_id}:{month}"
+                else:
+                    key = f"v{village_id}:{local}"
+                slots.append(Slot(station.id, programme.id, village_id, at, key, month))
     return slots
+
+
+@lru_cache(maxsize=1024)
+def _canonical_cached(raw: str) -> str:
+    return json.dumps(parse_cadence(json.loads(raw)).model_dump(mode="json"), sort_keys=True)
+
+
+def _canonical(cadence: dict[str, Any]) -> str:
+    return _canonical_cached(json.dumps(cadence, sort_keys=True))
+
+
+@lru_cache(maxsize=1024)
+def _year_slots(
+    cadence_json: str, tz_name: str, year: int
+) -> tuple[tuple[datetime, str, str | None], ...]:
+    """(UTC start, local month, local slot or None for monthly) of a cadence's year.
+
+    Cached: thousands of villages share a handful of cadences, so a country-wide plan
+    computes each one once. The key format matches app.schedule.service.period_key_for.
+    """
+    cadence = parse_cadence(json.loads(cadence_json))
+    tz = ZoneInfo(tz_name)
+    out = []
+    for at in year_occurrences(cadence, year, tz):
+        local = at.astimezone(tz)
+        slot = None if cadence.kind == "monthly" else local.strftime("%Y-%m-%dT%H:%M")
+        out.append((at, local.strftime("%Y-%m"), slot))
+    return tuple(out)
 
 
 def insert_slots(session: Session, slots: Sequence[Slot], *, now: datetime) -> int:
     """Insert the slots that do not exist yet (ON CONFLICT DO NOTHING); returns how many."""
     if not slots:
         return 0
+    if session.get_bind().dialect.name == "postgresql":
+        return _copy_insert_pg(session, slots, now=now)
     rows: list[dict[str, Any]] = [
-        {
-            "station_id": s.station_id,
-            "programme_id": s.programme_id,
-            "village_id": s.village_id,
-            "starts_at": s.starts_at,
-            "period_key": s.period_key,
-            "local_month": s.local_month,
-            "status": BroadcastStatus.planned.value,
-            "priority": "normal",
-            "created_at": now,
-            "updated_at": now,
-            "version": 1,
-        }
+        {**dict(zip(SLOT_COLUMNS, _slot_values(s), strict=True)), **_row_defaults(now)}
         for s in slots
     ]
     table = Broadcast.__table__
-    dialect = session.get_bind().dialect.name
-    stmt: Any
-    if dialect == "postgresql":
-        stmt = postgresql.insert(table)
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(table)
-    else:  # pragma: no cover - other databases are not supported
-        raise NotImplementedError(dialect)
     # Existing periods are skipped by the partial unique index; RETURNING counts the new rows.
-    stmt = stmt.on_conflict_do_nothing(
-        index_elements=UNIQUE_PERIOD, index_where=UNIQUE_WHERE
-    ).returning(table.c.id)
+    stmt = (
+        sqlite.insert(table)
+        .on_conflict_do_nothing(index_elements=UNIQUE_PERIOD, index_where=UNIQUE_WHERE)
+        .returning(table.c.id)
+    )
     created = 0
     connection = session.connection()
     for start in range(0, len(rows), 5000):
         created += len(connection.execute(stmt, rows[start : start + 5000]).all())
     return created
+
+
+SLOT_COLUMNS = (
+    "station_id",
+    "programme_id",
+    "village_id",
+    "starts_at",
+    "period_key",
+    "local_month",
+)
+DEFAULT_COLUMNS = ("status", "priority", "created_at", "updated_at", "version")
+
+
+def _slot_values(s: Slot) -> tuple[Any, ...]:
+    return (s.station_id, s.programme_id, s.village_id, s.starts_at, s.period_key, s.local_month)
+
+
+def _row_defaults(now: datetime) -> dict[str, Any]:
+    return {
+        "status": BroadcastStatus.planned.value,
+        "priority": "normal",
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
+    }
+
+
+def _copy_insert_pg(session: Session, slots: Sequence[Slot], *, now: datetime) -> int:
+    """COPY the slots into a temporary table, then insert the missing ones in one statement.
+
+    Row-by-row INSERTs manage a few thousand rows a second; a country-wide plan has
+    millions of slots.
+    """
+    cols = ", ".join(SLOT_COLUMNS)
+    raw = session.connection().connection.dbapi_connection
+    assert raw is not None
+    with raw.cursor() as cur:  # type: ignore[attr-defined]
+        cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS plan_slots "
+            "(station_id int, programme_id int, village_id int, starts_at timestamptz, "
+            "period_key varchar(64), local_month varchar(7)) ON COMMIT DELETE ROWS"
+        )
+        cur.execute("TRUNCATE plan_slots")
+        with cur.copy(f"COPY plan_slots ({cols}) FROM STDIN") as copy:
+            for s in slots:
+                copy.write_row(_slot_values(s))
+        cur.execute(
+            f"INSERT INTO broadcasts ({cols}, {', '.join(DEFAULT_COLUMNS)}) "
+            f"SELECT {cols}, 'planned', 'normal', %s, %s, 1 FROM plan_slots "
+            "ON CONFLICT (station_id, programme_id, period_key) WHERE status != 'cancelled' "
+            "DO NOTHING",
+            (now, now),
+        )
+        return max(cur.rowcount, 0)
 
 
 def plan_year(

@@ -1,0 +1,172 @@
+"""Benchmark: plan a year and publish one day's playlists for every commune in Vietnam.
+
+3 321 stations (communes after the 2025 reorganisation) with 20 villages each, on
+PostgreSQL. Phase 1 plans 2024 (12 CCHC broadcasts per station + 52 weekly slots per
+village: about 3.5 million broadcasts). Phase 2 publishes one day's playlists for every
+device's scope. Prints each phase's time and rows per second. Not a test.
+
+    LOAXA_BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test \\
+        .venv/bin/python scripts/bench_schedule.py [--stations 3321] [--villages 20]
+
+A scratch database is created on that server and dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stations", type=int, default=3321)
+    parser.add_argument("--villages", type=int, default=20)
+    parser.add_argument("--year", type=int, default=2024)
+    args = parser.parse_args()
+
+    import psycopg
+
+    server = make_url(
+        os.environ.get("LOAXA_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    )
+    name = f"loaxa_bench_{uuid.uuid4().hex[:8]}"
+    admin = server.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = server.set(drivername="postgresql+psycopg", database=name)
+    os.environ["LOAXA_DATABASE_URL"] = url.render_as_string(hide_password=False)
+    os.environ["LOAXA_DATA_DIR"] = tempfile.mkdtemp(prefix="loaxa-bench-")
+    os.environ.setdefault("LOAXA_SECRET_KEY", "bench-" + "x" * 40)
+    try:
+        run(args.stations, args.villages, args.year)
+    finally:
+        from app.db import get_engine
+
+        get_engine().dispose()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run(n_stations: int, n_villages: int, year: int) -> None:
+    from app import migrations
+    from app.db import get_engine, unit_of_work
+    from app.schedule.models import Broadcast
+    from app.schedule.planning import plan_many
+    from app.stations.models import Device, Programme, Station, Village
+    from app.stations.service import DEFAULT_PROGRAMMES
+
+    migrations.upgrade()
+    engine = get_engine()
+    t0 = time.perf_counter()
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        ids = (
+            conn.execute(
+                insert(Station).returning(Station.id),
+                [
+                    {"name": f"Xã {i:04d}", "timezone": "Asia/Ho_Chi_Minh", "created_at": now}
+                    for i in range(n_stations)
+                ],
+            )
+            .scalars()
+            .all()
+        )
+        conn.execute(
+            insert(Programme),
+            [
+                {**spec, "station_id": sid, "created_at": now}
+                for sid in ids
+                for spec in DEFAULT_PROGRAMMES
+            ],
+        )
+        conn.execute(
+            insert(Village),
+            [
+                {"station_id": sid, "name": f"Thôn {v + 1}", "created_at": now}
+                for sid in ids
+                for v in range(n_villages)
+            ],
+        )
+        villages = conn.execute(select(Village.id, Village.station_id)).all()
+        conn.execute(
+            insert(Device),
+            [
+                {
+                    "name": "PC",
+                    "station_id": sid,
+                    "village_id": None,
+                    "token_hash": uuid.uuid4().hex + uuid.uuid4().hex,
+                    "created_at": now,
+                    "is_active": True,
+                }
+                for sid in ids
+            ]
+            + [
+                {
+                    "name": "PC",
+                    "station_id": sid,
+                    "village_id": vid,
+                    "token_hash": uuid.uuid4().hex + uuid.uuid4().hex,
+                    "created_at": now,
+                    "is_active": True,
+                }
+                for vid, sid in villages
+            ],
+        )
+    seed_s = time.perf_counter() - t0
+    print(
+        f"seed: {n_stations} stations, {len(villages)} villages, "
+        f"{n_stations + len(villages)} devices in {seed_s:.1f} s"
+    )
+
+    t1 = time.perf_counter()
+    with unit_of_work() as session:
+        result = plan_many(session, station_ids=list(ids), year=year)
+    plan_s = time.perf_counter() - t1
+    with unit_of_work(write=False) as session:
+        total = session.scalar(select(func.count()).select_from(Broadcast)) or 0
+    print(
+        f"phase 1, plan {year}: {result.created} broadcasts in {plan_s:.1f} s "
+        f"({result.created / plan_s:,.0f} rows/s); table holds {total}"
+    )
+
+    t2 = time.perf_counter()
+    with unit_of_work() as session:
+        again = plan_many(session, station_ids=list(ids), year=year)
+    replan_s = time.perf_counter() - t2
+    print(
+        f"re-plan (idempotent): {again.created} created, {again.existing} existing "
+        f"in {replan_s:.1f} s"
+    )
+
+    try:
+        from app.playout.service import publish_playlists
+    except ImportError:
+        print("phase 2 skipped: app.playout.service.publish_playlists is not available")
+        return
+    day = date(year, 3, 16)
+    t3 = time.perf_counter()
+    with unit_of_work() as session:
+        published = publish_playlists(session, day=day, station_ids=list(ids))
+    publish_s = time.perf_counter() - t3
+    print(
+        f"phase 2, publish {day}: {published} playlists in {publish_s:.1f} s "
+        f"({published / publish_s:,.0f} rows/s)"
+    )
+    goal = "met" if plan_s < 60 and publish_s < 60 else "NOT met"
+    print(f"goal (both phases under 60 s on 2 cores): {goal}")
+
+
+if __name__ == "__main__":
+    main()
