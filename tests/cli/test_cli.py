@@ -127,3 +127,26 @@ def test_serve_answers_on_a_loopback_port(database_url: str) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_migrate_creates_the_data_directory_on_a_fresh_machine(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "fresh" / "var"
+    env = {k: v for k, v in os.environ.items() if k != "LOAXA_DATABASE_URL"}
+    env["LOAXA_DATA_DIR"] = str(data)
+    r = subprocess.run(
+        [sys.executable, "-m", "app.cli", "migrate"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert (data / "loaxa.db").is_file()
+    seeded = subprocess.run(
+        [sys.executable, "-m", "app.cli", "seed-demo"],
+        capture_output=True,
+        text=True,
+        env={**env, "LOAXA_ADMIN_PASSWORD": "x" * 12},
+        timeout=120,
+    )
+    assert seeded.returncode == 0 and "created station Xuân Phúc" in seeded.stdout
