@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.accounts.deps import ApproverUser, SessionDep, ViewerUser
+from app.errors import NotFound
 from app.pagination import Page, PageDep, paginate
 from app.schedule import assembly, planning, service
 from app.schedule import warnings as schedule_warnings
@@ -25,7 +26,8 @@ from app.schedule.schemas import (
 )
 from app.segments.schemas import Month
 from app.stations import service as stations
-from app.stations.models import Programme, Station
+from app.stations.models import Programme, Station, Village
+from app.stations.schemas import ProgrammeOut, VillageOut
 
 router = APIRouter(prefix="/api/v1/broadcasts", tags=["broadcasts"])
 planning_router = APIRouter(prefix="/api/v1", tags=["broadcasts"])
@@ -220,3 +222,54 @@ def list_warnings(
         limit=page.limit,
         offset=page.offset,
     )
+
+
+class ProgrammeRules(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cadence: dict[str, Any] | None = None
+    min_duration_ms: int | None = Field(default=None, gt=0, le=24 * 3600 * 1000)
+    max_duration_ms: int | None = Field(default=None, gt=0, le=24 * 3600 * 1000)
+
+
+class VillageCadence(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cadence: dict[str, Any] | None
+
+
+@planning_router.patch("/stations/{station_id}/programmes/{code}", response_model=ProgrammeOut)
+def update_programme(
+    session: SessionDep, user: ApproverUser, station_id: int, code: str, body: ProgrammeRules
+) -> ProgrammeOut:
+    """Set the station's rule for a programme, e.g. the CCHC slot "third Saturday 17:00"."""
+    stations.get_station(session, station_id, user=user)
+    programme = stations.get_programme(session, station_id=station_id, code=code)
+    stations.update_programme_rules(
+        session,
+        programme=programme,
+        cadence=body.cadence,
+        min_duration_ms=body.min_duration_ms,
+        max_duration_ms=body.max_duration_ms,
+        actor=user,
+    )
+    return ProgrammeOut.model_validate(programme)
+
+
+@planning_router.put(
+    "/stations/{station_id}/villages/{village_id}/cadence", response_model=VillageOut
+)
+def set_village_cadence(
+    session: SessionDep,
+    user: ApproverUser,
+    station_id: int,
+    village_id: int,
+    body: VillageCadence,
+) -> VillageOut:
+    """Give one village its own slots (days of week and time); null restores the default."""
+    stations.get_station(session, station_id, user=user)
+    village = session.get(Village, village_id)
+    if village is None or village.station_id != station_id:
+        raise NotFound(f"village {village_id} does not exist in station {station_id}")
+    stations.set_village_cadence(session, village=village, cadence=body.cadence, actor=user)
+    return VillageOut.model_validate(village)

@@ -193,3 +193,74 @@ def list_devices(session: Session, *, station_id: int | None = None) -> list[Dev
     if station_id is not None:
         stmt = stmt.where(Device.station_id == station_id)
     return list(session.scalars(stmt))
+
+
+def update_programme_rules(
+    session: Session,
+    *,
+    programme: Programme,
+    cadence: dict[str, Any] | None = None,
+    min_duration_ms: int | None = None,
+    max_duration_ms: int | None = None,
+    actor: User | None = None,
+) -> Programme:
+    """Change a programme's rule (cadence, duration window): data, not code."""
+    before = {
+        "cadence": programme.cadence,
+        "window_ms": [programme.min_duration_ms, programme.max_duration_ms],
+    }
+    if cadence is not None:
+        try:
+            parsed = parse_cadence(cadence)
+        except ValueError as exc:
+            raise Invalid(str(exc)) from exc
+        if parsed.kind != parse_cadence(programme.cadence).kind:
+            raise Invalid(
+                f"programme {programme.code} is {programme.cadence.get('kind')}; "
+                f"its cadence cannot become {parsed.kind}"
+            )
+        programme.cadence = parsed.model_dump(mode="json")
+    low = programme.min_duration_ms if min_duration_ms is None else min_duration_ms
+    high = programme.max_duration_ms if max_duration_ms is None else max_duration_ms
+    if not 0 < low <= high:
+        raise Invalid(f"the duration window must have 0 < minimum <= maximum; got {low}..{high}")
+    programme.min_duration_ms, programme.max_duration_ms = low, high
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="programme.rules",
+        entity="programme",
+        entity_id=programme.id,
+        before=before,
+        after={"cadence": programme.cadence, "window_ms": [low, high]},
+    )
+    return programme
+
+
+def set_village_cadence(
+    session: Session,
+    *,
+    village: Village,
+    cadence: dict[str, Any] | None,
+    actor: User | None = None,
+) -> Village:
+    """Give a village its own weekly slots (None: back to the programme's default)."""
+    before = village.cadence
+    if cadence is not None:
+        try:
+            cadence = parse_cadence(cadence).model_dump(mode="json")
+        except ValueError as exc:
+            raise Invalid(str(exc)) from exc
+    village.cadence = cadence
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="village.cadence",
+        entity="village",
+        entity_id=village.id,
+        before={"cadence": before},
+        after={"cadence": cadence},
+    )
+    return village

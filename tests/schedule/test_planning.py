@@ -161,3 +161,56 @@ def test_plan_through_the_api_and_the_cli(
         "/api/v1/broadcasts?programme=cchc&year=2025&limit=100", headers=h["viewer"]
     ).json()
     assert listed["total"] == 12
+
+
+def test_rules_are_data_set_through_the_api(
+    client: TestClient, database_url: str, session: Session
+) -> None:
+    ids = make_station(villages=2)
+    h = staff(client, ids["station_id"])
+    sid, vid = ids["station_id"], ids["village_ids"][0]
+    r = client.patch(
+        f"/api/v1/stations/{sid}/programmes/cchc",
+        json={"cadence": {"kind": "monthly", "week": -1, "weekday": 4, "time": "19:30"}},
+        headers=h["approver"],
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["cadence"]["week"] == -1
+    bad = client.patch(
+        f"/api/v1/stations/{sid}/programmes/cchc",
+        json={"cadence": {"kind": "weekly", "weekdays": [1], "time": "07:00"}},
+        headers=h["approver"],
+    )
+    assert bad.status_code == 422 and "cannot become weekly" in bad.json()["detail"]
+    window = client.patch(
+        f"/api/v1/stations/{sid}/programmes/cchc",
+        json={"min_duration_ms": 900_000, "max_duration_ms": 600_000},
+        headers=h["approver"],
+    )
+    assert window.status_code == 422 and "minimum <= maximum" in window.json()["detail"]
+    r = client.put(
+        f"/api/v1/stations/{sid}/villages/{vid}/cadence",
+        json={"cadence": {"kind": "weekly", "weekdays": [0, 3], "time": "06:00"}},
+        headers=h["approver"],
+    )
+    assert r.status_code == 200
+    wrong = client.put(
+        f"/api/v1/stations/{sid}/villages/{vid}/cadence",
+        json={"cadence": {"kind": "weekly", "weekdays": [7], "time": "25:00"}},
+        headers=h["approver"],
+    )
+    assert wrong.status_code == 422 and "weekday" in wrong.json()["detail"]
+    _plan(sid, 2024)
+    cchc = _broadcasts(session, village_id=None)
+    assert all(b.starts_at.astimezone(VN).weekday() == 4 for b in cchc)
+    assert cchc[1].starts_at.astimezone(VN).isoformat() == "2024-02-23T19:30:00+07:00"
+    # Mondays and Thursdays for village 1: 105 slots in 2024; village 2 keeps 52 Sundays.
+    assert len(_broadcasts(session, village_id=vid)) == 105
+    assert len(_broadcasts(session, village_id=ids["village_ids"][1])) == 52
+    # A CCHC broadcast made by hand in a planned month is refused: the keys agree.
+    dup = client.post(
+        "/api/v1/broadcasts",
+        json={"programme": "cchc", "station_id": sid, "starts_at": "2024-05-02T17:00:00+07:00"},
+        headers=h["approver"],
+    )
+    assert dup.status_code == 409
