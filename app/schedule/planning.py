@@ -270,3 +270,29 @@ def plan_many(session: Session, *, station_ids: Sequence[int], year: int) -> Pla
 
 def today_local(tz: ZoneInfo) -> date:
     return clock.now().astimezone(tz).date()
+
+
+def plan_stations_parallel(
+    station_ids: Sequence[int], *, year: int, workers: int = 2, chunk: int = 200
+) -> PlanResult:
+    """Plan many stations in chunks over several connections (each chunk its own transaction).
+
+    For country-wide deployments: the database checks foreign keys and indexes row by row,
+    so spreading chunks over connections uses every core. Each chunk is idempotent, so a
+    failure half-way is repaired by running it again.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.db import unit_of_work
+
+    def one(ids: Sequence[int]) -> PlanResult:
+        with unit_of_work() as session:
+            return plan_many(session, station_ids=ids, year=year)
+
+    chunks = [station_ids[i : i + chunk] for i in range(0, len(station_ids), chunk)]
+    total = PlanResult()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for part in pool.map(one, chunks):
+            total.created += part.created
+            total.existing += part.existing
+    return total
