@@ -10,6 +10,7 @@ import logging
 import shutil
 import time
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -57,7 +58,7 @@ def fill_and_assemble(now: datetime) -> dict[str, int]:
         outcome = run_exclusive(
             "fill",
             f"b{broadcast_id}:{_hour_bucket(now)}",
-            lambda bid=broadcast_id: _fill_one(bid, now),
+            partial(_fill_one, broadcast_id, now),
             now=now,
         )
         if outcome:
@@ -282,4 +283,3 @@ def housekeeping(now: datetime, *, min_age: timedelta = timedelta(days=1)) -> in
                 entry.unlink(missing_ok=True)
             removed += 1
     return removed
-

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, text, update
+from sqlalchemy import Table, select, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
@@ -104,7 +104,7 @@ def insert_slots(session: Session, slots: Sequence[Slot], *, now: datetime) -> i
         {**dict(zip(SLOT_COLUMNS, _slot_values(s), strict=True)), **_row_defaults(now)}
         for s in slots
     ]
-    table = Broadcast.__table__
+    table = cast(Table, Broadcast.__table__)
     # Existing periods are skipped by the partial unique index; RETURNING counts the new rows.
     stmt = (
         sqlite.insert(table)

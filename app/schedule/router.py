@@ -16,7 +16,7 @@ from app.errors import NotFound
 from app.pagination import Page, PageDep, paginate
 from app.schedule import assembly, planning, service
 from app.schedule import warnings as schedule_warnings
-from app.schedule.models import Broadcast
+from app.schedule.models import Broadcast, BroadcastStatus
 from app.schedule.schemas import (
     BroadcastCreate,
     BroadcastMove,
@@ -59,7 +59,7 @@ def to_out_many(session: Session, broadcasts: list[Broadcast]) -> list[Broadcast
             starts_at=b.starts_at.astimezone(UTC),
             starts_at_local=b.starts_at.astimezone(zones[b.station_id]),
             local_month=b.local_month,
-            status=b.status,  # type: ignore[arg-type]
+            status=BroadcastStatus(b.status),
             priority=b.priority,
             master_sha256=b.master_sha256,
             master_duration_ms=b.master_duration_ms,

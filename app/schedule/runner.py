@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -28,7 +30,7 @@ from app.stations.models import Station
 
 log = logging.getLogger("loaxa.scheduler")
 
-JOB_DEFAULTS = {"coalesce": True, "misfire_grace_time": None, "max_instances": 1}
+JOB_DEFAULTS: dict[str, Any] = {"coalesce": True, "misfire_grace_time": None, "max_instances": 1}
 
 
 def _five_minutes(now: datetime) -> str:
@@ -78,14 +80,14 @@ def job_table(zones: list[str]) -> list[tuple[str, Callable[[], None], object]]:
         table.append(
             (
                 f"publish:{tz_name}",
-                lambda t=tz_name: run_publish(t),
+                partial(run_publish, tz_name),
                 CronTrigger(hour=0, minute=5, timezone=tz),
             )
         )
         table.append(
             (
                 f"housekeeping:{tz_name}",
-                lambda t=tz_name: run_housekeeping(t),
+                partial(run_housekeeping, tz_name),
                 CronTrigger(hour=3, minute=30, timezone=tz),
             )
         )
@@ -105,14 +107,14 @@ def catch_up() -> None:
 def register(scheduler: BlockingScheduler) -> None:
     """(Re)build the job list from the database; fixed ids, replace_existing."""
     for job_id, fn, trigger in job_table(station_zones()):
-        scheduler.add_job(fn, trigger=trigger, id=job_id, replace_existing=True, **JOB_DEFAULTS)  # type: ignore[arg-type]
+        scheduler.add_job(fn, trigger=trigger, id=job_id, replace_existing=True, **JOB_DEFAULTS)
     scheduler.add_job(
         lambda: register(scheduler),
         IntervalTrigger(minutes=10),
         id="refresh",
         replace_existing=True,
         **JOB_DEFAULTS,
-    )  # type: ignore[arg-type]
+    )
 
 
 def run(*, once: bool = False) -> None:

@@ -7,9 +7,9 @@ import os
 import socket
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 
 from app import clock
 from app.db import add_unique, unit_of_work
@@ -65,7 +65,7 @@ def claim(
                 detail=None,
             )
         )
-        return taken.rowcount == 1
+        return cast(CursorResult[Any], taken).rowcount == 1
 
 
 def finish(

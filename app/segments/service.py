@@ -14,7 +14,7 @@ from app.accounts.models import Role, User
 from app.audio.models import AudioAsset
 from app.audit import service as audit
 from app.errors import Conflict, Invalid, NotFound, PreconditionFailed, PreconditionRequired
-from app.segments.models import Segment, SegmentStatus, SegmentVillage
+from app.segments.models import Priority, Segment, SegmentStatus, SegmentVillage, Topic
 from app.segments.schemas import SegmentOut
 from app.stations import service as stations
 from app.stations.models import Programme, Station, Village
@@ -394,12 +394,12 @@ def to_out_many(session: Session, segments: Sequence[Segment]) -> list[SegmentOu
                 station_id=s.station_id,
                 programme=codes[s.programme_id],
                 title=s.title,
-                topic=s.topic,  # type: ignore[arg-type]
+                topic=Topic(s.topic),
                 script=s.script,
                 target_month=s.target_month,
                 village_ids=villages[s.id],
-                priority=s.priority,  # type: ignore[arg-type]
-                status=s.status,  # type: ignore[arg-type]
+                priority=Priority(s.priority),
+                status=SegmentStatus(s.status),
                 rejection_reason=s.rejection_reason,
                 duration_ms=asset.duration_ms if asset else None,
                 loudness_lufs=asset.loudness_lufs if asset else None,
