@@ -5,7 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SYSTEM_PACKAGES=(ffmpeg espeak-ng fonts-dejavu-core)
 PYTHON=${PYTHON:-python3}
 
 say() { printf '[loaxa] %s\n' "$*" >&2; }
@@ -15,6 +14,9 @@ missing_system_packages() {
   command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
   command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
   [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+  # Italic faces for the PDF report; pdftotext/pdffonts check the PDFs in the tests.
+  [ -f /usr/share/fonts/truetype/dejavu/DejaVuSerif-Italic.ttf ] || missing+=(fonts-dejavu-extra)
+  command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)
   [ "${#missing[@]}" -eq 0 ] || printf '%s\n' "${missing[@]}"
 }
 

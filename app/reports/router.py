@@ -2,6 +2,116 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import FileResponse
+
+from app.accounts.deps import SessionDep, ViewerUser
+from app.config import get_settings
+from app.reports import calendar, formats, pdf, podcast, service
+from app.reports.schemas import ComplianceReport
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
+
+MEDIA_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "pdf": "application/pdf",
+}
+
+
+@router.get(
+    "/reports/compliance",
+    response_model=ComplianceReport,
+    responses={200: {"content": {media.split(";")[0]: {} for media in MEDIA_TYPES.values()}}},
+)
+def compliance(
+    session: SessionDep,
+    user: ViewerUser,
+    station_id: int,
+    year: Annotated[str | None, Query(description="local year, e.g. 2024")] = None,
+    month: Annotated[str | None, Query(description='1 to 12, or "2024-03"')] = None,
+    fmt: Annotated[str | None, Query(alias="format", description="json|csv|xlsx|pdf")] = None,
+    view: Annotated[
+        str | None, Query(description="CSV only: months|villages|topics|summary")
+    ] = None,
+) -> Any:
+    """Planned versus aired for a local year or month, as JSON, CSV, XLSX or PDF."""
+    period = service.parse_period(year=year, month=month)
+    chosen = service.parse_format(fmt)
+    csv_view = formats.parse_view(view)
+    report = service.compliance_report(session, station_id=station_id, period=period, user=user)
+    if chosen == "json":
+        return report
+    if chosen == "csv":
+        body = formats.to_csv(report, view=csv_view)
+    elif chosen == "xlsx":
+        body = formats.to_xlsx(report)
+    else:
+        body = pdf.to_pdf(report)
+    return Response(
+        body,
+        media_type=MEDIA_TYPES[chosen],
+        headers={
+            "Content-Disposition": formats.content_disposition(
+                formats.report_filename(report, chosen)
+            ),
+            "Cache-Control": "private, no-store",
+        },
+    )
+
+
+@router.get("/stations/{station_id}/schedule.ics", response_class=Response)
+def schedule_ics(
+    session: SessionDep,
+    user: ViewerUser,
+    station_id: int,
+    year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+) -> Response:
+    """The station's broadcasts as iCalendar; cancelled ones carry STATUS:CANCELLED."""
+    station, body = calendar.schedule_calendar(session, station_id=station_id, user=user, year=year)
+    return Response(
+        body,
+        media_type="text/calendar; charset=utf-8",
+        headers={
+            "Content-Disposition": formats.content_disposition(
+                f"Lịch phát sóng {station.name}.ics", disposition="inline"
+            ),
+            "Cache-Control": "private, no-cache",
+        },
+    )
+
+
+def public_base_url(request: Request) -> str:
+    """Where clients reach this service: the setting, else what the request came to."""
+    return get_settings().public_base_url or str(request.base_url)
+
+
+@router.get("/stations/{station_id}/podcast.xml", response_class=Response)
+def podcast_feed(session: SessionDep, request: Request, station_id: int) -> Response:
+    """RSS 2.0 feed of the aired CCHC columns, newest first. Public: no token needed."""
+    body = podcast.podcast_feed(session, station_id=station_id, base_url=public_base_url(request))
+    return Response(
+        body,
+        media_type="application/rss+xml; charset=utf-8",
+        headers={"Cache-Control": "public, max-age=300"},
+    )
+
+
+# HEAD too: podcast apps ask for the size before they download.
+@router.api_route(
+    "/stations/{station_id}/podcast/{broadcast_id}.mp3",
+    methods=["GET", "HEAD"],
+    response_class=FileResponse,
+)
+def podcast_episode(session: SessionDep, station_id: int, broadcast_id: int) -> FileResponse:
+    """The master of an aired CCHC column (Range supported). Public: no token needed."""
+    path, sha256 = podcast.episode_file(session, station_id=station_id, broadcast_id=broadcast_id)
+    return FileResponse(
+        path,
+        media_type="audio/mpeg",
+        filename=f"cchc-{station_id}-{broadcast_id}.mp3",
+        content_disposition_type="inline",
+        headers={"ETag": f'"{sha256}"', "Cache-Control": "public, max-age=86400"},
+    )
