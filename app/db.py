@@ -14,6 +14,7 @@ from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.types import TypeDecorator
 
 from app.config import get_settings
@@ -137,3 +138,16 @@ def add_unique(session: Session, obj: Base) -> bool:
     except IntegrityError:
         return False
     return True
+
+
+def flush_versioned(session: Session, what: str) -> None:
+    """Flush; when a versioned row was changed by a concurrent writer, 409 instead of overwrite.
+
+    `what` names the row for the caller, e.g. "segment 12".
+    """
+    from app.errors import Conflict
+
+    try:
+        session.flush()
+    except StaleDataError as exc:
+        raise Conflict(f"{what} was changed by someone else; reload it") from exc

@@ -18,7 +18,7 @@ from app.audio.storage import AudioStore, sha256_file
 from app.audio.templates import DEFAULT_TEMPLATES_DIR, template_paths
 from app.audit import service as audit
 from app.config import get_settings
-from app.db import add_unique, unit_of_work
+from app.db import add_unique, flush_versioned, unit_of_work
 from app.errors import Conflict, Invalid, PreconditionFailed
 from app.segments import service as segments
 from app.segments.models import Segment, SegmentStatus
@@ -73,6 +73,68 @@ def programme_templates(
     )
 
 
+def check_audio_editable(segment: Segment, expected_version: int | None) -> None:
+    """Audio may change only on a draft, and only from the version the caller last saw."""
+    if expected_version is not None and expected_version != segment.version:
+        raise PreconditionFailed(
+            f"segment {segment.id} has changed (version {segment.version}); reload it"
+        )
+    if segment.status != SegmentStatus.draft.value:
+        raise Conflict(
+            f"segment {segment.id} is {segment.status}; its audio can only change while draft"
+        )
+
+
+def asset_fields(result: pipeline.IngestResult, sha256: str) -> dict[str, object]:
+    """The asset columns measured by the pipeline for a stored playout file."""
+    return {
+        "duration_ms": result.duration_ms,
+        "loudness_lufs": round(result.loudness_lufs, 2),
+        "peak_dbfs": round(result.peak_dbfs, 2),
+        "size_bytes": store().path_for(sha256).stat().st_size,
+        "source_format": result.source_format,
+        "source_loudness_lufs": round(result.source_loudness_lufs, 2),
+    }
+
+
+def attach_asset(
+    *,
+    segment_id: int,
+    user: User,
+    expected_version: int,
+    action: str,
+    asset_id: int | None = None,
+    new_asset: dict[str, object] | None = None,
+) -> AudioAsset:
+    """Make an existing or new asset the segment's audio, if nobody changed the segment."""
+    with unit_of_work() as session:
+        segment = segments.get_segment(session, segment_id, user=user, for_update=True)
+        check_audio_editable(segment, expected_version)
+        before = segments.snapshot(session, segment)
+        if asset_id is not None:
+            asset = session.get_one(AudioAsset, asset_id)
+        else:
+            assert new_asset is not None
+            sha = str(new_asset.pop("sha256"))
+            asset = register_asset(session, sha256=sha, **new_asset)
+        segment.audio_id = asset.id
+        flush_versioned(session, f"segment {segment.id}")
+        audit.record(
+            session,
+            actor=user,
+            action=action,
+            entity="segment",
+            entity_id=segment.id,
+            before=before,
+            after={
+                **segments.snapshot(session, segment),
+                "origin": asset.origin,
+                "tts_engine": asset.tts_engine,
+            },
+        )
+        return asset
+
+
 def attach_upload(
     *,
     segment_id: int,
@@ -90,7 +152,7 @@ def attach_upload(
     settings = get_settings()
     with unit_of_work(write=False) as session:
         segment = segments.get_segment(session, segment_id, user=user)
-        _check_editable(segment, expected_version)
+        check_audio_editable(segment, expected_version)
         version = segment.version
     scratch = Path(tempfile.mkdtemp(prefix="ingest-", dir=work_dir()))
     try:
@@ -109,47 +171,21 @@ def attach_upload(
         source_ext = _source_ext(filename, result.source_format)
         source_sha = audio_store.put(upload, ext=source_ext)
         sha = audio_store.put(result.playout_path)
-        with unit_of_work() as session:
-            segment = segments.get_segment(session, segment_id, user=user, for_update=True)
-            _check_editable(segment, version)
-            before = segments.snapshot(session, segment)
-            asset = register_asset(
-                session,
-                sha256=sha,
-                duration_ms=result.duration_ms,
-                loudness_lufs=round(result.loudness_lufs, 2),
-                peak_dbfs=round(result.peak_dbfs, 2),
-                size_bytes=audio_store.path_for(sha).stat().st_size,
-                source_sha256=source_sha,
-                source_format=result.source_format,
-                source_loudness_lufs=round(result.source_loudness_lufs, 2),
-                origin="upload",
-            )
-            segment.audio_id = asset.id
-            segments.flush_versioned(session, segment)
-            audit.record(
-                session,
-                actor=user,
-                action="segment.audio",
-                entity="segment",
-                entity_id=segment.id,
-                before=before,
-                after=segments.snapshot(session, segment),
-            )
+        attach_asset(
+            segment_id=segment_id,
+            user=user,
+            expected_version=version,
+            action="segment.audio",
+            new_asset={
+                "sha256": sha,
+                **asset_fields(result, sha),
+                "source_sha256": source_sha,
+                "origin": "upload",
+            },
+        )
         return segment_id
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _check_editable(segment: Segment, expected_version: int | None) -> None:
-    if expected_version is not None and expected_version != segment.version:
-        raise PreconditionFailed(
-            f"segment {segment.id} has changed (version {segment.version}); reload it"
-        )
-    if segment.status != SegmentStatus.draft.value:
-        raise Conflict(
-            f"segment {segment.id} is {segment.status}; audio can only be changed on a draft"
-        )
 
 
 _EXT_BY_FORMAT = {

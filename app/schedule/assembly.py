@@ -16,7 +16,7 @@ from app.audio import pipeline
 from app.audio import service as audio
 from app.audit import service as audit
 from app.config import get_settings
-from app.db import unit_of_work
+from app.db import flush_versioned, unit_of_work
 from app.errors import Conflict, Invalid
 from app.schedule import service
 from app.schedule.models import Broadcast, BroadcastStatus
@@ -178,7 +178,7 @@ def assemble_broadcast(broadcast_id: int, *, actor_id: int | None = None) -> Run
         ]
         broadcast.assembled_at = clock.now()
         broadcast.status = BroadcastStatus.assembled.value
-        service.flush_versioned(session, broadcast)
+        flush_versioned(session, f"broadcast {broadcast.id}")
         audit.record(
             session,
             actor=actor,

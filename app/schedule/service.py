@@ -12,12 +12,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
 from app.accounts.models import Role, User
 from app.audio.models import AudioAsset
 from app.audit import service as audit
-from app.db import add_unique
+from app.db import add_unique, flush_versioned
 from app.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from app.schedule.cadence import local_month, move_within_month, parse_month
 from app.schedule.models import Broadcast, BroadcastStatus, RundownItem
@@ -190,13 +189,6 @@ def _require_open(broadcast: Broadcast, doing: str) -> None:
         raise Conflict(f"broadcast {broadcast.id} is {broadcast.status}; it cannot be {doing}")
 
 
-def flush_versioned(session: Session, broadcast: Broadcast) -> None:
-    try:
-        session.flush()
-    except StaleDataError as exc:
-        raise Conflict(f"broadcast {broadcast.id} was changed by someone else; reload it") from exc
-
-
 def move_broadcast(
     session: Session,
     *,
@@ -231,7 +223,7 @@ def move_broadcast(
             broadcast.starts_at = starts_at
             broadcast.period_key = key
             broadcast.local_month = local_month(starts_at, tz)
-            flush_versioned(session, broadcast)
+            flush_versioned(session, f"broadcast {broadcast.id}")
     except IntegrityError as exc:
         raise _period_taken(programme, key, None, tz) from exc
     audit.record(
@@ -253,7 +245,7 @@ def cancel_broadcast(
     _require_open(broadcast, "cancelled")
     before = snapshot(broadcast)
     broadcast.status = BroadcastStatus.cancelled.value
-    flush_versioned(session, broadcast)
+    flush_versioned(session, f"broadcast {broadcast.id}")
     audit.record(
         session,
         actor=actor,
@@ -323,7 +315,7 @@ def set_rundown(
         broadcast.cue_sheet = None
         broadcast.assembled_at = None
     broadcast.rundown_set_by_id = actor.id if actor else None
-    flush_versioned(session, broadcast)
+    flush_versioned(session, f"broadcast {broadcast.id}")
     audit.record(
         session,
         actor=actor,

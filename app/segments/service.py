@@ -7,12 +7,12 @@ from typing import Any
 
 from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
 from app import clock
 from app.accounts.models import Role, User
 from app.audio.models import AudioAsset
 from app.audit import service as audit
+from app.db import flush_versioned
 from app.errors import Conflict, Invalid, NotFound, PreconditionFailed, PreconditionRequired
 from app.segments.models import Priority, Segment, SegmentStatus, SegmentVillage, Topic
 from app.segments.schemas import SegmentOut
@@ -184,14 +184,6 @@ def _require_status(segment: Segment, allowed: SegmentStatus, doing: str) -> Non
         )
 
 
-def flush_versioned(session: Session, segment: Segment) -> None:
-    """Flush; a concurrent writer that got there first turns into 409, not an overwrite."""
-    try:
-        session.flush()
-    except StaleDataError as exc:
-        raise Conflict(f"segment {segment.id} was changed by someone else; reload it") from exc
-
-
 def update_segment(
     session: Session,
     *,
@@ -221,7 +213,7 @@ def update_segment(
         _set_villages(session, segment, villages)
     # Touch the row so its version moves even when only the villages changed.
     segment.updated_at = clock.now()
-    flush_versioned(session, segment)
+    flush_versioned(session, f"segment {segment.id}")
     audit.record(
         session,
         actor=user,
@@ -243,7 +235,7 @@ def delete_segment(
     before = snapshot(session, segment)
     segment_id = segment.id
     session.delete(segment)
-    flush_versioned(session, segment)
+    flush_versioned(session, f"segment {segment.id}")
     audit.record(
         session,
         actor=user,
@@ -266,7 +258,7 @@ def _transition(
     check_version(segment, expected=expected_version, required=False)
     before = snapshot(session, segment)
     apply()
-    flush_versioned(session, segment)
+    flush_versioned(session, f"segment {segment.id}")
     audit.record(
         session,
         actor=user,

@@ -16,9 +16,8 @@ from app.audio.models import AudioAsset
 from app.audit import service as audit
 from app.config import get_settings
 from app.db import unit_of_work
-from app.errors import Conflict, Invalid, PreconditionFailed, ServiceUnavailable
+from app.errors import Invalid, ServiceUnavailable
 from app.segments import service as segments
-from app.segments.models import Segment, SegmentStatus
 from app.tts import synthesis
 from app.tts.engines import SynthesisFailed, get_engine
 from app.tts.models import StationAbbreviation
@@ -91,7 +90,7 @@ def draft_segment_audio(
         raise Invalid(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
     with unit_of_work(write=False) as session:
         segment = segments.get_segment(session, segment_id, user=user)
-        _check_draft(segment, expected_version)
+        audio.check_audio_editable(segment, expected_version)
         if not segment.script or not segment.script.strip():
             raise Invalid(f"segment {segment_id} has no script to read aloud")
         extra = station_dictionary(session, segment.station_id)
@@ -133,38 +132,23 @@ def draft_segment_audio(
                 raise ServiceUnavailable(f"text-to-speech produced unusable audio: {exc}") from exc
             sha = audio.store().put(ingested.playout_path)
             key = synthesis.synthesis_key(result.normalized_text, result.engine, result.voice)
-        with unit_of_work() as session:
-            segment = segments.get_segment(session, segment_id, user=user, for_update=True)
-            _check_draft(segment, version)
-            before = segments.snapshot(session, segment)
-            if cached_id is not None:
-                asset = session.get_one(AudioAsset, cached_id)
-            else:
-                asset = audio.register_asset(
-                    session,
-                    sha256=sha,
-                    duration_ms=ingested.duration_ms,
-                    loudness_lufs=round(ingested.loudness_lufs, 2),
-                    peak_dbfs=round(ingested.peak_dbfs, 2),
-                    size_bytes=audio.store().path_for(sha).stat().st_size,
-                    source_format=ingested.source_format,
-                    origin="tts",
-                    source_loudness_lufs=round(ingested.source_loudness_lufs, 2),
-                    tts_engine=result.engine,
-                    tts_voice=result.voice,
-                    tts_key=key,
-                )
-            segment.audio_id = asset.id
-            segments.flush_versioned(session, segment)
-            audit.record(
-                session,
-                actor=user,
-                action="segment.tts",
-                entity="segment",
-                entity_id=segment.id,
-                before=before,
-                after={**segments.snapshot(session, segment), "tts_engine": asset.tts_engine},
-            )
+        audio.attach_asset(
+            segment_id=segment_id,
+            user=user,
+            expected_version=version,
+            action="segment.tts",
+            asset_id=cached_id,
+            new_asset=None
+            if cached_id is not None
+            else {
+                "sha256": sha,
+                **audio.asset_fields(ingested, sha),
+                "origin": "tts",
+                "tts_engine": result.engine,
+                "tts_voice": result.voice,
+                "tts_key": key,
+            },
+        )
         return segment_id, warnings, cached_id is not None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -174,12 +158,3 @@ def _validated(script: str) -> tuple[str, list[str]]:
     from app.tts.normalize import validate_script
 
     return validate_script(script, max_chars=get_settings().max_script_chars)
-
-
-def _check_draft(segment: Segment, expected_version: int | None) -> None:
-    if expected_version is not None and expected_version != segment.version:
-        raise PreconditionFailed(f"segment {segment.id} has changed; reload it")
-    if segment.status != SegmentStatus.draft.value:
-        raise Conflict(
-            f"segment {segment.id} is {segment.status}; audio can only be drafted on a draft"
-        )
