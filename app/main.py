@@ -27,7 +27,10 @@ def create_app() -> FastAPI:
         description="Broadcast scheduling for commune radio stations and village loudspeakers",
     )
     install_handlers(app)
+    # Playout first: devices poll it thousands of times a second, and route matching is
+    # in order.
     for router in (
+        playout_router,
         health_router,
         accounts_router,
         stations_router,
@@ -36,7 +39,6 @@ def create_app() -> FastAPI:
         schedule_router,
         planning_router,
         tts_router,
-        playout_router,
         reports_router,
         audit_router,
     ):

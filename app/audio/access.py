@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from app.accounts.models import Role, User
 from app.audio.models import AudioAsset
 from app.errors import NotFound
+from app.playout.service import active_emergency_audio
 from app.schedule.models import Broadcast, BroadcastStatus
 from app.segments.models import Segment
 from app.stations.models import Device
@@ -29,7 +30,10 @@ def check_can_fetch(session: Session, principal: User | Device, sha256: str) -> 
             stmt = stmt.where(Broadcast.village_id.is_(None))
         else:
             stmt = stmt.where(Broadcast.village_id == principal.village_id)
-        if session.scalar(stmt.limit(1)) is None:
+        # ... and the audio of an active emergency in its scope.
+        if session.scalar(stmt.limit(1)) is None and not active_emergency_audio(
+            session, device=principal, sha256=sha256
+        ):
             raise NotFound("no audio with that sha256 in this device's playlists")
         return
     if principal.role == Role.admin or principal.station_id is None:

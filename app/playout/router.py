@@ -1,7 +1,229 @@
-"""Playout endpoints (playlists, as-run, emergencies, device health)."""
+"""Playout endpoints: playlists, as-run logs and emergencies.
+
+Devices learn about emergencies by polling `GET /api/v1/playout/emergencies` every few
+seconds rather than over a push channel. A poll is one tiny indexed query and, almost
+always, a 304 with no body; it works through any proxy or captive gateway and over flaky
+GPRS/3G links that drop idle connections, and the server keeps no long-lived connection
+open for each of 20 000 devices (no sockets to keep alive, no fan-out to get right across
+workers and replicas). "Every online agent in scope starts it within 30 s" then only needs
+a poll interval of at most 10 s, leaving time for a retry and the audio download.
+
+The two polls are `async def` endpoints that read a device's rows in one statement (see
+service.poll_execute and service.run_db for why it runs inline on PostgreSQL); a device's
+health columns are written only when they are stale (see service.telemetry_changes).
+They are the only async endpoints here: everything else is plain `def`.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from functools import lru_cache
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Request, Response, status
+from starlette.datastructures import URL, Headers
+
+from app.accounts.deps import ApproverUser, SessionDep, TokenDep, ViewerUser
+from app.config import get_settings
+from app.pagination import Page, PageDep, paginate
+from app.playout import service
+from app.playout.models import Emergency
+from app.playout.schemas import AsRunResult, EmergencyCreate, EmergencyOut, PlaylistOut
 
 router = APIRouter(prefix="/api/v1", tags=["playout"])
+
+M3U_MEDIA_TYPE = "audio/x-mpegurl; charset=utf-8"
+JSON_MEDIA_TYPE = "application/json"
+AgentVersion = Annotated[str | None, Header(alias="X-Loaxa-Agent-Version")]
+FreeDisk = Annotated[str | None, Header(alias="X-Loaxa-Free-Disk-Bytes")]
+
+
+def _parameter(where: str, name: str, description: str) -> dict[str, Any]:
+    return {
+        "in": where,
+        "name": name,
+        "required": False,
+        "schema": {"type": "string"},
+        "description": description,
+    }
+
+
+CONDITIONAL_PARAMETERS = [
+    _parameter("header", "If-None-Match", "the ETag of the copy the device has: 304 if unchanged")
+]
+TELEMETRY_PARAMETERS = [
+    _parameter("header", "X-Loaxa-Agent-Version", "the agent's version, shown in device health"),
+    _parameter("header", "X-Loaxa-Free-Disk-Bytes", "free space of the agent's audio cache"),
+]
+
+
+def _telemetry(headers: Headers) -> service.Telemetry:
+    return service.parse_telemetry(
+        headers.get("x-loaxa-agent-version"), headers.get("x-loaxa-free-disk-bytes")
+    )
+
+
+def base_url(request: Request) -> str:
+    """Where clients reach this API: the public_base_url setting, else the request's own."""
+    public = get_settings().public_base_url
+    if public:
+        return public
+    host = request.headers.get("host")
+    if host is None:
+        return str(request.base_url)
+    return _request_base(
+        request.scope.get("scheme", "http"), host, request.scope.get("root_path", "")
+    )
+
+
+@lru_cache(maxsize=64)
+def _request_base(scheme: str, host: str, root_path: str) -> str:
+    # What request.base_url gives, remembered: the polls ask for it on every request.
+    return str(URL(f"{scheme}://{host}{root_path}/"))
+
+
+def _conditional(body: bytes, media_type: str, if_none_match: str | None) -> Response:
+    etag = service.strong_etag(body)
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache", "Vary": "Accept"}
+    if service.etag_matches(if_none_match, etag):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(body, media_type=media_type, headers=headers)
+
+
+@router.get(
+    "/playout/playlist",
+    response_model=None,
+    responses={
+        200: {
+            "model": PlaylistOut,
+            "content": {"audio/x-mpegurl": {"schema": {"type": "string"}}},
+            "description": "the playlist as JSON, or as extended M3U",
+        },
+        304: {"description": "unchanged since the ETag in If-None-Match"},
+    },
+    openapi_extra={
+        "parameters": [
+            _parameter("query", "date", "YYYY-MM-DD, the station's local day; default: today"),
+            _parameter("query", "format", "json (the default) or m3u; or send Accept"),
+            *CONDITIONAL_PARAMETERS,
+            *TELEMETRY_PARAMETERS,
+        ]
+    },
+)
+async def get_playlist(request: Request, token: TokenDep) -> Response:
+    """The device's playlist for a local day; ETag and 304, JSON or extended M3U."""
+    # Query and headers are read here rather than declared as parameters: this is the
+    # hottest endpoint, and FastAPI's per-parameter validation costs more than the rest
+    # of the Python work (they are documented in openapi_extra above).
+    query, headers = request.query_params, request.headers
+    day = service.parse_day(query.get("date"))
+    as_m3u = service.wants_m3u(query.get("format"), headers.get("accept"))
+    token_hash = service.device_token_hash(token)
+    telemetry = _telemetry(headers)
+    playlist = await service.run_db(
+        lambda: service.pull_playlist(token_hash=token_hash, day=day, telemetry=telemetry)
+    )
+    base = base_url(request)
+    inm = headers.get("if-none-match")
+    if as_m3u:
+        return _conditional(service.render_m3u(playlist, base_url=base), M3U_MEDIA_TYPE, inm)
+    body = service.render_json(service.playlist_document(playlist, base_url=base))
+    return _conditional(body, JSON_MEDIA_TYPE, inm)
+
+
+@router.get(
+    "/playout/emergencies",
+    response_model=None,
+    responses={
+        200: {"model": list[EmergencyOut], "description": "active emergencies, newest first"},
+        304: {"description": "unchanged since the ETag in If-None-Match"},
+    },
+    openapi_extra={"parameters": [*CONDITIONAL_PARAMETERS, *TELEMETRY_PARAMETERS]},
+)
+async def poll_emergencies(request: Request, token: TokenDep) -> Response:
+    """The active emergencies in the device's scope, newest first; poll with If-None-Match."""
+    headers = request.headers
+    token_hash = service.device_token_hash(token)
+    telemetry = _telemetry(headers)
+    _device, active = await service.run_db(
+        lambda: service.pull_emergencies(token_hash=token_hash, telemetry=telemetry)
+    )
+    base = base_url(request)
+    body = service.render_json([service.emergency_document(e, base_url=base) for e in active])
+    return _conditional(body, JSON_MEDIA_TYPE, headers.get("if-none-match"))
+
+
+@router.post("/playout/as-run", response_model=AsRunResult)
+def post_as_run(
+    session: SessionDep,
+    token: TokenDep,
+    body: Annotated[Any, Body(description='[{"event_id", "broadcast_id", …}] or {"events": […]}')],
+    agent_version: AgentVersion = None,
+    free_disk_bytes: FreeDisk = None,
+) -> AsRunResult:
+    """Report what was played; idempotent by event_id, bad events rejected one by one."""
+    device = service.device_by_token(session, token_hash=service.device_token_hash(token))
+    return service.record_as_run(
+        session,
+        device=device,
+        body=body,
+        telemetry=service.parse_telemetry(agent_version, free_disk_bytes),
+    )
+
+
+@router.post("/emergencies", response_model=EmergencyOut, status_code=status.HTTP_201_CREATED)
+def create_emergency(
+    request: Request,
+    session: SessionDep,
+    user: ApproverUser,
+    body: EmergencyCreate,
+    response: Response,
+) -> EmergencyOut:
+    """Put an approved segment on air at once on every device in scope."""
+    emergency = service.create_emergency(
+        session,
+        station_id=body.station_id,
+        segment_id=body.segment_id,
+        village_ids=body.village_ids,
+        actor=user,
+    )
+    response.headers["Location"] = f"/api/v1/emergencies/{emergency.id}"
+    return service.emergency_out(session, emergency, base_url=base_url(request))
+
+
+@router.get("/emergencies", response_model=Page[EmergencyOut])
+def list_emergencies(
+    request: Request,
+    session: SessionDep,
+    user: ViewerUser,
+    page: PageDep,
+    station_id: int | None = None,
+    active: bool | None = None,
+) -> Page[EmergencyOut]:
+    """Emergencies, newest first; active=true for those still on air."""
+    stmt = service.list_query(user=user, station_id=station_id, active=active)
+    rows, total = paginate(session, stmt, page)
+    base = base_url(request)
+    return Page(
+        items=[service.emergency_out(session, e, base_url=base) for e in rows],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@router.get("/emergencies/{emergency_id}", response_model=EmergencyOut)
+def get_emergency(
+    request: Request, session: SessionDep, user: ViewerUser, emergency_id: int
+) -> EmergencyOut:
+    emergency = service.get_emergency(session, emergency_id, user=user)
+    return service.emergency_out(session, emergency, base_url=base_url(request))
+
+
+@router.delete("/emergencies/{emergency_id}", response_model=EmergencyOut)
+def cancel_emergency(
+    request: Request, session: SessionDep, user: ApproverUser, emergency_id: int
+) -> EmergencyOut:
+    """Stop an emergency: devices drop it at their next poll. Cancelling twice is harmless."""
+    emergency: Emergency = service.get_emergency(session, emergency_id, user=user, for_update=True)
+    service.cancel_emergency(session, emergency=emergency, actor=user)
+    return service.emergency_out(session, emergency, base_url=base_url(request))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
+from app import clock
 from app.accounts.deps import AdminUser, SessionDep, ViewerUser
+from app.playout.service import is_online
 from app.stations import service
 from app.stations.schemas import (
     DeviceCreate,
@@ -88,6 +90,9 @@ def create_device(session: SessionDep, admin: AdminUser, body: DeviceCreate) -> 
 def list_devices(
     session: SessionDep, admin: AdminUser, station_id: int | None = None
 ) -> list[DeviceOut]:
+    """Devices with their health: online, last playlist pull and play, agent, free disk."""
+    now = clock.now()
     return [
-        DeviceOut.model_validate(d) for d in service.list_devices(session, station_id=station_id)
+        DeviceOut.model_validate(d).model_copy(update={"online": is_online(d.last_seen_at, now)})
+        for d in service.list_devices(session, station_id=station_id)
     ]

@@ -98,6 +98,7 @@ class DeviceOut(BaseModel):
     last_played_at: datetime | None
     agent_version: str | None
     free_disk_bytes: int | None
+    online: bool = Field(default=False, description="seen within the last 5 minutes")
 
 
 class DeviceCreated(DeviceOut):

@@ -1,0 +1,87 @@
+"""API shapes for playlists, as-run batches and emergencies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+EventId = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:@/+=-]+$")
+]
+
+
+class PlaylistItem(BaseModel):
+    event_key: str = Field(description='stable key of the item: "b<broadcast id>"')
+    broadcast_id: int
+    programme: str
+    title: str
+    priority: str
+    starts_at: datetime = Field(description="UTC")
+    starts_at_local: datetime = Field(description="in the station's time zone")
+    ends_at: datetime = Field(description="UTC: starts_at + duration_ms")
+    duration_ms: int
+    sha256: str
+    audio_url: str
+
+
+class PlaylistOut(BaseModel):
+    """A device's playlist for one local day (documentation of the JSON the endpoint sends)."""
+
+    date: str
+    device_id: int
+    station_id: int
+    village_id: int | None
+    timezone: str
+    items: list[PlaylistItem]
+
+
+class AsRunEventIn(BaseModel):
+    """One event an agent reports; unknown fields are ignored so newer agents keep working."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    event_id: EventId
+    broadcast_id: int | None = None
+    emergency_id: int | None = None
+    sha256: Sha256
+    started_at: AwareDatetime
+    ended_at: AwareDatetime
+    status: Literal["played", "interrupted", "failed"]
+
+
+class AsRunRejected(BaseModel):
+    event_id: str | None
+    reason: str
+
+
+class AsRunResult(BaseModel):
+    accepted: list[str]
+    duplicates: list[str]
+    rejected: list[AsRunRejected]
+
+
+class EmergencyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    station_id: int
+    village_ids: Annotated[list[int], Field(min_length=1, max_length=500)] | None = Field(
+        default=None, description="omit for the whole station: its PC and every village"
+    )
+    segment_id: int
+
+
+class EmergencyOut(BaseModel):
+    id: int
+    station_id: int
+    village_ids: list[int] | None
+    segment_id: int
+    title: str
+    sha256: str
+    audio_url: str
+    duration_ms: int
+    created_at: datetime
+    expires_at: datetime
+    cancelled_at: datetime | None = None
