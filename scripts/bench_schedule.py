@@ -21,6 +21,7 @@ import time
 import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import make_url
@@ -148,22 +149,38 @@ def run(n_stations: int, n_villages: int, year: int) -> None:
         f"in {replan_s:.1f} s"
     )
 
-    try:
-        from app.playout.service import publish_playlists
-    except ImportError:
-        print("phase 2 skipped: app.playout.service.publish_playlists is not available")
-        return
-    day = date(year, 3, 16)
-    t3 = time.perf_counter()
+    from sqlalchemy import update
+
+    from app.playout.service import device_playlist, publish_playlists
+    from app.schedule.cadence import day_bounds_utc
+
+    day = date(year, 3, 17)  # a Sunday: every village has its weekly slot
+    lo, hi = day_bounds_utc(day, ZoneInfo("Asia/Ho_Chi_Minh"))
     with unit_of_work() as session:
-        published = publish_playlists(session, day=day, station_ids=list(ids))
+        # What the fill job would have done by then: that day's broadcasts are assembled.
+        ready = session.execute(
+            update(Broadcast)
+            .where(Broadcast.starts_at >= lo, Broadcast.starts_at < hi)
+            .values(status="assembled", master_sha256="a" * 64, master_duration_ms=600_000)
+        ).rowcount
+        hashes = list(session.scalars(select(Device.token_hash)))
+    t3 = time.perf_counter()
+    with unit_of_work(write=False) as session:
+        scopes = publish_playlists(session, day=day, station_ids=list(ids))
+    items = 0
+    for token_hash in hashes:
+        items += len(device_playlist(token_hash=token_hash, day=day).items)
     publish_s = time.perf_counter() - t3
     print(
-        f"phase 2, publish {day}: {published} playlists in {publish_s:.1f} s "
-        f"({published / publish_s:,.0f} rows/s)"
+        f"phase 2, publish {day}: {scopes} scopes with items ({ready} broadcasts); "
+        f"{len(hashes)} device playlists with {items} items built in {publish_s:.1f} s "
+        f"({len(hashes) / publish_s:,.0f} playlists/s, {items / publish_s:,.0f} rows/s)"
     )
     goal = "met" if plan_s < 60 and publish_s < 60 else "NOT met"
-    print(f"goal (both phases under 60 s on 2 cores): {goal}")
+    print(
+        f"goal (both phases under 60 s on 2 cores): {goal} "
+        f"(plan {plan_s:.1f} s, publish {publish_s:.1f} s)"
+    )
 
 
 if __name__ == "__main__":
