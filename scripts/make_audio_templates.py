@@ -84,7 +84,9 @@ def bell(freq: float, seconds: float) -> np.ndarray:
     """One bell-like note: three decaying partials with a 5 ms attack."""
     t = np.arange(int(seconds * RATE)) / RATE
     partials = [(1.0, 1.0, 3.0), (2.0, 0.35, 5.0), (3.01, 0.12, 8.0)]
-    note = sum(a * np.exp(-d * t) * np.sin(2 * np.pi * freq * m * t) for m, a, d in partials)
+    note = np.zeros_like(t)
+    for multiple, amplitude, decay in partials:
+        note += amplitude * np.exp(-decay * t) * np.sin(2 * np.pi * freq * multiple * t)
     note[: int(0.005 * RATE)] *= np.linspace(0, 1, int(0.005 * RATE))
     return note
 

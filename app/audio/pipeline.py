@@ -16,17 +16,69 @@ Conventions callers rely on:
   gate -10 LU. It is computed in streaming 10 s chunks, never on a float64 copy of the
   whole programme.
 * Peak is the *sample* peak (not the 4x-oversampled true peak) of the decoded playout MP3,
-  in dBFS where 1.0 is 0 dBFS. MP3 encoding moves peaks (we measured -0.5..+0.6 dB), so
-  every encode is decoded again and, if the real peak is above the limit, re-encoded with
-  less gain. The ceiling is never exceeded by what a player decodes.
+  in dBFS where 1.0 is 0 dBFS. MP3 encoding moves peaks (we measured -0.5..+0.6 dB on
+  speech and noise, +2 dB on clipped or square-wave material), so: the gain aims the peak
+  at max_peak_dbfs - 0.1 dB; audio longer than 30 s first has its loudest excerpts encoded
+  alone to measure the overshoot ("preview"); every encode is decoded again and, if the
+  real peak is still above the limit, re-encoded with less gain (at most 3 encodes). The
+  ceiling is never exceeded by what a player decodes.
 * There is no compressor or limiter: when the peak ceiling caps the gain, the result is
-  quieter than the target and ``loudness_lufs`` reports the real measured value.
+  quieter than the target and ``loudness_lufs`` reports the real value, measured on the
+  decoded MP3.
 * "Silent" means no 400 ms window has an RMS level (20*log10(rms), full-scale square wave =
   0 dBFS) at or above ``silence_dbfs``.
+
+Where pydub is used (``pydub.AudioSegment``, mono, 44.1 kHz, 16-bit):
+
+* Every MP3 written (playout file, master, peak preview) is an ``AudioSegment`` exported
+  with ``AudioSegment.export(format="mp3", codec="libmp3lame", parameters=EXPORT_PARAMETERS)``.
+  pydub places the parameters between ``-acodec`` and ``-f mp3 <out>``, so LAME V2, no ID3,
+  Xing/LAME header and bit-exact muxing all apply: the bytes are identical to the direct
+  ffmpeg encode we used before (checked by a test), the MP3 stays gapless and the same PCM
+  always gives the same file.
+* ``assemble`` loads each item with ``AudioSegment.from_file(path, format="mp3",
+  codec="mp3float", parameters=["-xerror"])``: ffmpeg's default MP3 decoder, strict, and no
+  ffprobe call (pydub probes every file when no codec is given). The samples are identical to
+  our own decode. Their ``raw_data`` is joined into one growing bytearray with frame-exact
+  offsets (never with ``+``, which copies the whole programme on every item, nor ``append``,
+  which crossfades 100 ms unless told otherwise); that buffer is wrapped, without a copy, as
+  the master ``AudioSegment``.
+* ``ingest`` wraps the normalised playout PCM in an ``AudioSegment`` (duration from
+  ``frame_count()``, export as above).
+
+Where ffmpeg (and numpy) are called directly, and why:
+
+* Decoding uploads: ``ingest`` decodes with ``-xerror`` to float32 in a streaming pipe and
+  ffprobes the container, to detect corrupt and truncated files (pydub's ``from_file`` only
+  fails when ffmpeg fails: it cannot tell a cut file from a short one) and to stop reading
+  past the length cap (``from_file`` reads the whole decode, in several copies, first).
+  Float keeps the headroom above 0 dBFS that decoded MP3/AAC uploads often have: 16-bit
+  (all pydub can hold) would clip those overs before the gain is applied, so the gain is
+  applied in float and only the result becomes a 16-bit ``AudioSegment``.
+* Measuring: loudness is BS.1770 with pyloudnorm's filters on numpy views of the PCM
+  (``np.frombuffer`` on the segment's ``raw_data``, no copy), streamed in 10 s chunks;
+  decoded MP3s are verified by streaming ffmpeg's output (``analyse_file``) rather than by
+  loading them whole. The silence test stays the windowed RMS above: pydub's ``dBFS`` is the
+  RMS of the whole clip (a long file with a few seconds of speech would count as silent) and
+  ``max_dBFS`` is a sample peak (hiss that peaks above -60 dBFS would not count as silent).
+* Assembly items that are not MP3, or that are not mono 44.1 kHz, are decoded by ffmpeg
+  with ``-ac 1 -ar 44100`` and then wrapped as ``AudioSegment``: pydub appends its
+  ``parameters`` after the output, where ffmpeg ignores ``-ac``/``-ar``, and its own
+  ``set_frame_rate`` (audioop ``ratecv``) resamples without an anti-alias filter.
+
+Costs of pydub, accepted: ``export`` writes the PCM as a WAV temp file in the system temp
+directory (``tempfile.gettempdir()``, ~5.3 MB per minute) before ffmpeg starts, instead of
+piping it; ``from_file`` starts one ffmpeg per item (we used to decode six per process) and
+holds two or three copies of an item while loading it. Not used: ``apply_gain`` (it copies
+the whole programme, ~100 MB more peak memory measured on 15 minutes, and truncates instead
+of rounding; the gain is applied in place with numpy on the segment's bytearray) and
+``+``/``append`` (see above). pydub imports ``audioop``, which Python 3.13 removed: the
+``audioop-lts`` package (a dependency on 3.13+) provides it.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import fcntl
 import json
@@ -37,8 +89,9 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import warnings
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +100,12 @@ from typing import IO
 import numpy as np
 import pyloudnorm
 from scipy.signal import sosfilt
+
+with warnings.catch_warnings():
+    # pydub imports the stdlib audioop (deprecated in 3.11/3.12; audioop-lts on 3.13+).
+    warnings.filterwarnings("ignore", message=".*audioop.*", category=DeprecationWarning)
+    from pydub import AudioSegment
+    from pydub.exceptions import CouldntDecodeError, CouldntEncodeError
 
 FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
 FFPROBE = shutil.which("ffprobe") or "ffprobe"
@@ -57,17 +116,18 @@ CHUNK_FRAMES = SUB_BLOCK * 100  # 10 s of audio per read / filter / write step
 S16 = np.dtype("<i2")
 F32 = np.dtype("<f4")
 
-ENCODE_ARGS = (
-    "-c:a", "libmp3lame", "-q:a", "2",
-    "-map_metadata", "-1", "-id3v2_version", "0", "-write_xing", "1",
-    "-fflags", "+bitexact", "-f", "mp3",
+EXPORT_PARAMETERS = (
+    "-q:a", "2", "-map_metadata", "-1", "-id3v2_version", "0", "-write_xing", "1",
+    "-fflags", "+bitexact",
 )  # fmt: skip
+# The same encode as one ffmpeg command line (for tools and tests that run ffmpeg directly).
+ENCODE_ARGS = ("-c:a", "libmp3lame", *EXPORT_PARAMETERS, "-f", "mp3")
 PEAK_MARGIN_DB = 0.1  # aim the decoded peak this far under the limit
 RETRY_MARGIN_DB = 0.3  # extra cut when a decoded MP3 still peaks above the limit
 PREVIEW_MIN_FRAMES = 30 * RATE  # longer audio gets a peak preview before the full encode
-PREVIEW_BLOCKS = 24  # loudest 100 ms blocks whose surroundings the preview encodes
+PREVIEW_BLOCKS = 16  # loudest 100 ms blocks whose surroundings the preview encodes
 PREVIEW_PAD = 3 * SUB_BLOCK  # audio kept either side of each loud block
-DECODE_WORKERS = 2  # assembly items decoded concurrently (each is one ffmpeg process)
+DECODE_WORKERS = 2  # assembly items loaded (one ffmpeg each) at the same time
 PIPE_BYTES = 1 << 20  # ask Linux for 1 MiB pipes so ffmpeg runs ahead of our processing
 MAX_ENCODES = 3
 MASTER_TOLERANCE_LU = 0.5  # the master gets an overall gain only if off by more than this
@@ -192,7 +252,7 @@ def _err_text(err: IO[bytes]) -> str:
     return err.read()[-2000:].decode("utf-8", "replace").strip()
 
 
-def _pcm_chunks(path: Path, fmt: str, *, strict: bool) -> Iterator[bytes]:
+def _pcm_chunks(path: Path, fmt: str, *, strict: bool) -> Generator[bytes, None, None]:
     """Decode path to mono 44.1 kHz raw PCM (s16le or f32le), yielding ~10 s chunks."""
     cmd = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", *(["-xerror"] if strict else [])]
     cmd += ["-i", str(path), "-map", "0:a:0", "-ac", "1", "-ar", str(RATE), "-f", fmt, "pipe:1"]
@@ -213,7 +273,7 @@ def _pcm_chunks(path: Path, fmt: str, *, strict: bool) -> Iterator[bytes]:
             raise _DecodeError(_err_text(err) or f"ffmpeg exited with {proc.returncode}")
 
 
-def _prefetched(chunks: Iterator[bytes], depth: int = 8) -> Iterator[bytes]:
+def _prefetched(chunks: Generator[bytes, None, None], depth: int = 8) -> Iterator[bytes]:
     """Run a chunk iterator in a background thread, so decoding overlaps our processing."""
     q: queue.Queue[tuple[bytes | None, BaseException | None]] = queue.Queue(maxsize=depth)
     cancelled = threading.Event()
@@ -234,7 +294,7 @@ def _prefetched(chunks: Iterator[bytes], depth: int = 8) -> Iterator[bytes]:
         except BaseException as exc:
             put((None, exc))
         finally:
-            chunks.close()  # type: ignore[attr-defined]  # stops ffmpeg if we quit early
+            chunks.close()  # stops ffmpeg if we quit early
 
     thread = threading.Thread(target=pump, name="pcm-prefetch", daemon=True)
     thread.start()
@@ -278,23 +338,37 @@ class _TooLong(Exception):
         self.frames = frames
 
 
-def _encode(pcm: np.ndarray, out: Path) -> None:
-    """Encode mono 44.1 kHz PCM (int16 or float32 array) to the playout MP3 at out."""
-    fmt = "s16le" if pcm.dtype == S16 else "f32le"
-    cmd = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-y", "-f", fmt]
-    cmd += ["-ar", str(RATE), "-ac", "1", "-i", "pipe:0", *ENCODE_ARGS, str(out)]
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err)
-        assert proc.stdin is not None
-        _widen_pipe(proc.stdin)
-        try:
-            for start in range(0, pcm.size, CHUNK_FRAMES):
-                proc.stdin.write(pcm[start : start + CHUNK_FRAMES])
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass  # ffmpeg died; its exit code and stderr explain why
-        if proc.wait():
-            raise RuntimeError(f"ffmpeg MP3 encode failed: {_err_text(err)}")
+def _segment(data: bytes | bytearray) -> AudioSegment:
+    """Wrap mono 44.1 kHz 16-bit PCM as a pydub AudioSegment (no copy)."""
+    return AudioSegment(data=data, sample_width=2, frame_rate=RATE, channels=1)
+
+
+def _export(segment: AudioSegment, out: Path) -> None:
+    """Encode a segment to the playout MP3 at out with pydub (ffmpeg + LAME, EXPORT_PARAMETERS)."""
+    try:
+        exported = segment.export(
+            str(out), format="mp3", codec="libmp3lame", parameters=list(EXPORT_PARAMETERS)
+        )
+    except CouldntEncodeError as exc:
+        _remove_export_temps(str(exc))
+        raise RuntimeError(f"ffmpeg MP3 encode failed: {str(exc)[-2000:]}") from exc
+    exported.close()  # pydub returns out, opened by itself
+
+
+def _remove_export_temps(message: str) -> None:
+    """Delete the temp files pydub's export leaves behind when ffmpeg fails.
+
+    pydub only removes its WAV input and MP3 output temp files after a successful encode;
+    their names are in the command line it puts in the exception message.
+    """
+    _, found, tail = message.partition("Command:")
+    with contextlib.suppress(ValueError, SyntaxError):
+        command = ast.literal_eval(tail.split("\n\n", 1)[0].strip()) if found else []
+        temp_dir = Path(tempfile.gettempdir())
+        names = [command[command.index("-i") + 1], command[-1]] if "-i" in command else []
+        for name in names:
+            if Path(name).parent == temp_dir:
+                Path(name).unlink(missing_ok=True)
 
 
 def _ffprobe(path: Path) -> tuple[dict, str] | None:
@@ -348,8 +422,8 @@ class _Analyser:
         self.peak = max(self.peak, peak)
         x = samples / scale if scale != 1 else samples.astype(np.float64)
         # In digital silence the IIR state decays into denormals, which are ~100x slower.
-        filter_in = x + _ANTI_DENORMAL[: x.size]
-        weighted, self._zi = sosfilt(_SOS, filter_in, zi=self._zi)
+        x += _ANTI_DENORMAL[: x.size]
+        weighted, self._zi = sosfilt(_SOS, x, zi=self._zi)
         carry_w = _sub_block_energy(self._carry[0], weighted, self._weighted)
         carry_r = _sub_block_energy(self._carry[1], x, self._raw)
         self._carry = (carry_w, carry_r)
@@ -438,18 +512,33 @@ def _choose_gain(stats: AudioStats, target: float, ceiling: float, tolerance: fl
     return min(wanted, ceiling - stats.peak_dbfs) if math.isfinite(stats.peak_dbfs) else 0.0
 
 
-def _apply_gain(pcm: np.ndarray, gain_db: float) -> None:
-    """Scale a float32 or int16 array in place, chunk by chunk (int16 is rounded, clipped)."""
+def _playout_segment(pcm: np.ndarray, gain_db: float) -> AudioSegment:
+    """16-bit AudioSegment of int16 or float PCM with gain_db applied before quantising.
+
+    The gain is applied in float32, chunk by chunk, then rounded and clipped, so float input
+    keeps its headroom above 0 dBFS until the (usually negative) gain has been applied.
+    """
+    data = bytearray(2 * pcm.size)
+    out = np.frombuffer(data, dtype=S16)
+    factor = np.float32(10 ** (gain_db / 20) * 32768.0 / _full_scale(pcm))
+    for start in range(0, pcm.size, CHUNK_FRAMES):
+        part = pcm[start : start + CHUNK_FRAMES] * factor
+        out[start : start + part.size] = np.clip(np.rint(part), -32768, 32767)
+    return _segment(data)
+
+
+def _scale_in_place(pcm: np.ndarray, gain_db: float) -> None:
+    """Apply gain to int16 PCM in place, 10 s at a time (rounded, clipped).
+
+    Not ``AudioSegment.apply_gain``: that returns a gained copy of the whole programme
+    (~100 MB more for 15 minutes, measured) and truncates instead of rounding.
+    """
     if gain_db == 0:
         return
     factor = np.float32(10 ** (gain_db / 20))
     for start in range(0, pcm.size, CHUNK_FRAMES):
         part = pcm[start : start + CHUNK_FRAMES]
-        if pcm.dtype == S16:
-            scaled = np.rint(part * factor)
-            part[:] = np.clip(scaled, -32768, 32767).astype(S16)
-        else:
-            part *= factor
+        part[:] = np.clip(np.rint(part * factor), -32768, 32767)
 
 
 def _loudest_excerpts(pcm: np.ndarray) -> np.ndarray:
@@ -479,35 +568,32 @@ def _faded(part: np.ndarray) -> np.ndarray:
     return out
 
 
-def _preview_gain(pcm: np.ndarray, gain_db: float, limit_dbfs: float, scratch: Path) -> float:
-    """Lower gain_db so the loudest excerpts, MP3-encoded and decoded, peak <= limit_dbfs."""
-    excerpt = _loudest_excerpts(pcm)
-    _apply_gain(excerpt, gain_db)
+def _preview_gain(pcm: np.ndarray, gain_db: float, max_peak_dbfs: float, scratch: Path) -> float:
+    """gain_db, lowered for audio over 30 s so its loudest excerpts, MP3-encoded and decoded,
+    peak <= max_peak_dbfs - PEAK_MARGIN_DB: the full encode then usually succeeds at once."""
+    if pcm.size <= PREVIEW_MIN_FRAMES:
+        return gain_db
     with tempfile.TemporaryDirectory(dir=scratch, prefix=".preview-") as tmp:
         preview = Path(tmp) / "preview.mp3"
-        _encode(excerpt, preview)
+        _export(_playout_segment(_loudest_excerpts(pcm), gain_db), preview)
         peak = analyse_file(preview).peak_dbfs
-    return gain_db - max(0.0, peak - limit_dbfs)
+    return gain_db - max(0.0, peak - (max_peak_dbfs - PEAK_MARGIN_DB))
 
 
-def _encode_verified(
-    pcm: np.ndarray, gain_db: float, out: Path, max_peak_dbfs: float
+def _export_verified(
+    segment: AudioSegment, gain_db: float, out: Path, max_peak_dbfs: float
 ) -> tuple[AudioStats, float]:
-    """Apply gain, encode, decode the MP3; cut the gain and retry while it peaks too high.
-
-    Long audio first gets a preview: its loudest excerpts are encoded on their own to see
-    how far MP3 raises the peak, so the full encode usually succeeds the first time.
-    """
-    if pcm.size > PREVIEW_MIN_FRAMES:
-        gain_db = _preview_gain(pcm, gain_db, max_peak_dbfs - PEAK_MARGIN_DB, out.parent)
+    """Export segment with gain_db applied and decode the MP3; retry with less gain while the
+    decoded peak is above max_peak_dbfs. Returns the decoded MP3's stats and the gain used."""
+    pcm = np.frombuffer(segment.raw_data, dtype=S16)  # a bytearray: scaled in place
     applied = 0.0
     for _ in range(MAX_ENCODES):
-        _apply_gain(pcm, gain_db - applied)
+        _scale_in_place(pcm, gain_db - applied)
         applied = gain_db
-        _encode(pcm, out)
+        _export(segment, out)
         stats = analyse_file(out)
         if stats.peak_dbfs <= max_peak_dbfs:
-            return stats, applied
+            return stats, gain_db
         gain_db -= stats.peak_dbfs - max_peak_dbfs + RETRY_MARGIN_DB
     raise RuntimeError(f"MP3 still peaks at {stats.peak_dbfs:.2f} dBFS after {MAX_ENCODES} tries")
 
@@ -601,7 +687,8 @@ def _decode_source(src: Path, probe: _Probe, max_ms: int) -> bytearray:
     if probe.source_format.startswith("ogg/") and _ogg_truncated(src):
         raise AudioRejected("audio is corrupt or truncated (Ogg stream has no end)", "corrupt")
     try:
-        buf = _decode_to_buffer(src, "f32le", strict=True, max_frames=ms_to_frames(max_ms) + RATE)
+        cap = ms_to_frames(max_ms + 60_000)  # bounds memory even if the header lies
+        buf = _decode_to_buffer(src, "f32le", strict=True, max_frames=cap)
     except _TooLong as exc:
         limit = describe_ms(max_ms)
         raise AudioRejected(
@@ -654,8 +741,12 @@ def ingest(
     gain = _choose_gain(source, target_lufs, ceiling, tolerance=0.0)
     out = _make_temp(Path(work_dir), prefix="ingest-", suffix=".mp3")
     try:
-        result, gain = _encode_verified(pcm, gain, out, max_peak_dbfs)
-        _check_frames(result.frames, pcm.size, "ingest")
+        gain = _preview_gain(pcm, gain, max_peak_dbfs, out.parent)
+        playout = _playout_segment(pcm, gain)  # the float source is not needed any more
+        del pcm, buf
+        result, retry_gain = _export_verified(playout, 0.0, out, max_peak_dbfs)
+        gain += retry_gain
+        _check_frames(result.frames, int(playout.frame_count()), "ingest")
     except BaseException:
         out.unlink(missing_ok=True)
         raise
@@ -731,9 +822,10 @@ class _Joiner:
         """Frames in the buffer so far."""
         return len(self.buf) // 2
 
-    def add(self, label: str, item_buf: bytearray) -> None:
+    def add(self, label: str, segment: AudioSegment) -> None:
         """Append one decoded item (gap before it, or crossfade into the tail)."""
         index = len(self.spans)
+        item_buf = bytearray(segment.raw_data)  # writable: the de-click ramps work in place
         item = np.frombuffer(item_buf, dtype=S16)
         if item.size < max(1, self.crossfade * _crossfaded_edges(index, self.count)):
             raise ValueError(f"item {index} ({label}) is shorter than its crossfades")
@@ -786,32 +878,62 @@ class _Joiner:
 
 
 def _decode_item(index: int, label: str, path: Path) -> bytearray:
-    """Decode one assembly item to 16-bit mono 44.1 kHz PCM."""
+    """Decode one assembly item to 16-bit mono 44.1 kHz PCM with ffmpeg directly."""
     try:
         return _decode_to_buffer(path, "s16le", strict=True, max_frames=2**40)
     except _DecodeError as exc:
         raise ValueError(f"item {index} ({label}): cannot decode {path}: {exc}") from exc
 
 
-def _decoded_items(items: Sequence[tuple[str, Path]]) -> Iterator[tuple[str, bytearray]]:
-    """Decode items concurrently (DECODE_WORKERS at a time), yielding them in order."""
+def _is_mp3(path: Path) -> bool:
+    """True if the file starts with an ID3 tag or an MPEG audio layer III frame header."""
+    with path.open("rb") as f:
+        head = f.read(3)
+    layer3 = len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE6 == 0xE2
+    return head.startswith(b"ID3") or layer3
+
+
+def _load_item(index: int, label: str, path: Path) -> AudioSegment:
+    """An assembly item as a mono 44.1 kHz 16-bit AudioSegment.
+
+    MP3s (playout files and templates) are loaded by pydub, which runs ffmpeg strictly
+    (``-xerror``) with ffmpeg's default MP3 decoder. Anything else, anything that is not
+    already mono 44.1 kHz, and anything pydub fails on is decoded by ffmpeg directly (with
+    ``-ac 1 -ar 44100``), which also names the broken item in its error.
+    """
+    if _is_mp3(path):
+        with contextlib.suppress(CouldntDecodeError):
+            segment = AudioSegment.from_file(
+                path, format="mp3", codec="mp3float", parameters=["-xerror"]
+            )
+            if (segment.channels, segment.frame_rate, segment.sample_width) == (1, RATE, 2):
+                return segment
+    return _segment(_decode_item(index, label, path))
+
+
+def _decoded_items(items: Sequence[tuple[str, Path]]) -> Iterator[tuple[str, AudioSegment]]:
+    """Load items in DECODE_WORKERS threads (each runs one ffmpeg), yielding them in order."""
     with ThreadPoolExecutor(max_workers=DECODE_WORKERS) as pool:
-        pending: deque[tuple[str, Future[bytearray]]] = deque()
-        for index, (label, path) in enumerate(items):
-            pending.append((label, pool.submit(_decode_item, index, label, Path(path))))
-            if len(pending) > DECODE_WORKERS:
-                label_done, future = pending.popleft()
-                yield label_done, future.result()
-        while pending:
-            label_done, future = pending.popleft()
-            yield label_done, future.result()
+        pending: deque[tuple[str, Future[AudioSegment]]] = deque()
+        try:
+            for index, (label, path) in enumerate(items):
+                pending.append((label, pool.submit(_load_item, index, label, Path(path))))
+                while len(pending) > DECODE_WORKERS:  # at most DECODE_WORKERS + 1 ahead
+                    done, future = pending.popleft()
+                    yield done, future.result()
+            while pending:
+                done, future = pending.popleft()
+                yield done, future.result()
+        finally:
+            for _, future in pending:
+                future.cancel()
 
 
 def _join(items: Sequence[tuple[str, Path]], gap_ms: int, crossfade_ms: int) -> _Joiner:
     """Decode every item once and join them into one 16-bit buffer."""
     joiner = _Joiner(ms_to_frames(gap_ms), ms_to_frames(crossfade_ms), len(items))
-    for label, item_buf in _decoded_items(items):
-        joiner.add(label, item_buf)
+    for label, segment in _decoded_items(items):
+        joiner.add(label, segment)
     return joiner
 
 
@@ -831,32 +953,33 @@ def assemble(
     5 ms de-click ramp). One overall gain is applied only if the master is more than
     0.5 LU off target_lufs, or if its sample peak is above max_peak_dbfs. The decoded
     result must last planned_total_ms +- 50 ms, else RuntimeError. out_path is replaced
-    atomically; nothing is left behind on failure.
+    atomically. The MP3 is rendered in a hidden temp directory beside out_path; pydub's
+    export also writes the master as a WAV temp file (~5.3 MB per minute) in the system temp
+    directory. Neither is left behind on failure (except a WAV pydub could not finish
+    writing, e.g. on a full disk: pydub does not say its name).
     """
     _check_join(gap_ms, crossfade_ms)
     if not items:
         raise ValueError("nothing to assemble")
-    joiner = _join(items, gap_ms, crossfade_ms)
-    cues = [
-        Cue(label, frames_to_ms(start), frames_to_ms(frames))
-        for (label, _), (start, frames) in zip(items, joiner.spans, strict=True)
-    ]
-    planned = planned_total_ms(
-        [c.duration_ms for c in cues], gap_ms=gap_ms, crossfade_ms=crossfade_ms
-    )
-    master = joiner.finish()
-    pcm = np.frombuffer(joiner.buf, dtype=S16)
-    ceiling = max_peak_dbfs - PEAK_MARGIN_DB
-    gain = _choose_gain(master, target_lufs, ceiling, MASTER_TOLERANCE_LU)
     out_path = Path(out_path)
-    tmp = _make_temp(out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
-    try:
-        stats, gain = _encode_verified(pcm, gain, tmp, max_peak_dbfs)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=f".{out_path.name}.") as tmp:
+        scratch = Path(tmp)
+        joiner = _join(items, gap_ms, crossfade_ms)
+        cues = [
+            Cue(label, frames_to_ms(start), frames_to_ms(frames))
+            for (label, _), (start, frames) in zip(items, joiner.spans, strict=True)
+        ]
+        durations = [c.duration_ms for c in cues]
+        planned = planned_total_ms(durations, gap_ms=gap_ms, crossfade_ms=crossfade_ms)
+        master = joiner.finish()
+        ceiling = max_peak_dbfs - PEAK_MARGIN_DB
+        gain = _choose_gain(master, target_lufs, ceiling, MASTER_TOLERANCE_LU)
+        gain = _preview_gain(np.frombuffer(joiner.buf, dtype=S16), gain, max_peak_dbfs, scratch)
+        rendered = scratch / "master.mp3"
+        stats, gain = _export_verified(_segment(joiner.buf), gain, rendered, max_peak_dbfs)
         _check_duration(stats.duration_ms, planned)
-        os.replace(tmp, out_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        os.replace(rendered, out_path)
     return AssemblyResult(
         out_path, stats.duration_ms, cues, stats.loudness_lufs, stats.peak_dbfs,
         round(gain, 3), planned,

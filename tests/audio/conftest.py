@@ -81,6 +81,8 @@ def _signals(d: Path) -> dict[str, Path]:
         "hiss": lavfi("anoisesrc=c=white:a=0.0003:r=44100:d=3:seed=3", d / "hiss.wav"),
         "short": lavfi("sine=f=440:r=44100:d=0.5", d / "short.wav"),
         "six_seconds": lavfi("sine=f=440:r=44100:d=6", d / "six_seconds.wav"),
+        # Raw ADTS AAC: ffprobe can only estimate its duration from the bitrate.
+        "six_seconds_adts": lavfi("sine=f=440:d=6", d / "six.aac", "-c:a", "aac", "-f", "adts"),
         "odd_length": write_wav(d / "odd.wav", tone(500, (2 * RATE + 123) / RATE)),
         "square": write_wav(d / "square.wav", 0.5 * np.sign(tone(1000, 3.0) + 1e-9)),
     }

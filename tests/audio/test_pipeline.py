@@ -13,9 +13,12 @@ import numpy as np
 import pyloudnorm
 import pytest
 
-from app.audio.pipeline import (
+from app.audio import pipeline
+from app.audio.pipeline import (  # AudioSegment: pydub's, imported with audioop's warning muted
+    ENCODE_ARGS,
     PEAK_MARGIN_DB,
     AudioRejected,
+    AudioSegment,
     IngestResult,
     analyse_pcm,
     assemble,
@@ -261,6 +264,14 @@ def test_ingest_rejects_too_long(sources: dict[str, Path], tmp_path: Path) -> No
     assert not list(tmp_path.iterdir())
 
 
+def test_ingest_rejects_too_long_without_trusted_header(
+    sources: dict[str, Path], tmp_path: Path
+) -> None:
+    with pytest.raises(AudioRejected, match=r"^audio is 6(\.\d)? s long; the maximum is 3 s$"):
+        ingest(sources["six_seconds_adts"], work_dir=tmp_path, max_ms=3000)
+    assert not list(tmp_path.iterdir())
+
+
 def test_ingest_min_and_max_are_inclusive(sources: dict[str, Path], tmp_path: Path) -> None:
     result = ingest(sources["six_seconds"], work_dir=tmp_path, min_ms=6000, max_ms=6000)
     assert result.duration_ms == 6000
@@ -371,6 +382,63 @@ def test_assemble_rejects(
     with pytest.raises(ValueError, match=message):
         assemble(items, out_path=tmp_path / "m.mp3", **kwargs)
     assert not list(tmp_path.iterdir())
+
+
+# --- the pydub layer -------------------------------------------------------------------
+
+
+def decode_s16(path: Path) -> bytes:
+    """A file decoded by ffmpeg directly to mono 44.1 kHz 16-bit PCM."""
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-ac", "1", "-ar", "44100"]
+    return subprocess.run([*cmd, "-f", "s16le", "-"], capture_output=True, check=True).stdout
+
+
+def test_pydub_export_is_the_direct_ffmpeg_encode(tmp_path: Path) -> None:
+    # pydub must pass every encoder flag through: same bytes as ffmpeg fed the same PCM.
+    rng = np.random.default_rng(3)
+    pcm = (rng.standard_normal(3 * RATE + 77) * 3000).astype("<i2")
+    direct = tmp_path / "direct.mp3"
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-f", "s16le", "-ar", "44100", "-ac", "1"]
+    subprocess.run([*cmd, "-i", "-", *ENCODE_ARGS, str(direct)], input=pcm.tobytes(), check=True)
+    exported = tmp_path / "exported.mp3"
+    pipeline._export(pipeline._segment(pcm.tobytes()), exported)
+    assert exported.read_bytes() == direct.read_bytes()
+    assert not exported.read_bytes().startswith(b"ID3")
+    assert len(decode_s16(exported)) == 2 * pcm.size  # gapless to the frame
+
+
+def test_assembly_items_are_loaded_by_pydub(
+    ingested: Ingested, sources: dict[str, Path], tmp_path: Path
+) -> None:
+    playout = ingested("tone_440").playout_path
+    calls: list[Path] = []
+    original = AudioSegment.from_file
+
+    def spy(path: Path, *args: object, **kwargs: object) -> AudioSegment:
+        calls.append(Path(path))
+        return original(path, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(AudioSegment, "from_file", spy)
+        segment = pipeline._load_item(0, "a", playout)
+        stereo_48k = pipeline._load_item(1, "b", sources["wav"])  # not MP3: ffmpeg directly
+    assert calls == [playout]
+    for loaded, path in ((segment, playout), (stereo_48k, sources["wav"])):
+        assert isinstance(loaded, AudioSegment)
+        assert (loaded.channels, loaded.frame_rate, loaded.sample_width) == (1, RATE, 2)
+        assert loaded.raw_data == decode_s16(path)  # the same samples as ffmpeg's own decode
+
+
+def test_assembly_rejects_a_corrupt_mp3_item(ingested: Ingested, tmp_path: Path) -> None:
+    data = bytearray(ingested("tone_880").playout_path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 3000] = bytes(range(256)) * 11 + bytes(184)
+    broken = tmp_path / "broken.mp3"
+    broken.write_bytes(data)
+    items = [("ok", ingested("tone_440").playout_path), ("broken", broken)]
+    with pytest.raises(ValueError, match=r"^item 1 \(broken\): cannot decode"):
+        assemble(items, out_path=tmp_path / "out" / "m.mp3")
+    assert not list((tmp_path / "out").iterdir())
 
 
 # --- storage ---------------------------------------------------------------------------
