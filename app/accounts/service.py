@@ -9,7 +9,7 @@ from app.accounts.models import Role, User
 from app.accounts.security import hash_password, verify_password
 from app.audit import service as audit
 from app.db import add_unique
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, Invalid, NotFound
 from app.stations.models import Station
 
 
@@ -25,6 +25,14 @@ def create_user(
     """A new user; 409 when the name is taken."""
     if station_id is not None and session.get(Station, station_id) is None:
         raise NotFound(f"station {station_id} does not exist")
+    if station_id is None and role != Role.admin:
+        # Staff work for one commune: the only one, or the one named.
+        only = session.scalars(select(Station.id).limit(2)).all()
+        if len(only) != 1:
+            raise Invalid(
+                f"station_id is required for role {role.value}: staff belong to a station"
+            )
+        station_id = only[0]
     if session.scalar(select(User.id).where(User.username == username)) is not None:
         raise Conflict(f"user {username!r} already exists")
     user = User(

@@ -36,7 +36,7 @@ def check_can_fetch(session: Session, principal: User | Device, sha256: str) -> 
         ):
             raise NotFound("no audio with that sha256 in this device's playlists")
         return
-    if principal.role == Role.admin or principal.station_id is None:
+    if principal.role == Role.admin:
         if session.scalar(select(AudioAsset.id).where(AudioAsset.sha256 == sha256)) is None:
             raise NotFound("no audio with that sha256")
         return

@@ -6,11 +6,12 @@ import re
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.accounts.deps import CurrentPrincipal, EditorUser
+from app.accounts.models import User
 from app.audio import access, service
 from app.audio.upload import receive_file
 from app.config import get_settings
@@ -28,6 +29,7 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 @router.put("/segments/{segment_id}/audio", response_model=SegmentOut)
 async def upload_audio(
     request: Request,
+    response: Response,
     user: EditorUser,
     segment_id: int,
     if_match: Annotated[str | None, Header()] = None,
@@ -35,6 +37,8 @@ async def upload_audio(
     """Multipart `file`: MP3, WAV, OGG/Opus, M4A/AAC or FLAC, measured and normalised."""
     settings = get_settings()
     expected = parse_if_match(if_match)
+    # Refuse before reading up to 100 MB for a segment that cannot take it.
+    await run_in_threadpool(_check_target, segment_id, user, expected)
     received = await receive_file(
         request, field="file", dest_dir=service.work_dir(), max_bytes=settings.max_upload_bytes
     )
@@ -50,7 +54,15 @@ async def upload_audio(
         )
     finally:
         received.path.unlink(missing_ok=True)
-    return await run_in_threadpool(_segment_out, segment_id, user)
+    out = await run_in_threadpool(_segment_out, segment_id, user)
+    response.headers["ETag"] = etag(out.version)
+    return out
+
+
+def _check_target(segment_id: int, user: User, expected: int | None) -> None:
+    with unit_of_work(write=False) as session:
+        segment = segments.get_segment(session, segment_id, user=user)
+        service.check_audio_editable(segment, expected)
 
 
 def _segment_out(segment_id: int, user: object) -> SegmentOut:

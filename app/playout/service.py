@@ -39,7 +39,7 @@ from sqlalchemy.sql import ClauseElement
 from starlette.concurrency import run_in_threadpool
 
 from app import clock
-from app.accounts.models import Role, User
+from app.accounts.models import User
 from app.accounts.security import DEVICE_TOKEN_PREFIX, hash_device_token
 from app.audio.models import AudioAsset
 from app.audit import service as audit
@@ -753,8 +753,7 @@ def list_query(
 ) -> Select[tuple[Emergency]]:
     """Emergencies the user may see, newest first; active: not cancelled nor expired."""
     stmt = select(Emergency).order_by(Emergency.created_at.desc(), Emergency.id.desc())
-    if user.station_id is not None and user.role != Role.admin:
-        stmt = stmt.where(Emergency.station_id == user.station_id)
+    stmt = stations.scope_to_user(stmt, Emergency.station_id, user)
     if station_id is not None:
         stmt = stmt.where(Emergency.station_id == station_id)
     if active is not None:

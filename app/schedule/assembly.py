@@ -153,6 +153,11 @@ def assemble_broadcast(broadcast_id: int, *, actor_id: int | None = None) -> Run
     with unit_of_work() as session:
         actor = session.get(User, actor_id) if actor_id else None
         broadcast = service.get_broadcast(session, broadcast_id, for_update=True)
+        if broadcast.status not in service.ACTIVE:
+            # Cancelled (or aired, missed) while it rendered: do not bring it back.
+            raise Conflict(
+                f"broadcast {broadcast_id} became {broadcast.status} while it was being assembled"
+            )
         programme = session.get_one(Programme, broadcast.programme_id)
         if master_key(planned_items(session, broadcast, programme)) != key:
             raise Conflict(

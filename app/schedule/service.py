@@ -13,14 +13,14 @@ from sqlalchemy import Select, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.accounts.models import Role, User
+from app.accounts.models import User
 from app.audio.models import AudioAsset
 from app.audit import service as audit
 from app.db import add_unique, flush_versioned
 from app.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from app.schedule.cadence import local_month, move_within_month, parse_month
 from app.schedule.models import Broadcast, BroadcastStatus, RundownItem
-from app.segments.models import Segment, SegmentStatus
+from app.segments.models import Segment, SegmentStatus, SegmentVillage
 from app.stations import service as stations
 from app.stations.models import Programme, Station, Village
 
@@ -165,8 +165,7 @@ def list_query(
 ) -> Select[tuple[Broadcast]]:
     """Broadcasts in time order, filtered by station, programme, local year or month."""
     stmt = select(Broadcast).order_by(Broadcast.starts_at, Broadcast.id)
-    if user.station_id is not None and user.role != Role.admin:
-        stmt = stmt.where(Broadcast.station_id == user.station_id)
+    stmt = stations.scope_to_user(stmt, Broadcast.station_id, user)
     if station_id is not None:
         stmt = stmt.where(Broadcast.station_id == station_id)
     if programme is not None:
@@ -274,6 +273,13 @@ def validate_rundown_segments(
     """The segments in order, or 422 naming each one that cannot go into this broadcast."""
     found = {s.id: s for s in session.scalars(select(Segment).where(Segment.id.in_(segment_ids)))}
     programme = session.get_one(Programme, broadcast.programme_id)
+    villages: dict[int, set[int]] = {}
+    for seg_id, village_id in session.execute(
+        select(SegmentVillage.segment_id, SegmentVillage.village_id).where(
+            SegmentVillage.segment_id.in_(segment_ids)
+        )
+    ):
+        villages.setdefault(seg_id, set()).add(village_id)
     problems = []
     for sid in segment_ids:
         seg = found.get(sid)
@@ -285,6 +291,12 @@ def validate_rundown_segments(
             problems.append(f"segment {sid} is not for programme {programme.code}")
         elif seg.audio_id is None:
             problems.append(f"segment {sid} has no audio yet")
+        elif (
+            broadcast.village_id is not None
+            and villages.get(sid)
+            and (broadcast.village_id not in villages[sid])
+        ):
+            problems.append(f"segment {sid} is meant for other villages")
     if problems:
         raise Invalid("; ".join(problems))
     return [found[sid] for sid in segment_ids]

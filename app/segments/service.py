@@ -9,7 +9,7 @@ from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
 from app import clock
-from app.accounts.models import Role, User
+from app.accounts.models import User
 from app.audio.models import AudioAsset
 from app.audit import service as audit
 from app.db import flush_versioned
@@ -31,7 +31,7 @@ def resolve_station_id(session: Session, *, user: User, requested: int | None) -
     if user.station_id is not None:
         return user.station_id
     ids = session.scalars(select(Station.id).limit(2)).all()
-    if len(ids) == 1:
+    if len(ids) == 1 and stations.can_see_station(user, ids[0]):
         return ids[0]
     raise Invalid("station_id is required: you are not attached to one station")
 
@@ -145,8 +145,7 @@ def list_query(
 ) -> Select[tuple[Segment]]:
     """Segments visible to the user, newest first, filtered."""
     stmt = select(Segment).order_by(Segment.id.desc())
-    if user.station_id is not None and user.role != Role.admin:
-        stmt = stmt.where(Segment.station_id == user.station_id)
+    stmt = stations.scope_to_user(stmt, Segment.station_id, user)
     if station_id is not None:
         stmt = stmt.where(Segment.station_id == station_id)
     if status is not None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, false, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.accounts.models import Role, User
 from app.accounts.security import hash_device_token, new_device_token
@@ -14,6 +14,8 @@ from app.db import add_unique
 from app.errors import Conflict, Invalid, NotFound
 from app.schedule.cadence import parse_cadence
 from app.stations.models import Device, Programme, Station, Village
+
+S = TypeVar("S", bound=Select[Any])
 
 CCHC = "cchc"
 VILLAGE_WEEKLY = "village-weekly"
@@ -82,13 +84,23 @@ def get_station(session: Session, station_id: int, *, user: User | None = None) 
 
 
 def can_see_station(user: User, station_id: int) -> bool:
-    return user.station_id is None or user.station_id == station_id or user.role == Role.admin
+    """Admins see every station; staff only their own (none, when they have none)."""
+    return user.role == Role.admin or user.station_id == station_id
+
+
+def scope_to_user(
+    stmt: S, column: ColumnElement[int] | InstrumentedAttribute[int], user: User
+) -> S:
+    """Restrict a query on a station column to what the user may see (see can_see_station)."""
+    if user.role == Role.admin:
+        return stmt
+    if user.station_id is None:
+        return stmt.where(false())
+    return stmt.where(column == user.station_id)
 
 
 def list_stations(session: Session, *, user: User) -> list[Station]:
-    stmt = select(Station).order_by(Station.id)
-    if user.station_id is not None and user.role != Role.admin:
-        stmt = stmt.where(Station.id == user.station_id)
+    stmt = scope_to_user(select(Station).order_by(Station.id), Station.id, user)
     return list(session.scalars(stmt))
 
 

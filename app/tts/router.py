@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
 
@@ -72,14 +72,18 @@ def tts_preview(
 
 
 @router.post("/segments/{segment_id}/tts", response_model=SegmentTTSOut)
-async def draft_tts(user: EditorUser, segment_id: int, body: TTSRequest) -> SegmentTTSOut:
+async def draft_tts(
+    user: EditorUser, segment_id: int, body: TTSRequest, response: Response
+) -> SegmentTTSOut:
     """Draft the segment's audio from its script (gTTS, or espeak-ng offline)."""
     _, warnings, cached = await run_in_threadpool(
         lambda: service.draft_segment_audio(
             segment_id=segment_id, user=user, engine=body.engine, expected_version=body.version
         )
     )
-    return await run_in_threadpool(_tts_out, segment_id, user, warnings, cached)
+    out = await run_in_threadpool(_tts_out, segment_id, user, warnings, cached)
+    response.headers["ETag"] = f'"{out.version}"'
+    return out
 
 
 def _tts_out(segment_id: int, user: User, warnings: list[str], cached: bool) -> SegmentTTSOut:

@@ -12,6 +12,7 @@ from tests.helpers import PASSWORD, login, make_station, make_user
 
 
 def test_token_is_issued_for_the_right_password_and_opens_the_api(client: TestClient) -> None:
+    make_station(villages=0)
     make_user("bientap", Role.editor)
     r = client.post("/api/v1/auth/token", data={"username": "bientap", "password": PASSWORD})
     assert r.status_code == 200
@@ -24,6 +25,7 @@ def test_token_is_issued_for_the_right_password_and_opens_the_api(client: TestCl
 
 
 def test_wrong_password_and_unknown_user_get_the_same_401(client: TestClient) -> None:
+    make_station(villages=0)
     make_user("bientap", Role.editor)
     wrong = client.post("/api/v1/auth/token", data={"username": "bientap", "password": "nope-nope"})
     unknown = client.post("/api/v1/auth/token", data={"username": "ghost", "password": PASSWORD})
@@ -40,6 +42,7 @@ def test_no_token_gets_401_and_a_forged_one_too(client: TestClient) -> None:
 
 
 def test_token_expires_by_the_loaxa_clock(client: TestClient) -> None:
+    make_station(villages=0)
     make_user("bientap", Role.editor)
     start = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
     clock.set_now(lambda: start)
@@ -53,6 +56,7 @@ def test_token_expires_by_the_loaxa_clock(client: TestClient) -> None:
 
 def test_only_admins_create_users_and_names_are_unique(client: TestClient) -> None:
     make_user("quantri", Role.admin)
+    make_station(villages=0)
     make_user("bientap", Role.editor)
     admin, editor = login(client, "quantri"), login(client, "bientap")
     body = {"username": "pheduyet", "password": "một-mật-khẩu", "role": "approver"}
@@ -102,3 +106,28 @@ def test_health_and_readiness_need_no_token(client: TestClient) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["database"] == "ok"
+
+
+def test_staff_belong_to_a_station_and_see_only_it(client: TestClient) -> None:
+    make_user("quantri", Role.admin)
+    admin = login(client, "quantri")
+    # No station yet: staff cannot be created without one.
+    body = {"username": "bientap", "password": "một-mật-khẩu", "role": "editor"}
+    r = client.post("/api/v1/users", json=body, headers=admin)
+    assert r.status_code == 422 and "station_id is required" in r.json()["detail"]
+    first = make_station("Xuân Phúc", villages=0)["station_id"]
+    # One station: staff created without station_id belong to it.
+    r = client.post("/api/v1/users", json=body, headers=admin)
+    assert r.status_code == 201 and r.json()["station_id"] == first
+    second = make_station("Xuân Hòa", villages=0)["station_id"]
+    r = client.post("/api/v1/users", json={**body, "username": "bientap2"}, headers=admin)
+    assert r.status_code == 422
+    editor = login(client, "bientap", "một-mật-khẩu")
+    assert [s["id"] for s in client.get("/api/v1/stations", headers=editor).json()] == [first]
+    assert client.get(f"/api/v1/stations/{second}", headers=editor).status_code == 404
+    r = client.post(
+        "/api/v1/segments",
+        json={"title": "T", "programme": "cchc", "topic": "other", "station_id": second},
+        headers=editor,
+    )
+    assert r.status_code == 404

@@ -73,7 +73,7 @@ def test_station_and_village_devices_get_their_own_broadcasts(
     h, sid, (v1, v2, _) = world["h"], world["station_id"], world["village_ids"]
     seg = approved_segment(client, h, clips["a"], title="Tin CCHC")
     vseg = approved_segment(
-        client, h, clips["b"], title="Tin thôn", programme="village-weekly", village_ids=[v1]
+        client, h, clips["b"], title="Tin thôn", programme="village-weekly", village_ids=[v1, v2]
     )
     station_b = broadcast(
         client, h, station_id=sid, starts_at="2024-03-16T17:00:00+07:00", segment_ids=[seg["id"]]
@@ -466,3 +466,36 @@ def test_polls_write_device_health_at_most_every_30_seconds(
     upgraded = poll_at(35, "1.1")  # a new agent version is written at once
     assert upgraded["agent_version"] == "1.1" and upgraded["last_seen_at"] == "2024-03-16T03:00:35Z"
     assert upgraded["last_playlist_at"] is None and upgraded["online"] is True
+
+
+def test_a_village_broadcast_refuses_another_village_s_segment(
+    client: TestClient, tmp_path: Path
+) -> None:
+    from tests.helpers import make_station, staff
+    from tests.playout.helpers import approved_segment, pink, short_windows
+
+    ids = make_station(villages=2)
+    h = staff(client, ids["station_id"])
+    short_windows()
+    v1, v2 = ids["village_ids"]
+    seg = approved_segment(
+        client, h, pink(tmp_path / "a.mp3", 2), programme="village-weekly", village_ids=[v1]
+    )
+    r = client.post(
+        "/api/v1/broadcasts",
+        json={
+            "programme": "village-weekly",
+            "station_id": ids["station_id"],
+            "village_id": v2,
+            "starts_at": "2024-03-17T18:00:00+07:00",
+        },
+        headers=h["approver"],
+    )
+    assert r.status_code == 201, r.text
+    bad = client.put(
+        f"/api/v1/broadcasts/{r.json()['id']}/rundown",
+        json={"segment_ids": [seg["id"]]},
+        headers=h["approver"],
+    )
+    assert bad.status_code == 422
+    assert f"segment {seg['id']} is meant for other villages" in bad.json()["detail"]
