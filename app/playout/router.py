@@ -16,18 +16,17 @@ They are the only async endpoints here: everything else is plain `def`.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Request, Response, status
-from starlette.datastructures import URL, Headers
+from starlette.datastructures import Headers
 
 from app.accounts.deps import ApproverUser, SessionDep, TokenDep, ViewerUser
-from app.config import get_settings
 from app.pagination import Page, PageDep, paginate
 from app.playout import service
 from app.playout.models import Emergency
 from app.playout.schemas import AsRunResult, EmergencyCreate, EmergencyOut, PlaylistOut
+from app.urls import base_url
 
 router = APIRouter(prefix="/api/v1", tags=["playout"])
 
@@ -60,25 +59,6 @@ def _telemetry(headers: Headers) -> service.Telemetry:
     return service.parse_telemetry(
         headers.get("x-loaxa-agent-version"), headers.get("x-loaxa-free-disk-bytes")
     )
-
-
-def base_url(request: Request) -> str:
-    """Where clients reach this API: the public_base_url setting, else the request's own."""
-    public = get_settings().public_base_url
-    if public:
-        return public
-    host = request.headers.get("host")
-    if host is None:
-        return str(request.base_url)
-    return _request_base(
-        request.scope.get("scheme", "http"), host, request.scope.get("root_path", "")
-    )
-
-
-@lru_cache(maxsize=64)
-def _request_base(scheme: str, host: str, root_path: str) -> str:
-    # What request.base_url gives, remembered: the polls ask for it on every request.
-    return str(URL(f"{scheme}://{host}{root_path}/"))
 
 
 def _conditional(body: bytes, media_type: str, if_none_match: str | None) -> Response:
@@ -204,7 +184,7 @@ def list_emergencies(
     rows, total = paginate(session, stmt, page)
     base = base_url(request)
     return Page(
-        items=[service.emergency_out(session, e, base_url=base) for e in rows],
+        items=service.emergencies_out(session, rows, base_url=base),
         total=total,
         limit=page.limit,
         offset=page.offset,

@@ -784,20 +784,36 @@ def cancel_emergency(
 
 def emergency_out(session: Session, emergency: Emergency, *, base_url: str) -> EmergencyOut:
     """The API shape of an emergency."""
-    title = session.scalar(select(Segment.title).where(Segment.id == emergency.segment_id))
-    return EmergencyOut(
-        id=emergency.id,
-        station_id=emergency.station_id,
-        village_ids=emergency.village_ids,
-        segment_id=emergency.segment_id,
-        title=title or "",
-        sha256=emergency.audio_sha256,
-        audio_url=audio_url(base_url, emergency.audio_sha256),
-        duration_ms=emergency.duration_ms,
-        created_at=emergency.created_at,
-        expires_at=emergency.expires_at,
-        cancelled_at=emergency.cancelled_at,
-    )
+    return emergencies_out(session, [emergency], base_url=base_url)[0]
+
+
+def emergencies_out(
+    session: Session, emergencies: Sequence[Emergency], *, base_url: str
+) -> list[EmergencyOut]:
+    """API shapes of emergencies, with their segments' titles in one query."""
+    ids = {e.segment_id for e in emergencies}
+    titles = {
+        sid: title
+        for sid, title in session.execute(
+            select(Segment.id, Segment.title).where(Segment.id.in_(ids))
+        )
+    }
+    return [
+        EmergencyOut(
+            id=e.id,
+            station_id=e.station_id,
+            village_ids=e.village_ids,
+            segment_id=e.segment_id,
+            title=titles.get(e.segment_id, ""),
+            sha256=e.audio_sha256,
+            audio_url=audio_url(base_url, e.audio_sha256),
+            duration_ms=e.duration_ms,
+            created_at=e.created_at,
+            expires_at=e.expires_at,
+            cancelled_at=e.cancelled_at,
+        )
+        for e in emergencies
+    ]
 
 
 # --- as-run -------------------------------------------------------------------------------

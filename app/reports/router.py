@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from app.accounts.deps import SessionDep, ViewerUser
-from app.config import get_settings
 from app.reports import calendar, formats, pdf, podcast, service
 from app.reports.schemas import ComplianceReport
+from app.urls import base_url
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 
@@ -83,15 +83,10 @@ def schedule_ics(
     )
 
 
-def public_base_url(request: Request) -> str:
-    """Where clients reach this service: the setting, else what the request came to."""
-    return get_settings().public_base_url or str(request.base_url)
-
-
 @router.get("/stations/{station_id}/podcast.xml", response_class=Response)
 def podcast_feed(session: SessionDep, request: Request, station_id: int) -> Response:
     """RSS 2.0 feed of the aired CCHC columns, newest first. Public: no token needed."""
-    body = podcast.podcast_feed(session, station_id=station_id, base_url=public_base_url(request))
+    body = podcast.podcast_feed(session, station_id=station_id, base_url=base_url(request))
     return Response(
         body,
         media_type="application/rss+xml; charset=utf-8",
