@@ -737,15 +737,9 @@ def get_emergency(
     session: Session, emergency_id: int, *, user: User | None = None, for_update: bool = False
 ) -> Emergency:
     """The emergency, or 404 (also when it belongs to a station the user cannot see)."""
-    stmt = select(Emergency).where(Emergency.id == emergency_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    emergency = session.scalar(stmt)
-    if emergency is None or (
-        user is not None and not stations.can_see_station(user, emergency.station_id)
-    ):
-        raise NotFound(f"emergency {emergency_id} does not exist")
-    return emergency
+    return stations.get_in_station(
+        session, Emergency, emergency_id, what="emergency", user=user, for_update=for_update
+    )
 
 
 def list_query(

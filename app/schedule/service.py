@@ -17,7 +17,7 @@ from app.accounts.models import User
 from app.audio.models import AudioAsset
 from app.audit import service as audit
 from app.db import add_unique, flush_versioned
-from app.errors import Conflict, Invalid, NotFound, PreconditionFailed
+from app.errors import Conflict, Invalid, PreconditionFailed
 from app.schedule.cadence import local_month, move_within_month, parse_month
 from app.schedule.models import Broadcast, BroadcastStatus, RundownItem
 from app.segments.models import Segment, SegmentStatus, SegmentVillage
@@ -143,15 +143,10 @@ def snapshot(broadcast: Broadcast, programme: Programme | None = None) -> dict[s
 def get_broadcast(
     session: Session, broadcast_id: int, *, user: User | None = None, for_update: bool = False
 ) -> Broadcast:
-    stmt = select(Broadcast).where(Broadcast.id == broadcast_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    broadcast = session.scalar(stmt)
-    if broadcast is None or (
-        user is not None and not stations.can_see_station(user, broadcast.station_id)
-    ):
-        raise NotFound(f"broadcast {broadcast_id} does not exist")
-    return broadcast
+    """The broadcast, or 404 when it does not exist or belongs to another station."""
+    return stations.get_in_station(
+        session, Broadcast, broadcast_id, what="broadcast", user=user, for_update=for_update
+    )
 
 
 def list_query(

@@ -126,13 +126,9 @@ def get_segment(
     session: Session, segment_id: int, *, user: User, for_update: bool = False
 ) -> Segment:
     """The segment, or 404 when it does not exist or belongs to another station."""
-    stmt = select(Segment).where(Segment.id == segment_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    segment = session.scalar(stmt)
-    if segment is None or not stations.can_see_station(user, segment.station_id):
-        raise NotFound(f"segment {segment_id} does not exist")
-    return segment
+    return stations.get_in_station(
+        session, Segment, segment_id, what="segment", user=user, for_update=for_update
+    )
 
 
 def list_query(

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import ColumnElement, Select, false, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.accounts.models import Role, User
 from app.accounts.security import hash_device_token, new_device_token
 from app.audit import service as audit
-from app.db import add_unique
+from app.db import Base, add_unique
 from app.errors import Conflict, Invalid, NotFound
 from app.schedule.cadence import parse_cadence
 from app.stations.models import Device, Programme, Station, Village
 
 S = TypeVar("S", bound=Select[Any])
+
+
+class HasStation(Protocol):
+    """A row owned by a station (segments, broadcasts, emergencies)."""
+
+    station_id: int
+
 
 CCHC = "cchc"
 VILLAGE_WEEKLY = "village-weekly"
@@ -97,6 +105,30 @@ def scope_to_user(
     if user.station_id is None:
         return stmt.where(false())
     return stmt.where(column == user.station_id)
+
+
+M = TypeVar("M", bound=Base)
+
+
+def get_in_station(
+    session: Session,
+    model: type[M],
+    row_id: int,
+    *,
+    what: str,
+    user: User | None = None,
+    for_update: bool = False,
+) -> M:
+    """A station-owned row by id; 404 when missing or in a station the user cannot see."""
+    stmt = select(model).where(sa_inspect(model).primary_key[0] == row_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = session.scalar(stmt)
+    if row is None or (
+        user is not None and not can_see_station(user, cast(HasStation, row).station_id)
+    ):
+        raise NotFound(f"{what} {row_id} does not exist")
+    return row
 
 
 def list_stations(session: Session, *, user: User) -> list[Station]:
