@@ -4,9 +4,10 @@ Makes 10 MP3 segments of about 90 s (speech-like modulated noise plus a voiced t
 varied over 11 dB), adds the CCHC intro/outro from audio_templates/ if present, and
 renders the same ~15-minute programme three ways, each in a fresh process:
 
-  (a) ours      app.audio.pipeline.assemble(): load each item once as a pydub AudioSegment
-                (16-bit PCM; pydub runs one ffmpeg per item), join, measure loudness, one
-                gain (peak-limited), one MP3 export via pydub, decode-verify.
+  (a) ours      app.audio.pipeline.assemble(): decode every item once (two ffmpeg
+                processes, a share each) into pydub AudioSegments, join, measure loudness
+                (two threads) while a peak preview encodes, one gain (peak-limited), one MP3
+                export via pydub, decode-verify peak and length.
   (b) one-liner ffmpeg concat filter + loudnorm=I=-16:TP=-1 + MP3 encode (same settings).
   (c) floor     ffmpeg concat filter + MP3 encode, no loudness processing at all.
 

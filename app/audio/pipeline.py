@@ -23,7 +23,11 @@ Conventions callers rely on:
   real peak is still above the limit, re-encoded with less gain (at most 3 encodes). The
   ceiling is never exceeded by what a player decodes.
 * There is no compressor or limiter: when the peak ceiling caps the gain, the result is
-  quieter than the target and ``loudness_lufs`` reports the real value, measured on the
+  quieter than the target and ``loudness_lufs`` reports the real value. For an ingested
+  file it is measured on the decoded MP3; for an assembled master, on the PCM handed to
+  the encoder (gain included), which saves a second filter pass over the whole programme:
+  V2 moves integrated loudness by less than 0.1 LU (a test compares it with ffmpeg's
+  ebur128 reading of the file). The master's peak and length are still read off the
   decoded MP3.
 * "Silent" means no 400 ms window has an RMS level (20*log10(rms), full-scale square wave =
   0 dBFS) at or above ``silence_dbfs``.
@@ -36,13 +40,11 @@ Where pydub is used (``pydub.AudioSegment``, mono, 44.1 kHz, 16-bit):
   Xing/LAME header and bit-exact muxing all apply: the bytes are identical to the direct
   ffmpeg encode we used before (checked by a test), the MP3 stays gapless and the same PCM
   always gives the same file.
-* ``assemble`` loads each item with ``AudioSegment.from_file(path, format="mp3",
-  codec="mp3float", parameters=["-xerror"])``: ffmpeg's default MP3 decoder, strict, and no
-  ffprobe call (pydub probes every file when no codec is given). The samples are identical to
-  our own decode. Their ``raw_data`` is joined into one growing bytearray with frame-exact
-  offsets (never with ``+``, which copies the whole programme on every item, nor ``append``,
-  which crossfades 100 ms unless told otherwise); that buffer is wrapped, without a copy, as
-  the master ``AudioSegment``.
+* ``assemble`` holds each item as an ``AudioSegment`` (decoded as below). Their
+  ``raw_data`` is joined into one growing bytearray with frame-exact offsets (never with
+  ``+``, which copies the whole programme on every item, nor ``append``, which crossfades
+  100 ms unless told otherwise); that buffer is wrapped, without a copy, as the master
+  ``AudioSegment``.
 * ``ingest`` wraps the normalised playout PCM in an ``AudioSegment`` (duration from
   ``frame_count()``, export as above).
 
@@ -61,15 +63,20 @@ Where ffmpeg (and numpy) are called directly, and why:
   loading them whole. The silence test stays the windowed RMS above: pydub's ``dBFS`` is the
   RMS of the whole clip (a long file with a few seconds of speech would count as silent) and
   ``max_dBFS`` is a sample peak (hiss that peaks above -60 dBFS would not count as silent).
-* Assembly items that are not MP3, or that are not mono 44.1 kHz, are decoded by ffmpeg
-  with ``-ac 1 -ar 44100`` and then wrapped as ``AudioSegment``: pydub appends its
-  ``parameters`` after the output, where ffmpeg ignores ``-ac``/``-ar``, and its own
-  ``set_frame_rate`` (audioop ``ratecv``) resamples without an anti-alias filter.
+* Decoding assembly items: two ffmpeg processes decode all of them, a share each, strictly
+  (``-xerror``), with ``-ac 1 -ar 44100``, into raw PCM files that are read back into
+  ``AudioSegment`` objects. ``AudioSegment.from_file`` starts one ffmpeg per item: ffmpeg's
+  start-up alone is ~60 ms, so a 12-item programme spent 0.8 s loading against 0.5 s now
+  (measured), and pydub reads each decode through a WAV copy. It also cannot resample
+  properly: it appends ``parameters`` after the output, where ffmpeg ignores ``-ac``/``-ar``,
+  and its own ``set_frame_rate`` (audioop ``ratecv``) has no anti-alias filter. The samples
+  are those of ffmpeg's default decoder either way (a test compares them).
+* Measuring a joined programme: two threads each take half of it (scipy's filter releases
+  the GIL), each part's filter warmed up on the second before it (see ``analyse_pcm``).
 
 Costs of pydub, accepted: ``export`` writes the PCM as a WAV temp file in the system temp
 directory (``tempfile.gettempdir()``, ~5.3 MB per minute) before ffmpeg starts, instead of
-piping it; ``from_file`` starts one ffmpeg per item (we used to decode six per process) and
-holds two or three copies of an item while loading it. Not used: ``apply_gain`` (it copies
+piping it. Not used: ``from_file`` for assembly items (see above), ``apply_gain`` (it copies
 the whole programme, ~100 MB more peak memory measured on 15 minutes, and truncates instead
 of rounding; the gain is applied in place with numpy on the segment's bytearray) and
 ``+``/``append`` (see above). pydub imports ``audioop``, which Python 3.13 removed: the
@@ -90,9 +97,8 @@ import subprocess
 import tempfile
 import threading
 import warnings
-from collections import deque
 from collections.abc import Generator, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -105,7 +111,7 @@ with warnings.catch_warnings():
     # pydub imports the stdlib audioop (deprecated in 3.11/3.12; audioop-lts on 3.13+).
     warnings.filterwarnings("ignore", message=".*audioop.*", category=DeprecationWarning)
     from pydub import AudioSegment
-    from pydub.exceptions import CouldntDecodeError, CouldntEncodeError
+    from pydub.exceptions import CouldntEncodeError
 
 FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
 FFPROBE = shutil.which("ffprobe") or "ffprobe"
@@ -127,7 +133,10 @@ RETRY_MARGIN_DB = 0.3  # extra cut when a decoded MP3 still peaks above the limi
 PREVIEW_MIN_FRAMES = 30 * RATE  # longer audio gets a peak preview before the full encode
 PREVIEW_BLOCKS = 16  # loudest 100 ms blocks whose surroundings the preview encodes
 PREVIEW_PAD = 3 * SUB_BLOCK  # audio kept either side of each loud block
-DECODE_WORKERS = 2  # assembly items loaded (one ffmpeg each) at the same time
+DECODE_PROCESSES = 2  # ffmpeg processes that decode an assembly's items, a share each
+ANALYSIS_THREADS = 2  # threads that measure a joined programme, a part each
+PARALLEL_MIN_FRAMES = 60 * RATE  # shorter audio is measured in one thread
+WARM_UP_FRAMES = RATE  # audio run through the filter before a part (see analyse_pcm)
 PIPE_BYTES = 1 << 20  # ask Linux for 1 MiB pipes so ffmpeg runs ahead of our processing
 MAX_ENCODES = 3
 MASTER_TOLERANCE_LU = 0.5  # the master gets an overall gain only if off by more than this
@@ -428,6 +437,23 @@ class _Analyser:
         carry_r = _sub_block_energy(self._carry[1], x, self._raw)
         self._carry = (carry_w, carry_r)
 
+    def warm_up(self, samples: np.ndarray) -> None:
+        """Run samples through the K-weighting filter only (not counted): the audio just
+        before the part this analyser measures, so its filter starts in the right state."""
+        x = samples / _full_scale(samples)
+        x += _ANTI_DENORMAL[: x.size]
+        _, self._zi = sosfilt(_SOS, x, zi=self._zi)
+
+    def extend(self, later: _Analyser) -> None:
+        """Append the measurements of the audio that follows ours (we end on a sub-block)."""
+        if self._carry[0].size:
+            raise ValueError("only an analyser that ends on a 100 ms sub-block can be extended")
+        self.frames += later.frames
+        self.peak = max(self.peak, later.peak)
+        self._weighted += later._weighted
+        self._raw += later._raw
+        self._carry, self._zi = later._carry, later._zi
+
     def result(self) -> AudioStats:
         """The measurements so far."""
         weighted = np.concatenate(self._weighted) if self._weighted else np.zeros(0)
@@ -477,12 +503,36 @@ def _gated_loudness(sub_energy: np.ndarray) -> float:
     return -0.691 + 10 * math.log10(float(gated.mean())) if gated.size else -math.inf
 
 
-def analyse_pcm(pcm: np.ndarray) -> AudioStats:
-    """Measure a mono 44.1 kHz int16 or float array in 10 s chunks (no whole-array copy)."""
-    analyser = _Analyser()
-    for start in range(0, pcm.size, CHUNK_FRAMES):
-        analyser.feed(pcm[start : start + CHUNK_FRAMES])
-    return analyser.result()
+def analyse_pcm(pcm: np.ndarray, *, threads: int = 1) -> AudioStats:
+    """Measure a mono 44.1 kHz int16 or float array in 10 s chunks (no whole-array copy).
+
+    With threads > 1, long audio is cut into that many parts at 100 ms sub-block
+    boundaries, measured at once (scipy's filter releases the GIL) and the results joined.
+    Each part's filter first runs over the second before it: the K-weighting filter
+    forgets its state far faster than that (its slowest pole decays by ~e^-230 in one
+    second), so the result equals the sequential measurement to float64 precision.
+    """
+    parts = max(1, min(threads, pcm.size // PARALLEL_MIN_FRAMES))
+    step = -(-pcm.size // parts // SUB_BLOCK) * SUB_BLOCK
+    bounds = [(start, min(start + step, pcm.size)) for start in range(0, pcm.size, step or 1)]
+    analysers = [_Analyser() for _ in bounds]
+
+    def measure(index: int) -> None:
+        start, end = bounds[index]
+        analyser = analysers[index]
+        if start:
+            analyser.warm_up(pcm[max(0, start - WARM_UP_FRAMES) : start])
+        analyser.feed(pcm[start:end])
+
+    if len(bounds) > 1:
+        with ThreadPoolExecutor(len(bounds), thread_name_prefix="loudness") as pool:
+            list(pool.map(measure, range(len(bounds))))
+    elif bounds:
+        measure(0)
+    whole = analysers[0] if analysers else _Analyser()
+    for later in analysers[1:]:
+        whole.extend(later)
+    return whole.result()
 
 
 def analyse_file(path: Path, *, strict: bool = True) -> AudioStats:
@@ -491,6 +541,18 @@ def analyse_file(path: Path, *, strict: bool = True) -> AudioStats:
     for chunk in _prefetched(_pcm_chunks(Path(path), "f32le", strict=strict)):
         analyser.feed(np.frombuffer(chunk, dtype=F32))
     return analyser.result()
+
+
+def decoded_peak(path: Path) -> tuple[int, float]:
+    """(frames, sample peak in dBFS) of a file decoded to mono 44.1 kHz float, streaming:
+    what analyse_file measures, without the loudness filter."""
+    frames, peak = 0, 0.0
+    for chunk in _prefetched(_pcm_chunks(Path(path), "f32le", strict=True)):
+        samples = np.frombuffer(chunk, dtype=F32)
+        if samples.size:
+            frames += samples.size
+            peak = max(peak, float(samples.max()), -float(samples.min()))
+    return frames, _db(peak)
 
 
 def probe_duration_ms(path: Path) -> int:
@@ -568,30 +630,46 @@ def _faded(part: np.ndarray) -> np.ndarray:
     return out
 
 
-def _preview_gain(pcm: np.ndarray, gain_db: float, max_peak_dbfs: float, scratch: Path) -> float:
-    """gain_db, lowered for audio over 30 s so its loudest excerpts, MP3-encoded and decoded,
-    peak <= max_peak_dbfs - PEAK_MARGIN_DB: the full encode then usually succeeds at once."""
+def _preview_peak(pcm: np.ndarray, gain_db: float, scratch: Path) -> float:
+    """Decoded sample peak (dBFS) of pcm's loudest excerpts with gain_db applied and MP3-
+    encoded; -inf for audio up to 30 s, which gets no preview."""
     if pcm.size <= PREVIEW_MIN_FRAMES:
-        return gain_db
+        return -math.inf
     with tempfile.TemporaryDirectory(dir=scratch, prefix=".preview-") as tmp:
         preview = Path(tmp) / "preview.mp3"
         _export(_playout_segment(_loudest_excerpts(pcm), gain_db), preview)
-        peak = analyse_file(preview).peak_dbfs
+        return decoded_peak(preview)[1]
+
+
+def _preview_gain(pcm: np.ndarray, gain_db: float, max_peak_dbfs: float, scratch: Path) -> float:
+    """gain_db, lowered for audio over 30 s so its loudest excerpts, MP3-encoded and decoded,
+    peak <= max_peak_dbfs - PEAK_MARGIN_DB: the full encode then usually succeeds at once."""
+    peak = _preview_peak(pcm, gain_db, scratch)
     return gain_db - max(0.0, peak - (max_peak_dbfs - PEAK_MARGIN_DB))
 
 
 def _export_verified(
-    segment: AudioSegment, gain_db: float, out: Path, max_peak_dbfs: float
+    segment: AudioSegment,
+    gain_db: float,
+    out: Path,
+    max_peak_dbfs: float,
+    *,
+    measure_loudness: bool = True,
 ) -> tuple[AudioStats, float]:
     """Export segment with gain_db applied and decode the MP3; retry with less gain while the
-    decoded peak is above max_peak_dbfs. Returns the decoded MP3's stats and the gain used."""
+    decoded peak is above max_peak_dbfs. Returns the decoded MP3's stats (loudness NaN
+    unless measure_loudness) and the gain used."""
     pcm = np.frombuffer(segment.raw_data, dtype=S16)  # a bytearray: scaled in place
     applied = 0.0
     for _ in range(MAX_ENCODES):
         _scale_in_place(pcm, gain_db - applied)
         applied = gain_db
         _export(segment, out)
-        stats = analyse_file(out)
+        if measure_loudness:
+            stats = analyse_file(out)
+        else:
+            frames, peak = decoded_peak(out)
+            stats = AudioStats(frames, peak, math.nan, math.nan)
         if stats.peak_dbfs <= max_peak_dbfs:
             return stats, gain_db
         gain_db -= stats.peak_dbfs - max_peak_dbfs + RETRY_MARGIN_DB
@@ -803,19 +881,13 @@ def planned_total_ms(durations_ms: Sequence[int], *, gap_ms: int = 0, crossfade_
 
 @dataclass
 class _Joiner:
-    """Joins decoded 16-bit items into one buffer with gaps or linear crossfades.
-
-    The part of the buffer that no later item can change is measured as soon as it is
-    final, so loudness analysis overlaps the decoding of the next items.
-    """
+    """Joins decoded 16-bit items into one buffer with gaps or linear crossfades."""
 
     gap: int  # frames
     crossfade: int  # frames
     count: int  # number of items that will be added
     buf: bytearray = field(default_factory=bytearray)
     spans: list[tuple[int, int]] = field(default_factory=list)  # (start, frames) per item
-    analyser: _Analyser = field(default_factory=_Analyser)
-    analysed: int = 0  # frames already fed to the analyser
 
     @property
     def frames(self) -> int:
@@ -825,7 +897,9 @@ class _Joiner:
     def add(self, label: str, segment: AudioSegment) -> None:
         """Append one decoded item (gap before it, or crossfade into the tail)."""
         index = len(self.spans)
-        item_buf = bytearray(segment.raw_data)  # writable: the de-click ramps work in place
+        item_buf = segment.raw_data
+        if not isinstance(item_buf, bytearray):
+            item_buf = bytearray(item_buf)  # writable: the de-click ramps work in place
         item = np.frombuffer(item_buf, dtype=S16)
         if item.size < max(1, self.crossfade * _crossfaded_edges(index, self.count)):
             raise ValueError(f"item {index} ({label}) is shorter than its crossfades")
@@ -839,23 +913,10 @@ class _Joiner:
             start = self.frames
             self.buf += item_buf
         self.spans.append((start, item.size))
-        self._analyse_up_to(self.frames - self.crossfade)
 
     def finish(self) -> AudioStats:
-        """Measure what is left and return the stats of the whole joined programme."""
-        self._analyse_up_to(self.frames)
-        return self.analyser.result()
-
-    def _analyse_up_to(self, end: int) -> None:
-        """Feed frames [analysed, end) to the analyser."""
-        if end <= self.analysed:
-            return
-        view = np.frombuffer(
-            self.buf, dtype=S16, count=end - self.analysed, offset=2 * self.analysed
-        )
-        for start in range(0, view.size, CHUNK_FRAMES):
-            self.analyser.feed(view[start : start + CHUNK_FRAMES])
-        self.analysed = end
+        """Measure the whole joined programme."""
+        return analyse_pcm(np.frombuffer(self.buf, dtype=S16), threads=ANALYSIS_THREADS)
 
     def _declick(self, item: np.ndarray, index: int) -> None:
         """5 ms linear ramps on the item's edges that are not crossfaded."""
@@ -885,54 +946,67 @@ def _decode_item(index: int, label: str, path: Path) -> bytearray:
         raise ValueError(f"item {index} ({label}): cannot decode {path}: {exc}") from exc
 
 
-def _is_mp3(path: Path) -> bool:
-    """True if the file starts with an ID3 tag or an MPEG audio layer III frame header."""
-    with path.open("rb") as f:
-        head = f.read(3)
-    layer3 = len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE6 == 0xE2
-    return head.startswith(b"ID3") or layer3
+def _decode_groups(paths: Sequence[Path], processes: int) -> list[list[int]]:
+    """Item indexes split into at most `processes` groups of about equal file size."""
+    groups: list[list[int]] = [[] for _ in range(max(1, min(processes, len(paths))))]
+    loads = [0] * len(groups)
+    for index in sorted(range(len(paths)), key=lambda i: -paths[i].stat().st_size):
+        lightest = loads.index(min(loads))
+        groups[lightest].append(index)
+        loads[lightest] += paths[index].stat().st_size
+    return [sorted(group) for group in groups]
 
 
-def _load_item(index: int, label: str, path: Path) -> AudioSegment:
-    """An assembly item as a mono 44.1 kHz 16-bit AudioSegment.
+def _decode_group(indexes: Sequence[int], paths: Sequence[Path], scratch: Path) -> None:
+    """Decode several items with one ffmpeg: item i becomes scratch/item-i.pcm (s16le)."""
+    cmd = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-xerror"]
+    for index in indexes:
+        cmd += ["-i", str(paths[index])]
+    for n, index in enumerate(indexes):
+        out = scratch / f"item-{index}.pcm"
+        cmd += ["-map", f"{n}:a:0", "-ac", "1", "-ar", str(RATE), "-f", "s16le", "-y", str(out)]
+    with tempfile.TemporaryFile() as err:
+        if subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=err, check=False).returncode:
+            raise _DecodeError(_err_text(err))
 
-    MP3s (playout files and templates) are loaded by pydub, which runs ffmpeg strictly
-    (``-xerror``) with ffmpeg's default MP3 decoder. Anything else, anything that is not
-    already mono 44.1 kHz, and anything pydub fails on is decoded by ffmpeg directly (with
-    ``-ac 1 -ar 44100``), which also names the broken item in its error.
+
+def _decoded_items(
+    items: Sequence[tuple[str, Path]], scratch: Path
+) -> Iterator[tuple[str, AudioSegment]]:
+    """Every item as a mono 44.1 kHz 16-bit AudioSegment, in order.
+
+    The items are decoded by DECODE_PROCESSES ffmpeg processes at once, each taking a
+    share (one process per item would pay ffmpeg's ~60 ms start-up a dozen times), into
+    raw PCM files in scratch that are read back, and deleted, one at a time. Decoding is
+    strict (``-xerror``); when a share fails, its items are decoded one by one so that the
+    error names the broken item.
     """
-    if _is_mp3(path):
-        with contextlib.suppress(CouldntDecodeError):
-            segment = AudioSegment.from_file(
-                path, format="mp3", codec="mp3float", parameters=["-xerror"]
-            )
-            if (segment.channels, segment.frame_rate, segment.sample_width) == (1, RATE, 2):
-                return segment
-    return _segment(_decode_item(index, label, path))
+    paths = [Path(path) for _, path in items]
+    groups = _decode_groups(paths, DECODE_PROCESSES)
+    with ThreadPoolExecutor(len(groups), thread_name_prefix="decode") as pool:
+        futures = [pool.submit(_decode_group, group, paths, scratch) for group in groups]
+        for group, future in zip(groups, futures, strict=True):
+            try:
+                future.result()
+            except _DecodeError as exc:
+                for index in group:
+                    _decode_item(index, items[index][0], paths[index])
+                raise ValueError(f"items {group}: cannot decode: {exc}") from exc
+    for index, (label, _) in enumerate(items):
+        pcm = scratch / f"item-{index}.pcm"
+        data = bytearray(pcm.stat().st_size)
+        with pcm.open("rb") as f:
+            f.readinto(data)
+        pcm.unlink()
+        yield label, _segment(data)
 
 
-def _decoded_items(items: Sequence[tuple[str, Path]]) -> Iterator[tuple[str, AudioSegment]]:
-    """Load items in DECODE_WORKERS threads (each runs one ffmpeg), yielding them in order."""
-    with ThreadPoolExecutor(max_workers=DECODE_WORKERS) as pool:
-        pending: deque[tuple[str, Future[AudioSegment]]] = deque()
-        try:
-            for index, (label, path) in enumerate(items):
-                pending.append((label, pool.submit(_load_item, index, label, Path(path))))
-                while len(pending) > DECODE_WORKERS:  # at most DECODE_WORKERS + 1 ahead
-                    done, future = pending.popleft()
-                    yield done, future.result()
-            while pending:
-                done, future = pending.popleft()
-                yield done, future.result()
-        finally:
-            for _, future in pending:
-                future.cancel()
-
-
-def _join(items: Sequence[tuple[str, Path]], gap_ms: int, crossfade_ms: int) -> _Joiner:
+def _join(
+    items: Sequence[tuple[str, Path]], gap_ms: int, crossfade_ms: int, scratch: Path
+) -> _Joiner:
     """Decode every item once and join them into one 16-bit buffer."""
     joiner = _Joiner(ms_to_frames(gap_ms), ms_to_frames(crossfade_ms), len(items))
-    for label, segment in _decoded_items(items):
+    for label, segment in _decoded_items(items, scratch):
         joiner.add(label, segment)
     return joiner
 
@@ -965,25 +1039,45 @@ def assemble(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=f".{out_path.name}.") as tmp:
         scratch = Path(tmp)
-        joiner = _join(items, gap_ms, crossfade_ms)
+        joiner = _join(items, gap_ms, crossfade_ms, scratch)
         cues = [
             Cue(label, frames_to_ms(start), frames_to_ms(frames))
             for (label, _), (start, frames) in zip(items, joiner.spans, strict=True)
         ]
         durations = [c.duration_ms for c in cues]
         planned = planned_total_ms(durations, gap_ms=gap_ms, crossfade_ms=crossfade_ms)
-        master = joiner.finish()
-        ceiling = max_peak_dbfs - PEAK_MARGIN_DB
-        gain = _choose_gain(master, target_lufs, ceiling, MASTER_TOLERANCE_LU)
-        gain = _preview_gain(np.frombuffer(joiner.buf, dtype=S16), gain, max_peak_dbfs, scratch)
+        master, gain = _master_gain(joiner, target_lufs, max_peak_dbfs, scratch)
         rendered = scratch / "master.mp3"
-        stats, gain = _export_verified(_segment(joiner.buf), gain, rendered, max_peak_dbfs)
+        stats, gain = _export_verified(
+            _segment(joiner.buf), gain, rendered, max_peak_dbfs, measure_loudness=False
+        )
         _check_duration(stats.duration_ms, planned)
         os.replace(rendered, out_path)
     return AssemblyResult(
-        out_path, stats.duration_ms, cues, stats.loudness_lufs, stats.peak_dbfs,
-        round(gain, 3), planned,
+        out_path, stats.duration_ms, cues, round(master.loudness_lufs + gain, 3),
+        stats.peak_dbfs, round(gain, 3), planned,
     )  # fmt: skip
+
+
+def _master_gain(
+    joiner: _Joiner, target_lufs: float, max_peak_dbfs: float, scratch: Path
+) -> tuple[AudioStats, float]:
+    """Measure the joined programme and choose its one gain (dB).
+
+    The MP3 overshoot preview runs while the loudness is measured, at the highest gain the
+    peak ceiling allows: the gain a peak-limited master gets. (MP3 overshoot depends on the
+    level, so a preview at another gain predicts it less well.)
+    """
+    pcm = np.frombuffer(joiner.buf, dtype=S16)
+    ceiling = max_peak_dbfs - PEAK_MARGIN_DB
+    sample_peak = max(int(pcm.max()), -int(pcm.min())) / 32768 if pcm.size else 0.0
+    peak_cap = ceiling - _db(sample_peak) if sample_peak else 0.0
+    with ThreadPoolExecutor(1, thread_name_prefix="preview") as pool:
+        preview = pool.submit(_preview_peak, pcm, peak_cap, scratch)
+        master = joiner.finish()
+        overshoot = max(0.0, preview.result() - ceiling)
+    wanted = _choose_gain(master, target_lufs, ceiling, MASTER_TOLERANCE_LU)
+    return master, min(wanted, peak_cap - overshoot)
 
 
 def _check_duration(measured_ms: int, planned_ms: int) -> None:

@@ -350,6 +350,7 @@ def test_assemble_two_minute_programme_with_templates(ingested: Ingested, tmp_pa
     assert result.cues[-1].offset_ms + result.cues[-1].duration_ms == pytest.approx(planned, abs=3)
     assert result.gain_db == 0.0  # items are normalised: no master gain needed
     assert ebur128_lufs(result.path) == pytest.approx(-16.0, abs=1.0)
+    assert result.loudness_lufs == pytest.approx(ebur128_lufs(result.path), abs=0.2)
     assert astats_peak_db(result.path) <= -1.0
 
 
@@ -359,6 +360,9 @@ def test_assemble_normalises_a_quiet_master(sources: dict[str, Path], tmp_path: 
     assert result.gain_db > 5
     assert ebur128_lufs(result.path) == pytest.approx(-16.0, abs=1.0)
     assert result.loudness_lufs == pytest.approx(-16.0, abs=0.5)
+    # measured on the PCM given to the encoder: the MP3 it became agrees with it
+    assert result.loudness_lufs == pytest.approx(ebur128_lufs(result.path), abs=0.2)
+    assert result.peak_dbfs == pytest.approx(astats_peak_db(result.path), abs=0.01)
     assert astats_peak_db(result.path) <= -1.0
 
 
@@ -407,26 +411,36 @@ def test_pydub_export_is_the_direct_ffmpeg_encode(tmp_path: Path) -> None:
     assert len(decode_s16(exported)) == 2 * pcm.size  # gapless to the frame
 
 
-def test_assembly_items_are_loaded_by_pydub(
+def test_assembly_items_are_decoded_once_each_into_pydub_segments(
     ingested: Ingested, sources: dict[str, Path], tmp_path: Path
 ) -> None:
+    # Three items (an MP3 twice, a stereo 48 kHz WAV) shared by two ffmpeg processes: each
+    # comes back, in order, as a mono 44.1 kHz 16-bit AudioSegment holding exactly the
+    # samples of ffmpeg's own decode, and no raw PCM file is left in the scratch directory.
     playout = ingested("tone_440").playout_path
-    calls: list[Path] = []
-    original = AudioSegment.from_file
+    items = [("a", playout), ("b", sources["wav"]), ("c", playout)]
+    loaded = list(pipeline._decoded_items(items, tmp_path))
+    assert [label for label, _ in loaded] == ["a", "b", "c"]
+    for (_, segment), (_, path) in zip(loaded, items, strict=True):
+        assert isinstance(segment, AudioSegment)
+        assert (segment.channels, segment.frame_rate, segment.sample_width) == (1, RATE, 2)
+        assert segment.raw_data == decode_s16(path)
+    assert not list(tmp_path.iterdir())
 
-    def spy(path: Path, *args: object, **kwargs: object) -> AudioSegment:
-        calls.append(Path(path))
-        return original(path, *args, **kwargs)
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(AudioSegment, "from_file", spy)
-        segment = pipeline._load_item(0, "a", playout)
-        stereo_48k = pipeline._load_item(1, "b", sources["wav"])  # not MP3: ffmpeg directly
-    assert calls == [playout]
-    for loaded, path in ((segment, playout), (stereo_48k, sources["wav"])):
-        assert isinstance(loaded, AudioSegment)
-        assert (loaded.channels, loaded.frame_rate, loaded.sample_width) == (1, RATE, 2)
-        assert loaded.raw_data == decode_s16(path)  # the same samples as ffmpeg's own decode
+def test_parallel_loudness_equals_sequential(sources: dict[str, Path]) -> None:
+    # Measuring a long programme in two threads, each part's filter warmed up on the second
+    # before it, gives the sequential result (to float rounding) for every figure.
+    speech = np.frombuffer(decode_s16(sources["speech"]), dtype="<i2")
+    rng = np.random.default_rng(5)
+    noise = (rng.standard_normal(70 * RATE + 123) * 2000).astype("<i2")
+    programme = np.concatenate([noise, speech, np.zeros(RATE // 3, "<i2"), noise[::-1]])
+    one = analyse_pcm(programme)
+    two = analyse_pcm(programme, threads=2)
+    assert two.frames == one.frames == programme.size
+    assert two.peak_dbfs == one.peak_dbfs
+    assert two.loudness_lufs == pytest.approx(one.loudness_lufs, abs=1e-9)
+    assert two.max_rms_dbfs == pytest.approx(one.max_rms_dbfs, abs=1e-9)
 
 
 def test_assembly_rejects_a_corrupt_mp3_item(ingested: Ingested, tmp_path: Path) -> None:
