@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--stations", type=int, default=3321)
     parser.add_argument("--villages", type=int, default=20)
     parser.add_argument("--year", type=int, default=2024)
+    parser.add_argument("--workers", type=int, default=2, help="connections that plan at once")
     args = parser.parse_args()
 
     import psycopg
@@ -50,7 +51,7 @@ def main() -> None:
     os.environ["LOAXA_DATA_DIR"] = tempfile.mkdtemp(prefix="loaxa-bench-")
     os.environ.setdefault("LOAXA_SECRET_KEY", "bench-" + "x" * 40)
     try:
-        run(args.stations, args.villages, args.year)
+        run(args.stations, args.villages, args.year, args.workers)
     finally:
         from app.db import get_engine
 
@@ -59,7 +60,7 @@ def main() -> None:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def run(n_stations: int, n_villages: int, year: int) -> None:
+def run(n_stations: int, n_villages: int, year: int, workers: int) -> None:
     from app import migrations
     from app.db import get_engine, unit_of_work
     from app.schedule.models import Broadcast
@@ -132,7 +133,7 @@ def run(n_stations: int, n_villages: int, year: int) -> None:
     )
 
     t1 = time.perf_counter()
-    result = plan_stations_parallel(list(ids), year=year, workers=2)
+    result = plan_stations_parallel(list(ids), year=year, workers=workers)
     plan_s = time.perf_counter() - t1
     with unit_of_work(write=False) as session:
         total = session.scalar(select(func.count()).select_from(Broadcast)) or 0
@@ -142,7 +143,7 @@ def run(n_stations: int, n_villages: int, year: int) -> None:
     )
 
     t2 = time.perf_counter()
-    again = plan_stations_parallel(list(ids), year=year, workers=2)
+    again = plan_stations_parallel(list(ids), year=year, workers=workers)
     replan_s = time.perf_counter() - t2
     print(
         f"re-plan (idempotent): {again.created} created, {again.existing} existing "

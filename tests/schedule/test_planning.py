@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.db import unit_of_work
 from app.schedule.models import Broadcast, RundownItem
-from app.schedule.planning import plan_year
+from app.schedule.planning import plan_stations_parallel, plan_year
 from app.stations.models import Programme, Village
 from tests.helpers import make_station, staff
 
@@ -214,3 +214,42 @@ def test_rules_are_data_set_through_the_api(
         headers=h["approver"],
     )
     assert dup.status_code == 409
+
+
+def _plan_rows(session: Session) -> set[tuple[object, ...]]:
+    session.rollback()
+    columns = (
+        Broadcast.station_id,
+        Broadcast.programme_id,
+        Broadcast.village_id,
+        Broadcast.starts_at,
+        Broadcast.period_key,
+        Broadcast.local_month,
+        Broadcast.status,
+    )
+    return {tuple(row) for row in session.execute(select(*columns)).all()}
+
+
+def test_bulk_planning_of_many_stations_makes_what_plan_year_makes(
+    database_url: str, session: Session
+) -> None:
+    # The country-wide path (COPY text on PostgreSQL, chunks over two connections) must
+    # make exactly the broadcasts that planning each station on its own makes, including a
+    # village on its own cadence, and be idempotent too.
+    stations = [make_station(name=f"Xã {n}", villages=n) for n in range(4)]
+    with unit_of_work() as s:
+        village = s.get_one(Village, stations[2]["village_ids"][0])
+        village.cadence = {"kind": "weekly", "weekdays": [0, 3], "time": "06:00"}
+    ids = [st["station_id"] for st in stations]
+    bulk = plan_stations_parallel(ids, year=2024, workers=2, chunk=2)
+    bulk_rows = _plan_rows(session)
+    # 4 x 12 CCHC + 52 Sundays for 0+1+2+3 villages, one of them on Mondays and Thursdays.
+    assert (bulk.created, bulk.existing) == (48 + 52 * 5 + 105, 0)
+    assert len(bulk_rows) == bulk.created
+    again = plan_stations_parallel(ids, year=2024, workers=2, chunk=3)
+    assert (again.created, again.existing) == (0, bulk.created)
+    with unit_of_work() as s:
+        s.execute(delete(Broadcast))
+    for station_id in ids:
+        _plan(station_id, 2024)
+    assert _plan_rows(session) == bulk_rows
