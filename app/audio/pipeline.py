@@ -950,11 +950,20 @@ def _decode_groups(paths: Sequence[Path], processes: int) -> list[list[int]]:
     """Item indexes split into at most `processes` groups of about equal file size."""
     groups: list[list[int]] = [[] for _ in range(max(1, min(processes, len(paths))))]
     loads = [0] * len(groups)
-    for index in sorted(range(len(paths)), key=lambda i: -paths[i].stat().st_size):
+    sizes = [_size_or_zero(path) for path in paths]  # a missing file fails in ffmpeg, named
+    for index in sorted(range(len(paths)), key=lambda i: -sizes[i]):
         lightest = loads.index(min(loads))
         groups[lightest].append(index)
-        loads[lightest] += paths[index].stat().st_size
+        loads[lightest] += sizes[index]
     return [sorted(group) for group in groups]
+
+
+def _size_or_zero(path: Path) -> int:
+    """A file's size in bytes, 0 if it cannot be read."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _decode_group(indexes: Sequence[int], paths: Sequence[Path], scratch: Path) -> None:

@@ -388,6 +388,13 @@ def test_assemble_rejects(
     assert not list(tmp_path.iterdir())
 
 
+def test_assemble_names_a_missing_item(sources: dict[str, Path], tmp_path: Path) -> None:
+    items = [("ok", sources["pink"]), ("gone", tmp_path / "deleted.mp3")]
+    with pytest.raises(ValueError, match=r"^item 1 \(gone\): cannot decode"):
+        assemble(items, out_path=tmp_path / "out" / "m.mp3")
+    assert not list((tmp_path / "out").iterdir())
+
+
 # --- the pydub layer -------------------------------------------------------------------
 
 
