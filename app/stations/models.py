@@ -28,7 +28,11 @@ class Village(Base):
     """A village (thôn) with one loudspeaker cluster."""
 
     __tablename__ = "villages"
-    __table_args__ = (UniqueConstraint("station_id", "name"),)
+    __table_args__ = (
+        UniqueConstraint("station_id", "name"),
+        # What broadcasts reference, so that a broadcast's village is one of its station's.
+        UniqueConstraint("id", "station_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     station_id: Mapped[int] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"))
@@ -42,7 +46,11 @@ class Programme(Base):
     """A recurring column (chuyên mục) with its cadence and duration window, as data."""
 
     __tablename__ = "programmes"
-    __table_args__ = (UniqueConstraint("station_id", "code"),)
+    __table_args__ = (
+        UniqueConstraint("station_id", "code"),
+        # What broadcasts reference, so that a broadcast's programme is its station's.
+        UniqueConstraint("id", "station_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     station_id: Mapped[int] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"))

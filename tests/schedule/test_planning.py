@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.db import unit_of_work
@@ -253,3 +255,34 @@ def test_bulk_planning_of_many_stations_makes_what_plan_year_makes(
     for station_id in ids:
         _plan(station_id, 2024)
     assert _plan_rows(session) == bulk_rows
+
+
+def test_a_broadcast_cannot_take_another_stations_programme_or_village(
+    database_url: str,
+) -> None:
+    # Enforced by the database (composite keys with station_id), not only by the services.
+    ours, theirs = make_station(name="Xã A", villages=1), make_station(name="Xã B", villages=1)
+    with unit_of_work(write=False) as s:
+        programmes = {(p.station_id, p.code): p.id for p in s.scalars(select(Programme))}
+    at = datetime(2024, 3, 16, 10, 0, tzinfo=UTC)
+
+    def insert(programme_id: int, village_id: int | None, key: str) -> None:
+        with unit_of_work() as s:
+            s.add(
+                Broadcast(
+                    station_id=ours["station_id"],
+                    programme_id=programme_id,
+                    village_id=village_id,
+                    starts_at=at,
+                    period_key=key,
+                    local_month="2024-03",
+                )
+            )
+
+    their_cchc = programmes[(theirs["station_id"], "cchc")]
+    with pytest.raises(IntegrityError):
+        insert(their_cchc, None, "2024-03")
+    our_village_programme = programmes[(ours["station_id"], "village-weekly")]
+    with pytest.raises(IntegrityError):
+        insert(our_village_programme, theirs["village_ids"][0], "v:x")
+    insert(our_village_programme, ours["village_ids"][0], "v:y")  # the station's own: fine
