@@ -142,20 +142,12 @@ def copy_text(targets: Sequence[Target], year: int) -> Iterator[str]:
     making a Slot and a tuple per row, and COPY reads it as it is.
     """
     for t in targets:
-        head = f"{t.station_id}\t{t.programme_id}\t"
-        if t.village_id is None:
-            head += "\\N\t"
-            yield "".join(
-                f"{head}{o.at_text}\t{_period_key(None, o)}\t{o.month}\n"
-                for o in _year_slots(t.cadence, t.timezone, year)
-            )
-        else:
-            head += f"{t.village_id}\t"
-            prefix = f"v{t.village_id}:"
-            yield "".join(
-                f"{head}{o.at_text}\t{prefix}{o.local or o.month}\t{o.month}\n"
-                for o in _year_slots(t.cadence, t.timezone, year)
-            )
+        village = "\\N" if t.village_id is None else t.village_id
+        head = f"{t.station_id}\t{t.programme_id}\t{village}\t"
+        yield "".join(
+            f"{head}{o.at_text}\t{_period_key(t.village_id, o)}\t{o.month}\n"
+            for o in _year_slots(t.cadence, t.timezone, year)
+        )
 
 
 def insert_slots(session: Session, slots: Sequence[Slot], *, now: datetime) -> int:

@@ -418,7 +418,7 @@ def test_pydub_export_is_the_direct_ffmpeg_encode(tmp_path: Path) -> None:
     assert len(decode_s16(exported)) == 2 * pcm.size  # gapless to the frame
 
 
-def test_assembly_items_are_decoded_once_each_into_pydub_segments(
+def test_assembly_items_are_decoded_into_pydub_segments(
     ingested: Ingested, sources: dict[str, Path], tmp_path: Path
 ) -> None:
     # Three items (an MP3 twice, a stereo 48 kHz WAV) shared by two ffmpeg processes: each
