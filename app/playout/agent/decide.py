@@ -240,6 +240,24 @@ def _first_start(slot: PlayoutSlot, now: datetime, policy: PlayPolicy) -> Decisi
     return Decision("play", offset_s=late)
 
 
+def start_candidates(
+    current: PlayoutSlot | None,
+    emergencies: Sequence[PlayoutSlot],
+    items: Sequence[PlayoutSlot],
+    now: datetime,
+) -> list[PlayoutSlot]:
+    """What may start now, in the order to try it (the first that `decide` plays wins).
+
+    Emergencies first, oldest first: one may interrupt a playing item, but nothing
+    interrupts an emergency. Items only while nothing plays, those whose start has come.
+    """
+    if current is not None and current.is_emergency:
+        return []
+    if current is not None:
+        return list(emergencies)
+    return [*emergencies, *(s for s in items if s.starts_at <= now)]
+
+
 def planned_times(
     slot: PlayoutSlot, parts: Sequence[Part], now: datetime
 ) -> tuple[datetime, datetime]:

@@ -42,6 +42,7 @@ from app.playout.agent.decide import (
     next_start,
     overran,
     planned_times,
+    start_candidates,
     wanted_slots,
 )
 from app.playout.agent.journal import Journal, Part
@@ -253,32 +254,23 @@ class Agent:
         self.sync.upload_soon(now)
 
     def _start_due(self, now: datetime) -> None:
-        if self.current is not None and self.current.slot.is_emergency:
-            return
-        for slot in emergency_slots(self.sync.emergencies):
+        current = None if self.current is None else self.current.slot
+        emergencies = emergency_slots(self.sync.emergencies)
+        items = self._item_slots(now) if current is None else []
+        for slot in start_candidates(current, emergencies, items, now):
             decision = self._evaluate(slot, now)
             if decision.action != "play":
                 continue
             if not self.cache.has(slot.sha256):
-                continue  # being downloaded by the emergency poll
-            if self.current is not None:
-                note = f"interrupted by emergency {slot.emergency_id}"
-                self._stop_current(now, Ending("interrupted", now, note))
-            self._play(slot, decision.offset_s, now)
-            return
-        if self.current is not None:
-            return
-        for slot in self._item_slots(now):
-            if slot.starts_at > now:
-                break
-            decision = self._evaluate(slot, now)
-            if decision.action != "play":
-                continue
-            if not self.cache.has(slot.sha256):
+                if slot.is_emergency:
+                    continue  # being downloaded by the emergency poll
                 if slot.occurrence not in self._waiting_logged:
                     self._waiting_logged.add(slot.occurrence)
                     log.warning("%s is due but its audio is not cached yet", slot.occurrence)
                 continue
+            if self.current is not None:  # an item, interrupted by an emergency
+                note = f"interrupted by emergency {slot.emergency_id}"
+                self._stop_current(now, Ending("interrupted", now, note))
             self._play(slot, decision.offset_s, now)
             return
 
