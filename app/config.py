@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Ho_Chi_Minh"
     secret_key: str | None = Field(default=None, repr=False)
     access_token_minutes: int = Field(default=8 * 60, ge=1, le=7 * 24 * 60)
+    # The web console's session ends after this long without a page view.
+    console_session_minutes: int = Field(default=2 * 60, ge=1, le=7 * 24 * 60)
 
     # Audio: playout format and limits (DESIGN.md "Defaults").
     target_lufs: float = Field(default=-16.0, ge=-40.0, le=-5.0)

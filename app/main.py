@@ -8,6 +8,7 @@ from app import __version__
 from app.accounts.router import router as accounts_router
 from app.audio.router import router as audio_router
 from app.audit.router import router as audit_router
+from app.console.router import install as install_console
 from app.errors import install_handlers
 from app.health import router as health_router
 from app.playout.router import router as playout_router
@@ -43,4 +44,6 @@ def create_app() -> FastAPI:
         audit_router,
     ):
         app.include_router(router)
+    # Last: the staff console's pages (/, /segments, …) and its static files.
+    install_console(app)
     return app

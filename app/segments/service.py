@@ -138,6 +138,7 @@ def list_query(
     programme: str | None = None,
     month: str | None = None,
     station_id: int | None = None,
+    topic: Topic | None = None,
 ) -> Select[tuple[Segment]]:
     """Segments visible to the user, newest first, filtered."""
     stmt = select(Segment).order_by(Segment.id.desc())
@@ -152,6 +153,8 @@ def list_query(
         )
     if month is not None:
         stmt = stmt.where(Segment.target_month == month)
+    if topic is not None:
+        stmt = stmt.where(Segment.topic == topic.value)
     return stmt
 
 

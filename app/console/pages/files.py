@@ -1,0 +1,43 @@
+"""What a console page plays or downloads, authorised by the session cookie.
+
+The JSON API's files (`/api/v1/audio/…`) need a bearer token, which a page's `<audio>`
+element cannot send. These routes serve the same files through the same access rules
+(the same service functions), for the signed-in person. Downloads the other pages add
+(CSV, Excel, PDF, ICS) follow the same pattern: a `ViewerPage` (or larger) dependency, the
+service call, a `Response` with the file and `Content-Disposition`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+
+from app.audio import access
+from app.audio import service as audio
+from app.console.auth import ViewerPage
+from app.console.routing import ConsoleRoute
+from app.db import unit_of_work
+from app.errors import NotFound
+
+router = APIRouter(prefix="/files", route_class=ConsoleRoute, include_in_schema=False)
+
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@router.get("/audio/{sha256}.mp3")
+def audio_file(user: ViewerPage, sha256: str) -> FileResponse:
+    """A playout file of the user's station (Range requests work: the player can seek)."""
+    if not SHA256.match(sha256):
+        raise NotFound("no audio with that sha256")
+    with unit_of_work(write=False) as db:
+        access.check_can_fetch(db, user, sha256)
+    path = audio.store().path_for(sha256)
+    if not path.is_file():
+        raise NotFound("no audio with that sha256")
+    return FileResponse(
+        path,
+        media_type="audio/mpeg",
+        headers={"ETag": f'"{sha256}"', "Cache-Control": "private, max-age=86400"},
+    )

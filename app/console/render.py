@@ -1,0 +1,174 @@
+"""Templates: one Jinja environment, the navigation, and `render` / `redirect` for pages.
+
+Every page template extends `base.html` and gets, besides what its handler passes:
+`user`, `nav` (the links the user's role may follow), `csrf_field()` (the hidden input
+every form must carry), `_()` (translation), `lang`, `notice` (the message left by the
+redirect that led here), `static(name)` (a cache-busted URL), `script(name)` (the URL of a
+template's own JavaScript, kept beside it: `script("segments/detail.js")`), `can(user, role)`, the
+formats `|date`, `|datetime`, `|month`, `|duration`, `|number`, and `labels`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from fastapi import Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from markupsafe import Markup
+
+from app.accounts.models import Role, User
+from app.config import get_settings
+from app.console import i18n, labels
+from app.console import session as console_session
+from app.console.auth import can, here
+from app.console.i18n import N_
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+STATIC_DIR = Path(__file__).parent / "static"
+STATIC_URL = "/static/console"
+SCRIPTS_URL = "/static/console-js"
+NOTICE_COOKIE = "loaxa_notice"
+
+
+@dataclass(frozen=True)
+class NavItem:
+    path: str
+    label: str  # message id
+    role: Role
+
+
+# The console's pages, in menu order. A new page adds its line here (and its router in
+# app/console/router.py); the role is who sees the link, the page's dependency is the wall.
+NAV: list[NavItem] = [
+    NavItem("/", N_("Trang chủ"), Role.viewer),
+    NavItem("/segments", N_("Tin bài"), Role.viewer),
+    NavItem("/schedule", N_("Lịch phát"), Role.viewer),
+    NavItem("/devices", N_("Thiết bị"), Role.approver),
+    NavItem("/reports", N_("Báo cáo"), Role.viewer),
+]
+
+# What a redirect may leave for the next page to say, by key (never free text in a cookie).
+NOTICES: dict[str, str] = {
+    "signed-out": N_("Bạn đã đăng xuất."),
+    "saved": N_("Đã lưu."),
+    "created": N_("Đã tạo tin bài."),
+    "audio": N_("Đã gắn tệp âm thanh: đã đo độ dài và chuẩn hoá âm lượng."),
+    "tts": N_("Đã tạo giọng đọc máy từ nội dung."),
+    "submitted": N_("Đã gửi duyệt."),
+    "approved": N_("Đã duyệt."),
+    "rejected": N_("Đã trả lại cho người biên tập."),
+}
+
+
+@lru_cache
+def environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(["html"]),
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+    )
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext=i18n.gettext, ngettext=i18n.ngettext, newstyle=True
+    )
+    env.globals.update(
+        static=static_url, script=script_url, can=can, labels=labels, languages=i18n.LANGUAGES
+    )
+    env.filters.update(
+        month=i18n.format_month,
+        duration=i18n.format_duration,
+        number=i18n.format_number,
+        quote=lambda s: quote(str(s), safe="/"),
+        # Dates in the time zone of the page's context (the user's station).
+        date=pass_context(lambda ctx, v: i18n.format_date(v, ctx["tz"])),
+        datetime=pass_context(lambda ctx, v: i18n.format_datetime(v, ctx["tz"])),
+    )
+    return env
+
+
+@lru_cache
+def _static_version(name: str) -> str:
+    return hashlib.sha256((STATIC_DIR / name).read_bytes()).hexdigest()[:10]
+
+
+def static_url(name: str) -> str:
+    """The URL of a file in app/console/static, with its content hash for caching."""
+    return f"{STATIC_URL}/{name}?v={_static_version(name)}"
+
+
+@lru_cache
+def _script_version(name: str) -> str:
+    return hashlib.sha256((TEMPLATES_DIR / name).read_bytes()).hexdigest()[:10]
+
+
+def script_url(name: str) -> str:
+    """The URL of a template's JavaScript, which sits beside it (templates/segments/x.js)."""
+    return f"{SCRIPTS_URL}/{name}?v={_script_version(name)}"
+
+
+def station_zone(request: Request) -> ZoneInfo:
+    """The time zone dates are shown in: the user's station's, else the setting."""
+    tz = getattr(request.state, "console_tz", None)
+    return ZoneInfo(tz) if tz else get_settings().tz
+
+
+def render(
+    request: Request, template: str, context: dict[str, Any] | None = None, *, status: int = 200
+) -> HTMLResponse:
+    """The page `template` for this request, with the common context."""
+    user: User | None = getattr(request.state, "console_user", None)
+    tz = station_zone(request)
+    notice_key = request.cookies.get(NOTICE_COOKIE)
+    token = console_session.csrf_token(request)
+    path = request.url.path
+    nav = [
+        {
+            "path": n.path,
+            "label": n.label,
+            "current": path == n.path or path.startswith(n.path + "/"),
+        }
+        for n in NAV
+        if user is not None and Role(user.role).at_least(n.role)
+    ]
+    html = (
+        environment()
+        .get_template(template)
+        .render(
+            request=request,
+            tz=tz,
+            user=user,
+            nav=nav,
+            lang=i18n.current_language(),
+            here=here(request),
+            station_name=getattr(request.state, "console_station_name", None),
+            notice=NOTICES.get(notice_key or ""),
+            csrf_field=lambda: Markup(
+                f'<input type="hidden" name="{console_session.CSRF_FIELD}" value="{token}">'
+            ),
+            csrf_token=token,
+            **(context or {}),
+        )
+    )
+    response = HTMLResponse(html, status_code=status)
+    if notice_key:
+        response.delete_cookie(NOTICE_COOKIE, path="/")
+    return response
+
+
+def redirect(url: str, *, notice: str | None = None) -> Response:
+    """303 See Other to `url` (after a POST), leaving a notice for the next page."""
+    response = RedirectResponse(url, status_code=303)
+    if notice is not None:
+        if notice not in NOTICES:
+            raise KeyError(f"unknown notice {notice!r}: add it to NOTICES")
+        response.set_cookie(NOTICE_COOKIE, notice, httponly=True, samesite="lax", path="/")
+    return response

@@ -1,0 +1,189 @@
+"""What the Tin bài pages show and accept, in the console's terms.
+
+The pages call app.segments.service (the same functions as the API); this module turns a
+posted form into the service's arguments, and service data into what templates need:
+the station's programmes and villages for the form, the list's filters, the read-aloud
+text, and the segment's history from the audit log.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.accounts.models import User
+from app.audit import service as audit
+from app.audit.models import AuditEvent
+from app.console.forms import ConsoleForm
+from app.console.i18n import N_, _
+from app.console.labels import SEGMENT_ACTIONS
+from app.errors import Invalid, LoaxaError
+from app.segments.models import Segment, SegmentStatus, Topic
+from app.segments.schemas import SegmentOut
+from app.stations import service as stations
+from app.stations.models import Programme, Village
+from app.tts import service as tts
+
+MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+HISTORY_LIMIT = 50
+
+# The form's fields, by the service's names (message ids for labels in history lines).
+FIELD_LABELS = {
+    "title": N_("Tiêu đề"),
+    "topic": N_("Chủ đề"),
+    "script": N_("Nội dung"),
+    "target_month": N_("Tháng phát"),
+    "programme_id": N_("Chuyên mục"),
+    "village_ids": N_("Thôn"),
+    "priority": N_("Mức ưu tiên"),
+    "audio_id": N_("Tệp âm thanh"),
+    "status": N_("Trạng thái"),
+}
+
+
+@dataclass(frozen=True)
+class Filters:
+    status: SegmentStatus | None = None
+    month: str | None = None
+    topic: Topic | None = None
+    programme: str | None = None
+
+    def query(self) -> dict[str, str]:
+        """The filters as URL parameters (for pagination links)."""
+        pairs = {
+            "status": self.status.value if self.status else "",
+            "month": self.month or "",
+            "topic": self.topic.value if self.topic else "",
+            "programme": self.programme or "",
+        }
+        return {k: v for k, v in pairs.items() if v}
+
+
+def parse_filters(
+    status: str | None, month: str | None, topic: str | None, programme: str | None
+) -> Filters:
+    """Filters from the query string; an unknown value is ignored, not an error page."""
+    return Filters(
+        status=SegmentStatus(status) if status and status in SegmentStatus.__members__ else None,
+        month=month if month and MONTH.match(month) else None,
+        topic=Topic(topic) if topic in {t.value for t in Topic} else None,
+        programme=programme if programme and len(programme) <= 40 else None,
+    )
+
+
+@dataclass(frozen=True)
+class Choices:
+    """The station's programmes and villages, for the form's selects and checkboxes."""
+
+    station_id: int | None
+    programmes: list[Programme]
+    villages: list[Village]
+
+
+def choices(session: Session, *, user: User) -> Choices:
+    visible = stations.list_stations(session, user=user)
+    station = next((s for s in visible if s.id == user.station_id), None)
+    if station is None and len(visible) == 1:
+        station = visible[0]
+    if station is None:
+        return Choices(None, [], [])
+    return Choices(
+        station.id,
+        stations.list_programmes(session, station_id=station.id),
+        stations.list_villages(session, station_id=station.id),
+    )
+
+
+def form_values(segment: SegmentOut | None) -> dict[str, Any]:
+    """What the form shows for a saved segment (or an empty one)."""
+    if segment is None:
+        return {"programme": "cchc", "topic": Topic.progress.value, "village_ids": []}
+    return {
+        "title": segment.title,
+        "topic": segment.topic.value,
+        "programme": segment.programme,
+        "target_month": segment.target_month or "",
+        "script": segment.script or "",
+        "village_ids": [str(v) for v in segment.village_ids],
+        "version": str(segment.version),
+    }
+
+
+def typed_values(form: ConsoleForm) -> dict[str, Any]:
+    """What the form shows after a refused post: exactly what was typed."""
+    values: dict[str, Any] = form.typed()
+    values["village_ids"] = form.getlist("village_ids")
+    return values
+
+
+def changes_from(form: ConsoleForm) -> dict[str, Any]:
+    """The service's arguments from the form; 422 in words for what cannot be used."""
+    title = form.get("title")
+    if not title:
+        raise Invalid(_("Hãy nhập tiêu đề."))
+    if len(title) > 200:
+        raise Invalid(_("Tiêu đề dài quá 200 ký tự."))
+    topic = form.get("topic")
+    if topic not in {t.value for t in Topic}:
+        raise Invalid(_("Hãy chọn chủ đề."))
+    month = form.get("target_month") or None
+    if month is not None and not MONTH.match(month):
+        raise Invalid(_("Tháng phát phải có dạng năm-tháng, ví dụ 2024-03."))
+    villages = form.getlist("village_ids")
+    if not all(v.isdigit() for v in villages):
+        raise Invalid(_("Danh sách thôn không hợp lệ."))
+    return {
+        "title": title,
+        "topic": topic,
+        "programme": form.get("programme") or "cchc",
+        "target_month": month,
+        "script": form.get("script") or None,
+        "village_ids": [int(v) for v in villages],
+    }
+
+
+def read_aloud(session: Session, segment: Segment) -> tuple[str | None, str | None]:
+    """(the script as it will be read aloud, or why it cannot be)."""
+    if not segment.script or not segment.script.strip():
+        return None, None
+    try:
+        extra = tts.station_dictionary(session, segment.station_id)
+        return tts.preview(segment.script, extra), None
+    except LoaxaError as exc:
+        return None, exc.message
+
+
+@dataclass(frozen=True)
+class HistoryLine:
+    at: datetime
+    actor: str
+    action: str  # message id
+    fields: list[str]  # message ids of the fields an edit changed
+
+
+def history(session: Session, segment_id: int) -> list[HistoryLine]:
+    """The segment's audit events, newest first, in words."""
+    events = session.scalars(
+        audit.query(entity="segment", entity_id=segment_id).limit(HISTORY_LIMIT)
+    )
+    return [_line(e) for e in events]
+
+
+def _line(event: AuditEvent) -> HistoryLine:
+    changed: list[str] = []
+    if event.action == "segment.update" and event.before and event.after:
+        changed = [
+            FIELD_LABELS[k]
+            for k in FIELD_LABELS
+            if k != "status" and event.before.get(k) != event.after.get(k)
+        ]
+    return HistoryLine(
+        at=event.created_at,
+        actor=event.actor,
+        action=SEGMENT_ACTIONS.get(event.action, event.action),
+        fields=changed,
+    )

@@ -1,0 +1,105 @@
+// Record a segment's audio in the browser (MediaRecorder) and send it through the same
+// upload form and audio pipeline as a chosen file. The form stays hidden where the
+// browser cannot record; every other form on the page works without JavaScript.
+(function () {
+  "use strict";
+  var form = document.getElementById("recorder");
+  if (!form || !window.MediaRecorder || !navigator.mediaDevices ||
+      !navigator.mediaDevices.getUserMedia || typeof DataTransfer === "undefined") {
+    return;
+  }
+  var recordButton = form.querySelector("[data-record]");
+  var stopButton = form.querySelector("[data-stop]");
+  var saveButton = form.querySelector("[data-save]");
+  var status = form.querySelector("[data-status]");
+  var preview = form.querySelector("[data-preview]");
+  var input = form.querySelector("input[type=file]");
+  var recorder = null;
+  var stream = null;
+  var chunks = [];
+  var started = 0;
+  var timer = null;
+
+  function mmss(ms) {
+    var s = Math.round(ms / 1000);
+    var m = Math.floor(s / 60);
+    s = s % 60;
+    return (m < 10 ? "0" : "") + m + ":" + (s < 10 ? "0" : "") + s;
+  }
+
+  function say(text) {
+    status.textContent = text;
+  }
+
+  function supportedType() {
+    var types = ["audio/webm;codecs=opus", "audio/ogg;codecs=opus", "audio/webm"];
+    for (var i = 0; i < types.length; i++) {
+      if (MediaRecorder.isTypeSupported(types[i])) {
+        return types[i];
+      }
+    }
+    return "";
+  }
+
+  function finish() {
+    clearInterval(timer);
+    stream.getTracks().forEach(function (track) { track.stop(); });
+    var type = recorder.mimeType || "audio/webm";
+    var blob = new Blob(chunks, { type: type });
+    var name = "ghi-am." + (type.indexOf("ogg") >= 0 ? "ogg" : "webm");
+    var files = new DataTransfer();
+    files.items.add(new File([blob], name, { type: type }));
+    input.files = files.files;
+    if (preview.src) {
+      URL.revokeObjectURL(preview.src);
+    }
+    preview.src = URL.createObjectURL(blob);
+    preview.hidden = false;
+    saveButton.hidden = false;
+    recordButton.disabled = false;
+    stopButton.disabled = true;
+    say(form.dataset.msgDone + " " + mmss(Date.now() - started));
+    saveButton.focus();
+  }
+
+  recordButton.addEventListener("click", function () {
+    navigator.mediaDevices.getUserMedia({ audio: true }).then(function (s) {
+      stream = s;
+      chunks = [];
+      var type = supportedType();
+      recorder = type ? new MediaRecorder(s, { mimeType: type }) : new MediaRecorder(s);
+      recorder.addEventListener("dataavailable", function (event) {
+        if (event.data && event.data.size) {
+          chunks.push(event.data);
+        }
+      });
+      recorder.addEventListener("stop", finish);
+      recorder.start(1000);
+      started = Date.now();
+      recordButton.disabled = true;
+      stopButton.disabled = false;
+      saveButton.hidden = true;
+      preview.hidden = true;
+      say(form.dataset.msgRecording + " 00:00");
+      timer = setInterval(function () {
+        say(form.dataset.msgRecording + " " + mmss(Date.now() - started));
+      }, 500);
+      stopButton.focus();
+    }).catch(function () {
+      say(form.dataset.msgDenied);
+    });
+  });
+
+  stopButton.addEventListener("click", function () {
+    if (recorder && recorder.state !== "inactive") {
+      recorder.stop();
+    }
+  });
+
+  form.addEventListener("submit", function () {
+    saveButton.disabled = true;
+    say(form.dataset.msgSending);
+  });
+
+  form.hidden = false;
+}());
