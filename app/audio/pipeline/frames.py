@@ -15,7 +15,7 @@ CHUNK_FRAMES = SUB_BLOCK * 100  # 10 s of audio per read / filter / write step
 S16 = np.dtype("<i2")
 F32 = np.dtype("<f4")
 
-DURATION_TOLERANCE_MS = 50
+DURATION_TOLERANCE_MS = 50  # how far a decoded MP3's length may be off the expected length
 EDGE_FADE_FRAMES = 220  # 5 ms de-click ramp at every item edge that is not crossfaded
 
 
