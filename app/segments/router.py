@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from app.accounts.deps import ApproverUser, EditorUser, SessionDep, ViewerUser
+from app.audio import service as audio
+from app.audio.upload import receive_file
+from app.config import get_settings
 from app.errors import PreconditionFailed
 from app.pagination import Page, PageDep, paginate
+from app.segments import audio as segment_audio
 from app.segments import service
 from app.segments.models import SegmentStatus
 from app.segments.schemas import Month, RejectBody, SegmentCreate, SegmentOut, SegmentUpdate
@@ -173,3 +178,41 @@ def reject_segment(
         expected_version=_expected(if_match),
     )
     return _reply(response, service.to_out(session, segment))
+
+
+@router.put("/{segment_id}/audio", response_model=SegmentOut)
+async def upload_audio(
+    request: Request,
+    response: Response,
+    user: EditorUser,
+    segment_id: int,
+    if_match: IfMatch = None,
+) -> SegmentOut:
+    """Multipart `file`: MP3, WAV, OGG/Opus, M4A/AAC or FLAC, measured and normalised."""
+    expected = parse_if_match(if_match)
+    # Refuse before reading up to 100 MB for a segment that cannot take it.
+    await run_in_threadpool(
+        segment_audio.check_upload_target,
+        segment_id=segment_id,
+        user=user,
+        expected_version=expected,
+    )
+    received = await receive_file(
+        request,
+        field="file",
+        dest_dir=audio.work_dir(),
+        max_bytes=get_settings().max_upload_bytes,
+    )
+    try:
+        # Decoding and encoding take seconds: off the event loop, no transaction open.
+        out = await run_in_threadpool(
+            segment_audio.upload_audio,
+            segment_id=segment_id,
+            user=user,
+            upload=received.path,
+            filename=received.filename,
+            expected_version=expected,
+        )
+    finally:
+        received.path.unlink(missing_ok=True)
+    return _reply(response, out)
