@@ -1,29 +1,24 @@
-"""Audio upload (a segment's recording) and download (by sha256)."""
+"""Audio upload: a segment's recording (downloads are playout's: app.playout.router)."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
-from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.accounts.deps import CurrentPrincipal, EditorUser
+from app.accounts.deps import EditorUser
 from app.accounts.models import User
-from app.audio import access, service
+from app.audio import service
 from app.audio.upload import receive_file
 from app.config import get_settings
 from app.db import unit_of_work
-from app.errors import NotFound
+from app.http import parse_if_match
+from app.http import version_etag as etag
 from app.segments import service as segments
-from app.segments.router import etag, parse_if_match
 from app.segments.schemas import SegmentOut
 
 router = APIRouter(prefix="/api/v1", tags=["audio"])
-
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @router.put("/segments/{segment_id}/audio", response_model=SegmentOut)
@@ -68,29 +63,6 @@ def _check_target(segment_id: int, user: User, expected: int | None) -> None:
 def _segment_out(segment_id: int, user: object) -> SegmentOut:
     with unit_of_work(write=False) as session:
         return segments.to_out(session, segments.get_segment(session, segment_id, user=user))  # type: ignore[arg-type]
-
-
-@router.get("/audio/{sha256}")
-def download_audio(principal: CurrentPrincipal, sha256: str) -> FileResponse:
-    """The playout file; supports Range requests (resumable downloads) and ETag."""
-    if not SHA256.match(sha256):
-        raise NotFound("no audio with that sha256")
-    with unit_of_work(write=False) as session:
-        access.check_can_fetch(session, principal, sha256)
-    path: Path = service.store().path_for(sha256)
-    if not path.is_file():
-        raise NotFound("no audio with that sha256")
-    return FileResponse(
-        path,
-        media_type="audio/mpeg",
-        filename=f"{sha256}.mp3",
-        headers={
-            "ETag": f'"{sha256}"',
-            "X-Content-SHA256": sha256,
-            # Content-addressed: the bytes behind this URL never change.
-            "Cache-Control": "private, max-age=31536000, immutable",
-        },
-    )
 
 
 __all__ = ["etag", "router"]
