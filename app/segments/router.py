@@ -11,7 +11,7 @@ from app.accounts.deps import ApproverUser, EditorUser, SessionDep, ViewerUser
 from app.audio import service as audio
 from app.audio.upload import receive_file
 from app.config import get_settings
-from app.errors import PreconditionFailed
+from app.http import expected_version, parse_if_match, version_etag
 from app.pagination import Page, PageDep, paginate
 from app.segments import audio as segment_audio
 from app.segments import service
@@ -23,29 +23,8 @@ router = APIRouter(prefix="/api/v1/segments", tags=["segments"])
 IfMatch = Annotated[str | None, Header(description='the ETag from a read, e.g. "3"')]
 
 
-def etag(version: int) -> str:
-    return f'"{version}"'
-
-
-def parse_if_match(value: str | None) -> int | None:
-    """The version named by an If-Match header ('"3"', 'W/"3"'); None when absent or '*'."""
-    if value is None or value.strip() == "*":
-        return None
-    raw = value.strip().removeprefix("W/").strip('"')
-    if not raw.isdigit():
-        raise PreconditionFailed(f"If-Match {value!r} is not an ETag of this resource")
-    return int(raw)
-
-
-def _expected(if_match: str | None, body_version: int | None = None) -> int | None:
-    header = parse_if_match(if_match)
-    if header is not None and body_version is not None and header != body_version:
-        raise PreconditionFailed("If-Match and the version field disagree")
-    return header if header is not None else body_version
-
-
 def _reply(response: Response, out: SegmentOut) -> SegmentOut:
-    response.headers["ETag"] = etag(out.version)
+    response.headers["ETag"] = version_etag(out.version)
     return out
 
 
@@ -114,7 +93,7 @@ def update_segment(
         user=user,
         segment=segment,
         changes=changes,
-        expected_version=_expected(if_match, body.version),
+        expected_version=expected_version(if_match, body.version),
     )
     return _reply(response, service.to_out(session, segment))
 
@@ -125,7 +104,7 @@ def delete_segment(
 ) -> Response:
     segment = service.get_segment(session, segment_id, user=user, for_update=True)
     service.delete_segment(
-        session, user=user, segment=segment, expected_version=_expected(if_match)
+        session, user=user, segment=segment, expected_version=expected_version(if_match)
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -140,7 +119,7 @@ def submit_segment(
 ) -> SegmentOut:
     segment = service.get_segment(session, segment_id, user=user, for_update=True)
     service.submit_segment(
-        session, user=user, segment=segment, expected_version=_expected(if_match)
+        session, user=user, segment=segment, expected_version=expected_version(if_match)
     )
     return _reply(response, service.to_out(session, segment))
 
@@ -155,7 +134,7 @@ def approve_segment(
 ) -> SegmentOut:
     segment = service.get_segment(session, segment_id, user=user, for_update=True)
     service.approve_segment(
-        session, user=user, segment=segment, expected_version=_expected(if_match)
+        session, user=user, segment=segment, expected_version=expected_version(if_match)
     )
     return _reply(response, service.to_out(session, segment))
 
@@ -175,7 +154,7 @@ def reject_segment(
         user=user,
         segment=segment,
         reason=body.reason,
-        expected_version=_expected(if_match),
+        expected_version=expected_version(if_match),
     )
     return _reply(response, service.to_out(session, segment))
 
