@@ -461,9 +461,11 @@ def _folded(table: Mapping[str, str]) -> dict[str, str]:
 _FOLDED_TYPES = _folded(DOCUMENT_TYPES)
 _FOLDED_ISSUERS = _folded(ISSUERS)
 # Words that name a document: written just before its number, the kind is not said again.
-_DOCUMENT_NOUNS = tuple(
-    sorted({*DOCUMENT_TYPES.values(), "văn bản", "luật", "pháp lệnh"}, key=len, reverse=True)
+_DOCUMENT_NOUNS = sorted({*DOCUMENT_TYPES.values(), "văn bản", "luật", "pháp lệnh"}, key=len)
+_NAMED_BEFORE = re.compile(
+    rf"(?:^|\W)(?:{'|'.join(map(re.escape, reversed(_DOCUMENT_NOUNS)))})$", re.IGNORECASE
 )
+_OPENS_SENTENCE = re.compile(r"(?:^|[.:;!?])$")
 
 
 def _lookup(key: str, table: Mapping[str, str], station: Mapping[str, str]) -> str | None:
@@ -524,15 +526,18 @@ def _expand_document_numbers(
     def replace(m: re.Match[str]) -> str:
         number = m.group("num") or m.group("party_num")
         so, year = m.group("so"), m.group("year")
-        code = m.group("code") or m.group("party_issuer")
+        code = m.group("code") or f"{m.group('party_type')}-{m.group('party_issuer')}"
         if number is None and so is None:
             return m.group(0)
-        before = m.string[: m.start()]
         said_so = not so and _previous_word(m.string, m.start()) == "số"
         parsed = (
             None
             if code in station
-            else _parse_code(code, station, party_type=m.group("party_type"))
+            else _parse_code(
+                m.group("code") or m.group("party_issuer"),
+                station,
+                party_type=m.group("party_type"),
+            )
         )
         if parsed is None:  # old reading, part by part: "số năm mươi sáu, x y z"
             words = [] if said_so else ["số"]
@@ -541,14 +546,14 @@ def _expand_document_numbers(
             separator = ", " if number is not None else " "
             return f" {' '.join(words)}{separator}{_read_code(code, abbreviations)}"
         kind, issuers = parsed
-        lead = before.rstrip()
+        lead = m.string[: m.start()].rstrip()
         # The writer already named the document: "Kế hoạch số 78/...", "Nghị định 30/...",
-        # "Thông báo kết luận số 12/..."; only a "Số:" that opens the line gets the kind.
-        named = said_so or re.search(
-            rf"(?:^|\W)(?:{'|'.join(map(re.escape, _DOCUMENT_NOUNS))})$", lead, re.IGNORECASE
+        # "Thông báo kết luận số 12/..."; only a "Số:" that opens a sentence gets the kind.
+        named = (
+            said_so
+            or _NAMED_BEFORE.search(lead) is not None
+            or (so is not None and _OPENS_SENTENCE.search(lead) is None)
         )
-        if so and not re.search(r"(?:^|[.:;!?])$", lead):
-            named = True
         words = [kind] if kind and not named else []
         if number is not None:
             words += ([] if said_so else ["số"]) + [_read_numeral(number)]
