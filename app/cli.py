@@ -137,6 +137,8 @@ def tts(
             text,
             engine=engine,
             work_dir=scratch,
+            sentence_pause_ms=settings.tts_sentence_pause_ms,
+            paragraph_pause_ms=settings.tts_paragraph_pause_ms,
             timeout_s=settings.tts_timeout_seconds,
             gtts_endpoint=settings.tts_gtts_endpoint,
         )
