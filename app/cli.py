@@ -98,8 +98,8 @@ def device_add(
 ) -> None:
     """Register a playout PC and print its token once."""
     from app.db import unit_of_work
+    from app.devices import service
     from app.errors import LoaxaError
-    from app.stations import service
 
     try:
         with unit_of_work() as session:
@@ -137,6 +137,8 @@ def tts(
             text,
             engine=engine,
             work_dir=scratch,
+            sentence_pause_ms=settings.tts_sentence_pause_ms,
+            paragraph_pause_ms=settings.tts_paragraph_pause_ms,
             timeout_s=settings.tts_timeout_seconds,
             gtts_endpoint=settings.tts_gtts_endpoint,
         )

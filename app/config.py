@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     # Where gTTS sends its requests; unset means Google's own endpoint. Set for a proxy,
     # or by tests to a local stub (the real gTTS client code still runs).
     tts_gtts_endpoint: str | None = None
+    # After gTTS fails to answer, "auto" goes straight to espeak-ng for this long (0: never).
+    tts_gtts_cooldown_seconds: float = Field(default=300.0, ge=0)
+    # Silence between the sentences, and between the paragraphs, of synthesised speech.
+    tts_sentence_pause_ms: int = Field(default=350, ge=0, le=5000)
+    tts_paragraph_pause_ms: int = Field(default=900, ge=0, le=10_000)
     max_script_chars: int = Field(default=20_000, ge=1)
 
     # Absolute URLs handed to playout PCs and feeds; derived from the request when unset.

@@ -17,14 +17,15 @@ from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
 from app.accounts.models import Role, User
-from app.playout.service import is_online
+from app.devices import service as devices
+from app.devices.models import Device
 from app.schedule import assembly
 from app.schedule import warnings as schedule_warnings
 from app.schedule.models import Broadcast, BroadcastStatus, ScheduleWarning
 from app.schedule.schemas import RundownOut
 from app.segments.models import Segment, SegmentStatus
 from app.stations import service as stations
-from app.stations.models import Device, Programme, Station
+from app.stations.models import Programme, Station
 
 CCHC = "cchc"
 TODO_LIMIT = 8
@@ -94,8 +95,11 @@ def home(session: Session, *, user: User, now: datetime) -> Home:
         session.scalars(schedule_warnings.list_query(station_ids=[station.id]).limit(WARNING_LIMIT))
     )
     if Role(user.role).at_least(Role.approver):
-        devices = stations.list_devices(session, station_id=station.id)
-        result.offline = [d for d in devices if d.is_active and not is_online(d.last_seen_at, now)]
+        result.offline = [
+            d
+            for d in devices.list_devices(session, station_id=station.id)
+            if d.is_active and not devices.is_online(d.last_seen_at, now)
+        ]
     in_station = select(Segment).where(Segment.station_id == station.id)
     if Role(user.role).at_least(Role.editor):
         mine_first = case((Segment.created_by_id == user.id, 0), else_=1)

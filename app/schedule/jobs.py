@@ -235,7 +235,7 @@ def mark_missed(now: datetime) -> int:
 
 def publish_playlists(now: datetime, days_ahead: int = 2) -> int:
     """Precompute the next days' playlists of every device (the endpoint stays live anyway)."""
-    from app.playout import service as playout
+    from app.playout import playlists
 
     published = 0
     with unit_of_work() as session:
@@ -247,7 +247,7 @@ def publish_playlists(now: datetime, days_ahead: int = 2) -> int:
             )
             today = now.astimezone(tz).date()
             for offset in range(days_ahead + 1):
-                published += playout.publish_playlists(
+                published += playlists.count_playlists(
                     session, day=today + timedelta(days=offset), station_ids=station_ids
                 )
     return published

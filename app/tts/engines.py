@@ -16,6 +16,10 @@ the batchexecute response are gTTS's own code. The override is per instance: not
 different endpoints do not interfere. An endpoint without a path (``http://127.0.0.1:8123``)
 gets gTTS's own path (``/_/TranslateWebserverUi/data/batchexecute``) appended.
 
+After gTTS stops answering, ``auto`` skips it for a cool-down (``GTTSCooldown``): the first
+request pays for the retries (three tries of ``timeout_s`` and the back-off, ~31 s with the
+defaults), the ones after it go straight to espeak-ng and say why.
+
 Two gTTS behaviours callers should know: gTTS sends with the proxies of the environment
 (``urllib.request.getproxies()``, which ignores ``NO_PROXY``), so a loopback endpoint needs
 no ``HTTP(S)_PROXY`` set; and gTTS sends with TLS verification switched off.
@@ -27,7 +31,10 @@ import io
 import logging
 import shutil
 import subprocess
+import threading
 import wave
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -42,11 +49,16 @@ from tenacity import (
     wait_exponential,
 )
 
+from app import clock
+
 __all__ = [
+    "DEFAULT_GTTS_COOLDOWN_S",
+    "GTTS_COOLDOWN",
     "GTTS_MAX_CHARS",
     "GTTS_PATH",
     "AutoEngine",
     "EspeakEngine",
+    "GTTSCooldown",
     "GTTSEngine",
     "SynthesisFailed",
     "Synthesizer",
@@ -59,6 +71,7 @@ GTTS_MAX_CHARS = gTTS.GOOGLE_TTS_MAX_CHARS  # 100: longer text is split by gTTS 
 GTTS_PATH = "/_/TranslateWebserverUi/data/batchexecute"
 ESPEAK_MAX_CHARS = 600  # espeak-ng reads whole sentences; only very long ones are cut
 ENGINE_NAMES = ("auto", "gtts", "espeak")
+DEFAULT_GTTS_COOLDOWN_S = 300.0
 
 
 class SynthesisFailed(RuntimeError):
@@ -172,6 +185,11 @@ class GTTSEngine:
         """The URL gTTS posts to."""
         return self.endpoint or f"https://translate.google.{self.tld}{GTTS_PATH}"
 
+    @property
+    def sound_options(self) -> dict[str, object]:
+        """What, besides the text, changes the audio Google sends (part of the cache key)."""
+        return {"lang": self.voice, "tld": self.tld, "slow": False}
+
     def make_tts(self, text: str) -> gTTS:
         """The gTTS object for one chunk (gTTS's text pre-processors are off: ours ran)."""
         options: dict[str, Any] = {
@@ -226,6 +244,11 @@ class EspeakEngine:
         self.timeout_s = timeout_s
         self.binary = binary
 
+    @property
+    def sound_options(self) -> dict[str, object]:
+        """What, besides the text, changes espeak-ng's audio (part of the cache key)."""
+        return {"voice": self.voice, "rate_wpm": self.rate_wpm}
+
     def synthesize_chunk(self, text: str, out: Path) -> None:
         """Write ``text`` as WAV to ``out``; the text goes through stdin as UTF-8."""
         exe = shutil.which(self.binary)
@@ -273,12 +296,76 @@ def _log_retry(state: RetryCallState) -> None:
     log.info("gTTS attempt %d failed (%s); retrying in %.2f s", state.attempt_number, exc, wait)
 
 
+@dataclass(frozen=True)
+class _Outage:
+    """gTTS at one URL failed at ``failed_at`` and is skipped until ``until``."""
+
+    failed_at: datetime
+    until: datetime
+    reason: str
+
+
+class GTTSCooldown:
+    """A circuit breaker for gTTS: after it stops answering, skip it for a cool-down.
+
+    Rules: a failure that says the service is not answering (a retryable one: network down,
+    timeout, HTTP 429 or 5xx, after ``AutoEngine``'s retries) opens the breaker for that URL
+    for ``cooldown_s``; an answer that is merely unusable (no audio, silence) does not, since
+    the next script may fare better and costs no wait. While open, ``auto`` goes straight to
+    espeak-ng. Once the cool-down is over gTTS is tried again: a success closes the breaker,
+    another failure opens it for another cool-down. Time is ``app.clock.now()``, so tests move
+    it. The state is per process (thread-safe: requests run in a thread pool): with several
+    web workers each learns of an outage by itself, and pays the wait once.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._outages: dict[str, _Outage] = {}
+
+    def failed(self, url: str, reason: str, *, cooldown_s: float) -> None:
+        """Skip gTTS at ``url`` for ``cooldown_s`` from now (0 turns the breaker off)."""
+        if cooldown_s <= 0:
+            return
+        now = clock.now()
+        with self._lock:
+            self._outages[url] = _Outage(now, now + timedelta(seconds=cooldown_s), reason)
+        log.warning("gTTS skipped for %g s after a failure: %s", cooldown_s, reason)
+
+    def succeeded(self, url: str) -> None:
+        """gTTS at ``url`` answered: close the breaker."""
+        with self._lock:
+            self._outages.pop(url, None)
+
+    def skip_reason(self, url: str, *, tz: tzinfo = UTC) -> str | None:
+        """Why gTTS at ``url`` is skipped now (times in ``tz``), or None when it may be tried."""
+        with self._lock:
+            outage = self._outages.get(url)
+        if outage is None or clock.now() >= outage.until:
+            return None
+        until, at = outage.until.astimezone(tz), outage.failed_at.astimezone(tz)
+        return (
+            f"gTTS skipped until {until:%H:%M} {until:%Z} after a failure at "
+            f"{at:%H:%M} {at:%Z}: {outage.reason}"
+        )
+
+    def reset(self) -> None:
+        """Forget every outage."""
+        with self._lock:
+            self._outages.clear()
+
+
+# The process's breaker: every auto engine of this process shares what it learnt.
+GTTS_COOLDOWN = GTTSCooldown()
+
+
 class AutoEngine:
     """gTTS with retries, then espeak-ng for good: ``name``/``voice`` tell who is speaking now.
 
     Once gTTS has failed (after retries for retryable failures, at once for others) the engine
     stays on espeak-ng, so a caller that restarts its script on a switch gets one voice.
-    ``synthesize_chunk`` returns the engine that wrote the file.
+    ``synthesize_chunk`` returns the engine that wrote the file. A retryable failure opens
+    ``breaker`` for ``cooldown_s``; an engine made while it is open starts on espeak-ng
+    (``skipped``, with the reason in ``fallback_reason``) and never connects to gTTS.
     """
 
     def __init__(
@@ -289,6 +376,9 @@ class AutoEngine:
         attempts: int = 3,
         wait_min_s: float = 0.5,
         wait_max_s: float = 4.0,
+        cooldown_s: float = DEFAULT_GTTS_COOLDOWN_S,
+        breaker: GTTSCooldown | None = None,
+        tz: tzinfo = UTC,
     ) -> None:
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
@@ -297,8 +387,17 @@ class AutoEngine:
         self.attempts = attempts
         self.wait_min_s = wait_min_s
         self.wait_max_s = wait_max_s
+        self.cooldown_s = cooldown_s
+        self.breaker = GTTS_COOLDOWN if breaker is None else breaker
         self.active: GTTSEngine | EspeakEngine = primary
         self.fallback_reason: str | None = None
+        self.skipped = False
+        skip = self.breaker.skip_reason(primary.url, tz=tz)
+        if skip is not None:
+            self.skipped = True
+            self.fallback_reason = skip
+            self.active = fallback
+            log.info("using espeak-ng: %s", skip)
 
     @property
     def name(self) -> str:
@@ -352,22 +451,34 @@ class AutoEngine:
                 for attempt in self._retrying():
                     with attempt:
                         self.primary.synthesize_chunk(text, out)
+                self.breaker.succeeded(self.primary.url)
                 return self.primary
             except SynthesisFailed as exc:
                 tries = "after retries" if exc.retryable and self.attempts > 1 else "at once"
                 self.fall_back(f"{exc} (gave up {tries})")
+                if exc.retryable:
+                    self.breaker.failed(self.primary.url, str(exc), cooldown_s=self.cooldown_s)
         self.fallback.synthesize_chunk(text, out)
         return self.fallback
 
 
 def get_engine(
-    name: str, *, timeout_s: float = 10.0, gtts_endpoint: str | None = None
+    name: str,
+    *,
+    timeout_s: float = 10.0,
+    gtts_endpoint: str | None = None,
+    gtts_cooldown_s: float = DEFAULT_GTTS_COOLDOWN_S,
+    tz: tzinfo = UTC,
 ) -> GTTSEngine | EspeakEngine | AutoEngine:
-    """The engine called ``name``: "auto" (gTTS, falling back to espeak-ng), "gtts" or "espeak"."""
+    """The engine called ``name``: "auto" (gTTS, falling back to espeak-ng), "gtts" or "espeak".
+
+    ``gtts_cooldown_s`` and ``tz`` (the time zone of the cool-down message) are for "auto".
+    """
     if name == "gtts":
         return GTTSEngine(timeout_s=timeout_s, endpoint=gtts_endpoint)
     if name == "espeak":
         return EspeakEngine()
     if name == "auto":
-        return AutoEngine(GTTSEngine(timeout_s=timeout_s, endpoint=gtts_endpoint), EspeakEngine())
+        primary = GTTSEngine(timeout_s=timeout_s, endpoint=gtts_endpoint)
+        return AutoEngine(primary, EspeakEngine(), cooldown_s=gtts_cooldown_s, tz=tz)
     raise ValueError(f"unknown TTS engine {name!r}; expected one of {', '.join(ENGINE_NAMES)}")

@@ -3,19 +3,27 @@
 ``normalize()`` turns a Culture Board script into plain spoken Vietnamese for gTTS (``vi``) and
 espeak-ng (``vi``). Decisions a caller must know:
 
-- Output is NFC. Paragraphs (blank lines in the script) are separated by exactly ``"\\n\\n"``;
-  the lines of one paragraph by ``"\\n"``. Every line ends with ``. ! ? ; :`` (a full stop is
-  added where the writer left none), so ``splitting.paragraphs()`` can pause longer between
-  paragraphs than between sentences.
+- Output is NFC. Paragraphs (blank lines in the script, and numbered headings) are separated
+  by exactly ``"\\n\\n"``; the lines of one paragraph by ``"\\n"``. Every line ends with
+  ``. ! ? ; :`` (a full stop is added where the writer left none), so
+  ``splitting.paragraphs()`` can pause longer between paragraphs than between sentences.
 - Casing: the writer's casing is kept, except that words written in capitals that are ordinary
   Vietnamese syllables (headings such as "KẾ HOẠCH") and words with stray inner capitals
   ("HÀi") are lower-cased. Expansions of numbers and abbreviations are lower case (proper names
   such as "Việt Nam" keep their capitals). The first letter of every line and of every sentence
   after ``. ! ?`` is upper case. Unknown capitalised abbreviations are left as written
   (``unknown_abbreviations()`` lists them so a station can add them to its dictionary).
-- Headings and list markers ("I.", "IV.", "2.", "2.1.", "a)", "- ", "+ ", "- +", "•") at the
-  start of a line are dropped, not read: the heading text itself is what a listener needs, and
-  the plan's own numbering skips (II, then IV), which read aloud would mislead.
+- List marks ("- ", "+ ", "- +", "•", "1)", "(1)") at the start of a line are dropped. Section
+  numbers at the start of a line are read the way an announcer reads a plan, after the names
+  Nghị định 30/2020/NĐ-CP gives the parts of an administrative text: roman "I.", "IV." are
+  "phần một", "phần bốn"; decimal "1.", "2.1.", "2.1.3." (or "2.1 Heading") are "mục một",
+  "mục hai chấm một", "mục hai chấm một chấm ba" ("mục" keeps a bare "một" from being heard as
+  the article); letters "a)", "b)" (or "a. Heading") are "điểm a", "điểm bê", by the letters'
+  Vietnamese names (``tables.LETTER_NAMES``). The number is a sentence of its own ("Phần hai.
+  Nội dung tuyên truyền.") and a numbered line is a paragraph of its own, so the synthesiser
+  pauses briefly after the number and long after the heading. Numbers are read as written,
+  gaps included (the plan goes from II to IV). Roman numerals above XXXIX ("L.", "C.") are
+  taken for letters and dropped, as before.
 - A line that stops mid-sentence (no closing punctuation) and whose next line starts with a
   lower-case letter is joined to it, even across a blank line (text pasted from PDF).
 - Abbreviations: whole tokens, case-sensitive (a key written all in lower case also matches
@@ -25,9 +33,20 @@ espeak-ng (``vi``). Decisions a caller must know:
   dropped; other parentheses are read as commas. The indices PAPI, SIPAS, PCI and PAR INDEX are
   read by their official Vietnamese names (a commune listener does not know the acronyms).
   "TT" before "Đảng ủy", "HĐND", "UBND"... is "thường trực"; "CT" before them is "chủ tịch".
-- Document numbers: "Kế hoạch số 78/KH-UBND" → "kế hoạch số bảy mươi tám, kế hoạch ủy ban
-  nhân dân"; "Nghị định 30/2020/NĐ-CP" → "nghị định số ba mươi năm hai nghìn không trăm hai
-  mươi, nghị định chính phủ" ("số" is added when the writer left it out).
+- Document numbers ("số 78/KH-UBND", "30/2020/NĐ-CP", Party style "18-NQ/TW") are read as
+  "<kind> số <number> [năm <year>] của <issuer>", the kind and the issuer named from the code
+  by ``tables.DOCUMENT_TYPES`` and ``tables.ISSUERS``, never spelt: "Thông tư số 39/2020/
+  TT-BTTTT" → "thông tư số ba mươi chín năm hai nghìn không trăm hai mươi của Bộ Thông tin và
+  Truyền thông"; "theo 06/QĐ-TTg" → "theo quyết định số sáu của Thủ tướng Chính phủ". The kind
+  is not repeated when the writer wrote it just before ("Kế hoạch số 78/KH-UBND" says "kế
+  hoạch" once); "của <issuer>" is left out when the writer names the issuer right after,
+  optionally after a date ("78/KH-UBND ngày 30/12/2023 của UBND huyện"). Joint documents name
+  every issuer ("TTLT-BTC-BNV": "của Bộ Tài chính và Bộ Nội vụ"); "QH15" is "Quốc hội khóa
+  mười lăm". A code without a kind is a công văn ("56/UBND-VP": "số năm mươi sáu của ủy ban
+  nhân dân"; the drafting unit after the issuer is not read). A blank number, as on a form
+  ("Số: /KH-UBND"), leaves "kế hoạch của ủy ban nhân dân". The station's dictionary overrides
+  the tables; a code with a part that is in neither is read part by part as before ("số mười
+  hai, XYZ"), so ``unknown_abbreviations()`` lists the part.
 - Numbers: "mười", "mười một", "mười bốn", "mười lăm", "hai mươi mốt", "hai mươi tư" ("tư"
   always and only after "mươi"; "4" alone is "bốn"), "hai mươi lăm", "một trăm linh năm",
   "một nghìn không trăm linh năm", "nghìn", "triệu", "tỷ". A dot between groups of three
@@ -57,7 +76,14 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from functools import lru_cache
-from types import MappingProxyType
+
+from app.tts.tables import (
+    BUILTIN_ABBREVIATIONS,
+    DOCUMENT_TYPES,
+    ISSUERS,
+    LETTER_NAMES,
+    NUMBERED_ISSUERS,
+)
 
 __all__ = [
     "BUILTIN_ABBREVIATIONS",
@@ -72,121 +98,6 @@ __all__ = [
     "unknown_abbreviations",
     "validate_script",
 ]
-
-BUILTIN_ABBREVIATIONS: Mapping[str, str] = MappingProxyType(
-    {
-        # Bodies of the commune, the Party and the Front.
-        "UBND": "ủy ban nhân dân",
-        "HĐND": "hội đồng nhân dân",
-        "UB": "ủy ban",
-        "MTTQ": "mặt trận tổ quốc",
-        "MTTQVN": "mặt trận tổ quốc Việt Nam",
-        "UBMTTQ": "ủy ban mặt trận tổ quốc",
-        "UBMTTQVN": "ủy ban mặt trận tổ quốc Việt Nam",
-        "BCH": "ban chấp hành",
-        "BTV": "ban thường vụ",
-        "BCĐ": "ban chỉ đạo",
-        "BQL": "ban quản lý",
-        "BTC": "ban tổ chức",
-        "UBKT": "ủy ban kiểm tra",
-        "HĐND-UBND": "hội đồng nhân dân, ủy ban nhân dân",
-        "PCT": "phó chủ tịch",
-        "ĐBQH": "đại biểu quốc hội",
-        "QH": "quốc hội",
-        "TW": "trung ương",
-        "TAND": "tòa án nhân dân",
-        "VKSND": "viện kiểm sát nhân dân",
-        "BCHQS": "ban chỉ huy quân sự",
-        "HCCB": "hội cựu chiến binh",
-        "CCB": "cựu chiến binh",
-        "HLHPN": "hội liên hiệp phụ nữ",
-        "ĐTN": "đoàn thanh niên",
-        "HTX": "hợp tác xã",
-        "CLB": "câu lạc bộ",
-        "Đ/c": "đồng chí",
-        "đ/c": "đồng chí",
-        # People in the public service.
-        "CBCCVC": "cán bộ, công chức, viên chức",
-        "CBCC": "cán bộ, công chức",
-        # Reform and its indices.
-        "CCHC": "cải cách hành chính",
-        "TTHC": "thủ tục hành chính",
-        "DVC": "dịch vụ công",
-        "DVCTT": "dịch vụ công trực tuyến",
-        "PAPI": "chỉ số hiệu quả quản trị và hành chính công cấp tỉnh",
-        "SIPAS": "chỉ số hài lòng về sự phục vụ hành chính",
-        "PCI": "chỉ số năng lực cạnh tranh cấp tỉnh",
-        "PAR INDEX": "chỉ số cải cách hành chính",
-        "PARINDEX": "chỉ số cải cách hành chính",
-        # Kinds of document (also the first part of a document code such as KH-UBND).
-        "KH": "kế hoạch",
-        "QĐ": "quyết định",
-        "TT": "thông tư",
-        "NĐ": "nghị định",
-        "CP": "chính phủ",
-        "NĐ-CP": "nghị định chính phủ",
-        "NQ": "nghị quyết",
-        "CT": "chỉ thị",
-        "TB": "thông báo",
-        "BC": "báo cáo",
-        "TTr": "tờ trình",
-        "HD": "hướng dẫn",
-        "GM": "giấy mời",
-        "CV": "công văn",
-        "BB": "biên bản",
-        "KL": "kết luận",
-        "VP": "văn phòng",
-        "VT": "văn thư",
-        # Ministries, sectors, schools.
-        "CNTT": "công nghệ thông tin",
-        "TTTT": "thông tin và truyền thông",
-        "TT&TT": "thông tin và truyền thông",
-        "BTTTT": "bộ thông tin và truyền thông",
-        "STTTT": "sở thông tin và truyền thông",
-        "GD&ĐT": "giáo dục và đào tạo",
-        "TN&MT": "tài nguyên và môi trường",
-        "NN&PTNT": "nông nghiệp và phát triển nông thôn",
-        "LĐTB&XH": "lao động thương binh và xã hội",
-        "TC-KH": "tài chính kế hoạch",
-        "VH-XH": "văn hóa xã hội",
-        "KT-XH": "kinh tế xã hội",
-        "QP-AN": "quốc phòng an ninh",
-        "ANTT": "an ninh trật tự",
-        "TDTT": "thể dục thể thao",
-        "THCS": "trung học cơ sở",
-        "THPT": "trung học phổ thông",
-        "TTYT": "trung tâm y tế",
-        "BHXH": "bảo hiểm xã hội",
-        "BHYT": "bảo hiểm y tế",
-        "NTM": "nông thôn mới",
-        "ATTP": "an toàn thực phẩm",
-        "ATGT": "an toàn giao thông",
-        "PCCC": "phòng cháy chữa cháy",
-        "PCTT": "phòng chống thiên tai",
-        "TKCN": "tìm kiếm cứu nạn",
-        "CSDL": "cơ sở dữ liệu",
-        "CCCD": "căn cước công dân",
-        "CMND": "chứng minh nhân dân",
-        "QSDĐ": "quyền sử dụng đất",
-        "GPMB": "giải phóng mặt bằng",
-        # State, places, money, contact.
-        "XHCN": "xã hội chủ nghĩa",
-        "CHXHCN": "cộng hòa xã hội chủ nghĩa",
-        "CHXHCNVN": "cộng hòa xã hội chủ nghĩa Việt Nam",
-        "VN": "Việt Nam",
-        "HCM": "Hồ Chí Minh",
-        "TP.": "thành phố",
-        "TP": "thành phố",
-        "Tp.": "thành phố",
-        "VNĐ": "đồng",
-        "VND": "đồng",
-        "USD": "đô la Mỹ",
-        "SĐT": "số điện thoại",
-        "ĐT": "điện thoại",
-        "STK": "số tài khoản",
-        "v.v.": "vân vân",
-    }
-)
 
 # Readings that depend on the next word; used only when the station did not redefine the key.
 _CONTEXT_ABBREVIATIONS: tuple[tuple[str, re.Pattern[str], str], ...] = (
@@ -417,22 +328,42 @@ _WORD = r"[^\W\d_]+"
 _MARKER = re.compile(
     r"""^(?:
         [-+*\u2022\u00b7\u25aa\u25cf\u25cb\u25e6\u25ba]+(?=\s|[^\W\d_])         # bullets
-      | \(?\d{1,2}(?:\.\d{1,2})*[.)](?=\s)                                      # 1.  2.1.  1)
-      | \d{1,2}(?:\.\d{1,2})+(?=\s+[^\W\d_])                                    # 2.1 Heading
-      | [a-zđ]\)(?=\s)                                                          # a)
-      | [a-zđ]\.(?=\s+[A-ZĐÀ-Ỹ])                                                # a. Heading
+      | \(\d{1,2}(?:\.\d{1,2})*[.)](?=\s) | \d{1,2}(?:\.\d{1,2})*\)(?=\s)         # (1)  1)
+      | (?P<decimal>\d{1,2}(?:\.\d{1,2})*)\.(?=\s)                            # 1.  2.1.
+      | (?P<bare>\d{1,2}(?:\.\d{1,2})+)(?=\s+[^\W\d_])                       # 2.1 Heading
+      | (?P<letter>[a-zđ])\)(?=\s)                                             # a)
+      | (?P<dotted_letter>[a-zđ])\.(?=\s+[A-ZĐÀ-Ỹ])                            # a. Heading
       | (?P<roman>[IVXLC]+)[.)](?=\s)                                           # I.  IV.
     )\s*""",
     re.VERBOSE,
 )
+_MAX_SPOKEN_PART = 39  # "XL." or "C." at the start of a line is more likely a letter
 
 
-def _strip_marker(line: str) -> str:
-    """Drop heading numbers and list markers from the start of a line."""
+def _section_number(m: re.Match[str]) -> str | None:
+    """How a heading's number is read ("phần hai", "mục hai chấm một", "điểm bê"), or None."""
+    if m.group("roman"):
+        value = _roman_to_int(m.group("roman"))
+        return f"phần {read_number(value)}" if value and value <= _MAX_SPOKEN_PART else None
+    digits = m.group("decimal") or m.group("bare")
+    if digits:
+        return "mục " + " chấm ".join(read_number(int(part)) for part in digits.split("."))
+    letter = m.group("letter") or m.group("dotted_letter")
+    if letter and letter in LETTER_NAMES:
+        return f"điểm {LETTER_NAMES[letter]}"
+    return None
+
+
+def _strip_marker(line: str) -> tuple[str, list[str]]:
+    """Take list marks and section numbers off the start of a line; return the numbers read."""
+    numbers: list[str] = []
     while True:
         m = _MARKER.match(line)
         if not m or (m.group("roman") and _roman_to_int(m.group("roman")) is None):
-            return line
+            return line, numbers
+        spoken = _section_number(m)
+        if spoken:
+            numbers.append(spoken)
         line = line[m.end() :]
 
 
@@ -486,14 +417,24 @@ def _expand_roman_numerals(line: str) -> str:
 
 
 _CODE_PART = r"[A-ZĐ][A-Za-zĐđ0-9]*"
+_CODE = rf"{_CODE_PART}(?:[-&]{_CODE_PART})*"
 _DOCUMENT_NUMBER = re.compile(
-    rf"(?P<so>(?<!\w)[Ss]ố\s*:?\s*)?(?P<num>\d+)?\s*/\s*(?:(?P<year>\d{{4}})\s*/\s*)?"
-    rf"(?P<code>{_CODE_PART}(?:[-&]{_CODE_PART})*)(?![\w])"
+    rf"(?P<so>(?<!\w)[Ss][ốỐ]\s*:?\s*)?"
+    rf"(?:(?P<num>\d+)?\s*/\s*(?:(?P<year>\d{{4}})\s*/\s*)?(?P<code>{_CODE})"
+    rf"|(?P<party_num>\d+)-(?P<party_type>{_CODE_PART})/(?P<party_issuer>{_CODE}))(?![\w])"
 )
+# The writer names the issuer right after the number ("78/KH-UBND ngày 30/12/2023 của UBND
+# huyện"): then the code's issuer is not read, or it would be said twice.
+_ISSUER_FOLLOWS = re.compile(
+    r"\s*,?\s*(?:ngày\s+(?:\d{1,2}\s*[/.\-]\s*\d{1,2}\s*[/.\-]\s*\d{4}"
+    r"|\d{1,2}\s+tháng\s+\d{1,2}\s+năm\s+\d{4})\s*,?\s*)?(?:của|do)\s",
+    re.IGNORECASE,
+)
+_NUMBERED_ISSUER = re.compile(r"([A-ZĐ][A-Za-zĐđ]*?)(\d+)")
 
 
 def _read_code(code: str, abbreviations: Mapping[str, str]) -> str:
-    """Read a document code such as "KH-UBND" or "NĐ-CP" part by part."""
+    """Read a code that is no document code we know ("KH-XYZ"), part by part."""
     if code in abbreviations:
         return abbreviations[code]
     words: list[str] = []
@@ -512,24 +453,114 @@ def _read_code(code: str, abbreviations: Mapping[str, str]) -> str:
     return " ".join(words)
 
 
-def _expand_document_numbers(line: str, abbreviations: Mapping[str, str]) -> str:
-    """Read "số 78/KH-UBND" as "số bảy mươi tám, kế hoạch ủy ban nhân dân"."""
+def _folded(table: Mapping[str, str]) -> dict[str, str]:
+    """The table keyed by case-folded codes, for codes pasted in capitals ("QĐ-TTG")."""
+    return {key.casefold(): value for key, value in table.items()}
+
+
+_FOLDED_TYPES = _folded(DOCUMENT_TYPES)
+_FOLDED_ISSUERS = _folded(ISSUERS)
+# Words that name a document: written just before its number, the kind is not said again.
+_DOCUMENT_NOUNS = sorted({*DOCUMENT_TYPES.values(), "văn bản", "luật", "pháp lệnh"}, key=len)
+_NAMED_BEFORE = re.compile(
+    rf"(?:^|\W)(?:{'|'.join(map(re.escape, reversed(_DOCUMENT_NOUNS)))})$", re.IGNORECASE
+)
+_OPENS_SENTENCE = re.compile(r"(?:^|[.:;!?])$")
+
+
+def _lookup(key: str, table: Mapping[str, str], station: Mapping[str, str]) -> str | None:
+    """A code's reading: the station's dictionary first, then the table (any case)."""
+    folded = _FOLDED_TYPES if table is DOCUMENT_TYPES else _FOLDED_ISSUERS
+    return station.get(key) or table.get(key) or folded.get(key.casefold())
+
+
+def _read_issuer(code: str, station: Mapping[str, str]) -> str | None:
+    """The name of an issuing body ("TTg" → "Thủ tướng Chính phủ", "QH15" → "... khóa ...")."""
+    name = _lookup(code, ISSUERS, station)
+    if name:
+        return name
+    m = _NUMBERED_ISSUER.fullmatch(code)
+    if m and m.group(1) in NUMBERED_ISSUERS:
+        base, digits = ISSUERS[m.group(1)], m.group(2)
+        if NUMBERED_ISSUERS[m.group(1)]:
+            return f"{base} {NUMBERED_ISSUERS[m.group(1)]} {read_number(int(digits))}"
+        return f"{base} {read_digits(digits)}"
+    return None
+
+
+def _join_names(names: list[str]) -> str:
+    """ "A", "A và B", "A, B và C"."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " và " + names[-1]
+
+
+def _parse_code(
+    code: str, station: Mapping[str, str], *, party_type: str | None = None
+) -> tuple[str | None, list[str]] | None:
+    """A document code's kind and issuers, or None when it is no code we can read.
+
+    "TT-BTTTT" is a circular of one ministry, "TTLT-BTC-BNV" a joint circular of two, and a
+    code without a kind is a công văn: "UBND-VP" is the people's committee's, drafted by its
+    office (the drafting unit is not read).
+    """
+    parts = code.split("-")
+    if any("&" in part for part in parts):
+        return None
+    if party_type is not None:
+        kind, issuer_codes = _lookup(party_type, DOCUMENT_TYPES, station), parts
+    else:
+        kind = _lookup(parts[0], DOCUMENT_TYPES, station)
+        issuer_codes = parts[1:] if kind else parts[:1]
+    if kind is None and party_type is not None:
+        return None
+    issuers = [_read_issuer(part, station) for part in issuer_codes]
+    if not issuer_codes or None in issuers:
+        return None
+    return kind, [name for name in issuers if name]
+
+
+def _expand_document_numbers(
+    line: str, abbreviations: Mapping[str, str], station: Mapping[str, str]
+) -> str:
+    """Read "Kế hoạch số 78/KH-UBND" as "Kế hoạch số bảy mươi tám của ủy ban nhân dân"."""
 
     def replace(m: re.Match[str]) -> str:
-        number, so = m.group("num"), m.group("so")
+        number = m.group("num") or m.group("party_num")
+        so, year = m.group("so"), m.group("year")
+        code = m.group("code") or f"{m.group('party_type')}-{m.group('party_issuer')}"
         if number is None and so is None:
             return m.group(0)
-        words = []
-        if so:
-            words.append(so.strip().rstrip(":").rstrip())
-        elif _previous_word(m.string, m.start()) != "số":
-            words.append("số")
+        said_so = not so and _previous_word(m.string, m.start()) == "số"
+        parsed = (
+            None
+            if code in station
+            else _parse_code(
+                m.group("code") or m.group("party_issuer"),
+                station,
+                party_type=m.group("party_type"),
+            )
+        )
+        if parsed is None:  # old reading, part by part: "số năm mươi sáu, x y z"
+            words = [] if said_so else ["số"]
+            words += [_read_numeral(number)] if number is not None else []
+            words += ["năm", read_number(int(year))] if year else []
+            separator = ", " if number is not None else " "
+            return f" {' '.join(words)}{separator}{_read_code(code, abbreviations)}"
+        kind, issuers = parsed
+        lead = m.string[: m.start()].rstrip()
+        # The writer already named the document: "Kế hoạch số 78/...", "Nghị định 30/...",
+        # "Thông báo kết luận số 12/..."; only a "Số:" that opens a sentence gets the kind.
+        named = (
+            said_so
+            or _NAMED_BEFORE.search(lead) is not None
+            or (so is not None and _OPENS_SENTENCE.search(lead) is None)
+        )
+        words = [kind] if kind and not named else []
         if number is not None:
-            words.append(_read_numeral(number))
-        if m.group("year"):
-            words += ["năm", read_number(int(m.group("year")))]
-        separator = ", " if number is not None else " "
-        return f" {' '.join(words)}{separator}{_read_code(m.group('code'), abbreviations)}"
+            words += ([] if said_so else ["số"]) + [_read_numeral(number)]
+            words += ["năm", read_number(int(year))] if year else []
+        if not _ISSUER_FOLLOWS.match(m.string, m.end()):
+            words += ["của", _join_names(issuers)]
+        return f" {' '.join(words)} "
 
     return _DOCUMENT_NUMBER.sub(replace, line)
 
@@ -899,16 +930,18 @@ def _finish(line: str) -> str:
     return re.sub(r"([.!?]\s+)([^\W\d_])", lambda m: m.group(1) + m.group(2).upper(), line)
 
 
-def _normalize_line(line: str, abbreviations: Mapping[str, str], station: frozenset[str]) -> str:
-    """Everything a single line goes through, in order."""
-    line = _strip_marker(line.strip())
+def _normalize_line(
+    line: str, abbreviations: Mapping[str, str], station: Mapping[str, str]
+) -> tuple[str, bool]:
+    """Everything a single line goes through, in order; and whether it is a numbered heading."""
+    line, numbers = _strip_marker(line.strip())
     shouting = _has_speech(line) and not any(ch.islower() for ch in line)
     line = line.replace("./.", ".")
     line = _drop_definitions(line, abbreviations)
     line = _expand_roman_numerals(line)
-    line = _expand_document_numbers(line, abbreviations)
+    line = _expand_document_numbers(line, abbreviations, station)
     line = _expand_domains(line)
-    line = _expand_abbreviations(line, abbreviations, station)
+    line = _expand_abbreviations(line, abbreviations, frozenset(station))
     line = line.replace("&", " và ")
     line = re.sub(r"\.{2,}", ",", line)
     line = _lower_shouting(line, shouting=shouting)
@@ -923,7 +956,10 @@ def _normalize_line(line: str, abbreviations: Mapping[str, str], station: frozen
     )
     for step in passes:
         line = step(line)
-    return _finish(_tidy(line))
+    line = _tidy(line)
+    if numbers:  # "Phần hai. Nội dung tuyên truyền.": the number is a sentence of its own
+        line = ". ".join([*numbers, line] if line else numbers)
+    return _finish(line), bool(numbers)
 
 
 _OPEN_ENDING = re.compile(r"(?:[^\W_]|,)$")
@@ -954,14 +990,21 @@ def normalize(text: str, extra_abbreviations: Mapping[str, str] | None = None) -
     abbreviations = _with_capitalised_variants(
         {**BUILTIN_ABBREVIATIONS, **(extra_abbreviations or {})}
     )
-    station = frozenset(extra_abbreviations or ())
-    out_paragraphs = []
+    station = dict(extra_abbreviations or {})
+    out_paragraphs: list[list[str]] = []
     for paragraph in _logical_lines(_clean_characters(text)):
-        lines = [_normalize_line(line, abbreviations, station) for line in paragraph]
-        lines = [line for line in lines if _has_speech(line)]
-        if lines:
-            out_paragraphs.append("\n".join(lines))
-    return "\n\n".join(out_paragraphs)
+        lines: list[str] = []
+        for raw in paragraph:
+            line, heading = _normalize_line(raw, abbreviations, station)
+            if not _has_speech(line):
+                continue
+            if heading:  # a paragraph of its own: the long pause comes after it
+                out_paragraphs += [lines, [line]]
+                lines = []
+            else:
+                lines.append(line)
+        out_paragraphs.append(lines)
+    return "\n\n".join("\n".join(lines) for lines in out_paragraphs if lines)
 
 
 def unknown_abbreviations(

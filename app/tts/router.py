@@ -12,6 +12,7 @@ from app.accounts.deps import EditorUser, SessionDep, ViewerUser
 from app.accounts.models import User
 from app.audio.models import AudioAsset
 from app.db import unit_of_work
+from app.http import version_etag
 from app.segments import service as segments
 from app.segments.schemas import SegmentOut
 from app.stations import service as stations
@@ -82,7 +83,7 @@ async def draft_tts(
         )
     )
     out = await run_in_threadpool(_tts_out, segment_id, user, warnings, cached)
-    response.headers["ETag"] = f'"{out.version}"'
+    response.headers["ETag"] = version_etag(out.version)
     return out
 
 

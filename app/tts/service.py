@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from sqlalchemy import delete, select
@@ -14,12 +15,13 @@ from app.audio import pipeline
 from app.audio import service as audio
 from app.audio.models import AudioAsset
 from app.audit import service as audit
-from app.config import get_settings
+from app.config import Settings, get_settings
 from app.db import unit_of_work
 from app.errors import Invalid, ServiceUnavailable
+from app.segments import audio as segment_audio
 from app.segments import service as segments
 from app.tts import synthesis
-from app.tts.engines import SynthesisFailed, get_engine
+from app.tts.engines import EspeakEngine, GTTSEngine, SynthesisFailed
 from app.tts.models import StationAbbreviation
 from app.tts.normalize import ScriptProblem
 
@@ -69,6 +71,27 @@ def preview(text: str, extra: dict[str, str]) -> str:
         raise Invalid(str(exc)) from exc
 
 
+def _cache_key(settings: Settings, normalized: str, engine: str, extra: Mapping[str, str]) -> str:
+    """The key a TTS asset is cached under: text, engine, voice and every sound setting.
+
+    Every setting that changes the stored sound is in it: speed, pauses, where gTTS's chunks
+    are cut, and the loudness stage the asset went through.
+    """
+    synth = GTTSEngine() if engine == "gtts" else EspeakEngine()
+    folded = normalized.casefold()
+    sound = {
+        "engine": synth.sound_options,
+        "sentence_pause_ms": settings.tts_sentence_pause_ms,
+        "paragraph_pause_ms": settings.tts_paragraph_pause_ms,
+        # Station phrases that chunking keeps whole; only those in the text change the cuts.
+        "keep_together": sorted({p for p in extra.values() if p.casefold() in folded}),
+        # The asset is the ingested playout file, brought to the loudness target.
+        "target_lufs": settings.target_lufs,
+        "max_peak_dbfs": settings.max_peak_dbfs,
+    }
+    return synthesis.synthesis_key(normalized, engine, synth.voice, sound=sound)
+
+
 def _cached_asset(session: Session, keys: list[str]) -> AudioAsset | None:
     for key in keys:
         asset = session.scalar(select(AudioAsset).where(AudioAsset.tts_key == key).limit(1))
@@ -83,14 +106,16 @@ def draft_segment_audio(
     """Synthesise the segment's script and make it its audio.
 
     Returns (segment id, warnings, whether the cache answered). The same normalised text,
-    engine and voice is synthesised once; synthesis runs with no transaction open.
+    engine, voice and sound settings (``_cache_key``) is synthesised once; synthesis runs with
+    no transaction open. "auto" looks for gTTS audio only: in gTTS's cool-down it reads with
+    espeak-ng again (a few seconds) and says why in the warnings.
     """
     settings = get_settings()
     if engine not in ENGINES:
         raise Invalid(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
     with unit_of_work(write=False) as session:
         segment = segments.get_segment(session, segment_id, user=user)
-        audio.check_audio_editable(segment, expected_version)
+        segment_audio.check_audio_editable(segment, expected_version)
         if not segment.script or not segment.script.strip():
             raise Invalid(f"segment {segment_id} has no script to read aloud")
         extra = station_dictionary(session, segment.station_id)
@@ -98,7 +123,7 @@ def draft_segment_audio(
         normalized = preview(script, extra)
         _, warnings = _validated(script)
         candidates = ["gtts", "espeak"] if engine == "auto" else [engine]
-        keys = [synthesis.synthesis_key(normalized, e, get_engine(e).voice) for e in candidates]
+        keys = [_cache_key(settings, normalized, e, extra) for e in candidates]
         cached = _cached_asset(session, keys[:1] if engine == "auto" else keys)
         cached_id = cached.id if cached else None
     scratch = Path(tempfile.mkdtemp(prefix="tts-", dir=audio.work_dir()))
@@ -110,14 +135,20 @@ def draft_segment_audio(
                     engine=engine,
                     work_dir=scratch,
                     extra_abbreviations=extra,
+                    sentence_pause_ms=settings.tts_sentence_pause_ms,
+                    paragraph_pause_ms=settings.tts_paragraph_pause_ms,
                     timeout_s=settings.tts_timeout_seconds,
                     gtts_endpoint=settings.tts_gtts_endpoint,
+                    gtts_cooldown_s=settings.tts_gtts_cooldown_seconds,
+                    tz=settings.tz,
                     max_chars=settings.max_script_chars,
                 )
             except ScriptProblem as exc:
                 raise Invalid(str(exc)) from exc
             except SynthesisFailed as exc:
                 raise ServiceUnavailable(f"text-to-speech failed: {exc}") from exc
+            # The script's warnings, and why espeak-ng read it when "auto" asked for gTTS.
+            warnings = result.warnings
             try:
                 ingested = pipeline.ingest(
                     result.path,
@@ -131,8 +162,8 @@ def draft_segment_audio(
                 # Never keep an empty or silent synthesis as the segment's audio.
                 raise ServiceUnavailable(f"text-to-speech produced unusable audio: {exc}") from exc
             sha = audio.store().put(ingested.playout_path)
-            key = synthesis.synthesis_key(result.normalized_text, result.engine, result.voice)
-        audio.attach_asset(
+            key = _cache_key(settings, result.normalized_text, result.engine, extra)
+        segment_audio.attach_asset(
             segment_id=segment_id,
             user=user,
             expected_version=version,

@@ -14,7 +14,12 @@ The result is a WAV file (mono, 44.1 kHz, 16-bit PCM) in ``work_dir``, meant to 
 - One announcement, one voice: in ``auto`` mode, when gTTS fails on any chunk (after its
   retries) or returns audio that does not decode or is silent throughout, the whole script is
   started again with espeak-ng, so listeners never hear the voice change mid-announcement.
-  ``SynthesisResult.engine`` / ``voice`` name the engine that produced the audio.
+  ``SynthesisResult.engine`` / ``voice`` name the engine that produced the audio, and a
+  warning says why espeak-ng read it: gTTS failed, or gTTS is in its cool-down after an
+  earlier failure (``engines.GTTSCooldown``: no connection is made, so no wait).
+- ``synthesis_key()`` is the cache key of a synthesis: the normalised text, the engine and
+  voice, and ``sound``, every other setting that changes the audio (pauses, speed, the
+  loudness the audio is brought to...). ``KEY_VERSION`` changes when the rendering does.
 - A chunk that decodes to silence is left out with a warning; a script whose audio is silent
   throughout raises ``SynthesisFailed`` (never an empty or silent file).
 """
@@ -32,11 +37,13 @@ from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, tzinfo
 from pathlib import Path
 
 import numpy as np
 
 from app.tts.engines import (
+    DEFAULT_GTTS_COOLDOWN_S,
     AutoEngine,
     EspeakEngine,
     GTTSEngine,
@@ -57,7 +64,9 @@ SILENCE_DBFS = -50.0  # a chunk whose loudest 50 ms window is quieter than this 
 DECODE_TIMEOUT_S = 60
 DECODE_WORKERS = 4
 MAX_PENDING_DECODES = 8  # bounds the decoded audio held in memory
-KEY_VERSION = "loaxa-tts-1"  # bump when the rendering changes, to invalidate caches
+KEY_VERSION = "loaxa-tts-2"  # bump when the rendering changes, to invalidate caches
+SENTENCE_PAUSE_MS = 350
+PARAGRAPH_PAUSE_MS = 900
 
 
 @dataclass
@@ -85,9 +94,18 @@ class _EngineSwitched(Exception):
     """The auto engine fell back mid-script: start again with the new engine."""
 
 
-def synthesis_key(normalized_text: str, engine: str, voice: str) -> str:
-    """Cache key (sha256 hex) for the audio of a normalised text read by an engine and voice."""
-    payload = json.dumps([KEY_VERSION, engine, voice, normalized_text], ensure_ascii=False)
+def synthesis_key(
+    normalized_text: str, engine: str, voice: str, *, sound: Mapping[str, object] | None = None
+) -> str:
+    """Cache key (sha256 hex) for a normalised text read by an engine and voice with ``sound``.
+
+    ``sound`` holds every other setting that changes the audio (JSON-serialisable values).
+    """
+    payload = json.dumps(
+        [KEY_VERSION, engine, voice, dict(sound or {}), normalized_text],
+        ensure_ascii=False,
+        sort_keys=True,
+    )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -259,18 +277,29 @@ def synthesize_script(
     engine: str | GTTSEngine | EspeakEngine | AutoEngine = "auto",
     work_dir: Path,
     extra_abbreviations: Mapping[str, str] | None = None,
-    sentence_pause_ms: int = 350,
-    paragraph_pause_ms: int = 900,
+    sentence_pause_ms: int = SENTENCE_PAUSE_MS,
+    paragraph_pause_ms: int = PARAGRAPH_PAUSE_MS,
     timeout_s: float = 10.0,
     gtts_endpoint: str | None = None,
+    gtts_cooldown_s: float = DEFAULT_GTTS_COOLDOWN_S,
+    tz: tzinfo = UTC,
     max_chars: int = 20000,
 ) -> SynthesisResult:
-    """Read a script aloud into a mono 44.1 kHz WAV in ``work_dir`` (engine name or instance)."""
+    """Read a script aloud into a mono 44.1 kHz WAV in ``work_dir`` (engine name or instance).
+
+    ``gtts_cooldown_s`` and ``tz`` (for the times in the cool-down warning) serve "auto".
+    """
     if sentence_pause_ms < 0 or paragraph_pause_ms < 0:
         raise ValueError("pauses cannot be negative")
     normalized, warnings = _prepare(script, extra_abbreviations, max_chars)
     synth = (
-        get_engine(engine, timeout_s=timeout_s, gtts_endpoint=gtts_endpoint)
+        get_engine(
+            engine,
+            timeout_s=timeout_s,
+            gtts_endpoint=gtts_endpoint,
+            gtts_cooldown_s=gtts_cooldown_s,
+            tz=tz,
+        )
         if isinstance(engine, str)
         else engine
     )
@@ -300,7 +329,12 @@ def synthesize_script(
     except BaseException:
         out.unlink(missing_ok=True)
         raise
-    if isinstance(synth, AutoEngine) and synth.fell_back:
+    if isinstance(synth, AutoEngine) and synth.skipped:
+        warnings.append(
+            f"read by espeak-ng without trying gTTS: {synth.fallback_reason} "
+            "(đọc bằng giọng espeak-ng, tạm bỏ qua gTTS vì vừa lỗi)"
+        )
+    elif isinstance(synth, AutoEngine) and synth.fell_back:
         warnings.append(
             f"read by espeak-ng because gTTS failed: {synth.fallback_reason} "
             "(đọc bằng giọng espeak-ng vì gTTS lỗi)"

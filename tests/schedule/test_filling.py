@@ -20,11 +20,12 @@ from sqlalchemy.orm import Session
 from app.accounts.security import hash_device_token
 from app.config import get_settings
 from app.db import unit_of_work
+from app.devices.models import Device
 from app.playout.models import AsRunEvent
 from app.schedule import jobs
 from app.schedule.models import Broadcast, JobRun, RundownItem, ScheduleWarning
 from app.segments.models import Segment
-from app.stations.models import Device, Programme
+from app.stations.models import Programme
 from tests.helpers import make_station, staff
 from tests.schedule.test_broadcasts_api import approved_segment, new_broadcast, pink
 

@@ -6,16 +6,20 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from app import clock
 from app.config import get_settings
 from app.tts.templates import render_text
 from tests.helpers import make_station, staff
+from tests.tts.conftest import SilentGoogle
 
 SCRIPT = (
     "Kính thưa bà con! UBND xã thông báo: Bộ phận tiếp nhận và trả kết quả làm việc "
@@ -129,6 +133,85 @@ def test_auto_falls_back_to_espeak_when_gtts_is_refused(
     assert r.status_code == 200, r.text
     assert r.json()["tts_engine"] == "espeak"
     assert refusing_gtts.hits >= 1  # gTTS really asked (the stub), then espeak-ng took over
+
+
+@pytest.fixture
+def hanging_gtts(silent_google: SilentGoogle) -> Iterator[SilentGoogle]:
+    """LOAXA_TTS_GTTS_ENDPOINT at a Google that never answers, with a 0.3 s timeout."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("LOAXA_TTS_GTTS_ENDPOINT", silent_google.url)
+        env.setenv("LOAXA_TTS_TIMEOUT_SECONDS", "0.3")
+        get_settings.cache_clear()
+        try:
+            yield silent_google
+        finally:
+            env.undo()
+            get_settings.cache_clear()
+
+
+def test_auto_skips_a_hanging_google_for_the_cooldown(
+    client: TestClient, world: dict, hanging_gtts: SilentGoogle
+) -> None:
+    editor = world["h"]["editor"]
+    assert get_settings().tts_gtts_cooldown_seconds == 300  # the default: five minutes
+
+    def draft(script: str) -> tuple[dict, float]:
+        seg = _segment(client, editor, script)
+        started = time.monotonic()
+        r = client.post(
+            f"/api/v1/segments/{seg['id']}/tts", json={"engine": "auto"}, headers=editor
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["tts_engine"] == "espeak"
+        return r.json(), time.monotonic() - started
+
+    t0 = clock.now()
+    clock.set_now(lambda: t0)
+    first, first_s = draft("Thông báo lịch tiếp công dân tháng 3.")
+    assert hanging_gtts.accepted == 3 and first_s > 3 * 0.3 + 1.5
+    assert any("because gTTS failed" in w and "timeout" in w for w in first["warnings"])
+
+    clock.set_now(lambda: t0 + timedelta(minutes=4))
+    second, second_s = draft("Thông báo lịch họp dân thôn 2.")
+    assert hanging_gtts.accepted == 3  # straight to espeak-ng: no connection
+    local = get_settings().tz
+    until, at = (t0 + timedelta(minutes=5)).astimezone(local), t0.astimezone(local)
+    assert any(
+        f"gTTS skipped until {until:%H:%M} +07 after a failure at {at:%H:%M} +07" in w
+        for w in second["warnings"]
+    ), second["warnings"]
+    assert second_s < first_s - 1.5
+
+    clock.set_now(lambda: t0 + timedelta(minutes=5, seconds=1))
+    third, _ = draft("Thông báo lịch tiêm phòng.")
+    assert hanging_gtts.accepted == 6  # the cool-down is over: gTTS is asked again
+    assert any("because gTTS failed" in w for w in third["warnings"])
+
+
+def test_changing_a_pause_setting_misses_the_cache(
+    client: TestClient, world: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    editor = world["h"]["editor"]
+
+    def draft() -> dict:
+        seg = _segment(client, editor)
+        r = client.post(
+            f"/api/v1/segments/{seg['id']}/tts", json={"engine": "espeak"}, headers=editor
+        )
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    first = draft()
+    assert draft()["cached"] is True
+    monkeypatch.setattr(get_settings(), "tts_paragraph_pause_ms", 1900)
+    longer = draft()
+    assert longer["cached"] is False and longer["audio_sha256"] != first["audio_sha256"]
+    assert longer["duration_ms"] == pytest.approx(first["duration_ms"] + 1000, abs=60)
+    monkeypatch.setattr(get_settings(), "tts_sentence_pause_ms", 100)
+    assert draft()["cached"] is False
+    monkeypatch.setattr(get_settings(), "tts_sentence_pause_ms", 350)
+    again = draft()
+    assert again["cached"] is True and again["audio_sha256"] == longer["audio_sha256"]
 
 
 def test_gtts_alone_failing_is_a_503_and_the_segment_is_unchanged(

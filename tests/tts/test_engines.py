@@ -16,20 +16,25 @@ import threading
 import time
 import wave
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
 import requests.adapters
 
+from app import clock
 from app.tts.engines import (
+    GTTS_COOLDOWN,
     GTTS_MAX_CHARS,
     GTTS_PATH,
     AutoEngine,
     EspeakEngine,
+    GTTSCooldown,
     GTTSEngine,
     SynthesisFailed,
     get_engine,
@@ -44,6 +49,7 @@ from app.tts.synthesis import (
     synthesis_key,
     synthesize_script,
 )
+from tests.tts.conftest import SilentGoogle
 
 SENTENCE = "Kính thưa bà con, Ủy ban nhân dân xã thông báo lịch tiếp công dân trong tháng này."
 SCRIPT = (
@@ -441,6 +447,125 @@ def test_auto_falls_back_on_timeouts_within_a_few_seconds(
     assert "timeout" in fallback_records(caplog)[0]
 
 
+# --- Cool-down: gTTS skipped after it stops answering ------------------------------------------
+
+T0 = datetime(2024, 3, 4, 7, 30, tzinfo=UTC)  # 14:30 in Vietnam
+VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def test_auto_skips_a_silent_google_during_the_cooldown_then_tries_again(
+    silent_google: SilentGoogle, tmp_path: Path
+) -> None:
+    def run(sub: str) -> tuple[SynthesisResult, float]:
+        started = time.monotonic()
+        result = synthesize_script(
+            SCRIPT, engine="auto", gtts_endpoint=silent_google.url, timeout_s=0.3,
+            gtts_cooldown_s=300, tz=VIETNAM, work_dir=tmp_path / sub,
+        )  # fmt: skip
+        return result, time.monotonic() - started
+
+    clock.set_now(lambda: T0)
+    first, first_s = run("first")
+    assert first.engine == "espeak"
+    assert silent_google.accepted == 3  # three tries, each waiting out its 0.3 s timeout
+    assert first_s > 3 * 0.3 + 0.5 + 1.0  # the timeouts and the back-off between the tries
+    assert any("because gTTS failed" in w and "timeout" in w for w in first.warnings)
+
+    clock.set_now(lambda: T0 + timedelta(seconds=299))
+    second, second_s = run("second")
+    assert second.engine == "espeak"
+    assert silent_google.accepted == 3  # no connection at all
+    (warning,) = [w for w in second.warnings if "gTTS" in w]
+    assert warning.startswith(
+        "read by espeak-ng without trying gTTS: gTTS skipped until 14:35 +07 after a failure"
+        " at 14:30 +07: gTTS: no answer from 127.0.0.1:"
+    )
+    assert second_s < first_s - 2.0
+    assert np.array_equal(read_wav(second.path)[1], read_wav(first.path)[1])
+
+    clock.set_now(lambda: T0 + timedelta(seconds=300))
+    third, _ = run("third")
+    assert third.engine == "espeak"
+    assert silent_google.accepted == 6  # the cool-down is over: gTTS was tried again
+    assert any("because gTTS failed" in w for w in third.warnings)
+    skip = GTTS_COOLDOWN.skip_reason(silent_google.url + GTTS_PATH, tz=VIETNAM)
+    assert skip is not None and skip.startswith("gTTS skipped until 14:40 +07")
+
+
+def test_a_gtts_success_after_the_cooldown_closes_the_breaker(
+    stub: GoogleStub, tmp_path: Path
+) -> None:
+    clock.set_now(lambda: T0)
+    stub.mode = "503"
+    assert synthesize_script(SCRIPT, engine=fast_auto(stub.url), work_dir=tmp_path).engine == (
+        "espeak"
+    )
+    assert len(stub.requests) == 3
+    clock.set_now(lambda: T0 + timedelta(minutes=6))
+    stub.mode = "ok"
+    result = synthesize_script(SCRIPT, engine=fast_auto(stub.url), work_dir=tmp_path)
+    assert result.engine == "gtts" and result.warnings == []
+    assert GTTS_COOLDOWN.skip_reason(stub.url + GTTS_PATH) is None
+    stub.mode = "503"  # a later outage is learnt afresh: three tries again
+    synthesize_script(SCRIPT, engine=fast_auto(stub.url), work_dir=tmp_path)
+    assert len(stub.requests) == 3 + result.chunks + 3
+
+
+@pytest.mark.parametrize("mode", ["no_audio", "silent"])
+def test_an_unusable_answer_does_not_start_a_cooldown(
+    stub: GoogleStub, tmp_path: Path, mode: str
+) -> None:
+    stub.mode = mode
+    sent = []
+    for sub in ("a", "b"):
+        result = synthesize_script(
+            SCRIPT, engine="auto", gtts_endpoint=stub.url, work_dir=tmp_path / sub
+        )
+        assert result.engine == "espeak"
+        assert not any("without trying gTTS" in w for w in result.warnings)
+        sent.append(len(stub.requests))
+    assert sent[0] >= 1 and sent[1] == 2 * sent[0]  # the second script asked gTTS again
+    assert GTTS_COOLDOWN.skip_reason(stub.url + GTTS_PATH) is None
+
+
+def test_cooldown_rules() -> None:
+    breaker = GTTSCooldown()
+    clock.set_now(lambda: T0)
+    assert breaker.skip_reason("u") is None
+    breaker.failed("u", "gTTS: HTTP 503", cooldown_s=0)  # 0 turns the breaker off
+    assert breaker.skip_reason("u") is None
+    breaker.failed("u", "gTTS: HTTP 503", cooldown_s=90)
+    assert breaker.skip_reason("u") == (
+        "gTTS skipped until 07:31 UTC after a failure at 07:30 UTC: gTTS: HTTP 503"
+    )
+    assert breaker.skip_reason("another endpoint") is None
+    clock.set_now(lambda: T0 + timedelta(seconds=89))
+    assert breaker.skip_reason("u") is not None
+    clock.set_now(lambda: T0 + timedelta(seconds=90))
+    assert breaker.skip_reason("u") is None
+    breaker.failed("u", "again", cooldown_s=90)
+    breaker.succeeded("u")
+    assert breaker.skip_reason("u") is None
+
+
+def test_cooldown_is_shared_by_the_threads_of_a_process(silent_google: SilentGoogle) -> None:
+    clock.set_now(lambda: T0)
+    url = silent_google.url + GTTS_PATH
+    threads = [
+        threading.Thread(
+            target=GTTS_COOLDOWN.failed, args=(url, f"r{i}"), kwargs={"cooldown_s": 60}
+        )
+        for i in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    engines = [get_engine("auto", gtts_endpoint=silent_google.url) for _ in range(3)]
+    assert all(e.name == "espeak" and e.skipped for e in engines if isinstance(e, AutoEngine))
+    assert get_engine("auto", gtts_endpoint="http://127.0.0.1:9").name == "gtts"
+
+
 def test_auto_retry_that_succeeds_stays_on_gtts(
     stub: GoogleStub, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -490,16 +615,29 @@ def test_one_silent_chunk_is_left_out_with_a_warning(stub: GoogleStub, tmp_path:
 # --- Keys, preview, bad scripts, engine names --------------------------------------------------
 
 
-def test_synthesis_key_is_stable_and_depends_on_engine_voice_and_text() -> None:
-    key = synthesis_key("Xin chào bà con.", "gtts", "vi")
-    assert key == synthesis_key("Xin chào bà con.", "gtts", "vi")
+def test_synthesis_key_is_stable_and_depends_on_engine_voice_text_and_sound() -> None:
+    sound = {"sentence_pause_ms": 350, "paragraph_pause_ms": 900, "engine": {"rate_wpm": 150}}
+    key = synthesis_key("Xin chào bà con.", "gtts", "vi", sound=sound)
+    assert key == synthesis_key(
+        "Xin chào bà con.", "gtts", "vi", sound=dict(reversed(sound.items()))
+    )
     assert len(key) == 64 and int(key, 16) >= 0
     others = {
-        synthesis_key("Xin chào bà con.", "espeak", "vi"),
-        synthesis_key("Xin chào bà con.", "gtts", "vi-vn-x-south"),
-        synthesis_key("Xin chào bà con!", "gtts", "vi"),
+        synthesis_key("Xin chào bà con.", "espeak", "vi", sound=sound),
+        synthesis_key("Xin chào bà con.", "gtts", "vi-vn-x-south", sound=sound),
+        synthesis_key("Xin chào bà con!", "gtts", "vi", sound=sound),
+        synthesis_key("Xin chào bà con.", "gtts", "vi", sound={**sound, "sentence_pause_ms": 400}),
+        synthesis_key(
+            "Xin chào bà con.", "gtts", "vi", sound={**sound, "engine": {"rate_wpm": 120}}
+        ),
+        synthesis_key("Xin chào bà con.", "gtts", "vi"),
     }
-    assert key not in others and len(others) == 3
+    assert key not in others and len(others) == 6
+
+
+def test_engines_name_what_changes_their_sound() -> None:
+    assert GTTSEngine().sound_options == {"lang": "vi", "tld": "com", "slow": False}
+    assert EspeakEngine(rate_wpm=120).sound_options == {"voice": "vi", "rate_wpm": 120}
 
 
 @pytest.mark.parametrize(

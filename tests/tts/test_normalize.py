@@ -28,6 +28,7 @@ from app.tts.normalize import (
     validate_script,
 )
 from app.tts.splitting import chunk, paragraphs, split_sentences
+from app.tts.tables import DOCUMENT_TYPES, ISSUERS
 
 # A copy of shared/docs/ke-hoach-tuyen-truyen-cchc-2024.txt, kept in the repository so that
 # a clone anywhere (CI's included) runs these tests instead of skipping them.
@@ -43,14 +44,14 @@ SENTENCES: list[tuple[str, str]] = [
     (
         "Kế hoạch số 78/KH-UBND ngày 30/12/2023 của UBND huyện về thực hiện cải cách hành chính"
         " huyện Như Thanh năm 2024;",
-        "Kế hoạch số bảy mươi tám, kế hoạch ủy ban nhân dân ngày ba mươi tháng mười hai năm hai"
+        "Kế hoạch số bảy mươi tám ngày ba mươi tháng mười hai năm hai"
         " nghìn không trăm hai mươi ba của ủy ban nhân dân huyện về thực hiện cải cách hành chính"
         " huyện Như Thanh năm hai nghìn không trăm hai mươi tư;",
     ),
     (
         "Kế hoạch số 04/KH-UBND ngày 04/01/2024 của UBND xã về thực hiện Cải cách hành chính xã"
         " Xuân Phúc năm 2024.",
-        "Kế hoạch số bốn, kế hoạch ủy ban nhân dân ngày mồng bốn tháng một năm hai nghìn không"
+        "Kế hoạch số bốn ngày mồng bốn tháng một năm hai nghìn không"
         " trăm hai mươi tư của ủy ban nhân dân xã về thực hiện Cải cách hành chính xã Xuân Phúc"
         " năm hai nghìn không trăm hai mươi tư.",
     ),
@@ -60,29 +61,30 @@ SENTENCES: list[tuple[str, str]] = [
     ),
     (
         "I. MỤC ĐÍCH, YÊU CẦU",
-        "Mục đích, yêu cầu.",
+        "Phần một. Mục đích, yêu cầu.",
     ),
     (
         "II. NỘI DUNG TUYÊN TRUYỀN",
-        "Nội dung tuyên truyền.",
+        "Phần hai. Nội dung tuyên truyền.",
     ),
     (
         "IV. TỔ CHỨC THỰC HIỆN",
-        "Tổ chức thực hiện.",
+        "Phần bốn. Tổ chức thực hiện.",
     ),
     (
         "1. Mục đích",
-        "Mục đích.",
+        "Mục một. Mục đích.",
     ),
     (
         "2.1. Tuyên truyền các nội dung CCHC bằng nhiều hình thức phù hợp",
-        "Tuyên truyền các nội dung cải cách hành chính bằng nhiều hình thức phù hợp.",
+        "Mục hai chấm một. Tuyên truyền các nội dung cải cách hành chính bằng nhiều hình thức"
+        " phù hợp.",
     ),
     (
         "2.2. Duy trì nâng cao chất lượng chuyên trang, chuyên mục CCHC trên Đài truyền thanh,"
         " Trang thông tin điện tử của xã.",
-        "Duy trì nâng cao chất lượng chuyên trang, chuyên mục cải cách hành chính trên Đài truyền"
-        " thanh, Trang thông tin điện tử của xã.",
+        "Mục hai chấm hai. Duy trì nâng cao chất lượng chuyên trang, chuyên mục cải cách hành"
+        " chính trên Đài truyền thanh, Trang thông tin điện tử của xã.",
     ),
     (
         "- Thời gian thực hiện: Mỗi tháng 1 lần, thời lượng phát sóng mỗi lần từ 10 đến 15 phút"
@@ -121,9 +123,10 @@ SENTENCES: list[tuple[str, str]] = [
         " và Hành chính công (PAPI); Chỉ số HÀi lòng của người dân đối với sự phục vụ của cơ quan"
         " hành chính nhà nước (SIPAS); Chỉ số năng lực cạnh tranh cấp tỉnh (PCI) thông qua các tài"
         " liệu.",
-        "Tuyên truyền, phổ biến kết quả các chỉ số cải cách hành chính, Chỉ số Hiệu quả Quản trị"
-        " và Hành chính công; Chỉ số hài lòng của người dân đối với sự phục vụ của cơ quan hành"
-        " chính nhà nước; Chỉ số năng lực cạnh tranh cấp tỉnh thông qua các tài liệu.",
+        "Mục hai chấm bốn. Tuyên truyền, phổ biến kết quả các chỉ số cải cách hành chính, Chỉ số"
+        " Hiệu quả Quản trị và Hành chính công; Chỉ số hài lòng của người dân đối với sự phục vụ"
+        " của cơ quan hành chính nhà nước; Chỉ số năng lực cạnh tranh cấp tỉnh thông qua các tài"
+        " liệu.",
     ),
     (
         "- Thời gian thực hiện: Trong năm 2024",
@@ -167,7 +170,7 @@ SENTENCES: list[tuple[str, str]] = [
     ),
     (
         "5. Kinh phí thực hiện",
-        "Kinh phí thực hiện.",
+        "Mục năm. Kinh phí thực hiện.",
     ),
     (
         "Cán bộ, công chức, viên chức làm việc trong cơ quan hành chính nhà nước, các tổ chức"
@@ -177,27 +180,26 @@ SENTENCES: list[tuple[str, str]] = [
     ),
     (
         "Nghị định 30/2020/NĐ-CP về công tác văn thư.",
-        "Nghị định số ba mươi năm hai nghìn không trăm hai mươi, nghị định chính phủ về công tác"
-        " văn thư.",
+        "Nghị định số ba mươi năm hai nghìn không trăm hai mươi của Chính phủ về công tác văn thư.",
     ),
     (
         "Thông tư số 39/2020/TT-BTTTT quy định về quản lý đài truyền thanh cấp xã.",
-        "Thông tư số ba mươi chín năm hai nghìn không trăm hai mươi, thông tư bộ thông tin và"
-        " truyền thông quy định về quản lý đài truyền thanh cấp xã.",
+        "Thông tư số ba mươi chín năm hai nghìn không trăm hai mươi của Bộ Thông tin và Truyền"
+        " thông quy định về quản lý đài truyền thanh cấp xã.",
     ),
     (
         "Quyết định số 1234/QĐ-UBND ngày 15/3/2024 của Chủ tịch UBND tỉnh.",
-        "Quyết định số một nghìn hai trăm ba mươi tư, quyết định ủy ban nhân dân ngày mười lăm"
-        " tháng ba năm hai nghìn không trăm hai mươi tư của Chủ tịch ủy ban nhân dân tỉnh.",
+        "Quyết định số một nghìn hai trăm ba mươi tư ngày mười lăm tháng ba năm hai nghìn không"
+        " trăm hai mươi tư của Chủ tịch ủy ban nhân dân tỉnh.",
     ),
     (
         "Thông báo số 12/TB-UBND ngày 05/02/2024.",
-        "Thông báo số mười hai, thông báo ủy ban nhân dân ngày mồng năm tháng hai năm hai nghìn"
-        " không trăm hai mươi tư.",
+        "Thông báo số mười hai của ủy ban nhân dân ngày mồng năm tháng hai năm hai nghìn không"
+        " trăm hai mươi tư.",
     ),
     (
         "Số: 56/UBND-VP",
-        "Số năm mươi sáu, ủy ban nhân dân văn phòng.",
+        "Số năm mươi sáu của ủy ban nhân dân.",
     ),
     (
         "Đề nghị CBCCVC thực hiện nghiêm kỷ luật, kỷ cương hành chính.",
@@ -429,7 +431,7 @@ SENTENCES: list[tuple[str, str]] = [
     ),
     (
         "a) Tuyên truyền trên loa phát thanh các thôn",
-        "Tuyên truyền trên loa phát thanh các thôn.",
+        "Điểm a. Tuyên truyền trên loa phát thanh các thôn.",
     ),
     (
         "Năm học 2023-2024 có 1.000.000 lượt truy cập.",
@@ -458,6 +460,201 @@ def test_sentence_reads_as_expected(script: str, spoken: str) -> None:
 
 def test_there_are_at_least_sixty_sentences() -> None:
     assert len(SENTENCES) >= 60
+
+
+# --- headings and document numbers ------------------------------------------------------------
+
+# Headings of each kind, as the plan writes them, and as an announcer reads them.
+HEADINGS: list[tuple[str, str]] = [
+    ("I. MỤC ĐÍCH, YÊU CẦU", "Phần một. Mục đích, yêu cầu."),
+    ("II. NỘI DUNG TUYÊN TRUYỀN", "Phần hai. Nội dung tuyên truyền."),
+    ("IV. TỔ CHỨC THỰC HIỆN", "Phần bốn. Tổ chức thực hiện."),
+    ("II) Nội dung", "Phần hai. Nội dung."),
+    ("2. Yêu cầu", "Mục hai. Yêu cầu."),
+    ("1. Văn phòng UBND xã.", "Mục một. Văn phòng ủy ban nhân dân xã."),
+    (
+        "2.3. Tuyên truyền trên loa phát thanh, Nhà văn hóa tại các thôn",
+        "Mục hai chấm ba. Tuyên truyền trên loa phát thanh, Nhà văn hóa tại các thôn.",
+    ),
+    ("2.1.3. Tuyên truyền trên loa", "Mục hai chấm một chấm ba. Tuyên truyền trên loa."),
+    ("2.1 Tuyên truyền trên loa", "Mục hai chấm một. Tuyên truyền trên loa."),
+    ("12. Kinh phí", "Mục mười hai. Kinh phí."),
+    (
+        "b) Tuyên truyền trên Trang thông tin điện tử",
+        "Điểm bê. Tuyên truyền trên Trang thông tin điện tử.",
+    ),
+    ("c) Chủ trì: Ban văn hóa.", "Điểm xê. Chủ trì: Ban văn hóa."),
+    ("đ) Phối hợp", "Điểm đê. Phối hợp."),
+    ("a. Thời gian thực hiện", "Điểm a. Thời gian thực hiện."),
+    # List marks are still dropped, and so are letters taken for roman numerals.
+    ("1) Tờ khai theo mẫu", "Tờ khai theo mẫu."),
+    ("(2) Bản sao căn cước công dân", "Bản sao căn cước công dân."),
+    ("- + Lồng ghép", "Lồng ghép."),
+    ("C. Kinh phí", "Kinh phí."),
+]
+
+
+@pytest.mark.parametrize(("script", "spoken"), HEADINGS)
+def test_heading_numbers_are_read(script: str, spoken: str) -> None:
+    assert normalize(script) == spoken
+
+
+def test_a_numbered_heading_is_a_paragraph_of_its_own(plan_text: str) -> None:
+    start = plan_text.index("I. MỤC ĐÍCH")
+    end = plan_text.index("người đứng đầu", start) + len("người đứng đầu")
+    excerpt = plan_text[start:end]
+    # A short pause after the number (a sentence), a long one after the heading (a paragraph).
+    assert paragraphs(normalize(excerpt))[:3] == [
+        ["Phần một.", "Mục đích, yêu cầu."],
+        ["Mục một.", "Mục đích."],
+        ["Nâng cao nhận thức, ý thức, trách nhiệm của tập thể lãnh đạo, người đứng đầu."],
+    ]
+    # Also when the writer left no blank line around the heading.
+    assert normalize("Thông báo:\n2. Yêu cầu\nĐến đúng giờ.") == (
+        "Thông báo:\n\nMục hai. Yêu cầu.\n\nĐến đúng giờ."
+    )
+
+
+def test_the_plan_reads_every_heading_number(plan_text: str) -> None:
+    spoken = normalize(plan_text)
+    headings = [p for p in spoken.split("\n\n") if p.startswith(("Phần ", "Mục ", "Điểm "))]
+    assert [h.split(".")[0] for h in headings] == [
+        "Phần một", "Mục một", "Mục hai",
+        "Phần hai", "Mục một", "Mục hai", "Mục hai chấm một", "Mục hai chấm hai",
+        "Mục hai chấm ba", "Mục hai chấm bốn",
+        "Phần bốn", "Mục một", "Mục hai", "Mục năm",
+    ]  # fmt: skip
+
+
+# Document numbers: the plan's own, the national documents on administrative reform and
+# commune radio behind it, and the Party's. Kind and issuer are said, never spelt.
+DOCUMENT_NUMBERS: list[tuple[str, str]] = [
+    ("Số: 78/KH-UBND", "Kế hoạch số bảy mươi tám của ủy ban nhân dân."),
+    ("Số: /KH-UBND", "Kế hoạch của ủy ban nhân dân."),
+    (
+        "Căn cứ Nghị quyết số 76/NQ-CP về cải cách hành chính.",
+        "Căn cứ Nghị quyết số bảy mươi sáu của Chính phủ về cải cách hành chính.",
+    ),
+    (
+        "Quyết định số 06/QĐ-TTg phê duyệt Đề án 06.",
+        "Quyết định số sáu của Thủ tướng Chính phủ phê duyệt Đề án sáu.",
+    ),
+    (
+        "QUYẾT ĐỊNH SỐ 1847/QĐ-TTG",
+        "Quyết định số một nghìn tám trăm bốn mươi bảy của Thủ tướng Chính phủ.",
+    ),
+    (
+        "Chỉ thị số 26/CT-TTg về kỷ luật, kỷ cương.",
+        "Chỉ thị số hai mươi sáu của Thủ tướng Chính phủ về kỷ luật, kỷ cương.",
+    ),
+    ("Công điện số 01/CĐ-TTg.", "Công điện số một của Thủ tướng Chính phủ."),
+    (
+        "Thông tư số 01/2018/TT-VPCP hướng dẫn thi hành.",
+        "Thông tư số một năm hai nghìn không trăm mười tám của Văn phòng Chính phủ hướng dẫn"
+        " thi hành.",
+    ),
+    ("Báo cáo số 215/BC-VPCP.", "Báo cáo số hai trăm mười lăm của Văn phòng Chính phủ."),
+    (
+        "Nghị định số 61/2018/NĐ-CP về cơ chế một cửa.",
+        "Nghị định số sáu mươi mốt năm hai nghìn không trăm mười tám của Chính phủ về cơ chế"
+        " một cửa.",
+    ),
+    (
+        "Quyết định 468/QĐ-TTg về đổi mới cơ chế một cửa.",
+        "Quyết định số bốn trăm sáu mươi tám của Thủ tướng Chính phủ về đổi mới cơ chế một cửa.",
+    ),
+    (
+        "Thực hiện theo 39/2020/TT-BTTTT.",
+        "Thực hiện theo thông tư số ba mươi chín năm hai nghìn không trăm hai mươi của Bộ Thông"
+        " tin và Truyền thông.",
+    ),
+    ("Quyết định số 1150/QĐ-BNV.", "Quyết định số một nghìn một trăm năm mươi của Bộ Nội vụ."),
+    ("Văn bản hợp nhất số 05/VBHN-BNV.", "Văn bản hợp nhất số năm của Bộ Nội vụ."),
+    (
+        "Thông tư liên tịch số 01/2015/TTLT-BTC-BNV.",
+        "Thông tư liên tịch số một năm hai nghìn không trăm mười lăm của Bộ Tài chính và Bộ Nội"
+        " vụ.",
+    ),
+    (
+        # In a document number BTC is the ministry; in running text it stays "ban tổ chức".
+        "Thông tư số 02/2023/TT-BTC; BTC hội thi.",
+        "Thông tư số hai năm hai nghìn không trăm hai mươi ba của Bộ Tài chính; ban tổ chức hội"
+        " thi.",
+    ),
+    (
+        "Nghị quyết số 12/2023/NQ-HĐND.",
+        "Nghị quyết số mười hai năm hai nghìn không trăm hai mươi ba của hội đồng nhân dân.",
+    ),
+    ("Tờ trình số 45/TTr-UBND.", "Tờ trình số bốn mươi lăm của ủy ban nhân dân."),
+    ("Kế hoạch số 15/KH-BCĐ.", "Kế hoạch số mười lăm của ban chỉ đạo."),
+    ("Kế hoạch 12/KH-BCĐ389.", "Kế hoạch số mười hai của ban chỉ đạo ba tám chín."),
+    (
+        "Luật số 20/2023/QH15.",
+        "Luật số hai mươi năm hai nghìn không trăm hai mươi ba của Quốc hội khóa mười lăm.",
+    ),
+    (
+        "Nghị quyết số 35/NQ-UBTVQH15.",
+        "Nghị quyết số ba mươi lăm của Ủy ban Thường vụ Quốc hội khóa mười lăm.",
+    ),
+    (
+        "Nghị quyết số 18-NQ/TW ngày 25/10/2017.",
+        "Nghị quyết số mười tám của Trung ương ngày hai mươi lăm tháng mười năm hai nghìn không"
+        " trăm mười bảy.",
+    ),
+    ("Chỉ thị số 05-CT/TU.", "Chỉ thị số năm của Tỉnh ủy."),
+    ("Kế hoạch số 10-KH/HU.", "Kế hoạch số mười của Huyện ủy."),
+    (
+        "Hướng dẫn số 123/HD-BTGTW.",
+        "Hướng dẫn số một trăm hai mươi ba của Ban Tuyên giáo Trung ương.",
+    ),
+    ("Công văn số 125/SNV-CCHC.", "Công văn số một trăm hai mươi lăm của Sở Nội vụ."),
+    ("Văn bản số 78/KH-UBND.", "Văn bản số bảy mươi tám của ủy ban nhân dân."),
+    (
+        "Thông báo kết luận số 12/TB-VPCP, ngày 5/1/2024 của Văn phòng Chính phủ.",
+        "Thông báo kết luận số mười hai, ngày mồng năm tháng một năm hai nghìn không trăm hai"
+        " mươi tư của Văn phòng Chính phủ.",
+    ),
+    (
+        "Kế hoạch số 78/KH-UBND, ngày 30 tháng 12 năm 2023 do UBND huyện ban hành.",
+        "Kế hoạch số bảy mươi tám, ngày ba mươi tháng mười hai năm hai nghìn không trăm hai"
+        " mươi ba do ủy ban nhân dân huyện ban hành.",
+    ),
+    (
+        "Theo Nghị quyết 76/NQ-CP và 06/QĐ-TTg.",
+        "Theo Nghị quyết số bảy mươi sáu của Chính phủ và quyết định số sáu của Thủ tướng Chính"
+        " phủ.",
+    ),
+]
+
+
+@pytest.mark.parametrize(("script", "spoken"), DOCUMENT_NUMBERS)
+def test_document_numbers_name_kind_and_issuer(script: str, spoken: str) -> None:
+    assert normalize(script) == spoken
+
+
+def test_there_are_at_least_twenty_document_numbers() -> None:
+    codes = {re.search(r"[\d/-]([A-ZĐ][\w/-]*)", script).group(1) for script, _ in DOCUMENT_NUMBERS}
+    assert len(codes) >= 20
+
+
+def test_document_codes_come_from_the_tables() -> None:
+    assert len(DOCUMENT_TYPES) + len(ISSUERS) >= 60
+    for code in ("TTg", "CP", "VPCP", "BTTTT", "BNV", "UBND", "HĐND", "BCĐ", "TW", "TU"):
+        assert code in ISSUERS
+    for code in ("QĐ", "TT", "KH", "NĐ", "CT", "NQ", "BC", "TB", "TTr", "HD", "CĐ", "TTLT"):
+        assert code in DOCUMENT_TYPES
+    # Readings are words, never the letters of the code.
+    for reading in (*DOCUMENT_TYPES.values(), *ISSUERS.values()):
+        assert not re.search(r"[A-ZĐ]{2}", reading), reading
+
+
+def test_station_dictionary_overrides_an_issuer_and_unknown_codes_are_listed() -> None:
+    extra = {"UBND": "ủy ban nhân dân xã Xuân Phúc"}
+    assert normalize("Kế hoạch số 04/KH-UBND.", extra) == (
+        "Kế hoạch số bốn của ủy ban nhân dân xã Xuân Phúc."
+    )
+    assert normalize("Số 12/XYZ-ABC.") == "Số mười hai, XYZ ABC."
+    assert unknown_abbreviations("Số 12/XYZ-ABC.") == ["XYZ", "ABC"]
 
 
 # --- numbers ---------------------------------------------------------------------------------

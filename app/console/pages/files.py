@@ -9,33 +9,21 @@ service call, a `Response` with the file and `Content-Disposition`.
 
 from __future__ import annotations
 
-import re
-
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from app.audio import access
-from app.audio import service as audio
 from app.console.auth import ViewerPage
 from app.console.routing import ConsoleRoute
 from app.db import unit_of_work
-from app.errors import NotFound
+from app.playout import access
 
 router = APIRouter(prefix="/files", route_class=ConsoleRoute, include_in_schema=False)
-
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
 
 @router.get("/audio/{sha256}.mp3")
 def audio_file(user: ViewerPage, sha256: str) -> FileResponse:
     """A playout file of the user's station (Range requests work: the player can seek)."""
-    if not SHA256.match(sha256):
-        raise NotFound("no audio with that sha256")
     with unit_of_work(write=False) as db:
-        access.check_can_fetch(db, user, sha256)
-    path = audio.store().path_for(sha256)
-    if not path.is_file():
-        raise NotFound("no audio with that sha256")
+        path = access.fetchable_file(db, principal=user, sha256=sha256)
     return FileResponse(
         path,
         media_type="audio/mpeg",

@@ -30,6 +30,7 @@ from app.console.routing import ConsoleRoute
 from app.db import unit_of_work
 from app.errors import Invalid
 from app.pagination import PageParams, paginate
+from app.segments import audio as segment_audio
 from app.segments import service as segments
 from app.segments.models import SegmentStatus, Topic
 from app.tts import service as tts
@@ -230,7 +231,7 @@ def _attach_file(
         try:
             with open(fd, "wb") as out:
                 shutil.copyfileobj(upload.file, out)
-            audio.attach_upload(
+            segment_audio.upload_audio(
                 segment_id=segment_id,
                 user=user,
                 upload=path,
