@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Prepare this checkout to run loaxa: system packages (ffmpeg, espeak-ng, fonts), a virtual
-# environment in .venv and the project installed into it. Safe to run again: it skips what
+# Prepare this checkout to run loaxa: system packages (ffmpeg, espeak-ng, fonts, and chromium
+# for the console's browser tests), a virtual environment in .venv and the project installed
+# into it. Safe to run again: it skips what
 # is already done. Used by scripts/run-demo.sh and scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,8 @@ missing_system_packages() {
   # Italic faces for the PDF report; pdftotext/pdffonts check the PDFs in the tests.
   [ -f /usr/share/fonts/truetype/dejavu/DejaVuSerif-Italic.ttf ] || missing+=(fonts-dejavu-extra)
   command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)
+  # The console's browser tests drive Debian's chromium (never `playwright install`).
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
   [ "${#missing[@]}" -eq 0 ] || printf '%s\n' "${missing[@]}"
 }
 
