@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 from app import clock
 from app.accounts.models import User
 from app.audit import service as audit
-from app.schedule.cadence import parse_cadence, year_occurrences
+from app.schedule.cadence import year_occurrences
 from app.schedule.models import Broadcast, BroadcastStatus, RundownItem
+from app.stations.cadence import parse_cadence
 from app.stations.models import Programme, Station, Village
 
 UNIQUE_PERIOD = ["station_id", "programme_id", "period_key"]

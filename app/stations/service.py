@@ -13,7 +13,7 @@ from app.accounts.security import hash_device_token, new_device_token
 from app.audit import service as audit
 from app.db import Base, add_unique
 from app.errors import Conflict, Invalid, NotFound
-from app.schedule.cadence import parse_cadence
+from app.stations.cadence import parse_cadence
 from app.stations.models import Device, Programme, Station, Village
 
 S = TypeVar("S", bound=Select[Any])
