@@ -76,6 +76,20 @@ class ProgrammeOut(BaseModel):
         return [self.min_duration_ms, self.max_duration_ms]
 
 
+class ProgrammeRules(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cadence: dict[str, Any] | None = None
+    min_duration_ms: int | None = Field(default=None, gt=0, le=24 * 3600 * 1000)
+    max_duration_ms: int | None = Field(default=None, gt=0, le=24 * 3600 * 1000)
+
+
+class VillageCadence(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cadence: dict[str, Any] | None
+
+
 class DeviceCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

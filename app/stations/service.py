@@ -177,6 +177,14 @@ def list_villages(session: Session, *, station_id: int) -> list[Village]:
     )
 
 
+def get_village(session: Session, *, station_id: int, village_id: int) -> Village:
+    """The station's village, or 404 (also when the village belongs to another station)."""
+    village = session.get(Village, village_id)
+    if village is None or village.station_id != station_id:
+        raise NotFound(f"village {village_id} does not exist in station {station_id}")
+    return village
+
+
 def get_programme(session: Session, *, station_id: int, code: str) -> Programme:
     """The station's programme by code; 422 naming the known codes when there is none."""
     programme = session.scalar(
