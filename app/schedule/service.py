@@ -399,8 +399,8 @@ def window_problem(
     if total_ms < low:
         short = low - total_ms
         return (
-            f"the rundown runs {_mmss(total_ms)}, {short / 1000:.1f} s short of the "
-            f"{_mmss(low)} minimum: add at least {short / 1000:.1f} s of approved segments"
+            f"the rundown runs {_min_sec(total_ms)}, {short / 1000:.1f} s short of the "
+            f"{_min_sec(low)} minimum: add at least {short / 1000:.1f} s of approved segments"
         )
     over = total_ms - high
     segments = [i for i in items if i.kind == "segment"]
@@ -418,12 +418,13 @@ def window_problem(
         else f"shorten or drop segments by at least {over / 1000:.1f} s"
     )
     return (
-        f"the rundown runs {_mmss(total_ms)}, {over / 1000:.1f} s over the "
-        f"{_mmss(high)} maximum: {hint}"
+        f"the rundown runs {_min_sec(total_ms)}, {over / 1000:.1f} s over the "
+        f"{_min_sec(high)} maximum: {hint}"
     )
 
 
-def _mmss(ms: int) -> str:
+def _min_sec(ms: int) -> str:
+    """ "12 min" or "9 min 58.5 s": how rundown messages say a duration."""
     minutes, rest = divmod(ms, 60_000)
     return f"{minutes} min {rest / 1000:.1f} s" if rest else f"{minutes} min"
 

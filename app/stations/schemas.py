@@ -27,7 +27,9 @@ class StationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name
-    timezone: TimeZoneName = "Asia/Ho_Chi_Minh"
+    timezone: TimeZoneName | None = Field(
+        default=None, description="IANA time zone; LOAXA_TIMEZONE (Asia/Ho_Chi_Minh) when omitted"
+    )
     hotline: Phone | None = None
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from app.accounts.models import Role, User
 from app.accounts.security import hash_device_token, new_device_token
 from app.audit import service as audit
+from app.config import get_settings
 from app.db import Base, add_unique
 from app.errors import Conflict, Invalid, NotFound
 from app.stations.cadence import parse_cadence
@@ -59,14 +60,15 @@ def create_station(
     session: Session,
     *,
     name: str,
-    timezone: str = "Asia/Ho_Chi_Minh",
+    timezone: str | None = None,
     hotline: str | None = None,
     actor: User | None = None,
 ) -> Station:
-    """A station with the default programmes; 409 when the name is taken."""
+    """A station with the default programmes, in `timezone` or else the configured zone
+    (LOAXA_TIMEZONE); 409 when the name is taken."""
     if session.scalar(select(Station.id).where(Station.name == name)) is not None:
         raise Conflict(f"station {name!r} already exists")
-    station = Station(name=name, timezone=timezone, hotline=hotline)
+    station = Station(name=name, timezone=timezone or get_settings().timezone, hotline=hotline)
     if not add_unique(session, station):
         raise Conflict(f"station {name!r} already exists")
     for spec in DEFAULT_PROGRAMMES:
