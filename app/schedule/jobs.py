@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
 
 from app.config import get_settings
 from app.db import unit_of_work
@@ -24,9 +24,9 @@ from app.schedule.cadence import local_month, month_bounds_utc
 from app.schedule.models import Broadcast, BroadcastStatus, ScheduleWarning
 from app.schedule.runs import run_exclusive
 from app.stations.models import Programme, Station
+from app.stations.service import CCHC
 
 log = logging.getLogger("loaxa.scheduler")
-CCHC = "cchc"
 
 
 def _hour_bucket(now: datetime) -> str:
@@ -127,7 +127,7 @@ def _stage(until: timedelta) -> str | None:
 
 
 def _check_missing(
-    session: Any, station_id: int, programme_id: int, tz: ZoneInfo, now: datetime
+    session: Session, station_id: int, programme_id: int, tz: ZoneInfo, now: datetime
 ) -> list[ScheduleWarning]:
     month = local_month(now, tz)
     _, month_end = month_bounds_utc(month, tz)
@@ -159,7 +159,7 @@ def _check_missing(
 
 
 def _check_upcoming(
-    session: Any, station_id: int, programme_id: int, tz: ZoneInfo, now: datetime
+    session: Session, station_id: int, programme_id: int, tz: ZoneInfo, now: datetime
 ) -> list[ScheduleWarning]:
     found: list[ScheduleWarning] = []
     upcoming = session.scalars(
