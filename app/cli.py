@@ -98,8 +98,8 @@ def device_add(
 ) -> None:
     """Register a playout PC and print its token once."""
     from app.db import unit_of_work
+    from app.devices import service
     from app.errors import LoaxaError
-    from app.stations import service
 
     try:
         with unit_of_work() as session:

@@ -6,10 +6,11 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.accounts.router import router as accounts_router
-from app.audio.router import router as audio_router
 from app.audit.router import router as audit_router
+from app.devices.router import router as devices_router
 from app.errors import install_handlers
 from app.health import router as health_router
+from app.playout.router import audio_router
 from app.playout.router import router as playout_router
 from app.reports.router import router as reports_router
 from app.schedule.router import planning_router
@@ -31,11 +32,12 @@ def create_app() -> FastAPI:
     # in order.
     for router in (
         playout_router,
+        audio_router,
         health_router,
         accounts_router,
         stations_router,
+        devices_router,
         segments_router,
-        audio_router,
         schedule_router,
         planning_router,
         tts_router,

@@ -3,10 +3,11 @@
 from app.accounts.models import User
 from app.audio.models import AudioAsset
 from app.audit.models import AuditEvent
+from app.devices.models import Device
 from app.playout.models import AsRunEvent, Emergency
 from app.schedule.models import Broadcast, JobRun, RundownItem, ScheduleWarning
 from app.segments.models import Segment, SegmentVillage
-from app.stations.models import Device, Programme, Station, Village
+from app.stations.models import Programme, Station, Village
 from app.tts.models import StationAbbreviation
 
 __all__ = [

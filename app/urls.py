@@ -27,3 +27,8 @@ def base_url(request: Request) -> str:
 def _request_base(scheme: str, host: str, root_path: str) -> str:
     # What request.base_url gives, remembered: the playout polls ask for it on every request.
     return str(URL(f"{scheme}://{host}{root_path}/"))
+
+
+def audio_url(base_url: str, sha256: str) -> str:
+    """The absolute download URL of a file in the audio store."""
+    return f"{base_url.rstrip('/')}/api/v1/audio/{sha256}"

@@ -130,8 +130,9 @@ def seed(url: str, data_dir: Path, *, stations: int, villages: int, warmup: int)
     from app.accounts.security import hash_device_token, new_device_token
     from app.audio.models import AudioAsset
     from app.db import make_engine
+    from app.devices.models import Device
     from app.schedule.models import Broadcast
-    from app.stations.models import Device, Programme, Station, Village
+    from app.stations.models import Programme, Station, Village
     from app.stations.service import DEFAULT_PROGRAMMES
 
     sha, duration_ms, size = make_master(data_dir)

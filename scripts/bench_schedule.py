@@ -63,9 +63,10 @@ def main() -> None:
 def run(n_stations: int, n_villages: int, year: int, workers: int) -> None:
     from app import migrations
     from app.db import get_engine, unit_of_work
+    from app.devices.models import Device
     from app.schedule.models import Broadcast
     from app.schedule.planning import plan_stations_parallel
-    from app.stations.models import Device, Programme, Station, Village
+    from app.stations.models import Programme, Station, Village
     from app.stations.service import DEFAULT_PROGRAMMES
 
     migrations.upgrade()
@@ -152,7 +153,7 @@ def run(n_stations: int, n_villages: int, year: int, workers: int) -> None:
 
     from sqlalchemy import update
 
-    from app.playout.service import device_playlist, publish_playlists
+    from app.playout.playlists import count_playlists, device_playlist
     from app.schedule.cadence import day_bounds_utc
 
     day = date(year, 3, 17)  # a Sunday: every village has its weekly slot
@@ -167,13 +168,13 @@ def run(n_stations: int, n_villages: int, year: int, workers: int) -> None:
         hashes = list(session.scalars(select(Device.token_hash)))
     t3 = time.perf_counter()
     with unit_of_work(write=False) as session:
-        scopes = publish_playlists(session, day=day, station_ids=list(ids))
+        scopes = count_playlists(session, day=day, station_ids=list(ids))
     items = 0
     for token_hash in hashes:
         items += len(device_playlist(token_hash=token_hash, day=day).items)
     publish_s = time.perf_counter() - t3
     print(
-        f"phase 2, publish {day}: {scopes} scopes with items ({ready} broadcasts); "
+        f"phase 2, publish {day}: {scopes} device playlists with items ({ready} broadcasts); "
         f"{len(hashes)} device playlists with {items} items built in {publish_s:.1f} s "
         f"({len(hashes) / publish_s:,.0f} playlists/s, {items / publish_s:,.0f} rows/s)"
     )

@@ -11,10 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.accounts.models import Role, User
-from app.accounts.security import DEVICE_TOKEN_PREFIX, decode_access_token, hash_device_token
+from app.accounts.security import DEVICE_TOKEN_PREFIX, decode_access_token
 from app.db import get_session, unit_of_work
+from app.devices.models import Device
+from app.devices.service import device_token_hash
 from app.errors import Forbidden, Unauthorized
-from app.stations.models import Device
 
 # scope="function": the session commits before the response is sent, so a failed commit
 # is reported to the caller instead of after a 2xx.
@@ -74,11 +75,8 @@ def current_device(token: TokenDep) -> Device:
 
 
 def _device_for_token(session: Session, token: str | None) -> Device:
-    if not token:
-        raise Unauthorized("not authenticated: send 'Authorization: Bearer <device token>'")
-    if not token.startswith(DEVICE_TOKEN_PREFIX):
-        raise Forbidden("this endpoint is for playout devices")
-    device = session.scalar(select(Device).where(Device.token_hash == hash_device_token(token)))
+    token_hash = device_token_hash(token)
+    device = session.scalar(select(Device).where(Device.token_hash == token_hash))
     if device is None or not device.is_active:
         raise Unauthorized("unknown or disabled device token")
     session.expunge(device)

@@ -1,4 +1,8 @@
-"""Audio assets: the upload flow, template metadata, and the asset table."""
+"""Audio assets: the store, the asset table, ingesting uploads, and template metadata.
+
+Nothing here knows about segments or broadcasts: they call these functions (attaching
+audio to a segment is ``app.segments.audio``).
+"""
 
 from __future__ import annotations
 
@@ -11,17 +15,13 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.accounts.models import User
 from app.audio import pipeline
 from app.audio.models import AudioAsset
 from app.audio.storage import AudioStore, sha256_file
 from app.audio.templates import DEFAULT_TEMPLATES_DIR, template_paths
-from app.audit import service as audit
 from app.config import get_settings
-from app.db import add_unique, flush_versioned, unit_of_work
-from app.errors import Conflict, Invalid, PreconditionFailed
-from app.segments import service as segments
-from app.segments.models import Segment, SegmentStatus
+from app.db import add_unique
+from app.errors import Invalid
 
 
 def store() -> AudioStore:
@@ -73,18 +73,6 @@ def programme_templates(
     )
 
 
-def check_audio_editable(segment: Segment, expected_version: int | None) -> None:
-    """Audio may change only on a draft, and only from the version the caller last saw."""
-    if expected_version is not None and expected_version != segment.version:
-        raise PreconditionFailed(
-            f"segment {segment.id} has changed (version {segment.version}); reload it"
-        )
-    if segment.status != SegmentStatus.draft.value:
-        raise Conflict(
-            f"segment {segment.id} is {segment.status}; its audio can only change while draft"
-        )
-
-
 def asset_fields(result: pipeline.IngestResult, sha256: str) -> dict[str, object]:
     """The asset columns measured by the pipeline for a stored playout file."""
     return {
@@ -97,63 +85,14 @@ def asset_fields(result: pipeline.IngestResult, sha256: str) -> dict[str, object
     }
 
 
-def attach_asset(
-    *,
-    segment_id: int,
-    user: User,
-    expected_version: int,
-    action: str,
-    asset_id: int | None = None,
-    new_asset: dict[str, object] | None = None,
-) -> AudioAsset:
-    """Make an existing or new asset the segment's audio, if nobody changed the segment."""
-    with unit_of_work() as session:
-        segment = segments.get_segment(session, segment_id, user=user, for_update=True)
-        check_audio_editable(segment, expected_version)
-        before = segments.snapshot(session, segment)
-        if asset_id is not None:
-            asset = session.get_one(AudioAsset, asset_id)
-        else:
-            assert new_asset is not None
-            sha = str(new_asset.pop("sha256"))
-            asset = register_asset(session, sha256=sha, **new_asset)
-        segment.audio_id = asset.id
-        flush_versioned(session, f"segment {segment.id}")
-        audit.record(
-            session,
-            actor=user,
-            action=action,
-            entity="segment",
-            entity_id=segment.id,
-            before=before,
-            after={
-                **segments.snapshot(session, segment),
-                "origin": asset.origin,
-                "tts_engine": asset.tts_engine,
-            },
-        )
-        return asset
+def ingest_upload(upload: Path, *, filename: str | None) -> dict[str, object]:
+    """Ingest an uploaded file and store it beside its playout file; the new asset's columns
+    (sha256 included). 422 for unusable audio.
 
-
-def attach_upload(
-    *,
-    segment_id: int,
-    user: User,
-    upload: Path,
-    filename: str | None,
-    expected_version: int | None,
-) -> int:
-    """Ingest an uploaded file and make it the segment's audio; returns the segment id.
-
-    The heavy part (decode, measure, normalise, encode) runs with no transaction open;
-    the segment is then updated only if nobody changed it meanwhile. On any failure the
-    segment is unchanged and no file is left behind.
+    The heavy part (decode, measure, normalise, encode) runs here: call it with no
+    transaction open. Its scratch directory is removed whatever happens.
     """
     settings = get_settings()
-    with unit_of_work(write=False) as session:
-        segment = segments.get_segment(session, segment_id, user=user)
-        check_audio_editable(segment, expected_version)
-        version = segment.version
     scratch = Path(tempfile.mkdtemp(prefix="ingest-", dir=work_dir()))
     try:
         try:
@@ -171,19 +110,12 @@ def attach_upload(
         source_ext = _source_ext(filename, result.source_format)
         source_sha = audio_store.put(upload, ext=source_ext)
         sha = audio_store.put(result.playout_path)
-        attach_asset(
-            segment_id=segment_id,
-            user=user,
-            expected_version=version,
-            action="segment.audio",
-            new_asset={
-                "sha256": sha,
-                **asset_fields(result, sha),
-                "source_sha256": source_sha,
-                "origin": "upload",
-            },
-        )
-        return segment_id
+        return {
+            "sha256": sha,
+            **asset_fields(result, sha),
+            "source_sha256": source_sha,
+            "origin": "upload",
+        }
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -13,9 +13,9 @@ DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "audio_templates"
 ROLES = ("intro", "outro", "ident")
 
 
-def load_manifest(dir: Path = DEFAULT_TEMPLATES_DIR) -> dict:
+def load_manifest(templates_dir: Path = DEFAULT_TEMPLATES_DIR) -> dict:
     """Read and validate manifest.json: {programme_code: {role: file name or None}}."""
-    manifest = json.loads((Path(dir) / "manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads((Path(templates_dir) / "manifest.json").read_text(encoding="utf-8"))
     if not isinstance(manifest, dict):
         raise ValueError("manifest.json must be a JSON object")
     for code, entry in manifest.items():
@@ -27,21 +27,26 @@ def load_manifest(dir: Path = DEFAULT_TEMPLATES_DIR) -> dict:
     return manifest
 
 
-def template_path(programme_code: str, role: str, dir: Path = DEFAULT_TEMPLATES_DIR) -> Path | None:
+def template_path(
+    programme_code: str, role: str, templates_dir: Path = DEFAULT_TEMPLATES_DIR
+) -> Path | None:
     """Path of one template (role: intro, outro or ident); None if the programme has none."""
     if role not in ROLES:
         raise ValueError(f"unknown template role {role!r}")
-    name = load_manifest(dir).get(programme_code, {}).get(role)
+    name = load_manifest(templates_dir).get(programme_code, {}).get(role)
     if name is None:
         return None
-    path = Path(dir) / name
+    path = Path(templates_dir) / name
     if not path.is_file():
         raise FileNotFoundError(f"template {programme_code}.{role} is missing: {path}")
     return path
 
 
 def template_paths(
-    programme_code: str, dir: Path = DEFAULT_TEMPLATES_DIR
+    programme_code: str, templates_dir: Path = DEFAULT_TEMPLATES_DIR
 ) -> tuple[Path | None, Path | None]:
     """(intro, outro) paths for a programme; None where it has no such template."""
-    return template_path(programme_code, "intro", dir), template_path(programme_code, "outro", dir)
+    return (
+        template_path(programme_code, "intro", templates_dir),
+        template_path(programme_code, "outro", templates_dir),
+    )

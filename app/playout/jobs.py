@@ -1,6 +1,6 @@
 """Playout's periodic job: count the coming days' playlists of one time zone's stations.
 
-Playlists are computed live from the broadcasts on every request, so nothing is stored or
+Playlists are computed live from the broadcasts on every poll, so nothing is stored or
 published ahead; this job logs what the devices will get (a plain function of `now`,
 read-only, safe to run any number of times). `app.schedule.runner` registers it once per
 station time zone, shortly after that zone's midnight.
@@ -14,18 +14,18 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from app.db import unit_of_work
-from app.playout import service as playout
+from app.playout import playlists
 from app.stations.models import Station
 
 
-def count_playlists(now: datetime, *, tz_name: str, days_ahead: int = 2) -> int:
-    """Playlists (station and village scopes) with items, summed over the local today and the
-    next `days_ahead` days, of the stations in time zone `tz_name`."""
+def count_coming_playlists(now: datetime, *, tz_name: str, days_ahead: int = 2) -> int:
+    """Devices of the stations in time zone `tz_name` whose playlist has items, summed over
+    the zone's today and the next `days_ahead` days (each day is logged)."""
     today = now.astimezone(ZoneInfo(tz_name)).date()
     with unit_of_work(write=False) as session:
         station_ids = list(session.scalars(select(Station.id).where(Station.timezone == tz_name)))
         return sum(
-            playout.publish_playlists(
+            playlists.count_playlists(
                 session, day=today + timedelta(days=offset), station_ids=station_ids
             )
             for offset in range(days_ahead + 1)

@@ -1,4 +1,4 @@
-"""Playout endpoints: playlists, as-run logs and emergencies.
+"""Playout endpoints: playlists, audio downloads, as-run logs and emergencies.
 
 Devices learn about emergencies by polling `GET /api/v1/playout/emergencies` every few
 seconds rather than over a push channel. A poll is one tiny indexed query and, almost
@@ -9,8 +9,8 @@ workers and replicas). "Every online agent in scope starts it within 30 s" then 
 a poll interval of at most 10 s, leaving time for a retry and the audio download.
 
 The two polls are `async def` endpoints that read a device's rows in one statement (see
-service.poll_execute and service.run_db for why it runs inline on PostgreSQL); a device's
-health columns are written only when they are stale (see service.telemetry_changes).
+polldb.poll_execute and polldb.run_db for why it runs inline on PostgreSQL); a device's
+health columns are written only when they are stale (see devices.service.telemetry_changes).
 They are the only async endpoints here: everything else is plain `def`.
 """
 
@@ -19,16 +19,22 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Request, Response, status
+from fastapi.responses import FileResponse
 from starlette.datastructures import Headers
 
-from app.accounts.deps import ApproverUser, SessionDep, TokenDep, ViewerUser
+from app.accounts.deps import ApproverUser, CurrentPrincipal, SessionDep, TokenDep, ViewerUser
+from app.db import unit_of_work
+from app.devices.service import Telemetry, device_by_token, device_token_hash, parse_telemetry
+from app.http import etag_matches, parse_day, render_json, strong_etag, wants_m3u
 from app.pagination import Page, PageDep, paginate
-from app.playout import service
-from app.playout.models import Emergency
+from app.playout import access, asrun, emergencies, playlists
+from app.playout.polldb import run_db
 from app.playout.schemas import AsRunResult, EmergencyCreate, EmergencyOut, PlaylistOut
 from app.urls import base_url
 
 router = APIRouter(prefix="/api/v1", tags=["playout"])
+# The audio download keeps the "audio" tag it had when it lived with the upload.
+audio_router = APIRouter(prefix="/api/v1", tags=["audio"])
 
 M3U_MEDIA_TYPE = "audio/x-mpegurl; charset=utf-8"
 JSON_MEDIA_TYPE = "application/json"
@@ -55,16 +61,16 @@ TELEMETRY_PARAMETERS = [
 ]
 
 
-def _telemetry(headers: Headers) -> service.Telemetry:
-    return service.parse_telemetry(
+def _telemetry(headers: Headers) -> Telemetry:
+    return parse_telemetry(
         headers.get("x-loaxa-agent-version"), headers.get("x-loaxa-free-disk-bytes")
     )
 
 
 def _conditional(body: bytes, media_type: str, if_none_match: str | None) -> Response:
-    etag = service.strong_etag(body)
+    etag = strong_etag(body)
     headers = {"ETag": etag, "Cache-Control": "private, no-cache", "Vary": "Accept"}
-    if service.etag_matches(if_none_match, etag):
+    if etag_matches(if_none_match, etag):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
     return Response(body, media_type=media_type, headers=headers)
 
@@ -95,18 +101,18 @@ async def get_playlist(request: Request, token: TokenDep) -> Response:
     # hottest endpoint, and FastAPI's per-parameter validation costs more than the rest
     # of the Python work (they are documented in openapi_extra above).
     query, headers = request.query_params, request.headers
-    day = service.parse_day(query.get("date"))
-    as_m3u = service.wants_m3u(query.get("format"), headers.get("accept"))
-    token_hash = service.device_token_hash(token)
+    day = parse_day(query.get("date"))
+    as_m3u = wants_m3u(query.get("format"), headers.get("accept"))
+    token_hash = device_token_hash(token)
     telemetry = _telemetry(headers)
-    playlist = await service.run_db(
-        lambda: service.pull_playlist(token_hash=token_hash, day=day, telemetry=telemetry)
+    playlist = await run_db(
+        lambda: playlists.pull_playlist(token_hash=token_hash, day=day, telemetry=telemetry)
     )
     base = base_url(request)
     inm = headers.get("if-none-match")
     if as_m3u:
-        return _conditional(service.render_m3u(playlist, base_url=base), M3U_MEDIA_TYPE, inm)
-    body = service.render_json(service.playlist_document(playlist, base_url=base))
+        return _conditional(playlists.render_m3u(playlist, base_url=base), M3U_MEDIA_TYPE, inm)
+    body = render_json(playlists.playlist_document(playlist, base_url=base))
     return _conditional(body, JSON_MEDIA_TYPE, inm)
 
 
@@ -122,13 +128,13 @@ async def get_playlist(request: Request, token: TokenDep) -> Response:
 async def poll_emergencies(request: Request, token: TokenDep) -> Response:
     """The active emergencies in the device's scope, newest first; poll with If-None-Match."""
     headers = request.headers
-    token_hash = service.device_token_hash(token)
+    token_hash = device_token_hash(token)
     telemetry = _telemetry(headers)
-    _device, active = await service.run_db(
-        lambda: service.pull_emergencies(token_hash=token_hash, telemetry=telemetry)
+    _device, active = await run_db(
+        lambda: emergencies.pull_emergencies(token_hash=token_hash, telemetry=telemetry)
     )
     base = base_url(request)
-    body = service.render_json([service.emergency_document(e, base_url=base) for e in active])
+    body = render_json([emergencies.emergency_document(e, base_url=base) for e in active])
     return _conditional(body, JSON_MEDIA_TYPE, headers.get("if-none-match"))
 
 
@@ -141,12 +147,12 @@ def post_as_run(
     free_disk_bytes: FreeDisk = None,
 ) -> AsRunResult:
     """Report what was played; idempotent by event_id, bad events rejected one by one."""
-    device = service.device_by_token(session, token_hash=service.device_token_hash(token))
-    return service.record_as_run(
+    device = device_by_token(session, token_hash=device_token_hash(token))
+    return asrun.record_as_run(
         session,
         device=device,
         body=body,
-        telemetry=service.parse_telemetry(agent_version, free_disk_bytes),
+        telemetry=parse_telemetry(agent_version, free_disk_bytes),
     )
 
 
@@ -159,7 +165,7 @@ def create_emergency(
     response: Response,
 ) -> EmergencyOut:
     """Put an approved segment on air at once on every device in scope."""
-    emergency = service.create_emergency(
+    emergency = emergencies.create_emergency(
         session,
         station_id=body.station_id,
         segment_id=body.segment_id,
@@ -167,7 +173,7 @@ def create_emergency(
         actor=user,
     )
     response.headers["Location"] = f"/api/v1/emergencies/{emergency.id}"
-    return service.emergency_out(session, emergency, base_url=base_url(request))
+    return emergencies.emergency_out(session, emergency, base_url=base_url(request))
 
 
 @router.get("/emergencies", response_model=Page[EmergencyOut])
@@ -180,11 +186,11 @@ def list_emergencies(
     active: bool | None = None,
 ) -> Page[EmergencyOut]:
     """Emergencies, newest first; active=true for those still on air."""
-    stmt = service.list_query(user=user, station_id=station_id, active=active)
+    stmt = emergencies.list_query(user=user, station_id=station_id, active=active)
     rows, total = paginate(session, stmt, page)
     base = base_url(request)
     return Page(
-        items=service.emergencies_out(session, rows, base_url=base),
+        items=emergencies.emergencies_out(session, rows, base_url=base),
         total=total,
         limit=page.limit,
         offset=page.offset,
@@ -195,8 +201,8 @@ def list_emergencies(
 def get_emergency(
     request: Request, session: SessionDep, user: ViewerUser, emergency_id: int
 ) -> EmergencyOut:
-    emergency = service.get_emergency(session, emergency_id, user=user)
-    return service.emergency_out(session, emergency, base_url=base_url(request))
+    emergency = emergencies.get_emergency(session, emergency_id, user=user)
+    return emergencies.emergency_out(session, emergency, base_url=base_url(request))
 
 
 @router.delete("/emergencies/{emergency_id}", response_model=EmergencyOut)
@@ -204,6 +210,24 @@ def cancel_emergency(
     request: Request, session: SessionDep, user: ApproverUser, emergency_id: int
 ) -> EmergencyOut:
     """Stop an emergency: devices drop it at their next poll. Cancelling twice is harmless."""
-    emergency: Emergency = service.get_emergency(session, emergency_id, user=user, for_update=True)
-    service.cancel_emergency(session, emergency=emergency, actor=user)
-    return service.emergency_out(session, emergency, base_url=base_url(request))
+    emergency = emergencies.get_emergency(session, emergency_id, user=user, for_update=True)
+    emergencies.cancel_emergency(session, emergency=emergency, actor=user)
+    return emergencies.emergency_out(session, emergency, base_url=base_url(request))
+
+
+@audio_router.get("/audio/{sha256}")
+def download_audio(principal: CurrentPrincipal, sha256: str) -> FileResponse:
+    """The playout file; supports Range requests (resumable downloads) and ETag."""
+    with unit_of_work(write=False) as session:
+        path = access.fetchable_file(session, principal=principal, sha256=sha256)
+    return FileResponse(
+        path,
+        media_type="audio/mpeg",
+        filename=f"{sha256}.mp3",
+        headers={
+            "ETag": f'"{sha256}"',
+            "X-Content-SHA256": sha256,
+            # Content-addressed: the bytes behind this URL never change.
+            "Cache-Control": "private, max-age=31536000, immutable",
+        },
+    )

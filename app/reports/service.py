@@ -2,10 +2,10 @@
 
 The rules, per broadcast (cancelled broadcasts are left out of every count):
 
-* aired: a device of the right place reported a ``played`` event for it (played to the
-  end). The station's programmes count only the station PC (``device.village_id IS NULL``),
-  a village broadcast only that village's PC. Its airtime is ``ended_at - started_at`` of
-  its longest played event: a replay or a second report counts once.
+* aired: a device that carries it (``app.playout.scope``: the station's programmes on the
+  station PC, a village broadcast on that village's PC) reported a ``played`` event for it
+  (played to the end). Its airtime is ``ended_at - started_at`` of its longest played
+  event: a replay or a second report counts once.
 * interrupted: not aired, but at least one ``interrupted`` event (it went on air and was cut,
   say by an emergency); ``failed`` events beside it do not change that.
 * missed: not aired, not interrupted, and either its status is ``missed`` or its slot is
@@ -30,14 +30,16 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from app import clock
 from app.accounts.models import User
 from app.config import get_settings
+from app.devices.models import Device
 from app.errors import Invalid
 from app.playout.models import AsRunEvent
+from app.playout.scope import carries_broadcast
 from app.reports.schemas import (
     BroadcastLine,
     BroadcastState,
@@ -55,7 +57,7 @@ from app.schedule.models import Broadcast, BroadcastStatus, RundownItem
 from app.segments.models import Segment, Topic
 from app.stations import service as stations
 from app.stations.cadence import parse_cadence
-from app.stations.models import Device, Programme, Station, Village
+from app.stations.models import Programme, Village
 
 FORMATS = ("json", "csv", "xlsx", "pdf")
 MIN_YEAR, MAX_YEAR = 2000, 2100
@@ -180,26 +182,29 @@ def judge(
 def _events_by_broadcast(
     session: Session, broadcasts: Sequence[Broadcast]
 ) -> dict[int, list[tuple[str, datetime, datetime]]]:
-    """Each broadcast's events, only from the devices that play it (station or its village)."""
+    """Each broadcast's events, only from the devices that carry it (scope.carries_broadcast)."""
     if not broadcasts:
         return {}
-    place = {b.id: (b.station_id, b.village_id) for b in broadcasts}
     rows = session.execute(
         select(
             AsRunEvent.broadcast_id,
             AsRunEvent.status,
             AsRunEvent.started_at,
             AsRunEvent.ended_at,
-            Device.station_id,
-            Device.village_id,
         )
         .join(Device, Device.id == AsRunEvent.device_id)
-        .where(AsRunEvent.broadcast_id.in_(list(place)))
+        .join(
+            Broadcast,
+            and_(
+                Broadcast.id == AsRunEvent.broadcast_id,
+                carries_broadcast(Device.station_id, Device.village_id),
+            ),
+        )
+        .where(AsRunEvent.broadcast_id.in_([b.id for b in broadcasts]))
     )
     out: dict[int, list[tuple[str, datetime, datetime]]] = defaultdict(list)
-    for broadcast_id, status, started_at, ended_at, device_station, device_village in rows:
-        if place[broadcast_id] == (device_station, device_village):
-            out[broadcast_id].append((status, started_at, ended_at))
+    for broadcast_id, status, started_at, ended_at in rows:
+        out[broadcast_id].append((status, started_at, ended_at))
     return out
 
 
@@ -481,7 +486,3 @@ def _summary(
         segment_airings=sum(t.airings for t in topics.values()),
     )
 
-
-def station_for_feed(session: Session, *, station_id: int) -> Station:
-    """The station of a public feed; 404 when there is none."""
-    return stations.get_station(session, station_id)

@@ -71,7 +71,7 @@ def run_count_playlists(tz_name: str) -> None:
     run_exclusive(
         "count_playlists",
         f"{tz_name}:{day}",
-        lambda: playout_jobs.count_playlists(now, tz_name=tz_name),
+        lambda: playout_jobs.count_coming_playlists(now, tz_name=tz_name),
         now=now,
     )
 

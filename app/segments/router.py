@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from app.accounts.deps import ApproverUser, EditorUser, SessionDep, ViewerUser
-from app.errors import PreconditionFailed
+from app.audio import service as audio
+from app.audio.upload import receive_file
+from app.config import get_settings
+from app.http import expected_version, parse_if_match, version_etag
 from app.pagination import Page, PageDep, paginate
+from app.segments import audio as segment_audio
 from app.segments import service
 from app.segments.models import SegmentStatus
 from app.segments.schemas import Month, RejectBody, SegmentCreate, SegmentOut, SegmentUpdate
@@ -18,29 +23,8 @@ router = APIRouter(prefix="/api/v1/segments", tags=["segments"])
 IfMatch = Annotated[str | None, Header(description='the ETag from a read, e.g. "3"')]
 
 
-def etag(version: int) -> str:
-    return f'"{version}"'
-
-
-def parse_if_match(value: str | None) -> int | None:
-    """The version named by an If-Match header ('"3"', 'W/"3"'); None when absent or '*'."""
-    if value is None or value.strip() == "*":
-        return None
-    raw = value.strip().removeprefix("W/").strip('"')
-    if not raw.isdigit():
-        raise PreconditionFailed(f"If-Match {value!r} is not an ETag of this resource")
-    return int(raw)
-
-
-def _expected(if_match: str | None, body_version: int | None = None) -> int | None:
-    header = parse_if_match(if_match)
-    if header is not None and body_version is not None and header != body_version:
-        raise PreconditionFailed("If-Match and the version field disagree")
-    return header if header is not None else body_version
-
-
 def _reply(response: Response, out: SegmentOut) -> SegmentOut:
-    response.headers["ETag"] = etag(out.version)
+    response.headers["ETag"] = version_etag(out.version)
     return out
 
 
@@ -109,7 +93,7 @@ def update_segment(
         user=user,
         segment=segment,
         changes=changes,
-        expected_version=_expected(if_match, body.version),
+        expected_version=expected_version(if_match, body.version),
     )
     return _reply(response, service.to_out(session, segment))
 
@@ -120,7 +104,7 @@ def delete_segment(
 ) -> Response:
     segment = service.get_segment(session, segment_id, user=user, for_update=True)
     service.delete_segment(
-        session, user=user, segment=segment, expected_version=_expected(if_match)
+        session, user=user, segment=segment, expected_version=expected_version(if_match)
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -135,7 +119,7 @@ def submit_segment(
 ) -> SegmentOut:
     segment = service.get_segment(session, segment_id, user=user, for_update=True)
     service.submit_segment(
-        session, user=user, segment=segment, expected_version=_expected(if_match)
+        session, user=user, segment=segment, expected_version=expected_version(if_match)
     )
     return _reply(response, service.to_out(session, segment))
 
@@ -150,7 +134,7 @@ def approve_segment(
 ) -> SegmentOut:
     segment = service.get_segment(session, segment_id, user=user, for_update=True)
     service.approve_segment(
-        session, user=user, segment=segment, expected_version=_expected(if_match)
+        session, user=user, segment=segment, expected_version=expected_version(if_match)
     )
     return _reply(response, service.to_out(session, segment))
 
@@ -170,6 +154,44 @@ def reject_segment(
         user=user,
         segment=segment,
         reason=body.reason,
-        expected_version=_expected(if_match),
+        expected_version=expected_version(if_match),
     )
     return _reply(response, service.to_out(session, segment))
+
+
+@router.put("/{segment_id}/audio", response_model=SegmentOut)
+async def upload_audio(
+    request: Request,
+    response: Response,
+    user: EditorUser,
+    segment_id: int,
+    if_match: IfMatch = None,
+) -> SegmentOut:
+    """Multipart `file`: MP3, WAV, OGG/Opus, M4A/AAC or FLAC, measured and normalised."""
+    expected = parse_if_match(if_match)
+    # Refuse before reading up to 100 MB for a segment that cannot take it.
+    await run_in_threadpool(
+        segment_audio.check_upload_target,
+        segment_id=segment_id,
+        user=user,
+        expected_version=expected,
+    )
+    received = await receive_file(
+        request,
+        field="file",
+        dest_dir=audio.work_dir(),
+        max_bytes=get_settings().max_upload_bytes,
+    )
+    try:
+        # Decoding and encoding take seconds: off the event loop, no transaction open.
+        out = await run_in_threadpool(
+            segment_audio.upload_audio,
+            segment_id=segment_id,
+            user=user,
+            upload=received.path,
+            filename=received.filename,
+            expected_version=expected,
+        )
+    finally:
+        received.path.unlink(missing_ok=True)
+    return _reply(response, out)

@@ -1,11 +1,11 @@
-"""Stations (communes), their villages, programmes and playout devices."""
+"""Stations (communes), their villages and programmes."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app import clock
@@ -63,25 +63,3 @@ class Programme(Base):
     max_duration_ms: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
-
-class Device(Base):
-    """A playout PC at the station or in a village; authenticates with a hashed token."""
-
-    __tablename__ = "devices"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
-    station_id: Mapped[int] = mapped_column(
-        ForeignKey("stations.id", ondelete="CASCADE"), index=True
-    )
-    village_id: Mapped[int | None] = mapped_column(
-        ForeignKey("villages.id", ondelete="CASCADE"), index=True
-    )
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    is_active: Mapped[bool] = mapped_column(default=True)
-    created_at: Mapped[datetime] = mapped_column(default=clock.now)
-    last_seen_at: Mapped[datetime | None]
-    last_playlist_at: Mapped[datetime | None]
-    last_played_at: Mapped[datetime | None]
-    agent_version: Mapped[str | None] = mapped_column(String(40))
-    free_disk_bytes: Mapped[int | None] = mapped_column(BigInteger)

@@ -1,17 +1,12 @@
-"""Stations, villages, programmes and devices."""
+"""Stations, villages and programmes."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from app import clock
 from app.accounts.deps import AdminUser, ApproverUser, SessionDep, ViewerUser
-from app.playout.service import is_online
 from app.stations import service
 from app.stations.schemas import (
-    DeviceCreate,
-    DeviceCreated,
-    DeviceOut,
     ProgrammeOut,
     ProgrammeRules,
     StationCreate,
@@ -106,28 +101,3 @@ def list_programmes(session: SessionDep, user: ViewerUser, station_id: int) -> l
         for p in service.list_programmes(session, station_id=station_id)
     ]
 
-
-@router.post("/devices", response_model=DeviceCreated, status_code=status.HTTP_201_CREATED)
-def create_device(session: SessionDep, admin: AdminUser, body: DeviceCreate) -> DeviceCreated:
-    device, token = service.create_device(
-        session,
-        name=body.name,
-        station_id=body.station_id,
-        village_id=body.village_id,
-        actor=admin,
-    )
-    return DeviceCreated.model_validate(
-        {**DeviceOut.model_validate(device).model_dump(), "token": token}
-    )
-
-
-@router.get("/devices", response_model=list[DeviceOut])
-def list_devices(
-    session: SessionDep, admin: AdminUser, station_id: int | None = None
-) -> list[DeviceOut]:
-    """Devices with their health: online, last playlist pull and play, agent, free disk."""
-    now = clock.now()
-    return [
-        DeviceOut.model_validate(d).model_copy(update={"online": is_online(d.last_seen_at, now)})
-        for d in service.list_devices(session, station_id=station_id)
-    ]

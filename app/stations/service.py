@@ -1,4 +1,4 @@
-"""Stations, villages, programmes and devices."""
+"""Stations, villages and programmes."""
 
 from __future__ import annotations
 
@@ -9,13 +9,12 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.accounts.models import Role, User
-from app.accounts.security import hash_device_token, new_device_token
 from app.audit import service as audit
 from app.config import get_settings
 from app.db import Base, add_unique
 from app.errors import Conflict, Invalid, NotFound
 from app.stations.cadence import parse_cadence
-from app.stations.models import Device, Programme, Station, Village
+from app.stations.models import Programme, Station, Village
 
 S = TypeVar("S", bound=Select[Any])
 
@@ -208,45 +207,6 @@ def list_programmes(session: Session, *, station_id: int) -> list[Programme]:
             select(Programme).where(Programme.station_id == station_id).order_by(Programme.id)
         )
     )
-
-
-def create_device(
-    session: Session,
-    *,
-    name: str,
-    station_id: int,
-    village_id: int | None = None,
-    actor: User | None = None,
-) -> tuple[Device, str]:
-    """A playout device and its token (returned once, stored hashed)."""
-    if session.get(Station, station_id) is None:
-        raise NotFound(f"station {station_id} does not exist")
-    if village_id is not None:
-        village = session.get(Village, village_id)
-        if village is None or village.station_id != station_id:
-            raise NotFound(f"village {village_id} does not exist in station {station_id}")
-    token = new_device_token()
-    device = Device(
-        name=name, station_id=station_id, village_id=village_id, token_hash=hash_device_token(token)
-    )
-    session.add(device)
-    session.flush()
-    audit.record(
-        session,
-        actor=actor,
-        action="device.create",
-        entity="device",
-        entity_id=device.id,
-        after={"name": name, "station_id": station_id, "village_id": village_id},
-    )
-    return device, token
-
-
-def list_devices(session: Session, *, station_id: int | None = None) -> list[Device]:
-    stmt = select(Device).order_by(Device.id)
-    if station_id is not None:
-        stmt = stmt.where(Device.station_id == station_id)
-    return list(session.scalars(stmt))
 
 
 def update_programme_rules(

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from app.accounts.deps import EditorUser, SessionDep, ViewerUser
+from app.http import version_etag
 from app.stations import service as stations
 from app.tts import service
 from app.tts.normalize import BUILTIN_ABBREVIATIONS
@@ -45,7 +46,7 @@ async def draft_tts(
         engine=body.engine,
         expected_version=body.version,
     )
-    response.headers["ETag"] = f'"{out.version}"'
+    response.headers["ETag"] = version_etag(out.version)
     return out
 
 

@@ -17,6 +17,7 @@ from app.audit import service as audit
 from app.config import get_settings
 from app.db import unit_of_work
 from app.errors import Invalid, ServiceUnavailable
+from app.segments import audio as segment_audio
 from app.segments import service as segments
 from app.stations import service as stations
 from app.text import nfc
@@ -108,7 +109,7 @@ def draft_segment_audio(
         raise Invalid(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
     with unit_of_work(write=False) as session:
         segment = segments.get_segment(session, segment_id, user=user)
-        audio.check_audio_editable(segment, expected_version)
+        segment_audio.check_audio_editable(segment, expected_version)
         if not segment.script or not segment.script.strip():
             raise Invalid(f"segment {segment_id} has no script to read aloud")
         extra = station_dictionary(session, segment.station_id)
@@ -150,7 +151,7 @@ def draft_segment_audio(
                 raise ServiceUnavailable(f"text-to-speech produced unusable audio: {exc}") from exc
             sha = audio.store().put(ingested.playout_path)
             key = synthesis.synthesis_key(result.normalized_text, result.engine, result.voice)
-        audio.attach_asset(
+        segment_audio.attach_asset(
             segment_id=segment_id,
             user=user,
             expected_version=version,

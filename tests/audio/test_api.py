@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,17 @@ def _upload(client: TestClient, sid: int, h: dict, path: Path, name: str | None 
         )
 
 
+@pytest.fixture
+def data_dir(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Each test its own data directory, so the files it counts are the ones it stored."""
+    from app.config import get_settings
+
+    monkeypatch.setenv("LOAXA_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    yield get_settings().data_dir
+    get_settings.cache_clear()  # monkeypatch restores the variable after this
+
+
 def _stored_files(data_dir: Path) -> list[Path]:
     return sorted(p for p in (data_dir / "audio").rglob("*") if p.is_file())
 
@@ -71,8 +83,8 @@ def test_upload_in_each_format_is_measured_and_normalised(
     stored = data_dir / "audio" / body["audio_sha256"][:2] / f"{body['audio_sha256']}.mp3"
     stream = ffprobe_json(stored)["streams"][0]
     assert (stream["codec_name"], stream["channels"], stream["sample_rate"]) == ("mp3", 1, "44100")
-    # The original is kept beside the playout file.
-    assert len(_stored_files(data_dir)) >= 2
+    # The original is kept beside the playout file, and nothing else is stored.
+    assert len(_stored_files(data_dir)) == 2
 
 
 @pytest.mark.parametrize(
@@ -180,8 +192,9 @@ def test_audio_of_an_approved_segment_cannot_be_replaced(
     editor, approver = world["h"]["editor"], world["h"]["approver"]
     seg = _segment(client, editor)
     _upload(client, seg["id"], editor, sources["wav"])
-    client.post(f"/api/v1/segments/{seg['id']}/submit", headers=editor)
-    client.post(f"/api/v1/segments/{seg['id']}/approve", headers=approver)
+    assert client.post(f"/api/v1/segments/{seg['id']}/submit", headers=editor).status_code == 200
+    approved = client.post(f"/api/v1/segments/{seg['id']}/approve", headers=approver)
+    assert approved.json()["status"] == "approved"
     r = _upload(client, seg["id"], editor, sources["flac"])
     assert r.status_code == 409 and "draft" in r.json()["detail"]
 

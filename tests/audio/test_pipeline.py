@@ -13,12 +13,9 @@ import numpy as np
 import pyloudnorm
 import pytest
 
-from app.audio import pipeline
-from app.audio.pipeline import (  # AudioSegment: pydub's, imported with audioop's warning muted
+from app.audio.pipeline import (
     ENCODE_ARGS,
-    PEAK_MARGIN_DB,
     AudioRejected,
-    AudioSegment,
     IngestResult,
     analyse_pcm,
     assemble,
@@ -29,6 +26,9 @@ from app.audio.pipeline import (  # AudioSegment: pydub's, imported with audioop
     planned_total_ms,
     probe_duration_ms,
 )
+from app.audio.pipeline.assembly import _decoded_items
+from app.audio.pipeline.ffmpeg import AudioSegment, _export, _segment  # pydub's, warning muted
+from app.audio.pipeline.gain import PEAK_MARGIN_DB
 from app.audio.storage import AudioStore, sha256_file
 from app.audio.templates import DEFAULT_TEMPLATES_DIR, load_manifest, template_paths
 
@@ -412,7 +412,7 @@ def test_pydub_export_is_the_direct_ffmpeg_encode(tmp_path: Path) -> None:
     cmd = ["ffmpeg", "-nostdin", "-v", "error", "-f", "s16le", "-ar", "44100", "-ac", "1"]
     subprocess.run([*cmd, "-i", "-", *ENCODE_ARGS, str(direct)], input=pcm.tobytes(), check=True)
     exported = tmp_path / "exported.mp3"
-    pipeline._export(pipeline._segment(pcm.tobytes()), exported)
+    _export(_segment(pcm.tobytes()), exported)
     assert exported.read_bytes() == direct.read_bytes()
     assert not exported.read_bytes().startswith(b"ID3")
     assert len(decode_s16(exported)) == 2 * pcm.size  # gapless to the frame
@@ -426,7 +426,7 @@ def test_assembly_items_are_decoded_into_pydub_segments(
     # samples of ffmpeg's own decode, and no raw PCM file is left in the scratch directory.
     playout = ingested("tone_440").playout_path
     items = [("a", playout), ("b", sources["wav"]), ("c", playout)]
-    loaded = list(pipeline._decoded_items(items, tmp_path))
+    loaded = list(_decoded_items(items, tmp_path))
     assert [label for label, _ in loaded] == ["a", "b", "c"]
     for (_, segment), (_, path) in zip(loaded, items, strict=True):
         assert isinstance(segment, AudioSegment)

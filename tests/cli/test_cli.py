@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from app.accounts.models import User
 from app.audit.models import AuditEvent
-from app.stations.models import Device, Programme, Station, Village
+from app.devices.models import Device
+from app.stations.models import Programme, Station, Village
 
 
 def loaxa(

@@ -35,8 +35,8 @@ from app.playout.agent import (
     SubprocessPlayer,
     load_config,
 )
+from app.playout.agent.decide import AGENT_STOPPED
 from app.playout.agent.journal import Part
-from app.playout.agent.loop import AGENT_STOPPED
 from tests.playout.agent_fixtures import NULL_PLAYER, TIMEZONE, TOKEN, FakeServer, make_tone
 
 ZONE = ZoneInfo(TIMEZONE)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from app import clock
 from app.playout.models import AsRunEvent
-from app.playout.service import publish_playlists
+from app.playout.playlists import count_playlists
 from tests.helpers import make_station, staff
 from tests.playout.helpers import approved_segment, broadcast, device, pink, short_windows
 
@@ -137,9 +137,9 @@ def test_station_and_village_devices_get_their_own_broadcasts(
     assert playlist(client, pc2)["items"] == []
 
     # What the scheduler's nightly job logs: the station's and village 1's playlists.
-    assert publish_playlists(session, day=date(2024, 3, 16)) == 2
-    assert publish_playlists(session, day=date(2024, 3, 16), station_ids=[sid + 1]) == 0
-    assert publish_playlists(session, day=date(2024, 3, 17)) == 0
+    assert count_playlists(session, day=date(2024, 3, 16)) == 2
+    assert count_playlists(session, day=date(2024, 3, 16), station_ids=[sid + 1]) == 0
+    assert count_playlists(session, day=date(2024, 3, 17)) == 0
 
     assert client.get(PLAYLIST).status_code == 401
     assert client.get(PLAYLIST, headers={"Authorization": "Bearer dev_nope"}).status_code == 401

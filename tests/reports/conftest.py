@@ -38,11 +38,11 @@ from app import clock
 from app.accounts.models import Role
 from app.audio import service as audio
 from app.db import unit_of_work
+from app.devices import service as devices
 from app.playout.models import AsRunEvent
 from app.schedule import service as schedule
 from app.schedule.models import Broadcast, RundownItem
 from app.segments.models import Segment
-from app.stations import service as stations
 from app.stations.models import Programme
 from tests.helpers import login, make_station, make_user
 
@@ -224,10 +224,10 @@ def build_year(master_sha: str) -> dict[str, Any]:
     v1, v2, v3 = ids["village_ids"]
     with unit_of_work() as s:
         sid = ids["station_id"]
-        station_pc, _ = stations.create_device(s, name="PC đài", station_id=sid)
-        pc1, _ = stations.create_device(s, name="PC thôn 1", station_id=sid, village_id=v1)
-        pc2, _ = stations.create_device(s, name="PC thôn 2", station_id=sid, village_id=v2)
-        pc3, _ = stations.create_device(s, name="PC thôn 3", station_id=sid, village_id=v3)
+        station_pc, _ = devices.create_device(s, name="PC đài", station_id=sid)
+        pc1, _ = devices.create_device(s, name="PC thôn 1", station_id=sid, village_id=v1)
+        pc2, _ = devices.create_device(s, name="PC thôn 2", station_id=sid, village_id=v2)
+        pc3, _ = devices.create_device(s, name="PC thôn 3", station_id=sid, village_id=v3)
         b = Builder(s, sid)
         a = "aired"
 
@@ -295,7 +295,7 @@ def build_year(master_sha: str) -> dict[str, Any]:
         b.event(pc3.id, v2_slots[2], "played", 3 * MIN)  # Thôn 3's PC: not Thôn 2's
 
         # The other commune: an airing in March that must not leak into Xuân Phúc's report.
-        other_pc, _ = stations.create_device(s, name="PC Xuân Thái", station_id=other["station_id"])
+        other_pc, _ = devices.create_device(s, name="PC Xuân Thái", station_id=other["station_id"])
         ob = Builder(s, other["station_id"])
         other_mar = ob.broadcast(
             local("2024-03-16"), status="aired", master=master_sha, duration_ms=2000

@@ -11,13 +11,13 @@ from sqlalchemy.orm import Session
 
 from app.accounts.models import Role
 from app.db import unit_of_work
+from app.devices import service as devices
 from app.errors import Invalid, NotFound
 from app.playout.models import AsRunEvent
 from app.reports import service
 from app.reports.service import Period
 from app.schedule.models import Broadcast
 from app.segments.models import Topic
-from app.stations import service as stations
 from tests.helpers import make_station, make_user, user
 from tests.reports.conftest import (
     EXPECTED_MONTHS,
@@ -100,7 +100,7 @@ def test_a_month_still_running_is_not_failed(session: Session, database_url: str
     ids = make_station("Xuân Thọ", villages=1)
     with unit_of_work() as s:
         b = Builder(s, ids["station_id"])
-        pc, _ = stations.create_device(s, name="PC", station_id=ids["station_id"])
+        pc, _ = devices.create_device(s, name="PC", station_id=ids["station_id"])
         mar = b.broadcast(local("2024-03-16"))
         b.event(pc.id, mar, "played", 12 * MIN)
         b.broadcast(local("2024-04-20"))

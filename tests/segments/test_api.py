@@ -227,7 +227,7 @@ def test_delete_only_while_draft_and_foreign_ids_are_404(client: TestClient, wor
     foreign = login(client, "editor_xh")
     assert client.get(f"/api/v1/segments/{keep['id']}", headers=foreign).status_code == 404
     assert client.get("/api/v1/segments", headers=foreign).json()["total"] == 0
-    assert approver  # the approver of Xuân Phúc still sees it
+    # ... while the approver of Xuân Phúc still sees it.
     assert client.get(f"/api/v1/segments/{keep['id']}", headers=approver).status_code == 200
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from app.accounts.models import Role
 from app.accounts.security import hash_device_token
 from app.config import get_settings
-from app.stations.models import Device
+from app.devices.models import Device
 from tests.helpers import login, make_user
 
 

@@ -179,10 +179,11 @@ def test_script_less_and_approved_segments_get_clear_errors(
     r = client.post(f"/api/v1/segments/{bare['id']}/tts", json={"engine": "espeak"}, headers=editor)
     assert r.status_code == 422 and "no script" in r.json()["detail"]
     seg = _segment(client, editor)
-    client.post(f"/api/v1/segments/{seg['id']}/submit", headers=editor)
-    client.post(f"/api/v1/segments/{seg['id']}/approve", headers=approver)
+    assert client.post(f"/api/v1/segments/{seg['id']}/submit", headers=editor).status_code == 200
+    approved = client.post(f"/api/v1/segments/{seg['id']}/approve", headers=approver)
+    assert approved.json()["status"] == "approved"
     r = client.post(f"/api/v1/segments/{seg['id']}/tts", json={"engine": "espeak"}, headers=editor)
-    assert r.status_code == 409
+    assert r.status_code == 409 and "draft" in r.json()["detail"]
     r = client.post(
         f"/api/v1/segments/{seg['id']}/tts", json={"engine": "festival"}, headers=editor
     )

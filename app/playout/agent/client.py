@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from app import __version__
-
-log = logging.getLogger("loaxa.agent")
-
-SHA256_PATTERN = r"^[0-9a-f]{64}$"
 
 
 class ServerUnavailable(Exception):
@@ -37,74 +31,6 @@ class ServerRefused(Exception):
         super().__init__(f"HTTP {status_code}: {detail}")
         self.status_code = status_code
         self.detail = detail
-
-
-class PlaylistItem(BaseModel):
-    """One item of a device's day playlist, as the server sends it."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    event_key: str = Field(min_length=1)
-    broadcast_id: int | None = None
-    programme: str | None = None
-    title: str = ""
-    priority: str = "normal"
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime | None = None
-    duration_ms: int = Field(gt=0)
-    sha256: str = Field(pattern=SHA256_PATTERN)
-    audio_url: str | None = None
-
-    @model_validator(mode="after")
-    def _slot_end(self) -> PlaylistItem:
-        if self.ends_at is None:
-            object.__setattr__(
-                self, "ends_at", self.starts_at + timedelta(milliseconds=self.duration_ms)
-            )
-        return self
-
-    @property
-    def end(self) -> datetime:
-        """When the item's slot ends."""
-        assert self.ends_at is not None
-        return self.ends_at
-
-
-class EmergencyNotice(BaseModel):
-    """An active emergency announcement in the device's scope."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    id: int
-    title: str = ""
-    segment_id: int | None = None
-    sha256: str = Field(pattern=SHA256_PATTERN)
-    audio_url: str | None = None
-    duration_ms: int = Field(gt=0)
-    created_at: AwareDatetime
-    expires_at: AwareDatetime | None = None
-
-
-def parse_items(body: dict[str, Any]) -> list[PlaylistItem]:
-    """The valid items of a playlist body; an invalid item is logged and left out."""
-    items = []
-    for raw in body.get("items") or []:
-        try:
-            items.append(PlaylistItem.model_validate(raw))
-        except ValidationError as exc:
-            log.warning("ignoring an invalid playlist item %r: %s", raw, exc)
-    return items
-
-
-def parse_emergencies(body: Any) -> list[EmergencyNotice]:
-    """The valid emergencies of an emergencies body; an invalid one is logged and left out."""
-    notices = []
-    for raw in body if isinstance(body, list) else []:
-        try:
-            notices.append(EmergencyNotice.model_validate(raw))
-        except ValidationError as exc:
-            log.warning("ignoring an invalid emergency %r: %s", raw, exc)
-    return notices
 
 
 @dataclass(frozen=True)

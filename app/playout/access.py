@@ -1,17 +1,28 @@
-"""Who may download which audio file."""
+"""Who may download which audio file (GET /api/v1/audio/{sha256}).
+
+It sits with playout, above audio: the answer depends on broadcasts, segments, stations
+and emergencies, which the audio store knows nothing about.
+"""
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app.accounts.models import Role, User
 from app.audio.models import AudioAsset
+from app.audio.service import store
+from app.devices.models import Device
 from app.errors import NotFound
-from app.playout.service import active_emergency_audio
+from app.playout.emergencies import active_emergency_audio
+from app.playout.scope import carries_broadcast
 from app.schedule.models import Broadcast, BroadcastStatus
 from app.segments.models import Segment
-from app.stations.models import Device
+
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def check_can_fetch(session: Session, principal: User | Device, sha256: str) -> None:
@@ -22,17 +33,12 @@ def check_can_fetch(session: Session, principal: User | Device, sha256: str) -> 
     if isinstance(principal, Device):
         stmt = select(Broadcast.id).where(
             Broadcast.master_sha256 == sha256,
-            Broadcast.station_id == principal.station_id,
+            carries_broadcast(principal.station_id, principal.village_id),
             Broadcast.status != BroadcastStatus.cancelled.value,
         )
-        # The station's PC plays the station's programmes; a village PC its village's.
-        if principal.village_id is None:
-            stmt = stmt.where(Broadcast.village_id.is_(None))
-        else:
-            stmt = stmt.where(Broadcast.village_id == principal.village_id)
         # ... and the audio of an active emergency in its scope.
         if session.scalar(stmt.limit(1)) is None and not active_emergency_audio(
-            session, device=principal, sha256=sha256
+            session, station_id=principal.station_id, village_id=principal.village_id, sha256=sha256
         ):
             raise NotFound("no audio with that sha256 in this device's playlists")
         return
@@ -59,3 +65,14 @@ def check_can_fetch(session: Session, principal: User | Device, sha256: str) -> 
     )
     if in_station is None:
         raise NotFound("no audio with that sha256")
+
+
+def fetchable_file(session: Session, *, principal: User | Device, sha256: str) -> Path:
+    """The stored file of sha256 if the principal may fetch it; 404 otherwise."""
+    if not SHA256.match(sha256):
+        raise NotFound("no audio with that sha256")
+    check_can_fetch(session, principal, sha256)
+    path = store().path_for(sha256)
+    if not path.is_file():
+        raise NotFound("no audio with that sha256")
+    return path

@@ -1,0 +1,198 @@
+"""ffmpeg plumbing: decode files to raw PCM, encode the playout MP3, probe containers.
+
+Where pydub is used (``pydub.AudioSegment``, mono, 44.1 kHz, 16-bit): every MP3 written
+(playout file, master, peak preview) is an ``AudioSegment`` exported with
+``AudioSegment.export(format="mp3", codec="libmp3lame", parameters=EXPORT_PARAMETERS)``.
+pydub places the parameters between ``-acodec`` and ``-f mp3 <out>``, so LAME V2, no ID3,
+Xing/LAME header and bit-exact muxing all apply: the bytes are identical to the direct
+ffmpeg encode we used before (checked by a test), the MP3 stays gapless and the same PCM
+always gives the same file. ``ingest`` and ``assemble`` say how they hold their PCM as
+``AudioSegment`` objects.
+
+Where ffmpeg is called directly (decoding uploads, assembly items and MP3s to be
+verified; probing uploads), each caller's module says why: pydub's ``from_file`` cannot
+tell a cut file from a short one, reads the whole decode in several copies, starts one
+ffmpeg per file and cannot resample properly. Decodes stream through a widened pipe
+(``_pcm_chunks``), optionally in a background thread (``_prefetched``) so that decoding
+overlaps our processing.
+
+Costs of pydub, accepted: ``export`` writes the PCM as a WAV temp file in the system temp
+directory (``tempfile.gettempdir()``, ~5.3 MB per minute) before ffmpeg starts, instead of
+piping it. pydub imports ``audioop``, which Python 3.13 removed: the ``audioop-lts``
+package (a dependency on 3.13+) provides it.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import fcntl
+import json
+import queue
+import shutil
+import subprocess
+import tempfile
+import threading
+import warnings
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import IO
+
+from app.audio.pipeline.frames import CHUNK_FRAMES, RATE
+
+with warnings.catch_warnings():
+    # pydub imports the stdlib audioop (deprecated in 3.11/3.12; audioop-lts on 3.13+).
+    warnings.filterwarnings("ignore", message=".*audioop.*", category=DeprecationWarning)
+    from pydub import AudioSegment
+    from pydub.exceptions import CouldntEncodeError
+
+FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
+FFPROBE = shutil.which("ffprobe") or "ffprobe"
+
+EXPORT_PARAMETERS = (
+    "-q:a", "2", "-map_metadata", "-1", "-id3v2_version", "0", "-write_xing", "1",
+    "-fflags", "+bitexact",
+)  # fmt: skip
+# The same encode as one ffmpeg command line (for tools and tests that run ffmpeg directly).
+ENCODE_ARGS = ("-c:a", "libmp3lame", *EXPORT_PARAMETERS, "-f", "mp3")
+PIPE_BYTES = 1 << 20  # ask Linux for 1 MiB pipes so ffmpeg runs ahead of our processing
+FFPROBE_TIMEOUT_S = 120
+
+
+class _DecodeError(RuntimeError):
+    """ffmpeg could not decode a file."""
+
+
+def _err_text(err: IO[bytes]) -> str:
+    """The tail of ffmpeg's stderr, captured in a temp file."""
+    err.seek(0)
+    return err.read()[-2000:].decode("utf-8", "replace").strip()
+
+
+def _pcm_chunks(path: Path, fmt: str, *, strict: bool) -> Generator[bytes, None, None]:
+    """Decode path to mono 44.1 kHz raw PCM (s16le or f32le), yielding ~10 s chunks."""
+    cmd = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", *(["-xerror"] if strict else [])]
+    cmd += ["-i", str(path), "-map", "0:a:0", "-ac", "1", "-ar", str(RATE), "-f", fmt, "pipe:1"]
+    chunk_bytes = CHUNK_FRAMES * (2 if fmt == "s16le" else 4)
+    with tempfile.TemporaryFile() as err:
+        with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err) as proc:
+            assert proc.stdout is not None
+            _widen_pipe(proc.stdout)
+            finished = False
+            try:
+                while chunk := proc.stdout.read(chunk_bytes):
+                    yield chunk
+                finished = True
+            finally:
+                if not finished:
+                    proc.kill()  # the consumer stopped early or failed
+        if proc.returncode:
+            raise _DecodeError(_err_text(err) or f"ffmpeg exited with {proc.returncode}")
+
+
+def _prefetched(chunks: Generator[bytes, None, None], depth: int = 8) -> Iterator[bytes]:
+    """Run a chunk iterator in a background thread, so decoding overlaps our processing."""
+    q: queue.Queue[tuple[bytes | None, BaseException | None]] = queue.Queue(maxsize=depth)
+    cancelled = threading.Event()
+
+    def put(item: tuple[bytes | None, BaseException | None]) -> bool:
+        while not cancelled.is_set():
+            with contextlib.suppress(queue.Full):
+                q.put(item, timeout=0.05)
+                return True
+        return False
+
+    def pump() -> None:
+        try:
+            for chunk in chunks:
+                if not put((chunk, None)):
+                    return
+            put((None, None))
+        except BaseException as exc:
+            put((None, exc))
+        finally:
+            chunks.close()  # stops ffmpeg if we quit early
+
+    thread = threading.Thread(target=pump, name="pcm-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            chunk, exc = q.get()
+            if exc is not None:
+                raise exc
+            if chunk is None:
+                return
+            yield chunk
+    finally:
+        cancelled.set()
+        thread.join()
+
+
+def _widen_pipe(pipe: IO[bytes]) -> None:
+    """Grow a pipe's kernel buffer (Linux) so producer and consumer overlap; best effort."""
+    with contextlib.suppress(AttributeError, OSError):
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+
+
+def _decode_to_buffer(path: Path, fmt: str, *, strict: bool, max_frames: int) -> bytearray:
+    """Decode a whole file into one growing buffer; stop with _TooLong past max_frames."""
+    width = 2 if fmt == "s16le" else 4
+    buf = bytearray()
+    chunks = _pcm_chunks(path, fmt, strict=strict)
+    for chunk in chunks:
+        buf += chunk
+        if len(buf) > max_frames * width:
+            chunks.close()
+            raise _TooLong(len(buf) // width)
+    return buf
+
+
+class _TooLong(Exception):
+    """Decoding went past the frame cap."""
+
+    def __init__(self, frames: int) -> None:
+        super().__init__(frames)
+        self.frames = frames
+
+
+def _segment(data: bytes | bytearray) -> AudioSegment:
+    """Wrap mono 44.1 kHz 16-bit PCM as a pydub AudioSegment (no copy)."""
+    return AudioSegment(data=data, sample_width=2, frame_rate=RATE, channels=1)
+
+
+def _export(segment: AudioSegment, out: Path) -> None:
+    """Encode a segment to the playout MP3 at out with pydub (ffmpeg + LAME, EXPORT_PARAMETERS)."""
+    try:
+        exported = segment.export(
+            str(out), format="mp3", codec="libmp3lame", parameters=list(EXPORT_PARAMETERS)
+        )
+    except CouldntEncodeError as exc:
+        _remove_export_temps(str(exc))
+        raise RuntimeError(f"ffmpeg MP3 encode failed: {str(exc)[-2000:]}") from exc
+    exported.close()  # pydub returns out, opened by itself
+
+
+def _remove_export_temps(message: str) -> None:
+    """Delete the temp files pydub's export leaves behind when ffmpeg fails.
+
+    pydub only removes its WAV input and MP3 output temp files after a successful encode;
+    their names are in the command line it puts in the exception message.
+    """
+    _, found, tail = message.partition("Command:")
+    with contextlib.suppress(ValueError, SyntaxError):
+        command = ast.literal_eval(tail.split("\n\n", 1)[0].strip()) if found else []
+        temp_dir = Path(tempfile.gettempdir())
+        names = [command[command.index("-i") + 1], command[-1]] if "-i" in command else []
+        for name in names:
+            if Path(name).parent == temp_dir:
+                Path(name).unlink(missing_ok=True)
+
+
+def _ffprobe(path: Path) -> tuple[dict, str] | None:
+    """ffprobe's JSON and warnings for path, or None if ffprobe cannot read it."""
+    cmd = [FFPROBE, "-v", "warning", "-hide_banner", "-print_format", "json"]
+    cmd += ["-show_format", "-show_streams", str(path)]
+    proc = subprocess.run(cmd, capture_output=True, timeout=FFPROBE_TIMEOUT_S, check=False)
+    if proc.returncode:
+        return None
+    return json.loads(proc.stdout or b"{}"), proc.stderr.decode("utf-8", "replace")

@@ -1,0 +1,246 @@
+"""Ingest: validate an upload and write it as a normalised playout MP3.
+
+Decoding uploads: ``ingest`` decodes with ``-xerror`` to float32 in a streaming pipe and
+ffprobes the container, to detect corrupt and truncated files (pydub's ``from_file`` only
+fails when ffmpeg fails: it cannot tell a cut file from a short one) and to stop reading
+past the length cap (``from_file`` reads the whole decode, in several copies, first).
+Float keeps the headroom above 0 dBFS that decoded MP3/AAC uploads often have: 16-bit
+(all pydub can hold) would clip those overs before the gain is applied, so the gain is
+applied in float and only the result becomes a 16-bit ``AudioSegment`` (duration from
+``frame_count()``, exported as ``ffmpeg`` says).
+
+An ingested file's loudness is measured on the decoded MP3, as is its sample peak.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from app.audio.pipeline.ffmpeg import _decode_to_buffer, _DecodeError, _ffprobe, _TooLong
+from app.audio.pipeline.frames import (
+    DURATION_TOLERANCE_MS,
+    F32,
+    RATE,
+    describe_ms,
+    frames_to_ms,
+    ms_to_frames,
+)
+from app.audio.pipeline.gain import (
+    PEAK_MARGIN_DB,
+    _choose_gain,
+    _export_verified,
+    _playout_segment,
+    _preview_gain,
+)
+from app.audio.pipeline.measure import analyse_pcm
+
+
+class AudioRejected(ValueError):
+    """An upload that cannot be used; ``str(exc)`` is a message fit for the uploader."""
+
+    def __init__(self, message: str, code: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.code = code  # not_audio | corrupt | empty | silent | too_short | too_long
+        self.detail = detail  # technical detail for logs (ffmpeg's error), not for users
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """A normalised playout MP3 made from an upload, plus what was measured on the way."""
+
+    playout_path: Path  # temp file in work_dir: the caller moves or stores it
+    duration_ms: int  # decoded frames of playout_path, in ms (half up)
+    loudness_lufs: float  # integrated loudness of the decoded playout MP3
+    peak_dbfs: float  # sample peak of the decoded playout MP3
+    source_loudness_lufs: float
+    source_peak_dbfs: float  # sample peak of the source decoded to float (may exceed 0)
+    gain_db: float  # gain applied to the source
+    source_format: str  # "container/codec", e.g. "mp4/aac", "ogg/opus", "wav/pcm_s16le"
+    frames: int  # decoded 44.1 kHz frames of playout_path
+    peak_limited: bool  # True if the peak ceiling kept loudness below the target
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """What ffprobe says about a source file."""
+
+    source_format: str
+    declared_ms: int | None  # None when absent or only estimated from the bitrate
+
+
+_MAGIC = (b"ID3", b"RIFF", b"OggS", b"fLaC", b"FORM", b"#!AMR", b"\x1aE\xdf\xa3", b"MAC ")
+
+
+def _looks_like_audio_container(path: Path) -> bool:
+    """True if the first bytes are a known audio container signature (or an MPEG sync)."""
+    with path.open("rb") as f:
+        head = f.read(12)
+    mpeg_sync = len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0
+    return head.startswith(_MAGIC) or head[4:8] == b"ftyp" or mpeg_sync
+
+
+def _source_format(info: dict, stream: dict) -> str:
+    """'container/codec' from ffprobe output, e.g. 'mp4/aac'."""
+    container = str(info.get("format", {}).get("format_name", "unknown"))
+    container = "mp4" if container.startswith("mov,mp4") else container.split(",")[0]
+    return f"{container}/{stream.get('codec_name', 'unknown')}"[:40]
+
+
+def _declared_ms(info: dict, stream: dict, warnings: str) -> int | None:
+    """The container's declared duration, unless ffprobe only estimated it from the bitrate."""
+    if "Estimating duration from bitrate" in warnings:
+        return None
+    raw = stream.get("duration") or info.get("format", {}).get("duration")
+    try:
+        seconds = float(raw)
+    except (TypeError, ValueError):
+        return None
+    return round(seconds * 1000) if math.isfinite(seconds) and seconds > 0 else None
+
+
+def _probe_source(src: Path) -> _Probe:
+    """Probe an upload; reject empty files, non-audio and unreadable containers."""
+    if src.stat().st_size == 0:
+        raise AudioRejected("audio is empty (the file has 0 bytes)", "empty")
+    probed = _ffprobe(src)
+    if probed is None:
+        if _looks_like_audio_container(src):
+            raise AudioRejected("audio is corrupt or truncated (unreadable container)", "corrupt")
+        raise AudioRejected("not an audio file", "not_audio")
+    info, warnings = probed
+    if int(info.get("format", {}).get("probe_score", 100)) <= 25:
+        raise AudioRejected("not an audio file (format not recognised)", "not_audio")
+    streams = [s for s in info.get("streams", []) if s.get("codec_type") == "audio"]
+    if not streams:
+        raise AudioRejected("not an audio file (no audio stream)", "not_audio")
+    return _Probe(_source_format(info, streams[0]), _declared_ms(info, streams[0], warnings))
+
+
+def _ogg_truncated(path: Path) -> bool:
+    """True if an Ogg file does not end with a complete end-of-stream page."""
+    with path.open("rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - 70_000))  # the largest possible Ogg page is 65 307 bytes
+        tail = f.read()
+    pos = tail.rfind(b"OggS")
+    while pos >= 0:
+        if pos + 27 <= len(tail):
+            nseg = tail[pos + 26]
+            end = pos + 27 + nseg + sum(tail[pos + 27 : pos + 27 + nseg])
+            if end == len(tail):
+                return not tail[pos + 5] & 0x04
+        pos = tail.rfind(b"OggS", 0, pos)
+    return True
+
+
+def _reject_length(frames: int, min_ms: int, max_ms: int) -> None:
+    """Reject audio that is empty, shorter than min_ms or longer than max_ms."""
+    if frames == 0:
+        raise AudioRejected("audio is empty (no audio samples)", "empty")
+    if frames < ms_to_frames(min_ms):
+        have, need = describe_ms(frames * 1000 // RATE), describe_ms(min_ms)
+        raise AudioRejected(f"audio is {have} long; the minimum is {need}", "too_short")
+    if frames > ms_to_frames(max_ms):
+        have = describe_ms(-(-frames * 1000 // RATE), round_up=True)
+        raise AudioRejected(
+            f"audio is {have} long; the maximum is {describe_ms(max_ms)}", "too_long"
+        )
+
+
+def _decode_source(src: Path, probe: _Probe, max_ms: int) -> bytearray:
+    """Decode an upload to float32 mono 44.1 kHz, rejecting corrupt or overlong input."""
+    if probe.declared_ms is not None and probe.declared_ms > max_ms + 1000:
+        _reject_length(ms_to_frames(probe.declared_ms), 0, max_ms)
+    if probe.source_format.startswith("ogg/") and _ogg_truncated(src):
+        raise AudioRejected("audio is corrupt or truncated (Ogg stream has no end)", "corrupt")
+    try:
+        cap = ms_to_frames(max_ms + 60_000)  # bounds memory even if the header lies
+        buf = _decode_to_buffer(src, "f32le", strict=True, max_frames=cap)
+    except _TooLong as exc:
+        limit = describe_ms(max_ms)
+        raise AudioRejected(
+            f"audio is over {limit} long; the maximum is {limit}", "too_long"
+        ) from exc
+    except _DecodeError as exc:
+        raise AudioRejected("audio is corrupt or truncated", "corrupt", str(exc)) from exc
+    _reject_truncated(len(buf) // 4, probe.declared_ms)
+    return buf
+
+
+def _reject_truncated(frames: int, declared_ms: int | None) -> None:
+    """Reject audio that decodes clearly shorter than its container declares."""
+    if declared_ms is None or frames == 0:
+        return
+    decoded_ms = frames_to_ms(frames)
+    if declared_ms - decoded_ms > max(250, declared_ms // 100):
+        detail = f"decodes to {describe_ms(decoded_ms)} of a declared {describe_ms(declared_ms)}"
+        raise AudioRejected(f"audio is corrupt or truncated ({detail})", "corrupt")
+
+
+def ingest(
+    src: Path,
+    *,
+    work_dir: Path,
+    target_lufs: float = -16.0,
+    max_peak_dbfs: float = -1.0,
+    min_ms: int = 1000,
+    max_ms: int = 20 * 60 * 1000,
+    silence_dbfs: float = -60.0,
+) -> IngestResult:
+    """Validate an upload and write it as a normalised playout MP3 (a temp file in work_dir).
+
+    Accepts anything ffmpeg decodes (MP3, WAV, OGG/Opus, M4A/AAC, FLAC, ...); the first audio
+    stream is downmixed to mono and resampled to 44.1 kHz. Loudness goes to target_lufs
+    unless that would put the sample peak above max_peak_dbfs - 0.1 dB (after allowing for
+    the overshoot MP3 encoding adds); the decoded MP3's sample peak is guaranteed
+    <= max_peak_dbfs (it is re-encoded with less gain if needed).
+    Raises AudioRejected (nothing is left in work_dir) for unusable uploads.
+    """
+    src = Path(src)
+    probe = _probe_source(src)
+    buf = _decode_source(src, probe, max_ms)
+    pcm = np.frombuffer(buf, dtype=F32)
+    _reject_length(pcm.size, min_ms, max_ms)
+    source = analyse_pcm(pcm)
+    if source.max_rms_dbfs < silence_dbfs or not math.isfinite(source.loudness_lufs):
+        raise AudioRejected(f"audio is silent throughout (below {silence_dbfs:g} dBFS)", "silent")
+    ceiling = max_peak_dbfs - PEAK_MARGIN_DB
+    gain = _choose_gain(source, target_lufs, ceiling, tolerance=0.0)
+    out = _make_temp(Path(work_dir), prefix="ingest-", suffix=".mp3")
+    try:
+        gain = _preview_gain(pcm, gain, max_peak_dbfs, out.parent)
+        playout = _playout_segment(pcm, gain)  # the float source is not needed any more
+        del pcm, buf
+        result, retry_gain = _export_verified(playout, 0.0, out, max_peak_dbfs)
+        gain += retry_gain
+        _check_frames(result.frames, int(playout.frame_count()), "ingest")
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
+    limited = gain < target_lufs - source.loudness_lufs - 0.05
+    return IngestResult(
+        out, result.duration_ms, result.loudness_lufs, result.peak_dbfs,
+        source.loudness_lufs, source.peak_dbfs, round(gain, 3), probe.source_format,
+        result.frames, limited,
+    )  # fmt: skip
+
+
+def _make_temp(directory: Path, *, prefix: str, suffix: str) -> Path:
+    """Create an empty temp file in directory (created if missing) and return its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=suffix)
+    os.close(fd)
+    return Path(name)
+
+
+def _check_frames(got: int, expected: int, what: str) -> None:
+    """Raise RuntimeError if a decoded MP3's length is off by more than the tolerance."""
+    if abs(frames_to_ms(got) - frames_to_ms(expected)) > DURATION_TOLERANCE_MS:
+        raise RuntimeError(f"{what}: MP3 decodes to {got} frames, expected {expected}")

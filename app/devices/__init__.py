@@ -1,0 +1,1 @@
+"""Playout devices: the PCs at the station and in the villages, their tokens and health."""

@@ -1,0 +1,338 @@
+"""As-run intake: what the playout PCs report they played, checked and stored.
+
+A batch is accepted event by event: a good event is stored, a bad one is rejected with
+its reason, a resent one is a duplicate (idempotent by event_id). An event may name only
+a broadcast or emergency the device carries (scope), and only audio that broadcast has
+or had; a "played" event of a broadcast's current master marks the broadcast aired.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from app import clock
+from app.audio.models import AudioAsset
+from app.audit import service as audit
+from app.audit.models import AuditEvent
+from app.devices.service import DeviceState, Telemetry, write_telemetry
+from app.errors import Invalid, describe_validation_errors
+from app.playout.models import AsRunEvent, Emergency
+from app.playout.schemas import AsRunEventIn, AsRunRejected, AsRunResult
+from app.playout.scope import carries_broadcast, carries_emergency
+from app.schedule.models import Broadcast, BroadcastStatus
+
+# As-run plausibility: clocks of playout PCs drift a little; audio may be stretched a little.
+MAX_FUTURE = timedelta(minutes=5)
+MAX_OVERRUN = timedelta(seconds=10)
+MAX_BATCH = 1000
+AIRABLE = (BroadcastStatus.assembled.value, BroadcastStatus.missed.value)
+
+
+def batch_events(body: Any) -> list[Any]:
+    """The events of an as-run body: a JSON array, or an object {"events": [...]}."""
+    if isinstance(body, dict) and isinstance(body.get("events"), list):
+        events: list[Any] = body["events"]
+    elif isinstance(body, list):
+        events = body
+    else:
+        raise Invalid('the body must be a JSON array of events or an object {"events": [...]}')
+    if len(events) > MAX_BATCH:
+        raise Invalid(f"at most {MAX_BATCH} events per batch; send the rest in another")
+    return events
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What an event may have played: the audio it is allowed to name and its length."""
+
+    kind: str  # "broadcast" or "emergency"
+    id: int
+    status: str | None
+    current_sha: str | None
+    audio: dict[str, int]  # sha256 -> duration_ms
+
+
+def _broadcast_targets(
+    session: Session, device: DeviceState, ids: set[int], wanted: set[tuple[int, str]]
+) -> dict[int, _Target]:
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(
+            Broadcast.id, Broadcast.status, Broadcast.master_sha256, Broadcast.master_duration_ms
+        ).where(
+            Broadcast.id.in_(ids), carries_broadcast(device.station_id, device.village_id)
+        )
+    ).all()
+    targets = {
+        bid: _Target("broadcast", bid, status, sha, {sha: dur} if sha and dur is not None else {})
+        for bid, status, sha, dur in rows
+    }
+    # A device may have played a master that was replaced since (the rundown changed after
+    # it downloaded the playlist). Masters a broadcast had are in its audit trail.
+    older = {(bid, sha) for bid, sha in wanted if bid in targets and sha not in targets[bid].audio}
+    if older:
+        previous: dict[int, set[str]] = defaultdict(set)
+        for bid, after in session.execute(
+            select(AuditEvent.entity_id, AuditEvent.after).where(
+                AuditEvent.entity == "broadcast",
+                AuditEvent.entity_id.in_({bid for bid, _ in older}),
+                AuditEvent.action == "broadcast.assemble",
+            )
+        ):
+            sha = (after or {}).get("master_sha256")
+            if isinstance(sha, str) and bid is not None:
+                previous[bid].add(sha)
+        shas = {sha for bid, sha in older if sha in previous[bid]}
+        if shas:
+            durations = dict(
+                session.execute(
+                    select(AudioAsset.sha256, AudioAsset.duration_ms).where(
+                        AudioAsset.sha256.in_(shas)
+                    )
+                )
+                .tuples()
+                .all()
+            )
+            for bid, sha in older:
+                if sha in previous[bid] and sha in durations:
+                    targets[bid].audio[sha] = durations[sha]
+    return targets
+
+
+def _emergency_targets(session: Session, device: DeviceState, ids: set[int]) -> dict[int, _Target]:
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(
+            Emergency.id, Emergency.village_ids, Emergency.audio_sha256, Emergency.duration_ms
+        ).where(Emergency.id.in_(ids), Emergency.station_id == device.station_id)
+    ).all()
+    return {
+        eid: _Target("emergency", eid, None, sha, {sha: dur})
+        for eid, villages, sha, dur in rows
+        if carries_emergency(villages, device.village_id)
+    }
+
+
+def _problem(
+    event: AsRunEventIn, targets: dict[tuple[str, int], _Target], now: datetime
+) -> str | None:
+    if (event.broadcast_id is None) == (event.emergency_id is None):
+        return "give exactly one of broadcast_id and emergency_id"
+    if event.started_at >= event.ended_at:
+        return "started_at must be before ended_at"
+    if event.ended_at > now + MAX_FUTURE:
+        return f"ended_at {event.ended_at.isoformat()} is in the future (now {now.isoformat()})"
+    kind, ref = (
+        ("broadcast", event.broadcast_id)
+        if event.broadcast_id is not None
+        else ("emergency", event.emergency_id)
+    )
+    target = targets.get((kind, ref or 0))
+    if target is None:
+        return f"{kind} {ref} is not in this device's scope"
+    duration = target.audio.get(event.sha256)
+    if duration is None:
+        return f"sha256 {event.sha256[:12]}… is not the audio of {kind} {ref}"
+    played = event.ended_at - event.started_at
+    if played > timedelta(milliseconds=duration) + MAX_OVERRUN:
+        return (
+            f"played {played.total_seconds():.1f} s, longer than the {duration / 1000:.1f} s "
+            f"audio by more than {MAX_OVERRUN.total_seconds():.0f} s"
+        )
+    return None
+
+
+def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert as-run rows, skipping event_ids already stored; the event_ids inserted."""
+    if not rows:
+        return set()
+    # INSERT … ON CONFLICT DO NOTHING: a batch sent twice at once cannot fail on the key.
+    if session.get_bind().dialect.name == "postgresql":
+        pg = pg_insert(AsRunEvent).values(rows).on_conflict_do_nothing(index_elements=["event_id"])
+        return set(session.scalars(pg.returning(AsRunEvent.event_id)))
+    lite = (
+        sqlite_insert(AsRunEvent).values(rows).on_conflict_do_nothing(index_elements=["event_id"])
+    )
+    return set(session.scalars(lite.returning(AsRunEvent.event_id)))
+
+
+def record_as_run(
+    session: Session, *, device: DeviceState, body: Any, telemetry: Telemetry
+) -> AsRunResult:
+    """Store a batch of as-run events: good ones kept, bad ones rejected one by one.
+
+    Idempotent by event_id: a resent event is reported as a duplicate and changes nothing.
+    A "played" event of a broadcast's current master marks the broadcast aired.
+    """
+    now = clock.now()
+    events = batch_events(body)
+    rejected: list[AsRunRejected] = []
+    parsed: list[AsRunEventIn] = []
+    for raw in events:
+        raw_id = raw.get("event_id") if isinstance(raw, dict) else None
+        try:
+            parsed.append(AsRunEventIn.model_validate(raw))
+        except ValidationError as exc:
+            errors = [
+                {k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()
+            ]
+            rejected.append(
+                AsRunRejected(
+                    event_id=raw_id if isinstance(raw_id, str) else None,
+                    reason=describe_validation_errors(errors),
+                )
+            )
+    # Resent events: ours are duplicates; another device's id is a clash.
+    ids = {e.event_id for e in parsed}
+    stored = (
+        dict(
+            session.execute(
+                select(AsRunEvent.event_id, AsRunEvent.device_id).where(
+                    AsRunEvent.event_id.in_(ids)
+                )
+            )
+            .tuples()
+            .all()
+        )
+        if ids
+        else {}
+    )
+    targets = {
+        ("broadcast", t.id): t
+        for t in _broadcast_targets(
+            session,
+            device,
+            {e.broadcast_id for e in parsed if e.broadcast_id is not None},
+            {(e.broadcast_id, e.sha256) for e in parsed if e.broadcast_id is not None},
+        ).values()
+    }
+    targets.update(
+        (("emergency", t.id), t)
+        for t in _emergency_targets(
+            session, device, {e.emergency_id for e in parsed if e.emergency_id is not None}
+        ).values()
+    )
+    duplicates: list[str] = []
+    fresh: list[AsRunEventIn] = []
+    seen: set[str] = set()
+    for event in parsed:
+        if event.event_id in seen or stored.get(event.event_id) == device.id:
+            duplicates.append(event.event_id)
+            continue
+        seen.add(event.event_id)
+        if event.event_id in stored:
+            rejected.append(
+                AsRunRejected(event_id=event.event_id, reason="event_id is taken by another device")
+            )
+            continue
+        problem = _problem(event, targets, now)
+        if problem is not None:
+            rejected.append(AsRunRejected(event_id=event.event_id, reason=problem))
+            continue
+        fresh.append(event)
+    inserted = _insert_new(
+        session,
+        [
+            {
+                "event_id": e.event_id,
+                "device_id": device.id,
+                "broadcast_id": e.broadcast_id,
+                "emergency_id": e.emergency_id,
+                "sha256": e.sha256,
+                "started_at": e.started_at,
+                "ended_at": e.ended_at,
+                "status": e.status,
+                "received_at": now,
+            }
+            for e in fresh
+        ],
+    )
+    accepted = [e for e in fresh if e.event_id in inserted]
+    # Lost a race with the same batch sent twice at once: the other request stored them.
+    duplicates.extend(e.event_id for e in fresh if e.event_id not in inserted)
+    _mark_aired(session, device=device, events=accepted, targets=targets, now=now)
+    _record_played(session, device=device, events=accepted, telemetry=telemetry, now=now)
+    return AsRunResult(
+        accepted=[e.event_id for e in accepted], duplicates=duplicates, rejected=rejected
+    )
+
+
+def _mark_aired(
+    session: Session,
+    *,
+    device: DeviceState,
+    events: list[AsRunEventIn],
+    targets: dict[tuple[str, int], _Target],
+    now: datetime,
+) -> None:
+    # Aired means the broadcast as it stands was played: its current master, to the end.
+    ids = set()
+    for e in events:
+        target = targets.get(("broadcast", e.broadcast_id or 0))
+        if (
+            e.status == "played"
+            and target is not None
+            and target.status in AIRABLE
+            and target.current_sha == e.sha256
+        ):
+            ids.add(target.id)
+    if not ids:
+        return
+    aired = session.scalars(
+        update(Broadcast)
+        # The status and master are checked again here: the row may have moved on since.
+        .where(
+            Broadcast.id.in_(ids),
+            Broadcast.status.in_(AIRABLE),
+            Broadcast.master_sha256.in_({targets[("broadcast", i)].current_sha for i in ids}),
+        )
+        .values(
+            status=BroadcastStatus.aired.value,
+            version=Broadcast.version + 1,
+            updated_at=now,
+        )
+        .returning(Broadcast.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    for bid in sorted(aired):
+        audit.record(
+            session,
+            actor=None,
+            actor_name=f"device {device.id}",
+            action="broadcast.aired",
+            entity="broadcast",
+            entity_id=bid,
+            after={"status": BroadcastStatus.aired.value},
+        )
+
+
+def _record_played(
+    session: Session,
+    *,
+    device: DeviceState,
+    events: list[AsRunEventIn],
+    telemetry: Telemetry,
+    now: datetime,
+) -> None:
+    values: dict[str, Any] = {"last_seen_at": now}
+    if telemetry.agent_version is not None:
+        values["agent_version"] = telemetry.agent_version
+    if telemetry.free_disk_bytes is not None:
+        values["free_disk_bytes"] = telemetry.free_disk_bytes
+    played = [e.ended_at for e in events if e.status in ("played", "interrupted")]
+    if played:
+        latest = min(max(played), now)
+        if device.last_played_at is None or latest > device.last_played_at:
+            values["last_played_at"] = latest
+    write_telemetry(session, device_id=device.id, values=values)

@@ -1,0 +1,208 @@
+"""Device playlists: the day's playable broadcasts a device carries, as JSON or M3U.
+
+A playlist is computed live on every poll, in ONE statement that finds the device by its
+token hash and, in the same round trip, its broadcasts of the day (see polldb). Nothing
+is stored or cached between requests, so a cancelled broadcast or a changed rundown
+leaves the playlist at once; the ETag is a hash of the body, so an unchanged playlist
+costs a 304. Which broadcasts a device carries is scope.carries_broadcast.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, Select, and_, bindparam, literal_column, select
+from sqlalchemy.orm import Session
+
+from app import clock
+from app.devices.models import Device
+from app.devices.service import (
+    DEVICE_COLUMNS,
+    N_DEVICE_COLUMNS,
+    DeviceState,
+    Telemetry,
+    device_from_row,
+)
+from app.playout.polldb import poll_execute, touch_device
+from app.playout.scope import carries_broadcast
+from app.schedule.models import Broadcast, BroadcastStatus
+from app.stations.models import Programme, Station
+from app.urls import audio_url
+
+log = logging.getLogger(__name__)
+
+PLAYABLE = (
+    BroadcastStatus.assembled.value,
+    BroadcastStatus.aired.value,
+    BroadcastStatus.missed.value,
+)
+
+
+@dataclass(frozen=True)
+class PlaylistEntry:
+    broadcast_id: int
+    programme: str
+    title: str
+    priority: str
+    starts_at: datetime
+    duration_ms: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Playlist:
+    device: DeviceState
+    day: date
+    items: list[PlaylistEntry]
+
+
+def _listed(lo: Any, hi: Any) -> ColumnElement[bool]:
+    """SQL: the Broadcast row goes into a playlist (playable, with its master) in [lo, hi)."""
+    return and_(
+        Broadcast.starts_at >= lo,
+        Broadcast.starts_at < hi,
+        # Inline constants: the poll statement is compiled once to plain SQL.
+        Broadcast.status.in_([literal_column(f"'{s}'") for s in PLAYABLE]),
+        Broadcast.master_sha256.is_not(None),
+        Broadcast.master_duration_ms.is_not(None),
+    )
+
+
+@lru_cache(maxsize=1)
+def _playlist_statement() -> Select[Any]:
+    # Built once; executed with bind parameters so its compiled form is reused too.
+    return (
+        select(
+            *DEVICE_COLUMNS,
+            Broadcast.id,
+            Broadcast.starts_at,
+            Broadcast.priority,
+            Broadcast.master_sha256,
+            Broadcast.master_duration_ms,
+            Programme.code,
+            Programme.name,
+        )
+        .select_from(Device)
+        .join(Station, Station.id == Device.station_id)
+        .outerjoin(
+            Broadcast,
+            and_(
+                carries_broadcast(Device.station_id, Device.village_id),
+                _listed(bindparam("lo"), bindparam("hi")),
+            ),
+        )
+        .outerjoin(Programme, Programme.id == Broadcast.programme_id)
+        .where(Device.token_hash == bindparam("token_hash"))
+        .order_by(Broadcast.starts_at, Broadcast.id)
+    )
+
+
+def _candidate_window(day: date | None, now: datetime) -> tuple[datetime, datetime]:
+    # The station's zone is read in the same query as the rows, so fetch a UTC window wide
+    # enough for any zone (UTC-12 to UTC+14) and keep the local day's rows afterwards.
+    first, last = (
+        (day, day)
+        if day is not None
+        else (now.date() - timedelta(days=1), now.date() + timedelta(days=1))
+    )
+    lo = datetime.combine(first - timedelta(days=1), time(0), tzinfo=UTC)
+    hi = datetime.combine(last + timedelta(days=2), time(0), tzinfo=UTC)
+    return lo, hi
+
+
+def device_playlist(*, token_hash: str, day: date | None = None) -> Playlist:
+    """The device's playlist for a local day (default: its station's today), in one query."""
+    now = clock.now()
+    lo, hi = _candidate_window(day, now)
+    rows = poll_execute(_playlist_statement(), {"token_hash": token_hash, "lo": lo, "hi": hi})
+    device = device_from_row(rows[0] if rows else None)
+    tz = ZoneInfo(device.timezone)
+    if day is None:
+        day = now.astimezone(tz).date()
+    items = []
+    for row in rows:
+        b_id, starts_at, priority, sha, dur, code, name = row[N_DEVICE_COLUMNS:]
+        if b_id is None or starts_at.astimezone(tz).date() != day:
+            continue
+        items.append(PlaylistEntry(b_id, code, name, priority, starts_at.astimezone(UTC), dur, sha))
+    return Playlist(device=device, day=day, items=items)
+
+
+def pull_playlist(*, token_hash: str, day: date | None, telemetry: Telemetry) -> Playlist:
+    """A device pulls its playlist: read it, and note the pull when that is due."""
+    playlist = device_playlist(token_hash=token_hash, day=day)
+    touch_device(playlist.device, telemetry, pulled_playlist=True)
+    return playlist
+
+
+def playlist_document(playlist: Playlist, *, base_url: str) -> dict[str, Any]:
+    """The playlist as the JSON the endpoint sends."""
+    tz = ZoneInfo(playlist.device.timezone)
+    return {
+        "date": playlist.day.isoformat(),
+        "device_id": playlist.device.id,
+        "station_id": playlist.device.station_id,
+        "village_id": playlist.device.village_id,
+        "timezone": playlist.device.timezone,
+        "items": [
+            {
+                "event_key": f"b{i.broadcast_id}",
+                "broadcast_id": i.broadcast_id,
+                "programme": i.programme,
+                "title": i.title,
+                "priority": i.priority,
+                "starts_at": i.starts_at.isoformat(),
+                "starts_at_local": i.starts_at.astimezone(tz).isoformat(),
+                "ends_at": (i.starts_at + timedelta(milliseconds=i.duration_ms)).isoformat(),
+                "duration_ms": i.duration_ms,
+                "sha256": i.sha256,
+                "audio_url": audio_url(base_url, i.sha256),
+            }
+            for i in playlist.items
+        ],
+    }
+
+
+def render_m3u(playlist: Playlist, *, base_url: str) -> bytes:
+    """Extended M3U8: #EXTINF with whole seconds and the title, then the absolute URL."""
+    tz = ZoneInfo(playlist.device.timezone)
+    lines = ["#EXTM3U", f"#PLAYLIST:loaxa {playlist.day.isoformat()}"]
+    for i in playlist.items:
+        title = " ".join(i.title.split())  # one line, whatever the title holds
+        lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{i.starts_at.astimezone(tz).isoformat()}")
+        lines.append(f"#EXTINF:{round(i.duration_ms / 1000)},{title}")
+        lines.append(audio_url(base_url, i.sha256))
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def count_playlists(session: Session, *, day: date, station_ids: list[int] | None = None) -> int:
+    """Count the active devices whose playlist has items on `day` (their station's local day).
+
+    Nothing is published: playlists are computed live from the broadcasts on every poll,
+    so every change shows at once. The scheduler calls this nightly to log what the
+    devices will get; it is read-only and safe to run any number of times.
+    """
+    lo, hi = _candidate_window(day, clock.now())
+    stmt = (
+        select(Device.id, Station.timezone, Broadcast.starts_at)
+        .join(Station, Station.id == Device.station_id)
+        .join(
+            Broadcast,
+            and_(carries_broadcast(Device.station_id, Device.village_id), _listed(lo, hi)),
+        )
+        .where(Device.is_active)
+    )
+    if station_ids is not None:
+        stmt = stmt.where(Device.station_id.in_(station_ids))
+    with_items = {
+        device_id
+        for device_id, tz, starts_at in session.execute(stmt)
+        if starts_at.astimezone(ZoneInfo(tz)).date() == day
+    }
+    log.info("playlists for %s: %d device(s) with items", day.isoformat(), len(with_items))
+    return len(with_items)
