@@ -1,4 +1,4 @@
-"""API shapes for broadcasts and rundowns."""
+"""API shapes for broadcasts, rundowns, yearly planning and the scheduler's warnings."""
 
 from __future__ import annotations
 
@@ -81,3 +81,22 @@ class RundownOut(BaseModel):
     master_sha256: str | None
     master_duration_ms: int | None
     cue_sheet: list[CueOut] | None
+
+
+class PlanOut(BaseModel):
+    station_id: int
+    year: int
+    created: int
+    existing: int
+    cancelled: int
+
+
+class WarningOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    station_id: int | None
+    broadcast_id: int | None
+    kind: str
+    message: str
+    created_at: datetime

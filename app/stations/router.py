@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from app.accounts.deps import AdminUser, SessionDep, ViewerUser
+from app.accounts.deps import AdminUser, ApproverUser, SessionDep, ViewerUser
 from app.stations import service
 from app.stations.schemas import (
     ProgrammeOut,
+    ProgrammeRules,
     StationCreate,
     StationOut,
+    VillageCadence,
     VillageCreate,
     VillageOut,
 )
@@ -56,6 +58,39 @@ def create_village(
         session, station=station, name=body.name, cadence=body.cadence, actor=admin
     )
     return VillageOut.model_validate(village)
+
+
+@router.put("/stations/{station_id}/villages/{village_id}/cadence", response_model=VillageOut)
+def set_village_cadence(
+    session: SessionDep,
+    user: ApproverUser,
+    station_id: int,
+    village_id: int,
+    body: VillageCadence,
+) -> VillageOut:
+    """Give one village its own slots (days of week and time); null restores the default."""
+    service.get_station(session, station_id, user=user)
+    village = service.get_village(session, station_id=station_id, village_id=village_id)
+    service.set_village_cadence(session, village=village, cadence=body.cadence, actor=user)
+    return VillageOut.model_validate(village)
+
+
+@router.patch("/stations/{station_id}/programmes/{code}", response_model=ProgrammeOut)
+def update_programme(
+    session: SessionDep, user: ApproverUser, station_id: int, code: str, body: ProgrammeRules
+) -> ProgrammeOut:
+    """Set the station's rule for a programme, e.g. the CCHC slot "third Saturday 17:00"."""
+    service.get_station(session, station_id, user=user)
+    programme = service.get_programme(session, station_id=station_id, code=code)
+    service.update_programme_rules(
+        session,
+        programme=programme,
+        cadence=body.cadence,
+        min_duration_ms=body.min_duration_ms,
+        max_duration_ms=body.max_duration_ms,
+        actor=user,
+    )
+    return ProgrammeOut.model_validate(programme)
 
 
 @router.get("/stations/{station_id}/programmes", response_model=list[ProgrammeOut])

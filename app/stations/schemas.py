@@ -27,7 +27,9 @@ class StationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name
-    timezone: TimeZoneName = "Asia/Ho_Chi_Minh"
+    timezone: TimeZoneName | None = Field(
+        default=None, description="IANA time zone; LOAXA_TIMEZONE (Asia/Ho_Chi_Minh) when omitted"
+    )
     hotline: Phone | None = None
 
 
@@ -75,3 +77,16 @@ class ProgrammeOut(BaseModel):
     def window_ms(self) -> list[int]:
         return [self.min_duration_ms, self.max_duration_ms]
 
+
+class ProgrammeRules(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cadence: dict[str, Any] | None = None
+    min_duration_ms: int | None = Field(default=None, gt=0, le=24 * 3600 * 1000)
+    max_duration_ms: int | None = Field(default=None, gt=0, le=24 * 3600 * 1000)
+
+
+class VillageCadence(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cadence: dict[str, Any] | None
