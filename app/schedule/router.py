@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.accounts.deps import ApproverUser, SessionDep, ViewerUser
+from app.accounts.deps import ApproverUser, ViewerUser
+from app.db import DbId, SessionDep
 from app.pagination import Page, PageDep, paginate
 from app.schedule import assembly, planning, service
 from app.schedule import warnings as schedule_warnings
@@ -34,8 +35,8 @@ def list_broadcasts(
     programme: Annotated[str | None, Query(max_length=40)] = None,
     year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
     month: Month | None = None,
-    station_id: int | None = None,
-    village_id: int | None = None,
+    station_id: DbId | None = None,
+    village_id: DbId | None = None,
 ) -> Page[BroadcastOut]:
     """Broadcasts in time order (a year of a programme, or a month)."""
     stmt = service.list_query(
@@ -68,13 +69,13 @@ def create_broadcast(
 
 
 @router.get("/{broadcast_id}", response_model=BroadcastOut)
-def get_broadcast(session: SessionDep, user: ViewerUser, broadcast_id: int) -> BroadcastOut:
+def get_broadcast(session: SessionDep, user: ViewerUser, broadcast_id: DbId) -> BroadcastOut:
     return service.to_out(session, service.get_broadcast(session, broadcast_id, user=user))
 
 
 @router.patch("/{broadcast_id}", response_model=BroadcastOut)
 def move_broadcast(
-    session: SessionDep, user: ApproverUser, broadcast_id: int, body: BroadcastMove
+    session: SessionDep, user: ApproverUser, broadcast_id: DbId, body: BroadcastMove
 ) -> BroadcastOut:
     """Move a broadcast (a CCHC broadcast within its local month)."""
     broadcast = service.get_broadcast(session, broadcast_id, user=user, for_update=True)
@@ -89,7 +90,7 @@ def move_broadcast(
 
 
 @router.delete("/{broadcast_id}", response_model=BroadcastOut)
-def cancel_broadcast(session: SessionDep, user: ApproverUser, broadcast_id: int) -> BroadcastOut:
+def cancel_broadcast(session: SessionDep, user: ApproverUser, broadcast_id: DbId) -> BroadcastOut:
     """Cancel: the broadcast stays on record as cancelled and leaves the playlists."""
     broadcast = service.get_broadcast(session, broadcast_id, user=user, for_update=True)
     service.cancel_broadcast(session, broadcast=broadcast, actor=user)
@@ -97,14 +98,14 @@ def cancel_broadcast(session: SessionDep, user: ApproverUser, broadcast_id: int)
 
 
 @router.get("/{broadcast_id}/rundown", response_model=RundownOut)
-def get_rundown(session: SessionDep, user: ViewerUser, broadcast_id: int) -> RundownOut:
+def get_rundown(session: SessionDep, user: ViewerUser, broadcast_id: DbId) -> RundownOut:
     broadcast = service.get_broadcast(session, broadcast_id, user=user)
     return assembly.rundown_view(session, broadcast)
 
 
 @router.put("/{broadcast_id}/rundown", response_model=RundownOut)
 def set_rundown(
-    session: SessionDep, user: ApproverUser, broadcast_id: int, body: RundownSet
+    session: SessionDep, user: ApproverUser, broadcast_id: DbId, body: RundownSet
 ) -> RundownOut:
     """Set the segments and their order (approved segments with audio only)."""
     broadcast = service.get_broadcast(session, broadcast_id, user=user, for_update=True)
@@ -113,7 +114,7 @@ def set_rundown(
 
 
 @router.post("/{broadcast_id}/assemble", response_model=RundownOut)
-def assemble(user: ApproverUser, broadcast_id: int) -> RundownOut:
+def assemble(user: ApproverUser, broadcast_id: DbId) -> RundownOut:
     """Render the master file; 422 naming the shortfall or excess when outside the window.
 
     A plain `def`: rendering runs in the thread pool, never on the event loop, and holds
@@ -126,7 +127,7 @@ def assemble(user: ApproverUser, broadcast_id: int) -> RundownOut:
 def plan_station_year(
     session: SessionDep,
     user: ApproverUser,
-    station_id: int,
+    station_id: DbId,
     year: Annotated[int, Query(ge=2000, le=2100)],
 ) -> PlanOut:
     """Create the year's broadcasts from the cadences; running it again changes nothing."""
@@ -140,7 +141,7 @@ def list_warnings(
     session: SessionDep,
     user: ViewerUser,
     page: PageDep,
-    station_id: int | None = None,
+    station_id: DbId | None = None,
     kind: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Page[WarningOut]:
     """What the scheduler found wrong or missing, newest first."""

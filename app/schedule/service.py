@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 from app.accounts.models import User
 from app.audio.models import AudioAsset
 from app.audit import service as audit
-from app.db import add_unique, flush_versioned
-from app.errors import Conflict, Invalid, PreconditionFailed
+from app.db import add_unique, check_version, flush_versioned
+from app.durations import describe_ms
+from app.errors import Conflict, Invalid
 from app.schedule.cadence import local_month, move_within_month, parse_month
 from app.schedule.models import Broadcast, BroadcastStatus, RundownItem
 from app.schedule.schemas import BroadcastOut
@@ -236,8 +237,7 @@ def move_broadcast(
     actor: User | None = None,
 ) -> Broadcast:
     """Move a broadcast; a monthly programme's broadcast stays within its local month."""
-    if expected_version is not None and expected_version != broadcast.version:
-        raise PreconditionFailed(f"broadcast {broadcast.id} has changed; reload it")
+    check_version(f"broadcast {broadcast.id}", current=broadcast.version, expected=expected_version)
     _require_open(broadcast, "moved")
     station = session.get_one(Station, broadcast.station_id)
     programme = session.get_one(Programme, broadcast.programme_id)
@@ -399,8 +399,8 @@ def window_problem(
     if total_ms < low:
         short = low - total_ms
         return (
-            f"the rundown runs {_min_sec(total_ms)}, {short / 1000:.1f} s short of the "
-            f"{_min_sec(low)} minimum: add at least {short / 1000:.1f} s of approved segments"
+            f"the rundown runs {describe_ms(total_ms)}, {short / 1000:.1f} s short of the "
+            f"{describe_ms(low)} minimum: add at least {short / 1000:.1f} s of approved segments"
         )
     over = total_ms - high
     segments = [i for i in items if i.kind == "segment"]
@@ -418,15 +418,9 @@ def window_problem(
         else f"shorten or drop segments by at least {over / 1000:.1f} s"
     )
     return (
-        f"the rundown runs {_min_sec(total_ms)}, {over / 1000:.1f} s over the "
-        f"{_min_sec(high)} maximum: {hint}"
+        f"the rundown runs {describe_ms(total_ms, round_up=True)}, {over / 1000:.1f} s over the "
+        f"{describe_ms(high)} maximum: {hint}"
     )
-
-
-def _min_sec(ms: int) -> str:
-    """ "12 min" or "9 min 58.5 s": how rundown messages say a duration."""
-    minutes, rest = divmod(ms, 60_000)
-    return f"{minutes} min {rest / 1000:.1f} s" if rest else f"{minutes} min"
 
 
 def segment_items(session: Session, broadcast_id: int) -> list[PlannedItem]:

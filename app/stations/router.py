@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from app.accounts.deps import AdminUser, ApproverUser, SessionDep, ViewerUser
+from app.accounts.deps import AdminUser, ApproverUser, ViewerUser
+from app.db import DbId, SessionDep
 from app.stations import service
 from app.stations.schemas import (
     ProgrammeOut,
@@ -33,12 +34,12 @@ def create_station(session: SessionDep, admin: AdminUser, body: StationCreate) -
 
 
 @router.get("/stations/{station_id}", response_model=StationOut)
-def get_station(session: SessionDep, user: ViewerUser, station_id: int) -> StationOut:
+def get_station(session: SessionDep, user: ViewerUser, station_id: DbId) -> StationOut:
     return StationOut.model_validate(service.get_station(session, station_id, user=user))
 
 
 @router.get("/stations/{station_id}/villages", response_model=list[VillageOut])
-def list_villages(session: SessionDep, user: ViewerUser, station_id: int) -> list[VillageOut]:
+def list_villages(session: SessionDep, user: ViewerUser, station_id: DbId) -> list[VillageOut]:
     service.get_station(session, station_id, user=user)
     return [
         VillageOut.model_validate(v) for v in service.list_villages(session, station_id=station_id)
@@ -51,7 +52,7 @@ def list_villages(session: SessionDep, user: ViewerUser, station_id: int) -> lis
     status_code=status.HTTP_201_CREATED,
 )
 def create_village(
-    session: SessionDep, admin: AdminUser, station_id: int, body: VillageCreate
+    session: SessionDep, admin: AdminUser, station_id: DbId, body: VillageCreate
 ) -> VillageOut:
     station = service.get_station(session, station_id)
     village = service.create_village(
@@ -64,8 +65,8 @@ def create_village(
 def set_village_cadence(
     session: SessionDep,
     user: ApproverUser,
-    station_id: int,
-    village_id: int,
+    station_id: DbId,
+    village_id: DbId,
     body: VillageCadence,
 ) -> VillageOut:
     """Give one village its own slots (days of week and time); null restores the default."""
@@ -77,7 +78,7 @@ def set_village_cadence(
 
 @router.patch("/stations/{station_id}/programmes/{code}", response_model=ProgrammeOut)
 def update_programme(
-    session: SessionDep, user: ApproverUser, station_id: int, code: str, body: ProgrammeRules
+    session: SessionDep, user: ApproverUser, station_id: DbId, code: str, body: ProgrammeRules
 ) -> ProgrammeOut:
     """Set the station's rule for a programme, e.g. the CCHC slot "third Saturday 17:00"."""
     service.get_station(session, station_id, user=user)
@@ -94,7 +95,7 @@ def update_programme(
 
 
 @router.get("/stations/{station_id}/programmes", response_model=list[ProgrammeOut])
-def list_programmes(session: SessionDep, user: ViewerUser, station_id: int) -> list[ProgrammeOut]:
+def list_programmes(session: SessionDep, user: ViewerUser, station_id: DbId) -> list[ProgrammeOut]:
     service.get_station(session, station_id, user=user)
     return [
         ProgrammeOut.model_validate(p)

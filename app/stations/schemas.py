@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from app.db import DbId
 from app.text import Name
 
 
@@ -56,7 +57,7 @@ class VillageOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    station_id: int
+    station_id: DbId
     name: str
     cadence: dict[str, Any] | None
 
@@ -65,7 +66,7 @@ class ProgrammeOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    station_id: int
+    station_id: DbId
     code: str
     name: str
     scope: str

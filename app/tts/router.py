@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from app.accounts.deps import EditorUser, SessionDep, ViewerUser
+from app.accounts.deps import EditorUser, ViewerUser
+from app.db import DbId, SessionDep
 from app.http import version_etag
 from app.stations import service as stations
 from app.tts import service
@@ -22,7 +23,7 @@ def tts_preview(
     session: SessionDep,
     user: EditorUser,
     text: Annotated[str, Query(max_length=20_000)],
-    station_id: int | None = None,
+    station_id: DbId | None = None,
 ) -> PreviewOut:
     """The text as it will be read aloud, after normalisation (station dictionary included)."""
     return PreviewOut(
@@ -32,7 +33,7 @@ def tts_preview(
 
 @router.post("/segments/{segment_id}/tts", response_model=SegmentTTSOut)
 async def draft_tts(
-    user: EditorUser, segment_id: int, body: TTSRequest, response: Response
+    user: EditorUser, segment_id: DbId, body: TTSRequest, response: Response
 ) -> SegmentTTSOut:
     """Draft the segment's audio from its script (gTTS, or espeak-ng offline).
 
@@ -51,7 +52,7 @@ async def draft_tts(
 
 
 @router.get("/stations/{station_id}/abbreviations", response_model=DictionaryOut)
-def get_dictionary(session: SessionDep, user: ViewerUser, station_id: int) -> DictionaryOut:
+def get_dictionary(session: SessionDep, user: ViewerUser, station_id: DbId) -> DictionaryOut:
     stations.get_station(session, station_id, user=user)
     return DictionaryOut(
         station=service.station_dictionary(session, station_id),
@@ -61,7 +62,7 @@ def get_dictionary(session: SessionDep, user: ViewerUser, station_id: int) -> Di
 
 @router.put("/stations/{station_id}/abbreviations", response_model=DictionaryOut)
 def put_dictionary(
-    session: SessionDep, user: EditorUser, station_id: int, body: Dictionary
+    session: SessionDep, user: EditorUser, station_id: DbId, body: Dictionary
 ) -> DictionaryOut:
     """Replace the station's pronunciation dictionary."""
     stations.get_station(session, station_id, user=user)

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.db import DbId
 from app.segments.schemas import SegmentOut
 
 Abbreviation = Annotated[
@@ -22,7 +23,7 @@ class TTSRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     engine: Literal["auto", "gtts", "espeak"] = "auto"
-    version: int | None = None
+    version: DbId | None = None
 
 
 class SegmentTTSOut(SegmentOut):
