@@ -7,9 +7,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+import annotated_types
+from fastapi import Depends, Request
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import IntegrityError
@@ -53,6 +54,14 @@ class UTCDateTime(TypeDecorator[datetime]):
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime}
+
+
+# What a BIGINT column holds. Every integer a request carries is bounded by it in its schema
+# (ids, limits, offsets, years), so an id past 64 bits is a 422 naming it, never a database
+# error, and the OpenAPI document says the bounds.
+INT64_MAX = 2**63 - 1
+DbId = Annotated[int, annotated_types.Ge(1), annotated_types.Le(INT64_MAX)]
+DbCount = Annotated[int, annotated_types.Ge(0), annotated_types.Le(INT64_MAX)]
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -124,6 +133,11 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
+# The request's session, for route signatures. scope="function": the session commits before
+# the response is sent, so a failed commit is reported to the caller instead of after a 2xx.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
 def add_unique(session: Session, obj: Base) -> bool:
     """Insert obj inside a savepoint; False (and nothing written) when a unique key clashes.
 
@@ -138,6 +152,30 @@ def add_unique(session: Session, obj: Base) -> bool:
     except IntegrityError:
         return False
     return True
+
+
+def check_version(
+    what: str, *, current: int, expected: int | None, required: bool = False
+) -> None:
+    """Refuse a write based on an older version of a row (optimistic locking).
+
+    `what` names the row for the caller, e.g. "segment 12". Without an expected version
+    the write goes ahead, unless `required` (then 428: the caller must say what it saw).
+    """
+    from app.errors import PreconditionFailed, PreconditionRequired
+
+    if expected is None:
+        if required:
+            raise PreconditionRequired(
+                f"send the {what.split()[0]}'s version (the 'version' field or an If-Match "
+                "header with its ETag) so that a concurrent edit is not overwritten"
+            )
+        return
+    if expected != current:
+        raise PreconditionFailed(
+            f"{what} has changed (version {current}, you sent {expected}); reload it and "
+            "apply your change again"
+        )
 
 
 def flush_versioned(session: Session, what: str) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from fastapi import FastAPI
 
 from app import __version__
 from app.accounts.router import router as accounts_router
 from app.audit.router import router as audit_router
 from app.console.router import install as install_console
+from app.db import INT64_MAX
 from app.devices.router import router as devices_router
 from app.errors import install_handlers
 from app.health import router as health_router
@@ -19,6 +23,33 @@ from app.schedule.router import router as schedule_router
 from app.segments.router import router as segments_router
 from app.stations.router import router as stations_router
 from app.tts.router import router as tts_router
+
+
+def _exact_integer_bounds(node: Any) -> None:
+    """Integer bounds as integers: FastAPI's OpenAPI models hold them as floats, which turns
+    the 64-bit limit into 2**63 (one past what the database holds) and 1 into 1.0."""
+    if isinstance(node, dict):
+        if node.get("type") == "integer":
+            for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+                value = node.get(key)
+                if isinstance(value, float) and value.is_integer():
+                    node[key] = INT64_MAX if value == float(INT64_MAX) else int(value)
+        for child in node.values():
+            _exact_integer_bounds(child)
+    elif isinstance(node, list):
+        for child in node:
+            _exact_integer_bounds(child)
+
+
+def _openapi_with_exact_bounds(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            _exact_integer_bounds(generate())
+        return app.openapi_schema  # type: ignore[return-value]
+
+    return openapi
 
 
 def create_app() -> FastAPI:
@@ -48,4 +79,5 @@ def create_app() -> FastAPI:
         app.include_router(router)
     # Last: the staff console's pages (/, /segments, …) and its static files.
     install_console(app)
+    app.openapi = _openapi_with_exact_bounds(app)  # type: ignore[method-assign]
     return app

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Prepare this checkout to run loaxa: system packages (ffmpeg, espeak-ng, fonts, and chromium
 # for the console's browser tests), a virtual environment in .venv and the project installed
-# into it. Safe to run again: it skips what
-# is already done. Used by scripts/run-demo.sh and scripts/test.sh.
+# into it. Safe to run again: it skips what is already done. Used by scripts/run-demo.sh and
+# scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -12,14 +12,10 @@ from sqlalchemy.orm import Session
 
 from app.accounts.models import Role, User
 from app.accounts.security import DEVICE_TOKEN_PREFIX, decode_access_token
-from app.db import get_session, unit_of_work
+from app.db import unit_of_work
 from app.devices.models import Device
 from app.devices.service import device_token_hash
 from app.errors import Forbidden, Unauthorized
-
-# scope="function": the session commits before the response is sent, so a failed commit
-# is reported to the caller instead of after a 2xx.
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 TokenDep = Annotated[str | None, Depends(oauth2_scheme)]

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Depends, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from app.accounts import service
-from app.accounts.deps import AdminUser, CurrentUser, SessionDep
+from app.accounts.deps import AdminUser, CurrentUser
 from app.accounts.schemas import Token, UserCreate, UserOut
 from app.accounts.security import create_access_token
+from app.db import SessionDep
 from app.errors import Unauthorized
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])

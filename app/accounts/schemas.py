@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from app.accounts.models import Role
+from app.db import DbId
 
 Username = Annotated[
     str, StringConstraints(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
@@ -21,7 +22,7 @@ class UserCreate(BaseModel):
     username: Username
     password: Password
     role: Role
-    station_id: int | None = None
+    station_id: DbId | None = None
 
 
 class UserOut(BaseModel):
@@ -30,7 +31,7 @@ class UserOut(BaseModel):
     id: int
     username: str
     role: Role
-    station_id: int | None
+    station_id: DbId | None
     is_active: bool
     created_at: datetime
 

@@ -8,8 +8,9 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
-from app.accounts.deps import AdminUser, SessionDep
+from app.accounts.deps import AdminUser
 from app.audit import service
+from app.db import DbId, SessionDep
 from app.pagination import Page, PageDep, paginate
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
@@ -22,7 +23,7 @@ class AuditEventOut(BaseModel):
     actor: str
     action: str
     entity: str
-    entity_id: int | None
+    entity_id: DbId | None
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     created_at: datetime
@@ -34,7 +35,7 @@ def list_audit_events(
     admin: AdminUser,
     page: PageDep,
     entity: str | None = None,
-    entity_id: int | None = None,
+    entity_id: DbId | None = None,
 ) -> Page[AuditEventOut]:
     """Who changed what and when, newest first."""
     rows, total = paginate(session, service.query(entity=entity, entity_id=entity_id), page)

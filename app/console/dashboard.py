@@ -92,7 +92,9 @@ def home(session: Session, *, user: User, now: datetime) -> Home:
         return result
     result.column = month_column(session, station=station, month=month)
     result.warnings = list(
-        session.scalars(schedule_warnings.list_query(station_ids=[station.id]).limit(WARNING_LIMIT))
+        session.scalars(
+            schedule_warnings.list_query(user=user, station_id=station.id).limit(WARNING_LIMIT)
+        )
     )
     if Role(user.role).at_least(Role.approver):
         result.offline = [

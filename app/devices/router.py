@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from app import clock
-from app.accounts.deps import AdminUser, SessionDep
+from app.accounts.deps import AdminUser
+from app.db import DbId, SessionDep
 from app.devices import service
 from app.devices.schemas import DeviceCreate, DeviceCreated, DeviceOut
 
@@ -28,7 +29,7 @@ def create_device(session: SessionDep, admin: AdminUser, body: DeviceCreate) -> 
 
 @router.get("/devices", response_model=list[DeviceOut])
 def list_devices(
-    session: SessionDep, admin: AdminUser, station_id: int | None = None
+    session: SessionDep, admin: AdminUser, station_id: DbId | None = None
 ) -> list[DeviceOut]:
     """Devices with their health: online, last playlist pull and play, agent, free disk."""
     now = clock.now()

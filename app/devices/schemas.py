@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.db import DbId
 from app.text import Name
 
 
@@ -13,8 +14,8 @@ class DeviceCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name
-    station_id: int
-    village_id: int | None = None
+    station_id: DbId
+    village_id: DbId | None = None
 
 
 class DeviceOut(BaseModel):
@@ -22,8 +23,8 @@ class DeviceOut(BaseModel):
 
     id: int
     name: str
-    station_id: int
-    village_id: int | None
+    station_id: DbId
+    village_id: DbId | None
     is_active: bool
     created_at: datetime
     last_seen_at: datetime | None

@@ -22,8 +22,8 @@ from fastapi import APIRouter, Body, Header, Request, Response, status
 from fastapi.responses import FileResponse
 from starlette.datastructures import Headers
 
-from app.accounts.deps import ApproverUser, CurrentPrincipal, SessionDep, TokenDep, ViewerUser
-from app.db import unit_of_work
+from app.accounts.deps import ApproverUser, CurrentPrincipal, TokenDep, ViewerUser
+from app.db import DbId, SessionDep, unit_of_work
 from app.devices.service import Telemetry, device_by_token, device_token_hash, parse_telemetry
 from app.http import etag_matches, parse_day, render_json, strong_etag, wants_m3u
 from app.pagination import Page, PageDep, paginate
@@ -182,7 +182,7 @@ def list_emergencies(
     session: SessionDep,
     user: ViewerUser,
     page: PageDep,
-    station_id: int | None = None,
+    station_id: DbId | None = None,
     active: bool | None = None,
 ) -> Page[EmergencyOut]:
     """Emergencies, newest first; active=true for those still on air."""
@@ -199,7 +199,7 @@ def list_emergencies(
 
 @router.get("/emergencies/{emergency_id}", response_model=EmergencyOut)
 def get_emergency(
-    request: Request, session: SessionDep, user: ViewerUser, emergency_id: int
+    request: Request, session: SessionDep, user: ViewerUser, emergency_id: DbId
 ) -> EmergencyOut:
     emergency = emergencies.get_emergency(session, emergency_id, user=user)
     return emergencies.emergency_out(session, emergency, base_url=base_url(request))
@@ -207,7 +207,7 @@ def get_emergency(
 
 @router.delete("/emergencies/{emergency_id}", response_model=EmergencyOut)
 def cancel_emergency(
-    request: Request, session: SessionDep, user: ApproverUser, emergency_id: int
+    request: Request, session: SessionDep, user: ApproverUser, emergency_id: DbId
 ) -> EmergencyOut:
     """Stop an emergency: devices drop it at their next poll. Cancelling twice is harmless."""
     emergency = emergencies.get_emergency(session, emergency_id, user=user, for_update=True)

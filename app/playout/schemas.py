@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from app.db import DbId
+
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 EventId = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:@/+=-]+$")
@@ -15,7 +17,7 @@ EventId = Annotated[
 
 class PlaylistItem(BaseModel):
     event_key: str = Field(description='stable key of the item: "b<broadcast id>"')
-    broadcast_id: int
+    broadcast_id: DbId
     programme: str
     title: str
     priority: str
@@ -31,9 +33,9 @@ class PlaylistOut(BaseModel):
     """A device's playlist for one local day (documentation of the JSON the endpoint sends)."""
 
     date: str
-    device_id: int
-    station_id: int
-    village_id: int | None
+    device_id: DbId
+    station_id: DbId
+    village_id: DbId | None
     timezone: str
     items: list[PlaylistItem]
 
@@ -44,8 +46,8 @@ class AsRunEventIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     event_id: EventId
-    broadcast_id: int | None = None
-    emergency_id: int | None = None
+    broadcast_id: DbId | None = None
+    emergency_id: DbId | None = None
     sha256: Sha256
     started_at: AwareDatetime
     ended_at: AwareDatetime
@@ -66,18 +68,18 @@ class AsRunResult(BaseModel):
 class EmergencyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    station_id: int
-    village_ids: Annotated[list[int], Field(min_length=1, max_length=500)] | None = Field(
+    station_id: DbId
+    village_ids: Annotated[list[DbId], Field(min_length=1, max_length=500)] | None = Field(
         default=None, description="omit for the whole station: its PC and every village"
     )
-    segment_id: int
+    segment_id: DbId
 
 
 class EmergencyOut(BaseModel):
     id: int
-    station_id: int
-    village_ids: list[int] | None
-    segment_id: int
+    station_id: DbId
+    village_ids: list[DbId] | None
+    segment_id: DbId
     title: str
     sha256: str
     audio_url: str

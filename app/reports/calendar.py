@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.accounts.models import User
-from app.reports.formats import mmss
+from app.durations import clock_format
 from app.schedule.models import Broadcast, BroadcastStatus
 from app.stations import service as stations
 from app.stations.models import Station, Village
@@ -88,9 +88,10 @@ def schedule_calendar(
             f"({station.timezone})",
             "Thời lượng: "
             + (
-                f"{mmss(b.master_duration_ms)} (bản phát đã dựng)"
+                f"{clock_format(b.master_duration_ms)} (bản phát đã dựng)"
                 if b.master_duration_ms
-                else f"{mmss(programme.min_duration_ms)}–{mmss(programme.max_duration_ms)}"
+                else f"{clock_format(programme.min_duration_ms)}–"
+                f"{clock_format(programme.max_duration_ms)}"
                 " (theo khung của chuyên mục)"
             ),
         ]

@@ -47,12 +47,6 @@ def minutes(ms: int) -> float:
     return round(ms / 60_000, 2)
 
 
-def mmss(ms: int) -> str:
-    """Milliseconds as "m:ss" (12:00, 9:05)."""
-    seconds = round(ms / 1000)
-    return f"{seconds // 60}:{seconds % 60:02d}"
-
-
 def local_stamp(value: datetime | None) -> str:
     """A local datetime as "16/03/2024 17:00", as Vietnamese documents write it."""
     return value.strftime("%d/%m/%Y %H:%M") if value else ""

@@ -38,8 +38,9 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from app.durations import clock_format
 from app.errors import ServiceUnavailable
-from app.reports.formats import mmss, report_title
+from app.reports.formats import report_title
 from app.reports.schemas import ComplianceReport
 from app.reports.service import RESULT_LABELS
 
@@ -318,7 +319,7 @@ def _months_section(report: ComplianceReport, s: _Styles) -> list[Flowable]:
     )
     failing = [
         f"{month_label(m.month)} ({RESULT_LABELS[m.result].lower()}"
-        + (f", {mmss(m.aired_ms)}" if m.aired else "")
+        + (f", {clock_format(m.aired_ms)}" if m.aired else "")
         + ")"
         for m in report.months
         if m.in_scope and not m.compliant
@@ -359,7 +360,7 @@ def _months_section(report: ComplianceReport, s: _Styles) -> list[Flowable]:
                 m.planned,
                 m.aired,
                 ", ".join(b.aired_at.strftime("%d/%m") for b in aired if b.aired_at) or "–",
-                mmss(m.aired_ms) if m.aired else "–",
+                clock_format(m.aired_ms) if m.aired else "–",
                 m.interrupted,
                 m.missed,
                 RESULT_LABELS[m.result],
@@ -371,7 +372,7 @@ def _months_section(report: ComplianceReport, s: _Styles) -> list[Flowable]:
             sm.planned,
             sm.aired,
             "",
-            mmss(sm.cchc_airtime_ms),
+            clock_format(sm.cchc_airtime_ms),
             sm.interrupted,
             sm.missed,
             f"{sm.months_compliant}/{sm.months_in_scope} tháng đạt",

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.audio import service as audio
+from app.durations import clock_format
 from app.errors import NotFound
 from app.schedule.models import Broadcast, BroadcastStatus, RundownItem
 from app.segments.models import Segment
@@ -88,11 +89,6 @@ def episode_title(programme: Programme, broadcast: Broadcast) -> str:
     return f"{programme.name} tháng {int(month)}/{year}"
 
 
-def _duration(ms: int) -> str:
-    seconds = round(ms / 1000)
-    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
 def _sub(parent: ET.Element, tag: str, content: str | None = None, /, **attrs: str) -> ET.Element:
     element = ET.SubElement(parent, tag, attrs)
     if content is not None:
@@ -151,7 +147,7 @@ def podcast_feed(session: Session, *, station_id: int, base_url: str) -> bytes:
             type="audio/mpeg",
         )
         if b.master_duration_ms:
-            _sub(item, f"{{{ITUNES}}}duration", _duration(b.master_duration_ms))
+            _sub(item, f"{{{ITUNES}}}duration", clock_format(b.master_duration_ms, hours=True))
         _sub(item, f"{{{ITUNES}}}summary", text)
     return ET.tostring(rss, encoding="utf-8", xml_declaration=True)
 

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 
-from app.accounts.deps import SessionDep, ViewerUser
+from app.accounts.deps import ViewerUser
+from app.db import DbId, SessionDep
 from app.reports import calendar, formats, pdf, podcast, service
 from app.reports.schemas import ComplianceReport
 from app.urls import base_url
@@ -29,7 +30,7 @@ MEDIA_TYPES = {
 def compliance(
     session: SessionDep,
     user: ViewerUser,
-    station_id: int,
+    station_id: DbId,
     year: Annotated[str | None, Query(description="local year, e.g. 2024")] = None,
     month: Annotated[str | None, Query(description='1 to 12, or "2024-03"')] = None,
     fmt: Annotated[str | None, Query(alias="format", description="json|csv|xlsx|pdf")] = None,
@@ -66,7 +67,7 @@ def compliance(
 def schedule_ics(
     session: SessionDep,
     user: ViewerUser,
-    station_id: int,
+    station_id: DbId,
     year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
 ) -> Response:
     """The station's broadcasts as iCalendar; cancelled ones carry STATUS:CANCELLED."""
@@ -84,7 +85,7 @@ def schedule_ics(
 
 
 @router.get("/stations/{station_id}/podcast.xml", response_class=Response)
-def podcast_feed(session: SessionDep, request: Request, station_id: int) -> Response:
+def podcast_feed(session: SessionDep, request: Request, station_id: DbId) -> Response:
     """RSS 2.0 feed of the aired CCHC columns, newest first. Public: no token needed."""
     body = podcast.podcast_feed(session, station_id=station_id, base_url=base_url(request))
     return Response(
@@ -100,7 +101,7 @@ def podcast_feed(session: SessionDep, request: Request, station_id: int) -> Resp
     methods=["GET", "HEAD"],
     response_class=FileResponse,
 )
-def podcast_episode(session: SessionDep, station_id: int, broadcast_id: int) -> FileResponse:
+def podcast_episode(session: SessionDep, station_id: DbId, broadcast_id: DbId) -> FileResponse:
     """The master of an aired CCHC column (Range supported). Public: no token needed."""
     path, sha256 = podcast.episode_file(session, station_id=station_id, broadcast_id=broadcast_id)
     return FileResponse(

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from app.db import DbId
+
 # Why a month is (not) compliant; each has a Vietnamese label in the rendered formats.
 MonthResult = Literal[
     "compliant",  # as many airings as the cadence asks (one), each inside the window
@@ -71,7 +73,7 @@ class VillageMonth(BaseModel):
 class VillageRow(BaseModel):
     """A village-programme's slots in one village against what its loudspeakers played."""
 
-    village_id: int
+    village_id: DbId
     village: str
     programme: str
     planned: int

@@ -52,10 +52,11 @@ from app.reports.schemas import (
     VillageMonth,
     VillageRow,
 )
-from app.schedule.cadence import month_bounds_utc, occurrences, parse_cadence, parse_month
+from app.schedule.cadence import month_bounds_utc, occurrences, parse_month
 from app.schedule.models import Broadcast, BroadcastStatus, RundownItem
 from app.segments.models import Segment, Topic
 from app.stations import service as stations
+from app.stations.cadence import parse_cadence
 from app.stations.models import Programme, Village
 
 FORMATS = ("json", "csv", "xlsx", "pdf")

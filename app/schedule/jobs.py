@@ -1,4 +1,5 @@
-"""The scheduler's jobs: plain functions of `now`, idempotent, safe to run twice.
+"""Scheduling's jobs (fill and assemble, CCHC checks, missed broadcasts): plain functions of
+`now`, idempotent, safe to run twice.
 
 Each job works out what to do from the database (not from when it was triggered), so a run
 missed during downtime is made up by the next one. `app.schedule.runner` registers them.
@@ -7,29 +8,25 @@ missed during downtime is made up by the next one. `app.schedule.runner` registe
 from __future__ import annotations
 
 import logging
-import shutil
-import time
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
 
-from app.audio import service as audio
-from app.audio.models import AudioAsset
 from app.config import get_settings
 from app.db import unit_of_work
 from app.errors import LoaxaError
-from app.playout.models import AsRunEvent, Emergency
+from app.playout.models import AsRunEvent
 from app.schedule import assembly, filling, service, warnings
 from app.schedule.cadence import local_month, month_bounds_utc
 from app.schedule.models import Broadcast, BroadcastStatus, ScheduleWarning
 from app.schedule.runs import run_exclusive
 from app.stations.models import Programme, Station
+from app.stations.service import CCHC
 
 log = logging.getLogger("loaxa.scheduler")
-CCHC = "cchc"
 
 
 def _hour_bucket(now: datetime) -> str:
@@ -130,7 +127,7 @@ def _stage(until: timedelta) -> str | None:
 
 
 def _check_missing(
-    session: Any, station_id: int, programme_id: int, tz: ZoneInfo, now: datetime
+    session: Session, station_id: int, programme_id: int, tz: ZoneInfo, now: datetime
 ) -> list[ScheduleWarning]:
     month = local_month(now, tz)
     _, month_end = month_bounds_utc(month, tz)
@@ -162,7 +159,7 @@ def _check_missing(
 
 
 def _check_upcoming(
-    session: Any, station_id: int, programme_id: int, tz: ZoneInfo, now: datetime
+    session: Session, station_id: int, programme_id: int, tz: ZoneInfo, now: datetime
 ) -> list[ScheduleWarning]:
     found: list[ScheduleWarning] = []
     upcoming = session.scalars(
@@ -231,55 +228,3 @@ def mark_missed(now: datetime) -> int:
         session.flush()
     _notify(new)
     return count
-
-
-def publish_playlists(now: datetime, days_ahead: int = 2) -> int:
-    """Precompute the next days' playlists of every device (the endpoint stays live anyway)."""
-    from app.playout import playlists
-
-    published = 0
-    with unit_of_work() as session:
-        zones = session.scalars(select(Station.timezone).distinct()).all()
-        for tz_name in zones:
-            tz = ZoneInfo(tz_name)
-            station_ids = list(
-                session.scalars(select(Station.id).where(Station.timezone == tz_name))
-            )
-            today = now.astimezone(tz).date()
-            for offset in range(days_ahead + 1):
-                published += playlists.count_playlists(
-                    session, day=today + timedelta(days=offset), station_ids=station_ids
-                )
-    return published
-
-
-def housekeeping(now: datetime, *, min_age: timedelta = timedelta(days=1)) -> int:
-    """Delete stored files nothing refers to, and stale scratch files, older than min_age."""
-    cutoff = time.time() - min_age.total_seconds()
-    with unit_of_work(write=False) as session:
-        referenced = set(session.scalars(select(AudioAsset.sha256)))
-        referenced |= set(
-            session.scalars(
-                select(AudioAsset.source_sha256).where(AudioAsset.source_sha256.is_not(None))
-            )
-        )
-        referenced |= set(
-            session.scalars(
-                select(Broadcast.master_sha256).where(Broadcast.master_sha256.is_not(None))
-            )
-        )
-        referenced |= set(session.scalars(select(Emergency.audio_sha256)))
-    removed = 0
-    for sha, path in audio.store().iter_all():
-        if sha not in referenced and path.stat().st_mtime < cutoff:
-            path.unlink(missing_ok=True)
-            removed += 1
-    tmp = audio.work_dir()
-    for entry in tmp.iterdir():
-        if entry.stat().st_mtime < cutoff:
-            if entry.is_dir():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                entry.unlink(missing_ok=True)
-            removed += 1
-    return removed

@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 from app import clock
 from app.accounts.models import User
 from app.audit import service as audit
-from app.schedule.cadence import parse_cadence, year_occurrences
+from app.schedule.cadence import year_occurrences
 from app.schedule.models import Broadcast, BroadcastStatus, RundownItem
+from app.stations.cadence import parse_cadence
 from app.stations.models import Programme, Station, Village
 
 UNIQUE_PERIOD = ["station_id", "programme_id", "period_key"]
@@ -26,7 +27,7 @@ UNIQUE_WHERE = text("status != 'cancelled'")
 
 
 @dataclass(frozen=True)
-class Slot:
+class PlannedSlot:
     """One broadcast the cadence asks for."""
 
     station_id: int
@@ -71,10 +72,10 @@ def plan_targets(
     return targets
 
 
-def target_slots(target: Target, year: int) -> list[Slot]:
+def target_slots(target: Target, year: int) -> list[PlannedSlot]:
     """Pure: every slot of the year for one target (local months and days)."""
     return [
-        Slot(
+        PlannedSlot(
             target.station_id,
             target.programme_id,
             target.village_id,
@@ -88,7 +89,7 @@ def target_slots(target: Target, year: int) -> list[Slot]:
 
 def station_slots(
     station: Station, programmes: Sequence[Programme], villages: Sequence[Village], year: int
-) -> list[Slot]:
+) -> list[PlannedSlot]:
     """Pure: every slot of the year for the station's programmes (local months and days)."""
     targets = plan_targets(station, programmes, villages)
     return [slot for target in targets for slot in target_slots(target, year)]
@@ -139,7 +140,7 @@ def copy_text(targets: Sequence[Target], year: int) -> Iterator[str]:
     """The slots of targets as PostgreSQL COPY text (SLOT_COLUMNS), one block per target.
 
     The bulk path of a country-wide plan: formatting text is several times cheaper than
-    making a Slot and a tuple per row, and COPY reads it as it is.
+    making a PlannedSlot and a tuple per row, and COPY reads it as it is.
     """
     for t in targets:
         village = "\\N" if t.village_id is None else t.village_id
@@ -150,7 +151,7 @@ def copy_text(targets: Sequence[Target], year: int) -> Iterator[str]:
         )
 
 
-def insert_slots(session: Session, slots: Sequence[Slot], *, now: datetime) -> int:
+def insert_slots(session: Session, slots: Sequence[PlannedSlot], *, now: datetime) -> int:
     """Insert the slots that do not exist yet (ON CONFLICT DO NOTHING); returns how many."""
     if not slots:
         return 0
@@ -186,7 +187,7 @@ SLOT_COLUMNS = (
 DEFAULT_COLUMNS = ("status", "priority", "created_at", "updated_at", "version")
 
 
-def _slot_values(s: Slot) -> tuple[Any, ...]:
+def _slot_values(s: PlannedSlot) -> tuple[Any, ...]:
     return (s.station_id, s.programme_id, s.village_id, s.starts_at, s.period_key, s.local_month)
 
 
@@ -284,7 +285,7 @@ def _cancel_obsolete(
     *,
     station: Station,
     programmes: Sequence[Programme],
-    slots: Sequence[Slot],
+    slots: Sequence[PlannedSlot],
     year: int,
     now: datetime,
 ) -> int:

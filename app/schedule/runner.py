@@ -23,14 +23,22 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 
 from app import clock
+from app.audio import jobs as audio_jobs
 from app.db import unit_of_work
+from app.playout import jobs as playout_jobs
+from app.playout.models import Emergency
 from app.schedule import jobs
+from app.schedule.models import Broadcast
 from app.schedule.runs import run_exclusive
 from app.stations.models import Station
 
 log = logging.getLogger("loaxa.scheduler")
 
 JOB_DEFAULTS: dict[str, Any] = {"coalesce": True, "misfire_grace_time": None, "max_instances": 1}
+
+# Columns outside `audio` that name stored files: audio housekeeping keeps what they name.
+# A new table that refers to stored audio by sha256 must be added here.
+AUDIO_KEPT_BY = (Broadcast.master_sha256, Emergency.audio_sha256)
 
 
 def _five_minutes(now: datetime) -> str:
@@ -56,16 +64,28 @@ def run_mark_missed() -> None:
     run_exclusive("mark_missed", _five_minutes(now), lambda: jobs.mark_missed(now), now=now)
 
 
-def run_publish(tz_name: str) -> None:
+def run_count_playlists(tz_name: str) -> None:
+    """Count the playlists of the stations in this zone, once per local day of the zone."""
     now = clock.now()
     day = now.astimezone(ZoneInfo(tz_name)).date().isoformat()
-    run_exclusive("publish", f"{tz_name}:{day}", lambda: jobs.publish_playlists(now), now=now)
+    run_exclusive(
+        "count_playlists",
+        f"{tz_name}:{day}",
+        lambda: playout_jobs.count_coming_playlists(now, tz_name=tz_name),
+        now=now,
+    )
 
 
 def run_housekeeping(tz_name: str) -> None:
+    """Audio housekeeping (all files), once per local date: the first zone to reach it runs."""
     now = clock.now()
     day = now.astimezone(ZoneInfo(tz_name)).date().isoformat()
-    run_exclusive("housekeeping", day, lambda: jobs.housekeeping(now), now=now)
+    run_exclusive(
+        "housekeeping",
+        day,
+        lambda: audio_jobs.housekeeping(now, kept_by=AUDIO_KEPT_BY),
+        now=now,
+    )
 
 
 def job_table(zones: list[str]) -> list[tuple[str, Callable[[], None], object]]:
@@ -79,8 +99,8 @@ def job_table(zones: list[str]) -> list[tuple[str, Callable[[], None], object]]:
         tz = ZoneInfo(tz_name)
         table.append(
             (
-                f"publish:{tz_name}",
-                partial(run_publish, tz_name),
+                f"count_playlists:{tz_name}",
+                partial(run_count_playlists, tz_name),
                 CronTrigger(hour=0, minute=5, timezone=tz),
             )
         )
@@ -100,7 +120,7 @@ def catch_up() -> None:
     run_check_cchc()
     run_mark_missed()
     for tz_name in station_zones():
-        run_publish(tz_name)
+        run_count_playlists(tz_name)
         run_housekeeping(tz_name)
 
 

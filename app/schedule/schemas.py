@@ -1,4 +1,4 @@
-"""API shapes for broadcasts and rundowns."""
+"""API shapes for broadcasts, rundowns, yearly planning and the scheduler's warnings."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from app.db import DbId
 from app.schedule.models import BroadcastStatus
 
 
@@ -20,23 +21,23 @@ class BroadcastCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     programme: Annotated[str, Field(min_length=1, max_length=40)]
-    station_id: int
+    station_id: DbId
     starts_at: AwareDatetime = Field(description="ISO 8601 with offset")
-    village_id: int | None = None
+    village_id: DbId | None = None
 
 
 class BroadcastMove(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     starts_at: AwareDatetime
-    version: int | None = None
+    version: DbId | None = None
 
 
 class BroadcastOut(BaseModel):
     id: int
-    station_id: int
+    station_id: DbId
     programme: str
-    village_id: int | None
+    village_id: DbId | None
     starts_at: datetime = Field(description="UTC")
     starts_at_local: datetime = Field(description="the same instant in the station's time zone")
     local_month: str
@@ -45,19 +46,19 @@ class BroadcastOut(BaseModel):
     master_sha256: str | None
     master_duration_ms: int | None
     assembled_at: datetime | None
-    version: int
+    version: DbId
 
 
 class RundownSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    segment_ids: Annotated[list[int], Field(max_length=200), AfterValidator(_unique)]
+    segment_ids: Annotated[list[DbId], Field(max_length=200), AfterValidator(_unique)]
 
 
 class RundownItemOut(BaseModel):
     position: int
     kind: str  # "intro", "segment", "outro"
-    segment_id: int | None
+    segment_id: DbId | None
     title: str
     duration_ms: int | None
     audio_sha256: str | None
@@ -70,7 +71,7 @@ class CueOut(BaseModel):
 
 
 class RundownOut(BaseModel):
-    broadcast_id: int
+    broadcast_id: DbId
     programme: str
     items: list[RundownItemOut]
     gap_ms: int
@@ -81,3 +82,22 @@ class RundownOut(BaseModel):
     master_sha256: str | None
     master_duration_ms: int | None
     cue_sheet: list[CueOut] | None
+
+
+class PlanOut(BaseModel):
+    station_id: DbId
+    year: int
+    created: int
+    existing: int
+    cancelled: int
+
+
+class WarningOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    station_id: DbId | None
+    broadcast_id: DbId | None
+    kind: str
+    message: str
+    created_at: datetime

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,10 +16,12 @@ from sqlalchemy.orm import Session
 from app.accounts.models import User
 from app.audio.models import AudioAsset
 from app.audit import service as audit
-from app.db import add_unique, flush_versioned
-from app.errors import Conflict, Invalid, PreconditionFailed
+from app.db import add_unique, check_version, flush_versioned
+from app.durations import describe_ms
+from app.errors import Conflict, Invalid
 from app.schedule.cadence import local_month, move_within_month, parse_month
 from app.schedule.models import Broadcast, BroadcastStatus, RundownItem
+from app.schedule.schemas import BroadcastOut
 from app.segments.models import Segment, SegmentStatus, SegmentVillage
 from app.stations import service as stations
 from app.stations.models import Programme, Station, Village
@@ -178,6 +180,49 @@ def list_query(
     return stmt
 
 
+def to_out_many(session: Session, broadcasts: Sequence[Broadcast]) -> list[BroadcastOut]:
+    """The broadcasts as the API shows them: programme code, UTC and station-local start."""
+    codes = {
+        pid: code
+        for pid, code in session.execute(
+            select(Programme.id, Programme.code).where(
+                Programme.id.in_({b.programme_id for b in broadcasts})
+            )
+        )
+    }
+    zones = {
+        sid: ZoneInfo(tz)
+        for sid, tz in session.execute(
+            select(Station.id, Station.timezone).where(
+                Station.id.in_({b.station_id for b in broadcasts})
+            )
+        )
+    }
+    return [
+        BroadcastOut(
+            id=b.id,
+            station_id=b.station_id,
+            programme=codes[b.programme_id],
+            village_id=b.village_id,
+            starts_at=b.starts_at.astimezone(UTC),
+            starts_at_local=b.starts_at.astimezone(zones[b.station_id]),
+            local_month=b.local_month,
+            status=BroadcastStatus(b.status),
+            priority=b.priority,
+            master_sha256=b.master_sha256,
+            master_duration_ms=b.master_duration_ms,
+            assembled_at=b.assembled_at,
+            version=b.version,
+        )
+        for b in broadcasts
+    ]
+
+
+def to_out(session: Session, broadcast: Broadcast) -> BroadcastOut:
+    """One broadcast as the API shows it (see to_out_many)."""
+    return to_out_many(session, [broadcast])[0]
+
+
 def _require_open(broadcast: Broadcast, doing: str) -> None:
     if broadcast.status not in ACTIVE:
         raise Conflict(f"broadcast {broadcast.id} is {broadcast.status}; it cannot be {doing}")
@@ -192,8 +237,7 @@ def move_broadcast(
     actor: User | None = None,
 ) -> Broadcast:
     """Move a broadcast; a monthly programme's broadcast stays within its local month."""
-    if expected_version is not None and expected_version != broadcast.version:
-        raise PreconditionFailed(f"broadcast {broadcast.id} has changed; reload it")
+    check_version(f"broadcast {broadcast.id}", current=broadcast.version, expected=expected_version)
     _require_open(broadcast, "moved")
     station = session.get_one(Station, broadcast.station_id)
     programme = session.get_one(Programme, broadcast.programme_id)
@@ -355,8 +399,8 @@ def window_problem(
     if total_ms < low:
         short = low - total_ms
         return (
-            f"the rundown runs {_mmss(total_ms)}, {short / 1000:.1f} s short of the "
-            f"{_mmss(low)} minimum: add at least {short / 1000:.1f} s of approved segments"
+            f"the rundown runs {describe_ms(total_ms)}, {short / 1000:.1f} s short of the "
+            f"{describe_ms(low)} minimum: add at least {short / 1000:.1f} s of approved segments"
         )
     over = total_ms - high
     segments = [i for i in items if i.kind == "segment"]
@@ -374,14 +418,9 @@ def window_problem(
         else f"shorten or drop segments by at least {over / 1000:.1f} s"
     )
     return (
-        f"the rundown runs {_mmss(total_ms)}, {over / 1000:.1f} s over the "
-        f"{_mmss(high)} maximum: {hint}"
+        f"the rundown runs {describe_ms(total_ms, round_up=True)}, {over / 1000:.1f} s over the "
+        f"{describe_ms(high)} maximum: {hint}"
     )
-
-
-def _mmss(ms: int) -> str:
-    minutes, rest = divmod(ms, 60_000)
-    return f"{minutes} min {rest / 1000:.1f} s" if rest else f"{minutes} min"
 
 
 def segment_items(session: Session, broadcast_id: int) -> list[PlannedItem]:

@@ -11,9 +11,12 @@ from sqlalchemy.orm import Session
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from app import clock
+from app.accounts.models import User
 from app.config import get_settings
 from app.db import add_unique
 from app.schedule.models import ScheduleWarning
+from app.stations import service as stations
+from app.stations.models import Station
 
 log = logging.getLogger("loaxa.scheduler")
 
@@ -43,12 +46,17 @@ def raise_warning(
 
 
 def list_query(
-    *, station_ids: list[int] | None = None, kind: str | None = None
+    *, user: User, station_id: int | None = None, kind: str | None = None
 ) -> Select[tuple[ScheduleWarning]]:
-    """Warnings, newest first."""
-    stmt = select(ScheduleWarning).order_by(ScheduleWarning.id.desc())
-    if station_ids is not None:
-        stmt = stmt.where(ScheduleWarning.station_id.in_(station_ids))
+    """Warnings of the stations the user can see (one station's, when given), newest first."""
+    visible = stations.scope_to_user(select(Station.id), Station.id, user)
+    stmt = (
+        select(ScheduleWarning)
+        .where(ScheduleWarning.station_id.in_(visible.scalar_subquery()))
+        .order_by(ScheduleWarning.id.desc())
+    )
+    if station_id is not None:
+        stmt = stmt.where(ScheduleWarning.station_id == station_id)
     if kind:
         stmt = stmt.where(ScheduleWarning.kind == kind)
     return stmt

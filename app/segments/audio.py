@@ -24,7 +24,7 @@ from app.audio import service as audio
 from app.audio.models import AudioAsset
 from app.audit import service as audit
 from app.db import flush_versioned, unit_of_work
-from app.errors import Conflict, PreconditionFailed
+from app.errors import Conflict
 from app.segments import service
 from app.segments.models import Segment, SegmentStatus
 from app.segments.schemas import SegmentOut
@@ -32,10 +32,7 @@ from app.segments.schemas import SegmentOut
 
 def check_audio_editable(segment: Segment, expected_version: int | None) -> None:
     """Audio may change only on a draft, and only from the version the caller last saw."""
-    if expected_version is not None and expected_version != segment.version:
-        raise PreconditionFailed(
-            f"segment {segment.id} has changed (version {segment.version}); reload it"
-        )
+    service.check_version(segment, expected=expected_version, required=False)
     if segment.status != SegmentStatus.draft.value:
         raise Conflict(
             f"segment {segment.id} is {segment.status}; its audio can only change while draft"

@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from app.accounts.deps import ApproverUser, EditorUser, SessionDep, ViewerUser
+from app.accounts.deps import ApproverUser, EditorUser, ViewerUser
 from app.audio import service as audio
 from app.audio.upload import receive_file
 from app.config import get_settings
+from app.db import DbId, SessionDep
 from app.http import expected_version, parse_if_match, version_etag
 from app.pagination import Page, PageDep, paginate
 from app.segments import audio as segment_audio
@@ -56,7 +57,7 @@ def list_segments(
     status: SegmentStatus | None = None,
     programme: Annotated[str | None, Query(max_length=40)] = None,
     month: Month | None = None,
-    station_id: int | None = None,
+    station_id: DbId | None = None,
 ) -> Page[SegmentOut]:
     """Segments, newest first."""
     stmt = service.list_query(
@@ -70,7 +71,7 @@ def list_segments(
 
 @router.get("/{segment_id}", response_model=SegmentOut)
 def get_segment(
-    session: SessionDep, user: ViewerUser, segment_id: int, response: Response
+    session: SessionDep, user: ViewerUser, segment_id: DbId, response: Response
 ) -> SegmentOut:
     segment = service.get_segment(session, segment_id, user=user)
     return _reply(response, service.to_out(session, segment))
@@ -80,7 +81,7 @@ def get_segment(
 def update_segment(
     session: SessionDep,
     user: EditorUser,
-    segment_id: int,
+    segment_id: DbId,
     body: SegmentUpdate,
     response: Response,
     if_match: IfMatch = None,
@@ -100,7 +101,7 @@ def update_segment(
 
 @router.delete("/{segment_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_segment(
-    session: SessionDep, user: EditorUser, segment_id: int, if_match: IfMatch = None
+    session: SessionDep, user: EditorUser, segment_id: DbId, if_match: IfMatch = None
 ) -> Response:
     segment = service.get_segment(session, segment_id, user=user, for_update=True)
     service.delete_segment(
@@ -113,7 +114,7 @@ def delete_segment(
 def submit_segment(
     session: SessionDep,
     user: EditorUser,
-    segment_id: int,
+    segment_id: DbId,
     response: Response,
     if_match: IfMatch = None,
 ) -> SegmentOut:
@@ -128,7 +129,7 @@ def submit_segment(
 def approve_segment(
     session: SessionDep,
     user: ApproverUser,
-    segment_id: int,
+    segment_id: DbId,
     response: Response,
     if_match: IfMatch = None,
 ) -> SegmentOut:
@@ -143,7 +144,7 @@ def approve_segment(
 def reject_segment(
     session: SessionDep,
     user: ApproverUser,
-    segment_id: int,
+    segment_id: DbId,
     body: RejectBody,
     response: Response,
     if_match: IfMatch = None,
@@ -164,7 +165,7 @@ async def upload_audio(
     request: Request,
     response: Response,
     user: EditorUser,
-    segment_id: int,
+    segment_id: DbId,
     if_match: IfMatch = None,
 ) -> SegmentOut:
     """Multipart `file`: MP3, WAV, OGG/Opus, M4A/AAC or FLAC, measured and normalised."""

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from app.db import DbId
 from app.segments.models import Priority, SegmentStatus, Topic
 from app.text import LongText, Name
 
@@ -21,7 +22,7 @@ def _month(value: str) -> str:
 
 
 Month = Annotated[str, StringConstraints(max_length=7), AfterValidator(_month)]
-VillageIds = Annotated[list[int], Field(max_length=500)]
+VillageIds = Annotated[list[DbId], Field(max_length=500)]
 
 
 class SegmentCreate(BaseModel):
@@ -34,7 +35,7 @@ class SegmentCreate(BaseModel):
     target_month: Month | None = None
     village_ids: VillageIds = []
     priority: Priority = Priority.normal
-    station_id: int | None = Field(
+    station_id: DbId | None = Field(
         default=None, description="defaults to the editor's station, or the only station"
     )
 
@@ -51,7 +52,7 @@ class SegmentUpdate(BaseModel):
     target_month: Month | None = None
     village_ids: VillageIds | None = None
     priority: Priority | None = None
-    version: int | None = None
+    version: DbId | None = None
 
 
 class RejectBody(BaseModel):
@@ -62,13 +63,13 @@ class RejectBody(BaseModel):
 
 class SegmentOut(BaseModel):
     id: int
-    station_id: int
+    station_id: DbId
     programme: str
     title: str
     topic: Topic
     script: str | None
     target_month: str | None
-    village_ids: list[int]
+    village_ids: list[DbId]
     priority: Priority
     status: SegmentStatus
     rejection_reason: str | None
@@ -80,4 +81,4 @@ class SegmentOut(BaseModel):
     updated_at: datetime
     submitted_at: datetime | None
     approved_at: datetime | None
-    version: int
+    version: DbId

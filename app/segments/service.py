@@ -8,12 +8,12 @@ from typing import Any
 from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
-from app import clock
+from app import clock, db
 from app.accounts.models import User
 from app.audio.models import AudioAsset
 from app.audit import service as audit
 from app.db import flush_versioned
-from app.errors import Conflict, Invalid, NotFound, PreconditionFailed, PreconditionRequired
+from app.errors import Conflict, Invalid, NotFound
 from app.segments.models import Priority, Segment, SegmentStatus, SegmentVillage, Topic
 from app.segments.schemas import SegmentOut
 from app.stations import service as stations
@@ -160,18 +160,9 @@ def list_query(
 
 def check_version(segment: Segment, *, expected: int | None, required: bool = True) -> None:
     """Refuse a write based on an older version of the segment."""
-    if expected is None:
-        if required:
-            raise PreconditionRequired(
-                "send the segment's version (the 'version' field or an If-Match header with "
-                "its ETag) so that a concurrent edit is not overwritten"
-            )
-        return
-    if expected != segment.version:
-        raise PreconditionFailed(
-            f"segment {segment.id} has changed (version {segment.version}, you sent "
-            f"{expected}); reload it and apply your change again"
-        )
+    db.check_version(
+        f"segment {segment.id}", current=segment.version, expected=expected, required=required
+    )
 
 
 def _require_status(segment: Segment, allowed: SegmentStatus, doing: str) -> None:

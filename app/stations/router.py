@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from app.accounts.deps import AdminUser, SessionDep, ViewerUser
+from app.accounts.deps import AdminUser, ApproverUser, ViewerUser
+from app.db import DbId, SessionDep
 from app.stations import service
 from app.stations.schemas import (
     ProgrammeOut,
+    ProgrammeRules,
     StationCreate,
     StationOut,
+    VillageCadence,
     VillageCreate,
     VillageOut,
 )
@@ -31,12 +34,12 @@ def create_station(session: SessionDep, admin: AdminUser, body: StationCreate) -
 
 
 @router.get("/stations/{station_id}", response_model=StationOut)
-def get_station(session: SessionDep, user: ViewerUser, station_id: int) -> StationOut:
+def get_station(session: SessionDep, user: ViewerUser, station_id: DbId) -> StationOut:
     return StationOut.model_validate(service.get_station(session, station_id, user=user))
 
 
 @router.get("/stations/{station_id}/villages", response_model=list[VillageOut])
-def list_villages(session: SessionDep, user: ViewerUser, station_id: int) -> list[VillageOut]:
+def list_villages(session: SessionDep, user: ViewerUser, station_id: DbId) -> list[VillageOut]:
     service.get_station(session, station_id, user=user)
     return [
         VillageOut.model_validate(v) for v in service.list_villages(session, station_id=station_id)
@@ -49,7 +52,7 @@ def list_villages(session: SessionDep, user: ViewerUser, station_id: int) -> lis
     status_code=status.HTTP_201_CREATED,
 )
 def create_village(
-    session: SessionDep, admin: AdminUser, station_id: int, body: VillageCreate
+    session: SessionDep, admin: AdminUser, station_id: DbId, body: VillageCreate
 ) -> VillageOut:
     station = service.get_station(session, station_id)
     village = service.create_village(
@@ -58,8 +61,41 @@ def create_village(
     return VillageOut.model_validate(village)
 
 
+@router.put("/stations/{station_id}/villages/{village_id}/cadence", response_model=VillageOut)
+def set_village_cadence(
+    session: SessionDep,
+    user: ApproverUser,
+    station_id: DbId,
+    village_id: DbId,
+    body: VillageCadence,
+) -> VillageOut:
+    """Give one village its own slots (days of week and time); null restores the default."""
+    service.get_station(session, station_id, user=user)
+    village = service.get_village(session, station_id=station_id, village_id=village_id)
+    service.set_village_cadence(session, village=village, cadence=body.cadence, actor=user)
+    return VillageOut.model_validate(village)
+
+
+@router.patch("/stations/{station_id}/programmes/{code}", response_model=ProgrammeOut)
+def update_programme(
+    session: SessionDep, user: ApproverUser, station_id: DbId, code: str, body: ProgrammeRules
+) -> ProgrammeOut:
+    """Set the station's rule for a programme, e.g. the CCHC slot "third Saturday 17:00"."""
+    service.get_station(session, station_id, user=user)
+    programme = service.get_programme(session, station_id=station_id, code=code)
+    service.update_programme_rules(
+        session,
+        programme=programme,
+        cadence=body.cadence,
+        min_duration_ms=body.min_duration_ms,
+        max_duration_ms=body.max_duration_ms,
+        actor=user,
+    )
+    return ProgrammeOut.model_validate(programme)
+
+
 @router.get("/stations/{station_id}/programmes", response_model=list[ProgrammeOut])
-def list_programmes(session: SessionDep, user: ViewerUser, station_id: int) -> list[ProgrammeOut]:
+def list_programmes(session: SessionDep, user: ViewerUser, station_id: DbId) -> list[ProgrammeOut]:
     service.get_station(session, station_id, user=user)
     return [
         ProgrammeOut.model_validate(p)

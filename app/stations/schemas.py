@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from app.db import DbId
 from app.text import Name
 
 
@@ -27,7 +28,9 @@ class StationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name
-    timezone: TimeZoneName = "Asia/Ho_Chi_Minh"
+    timezone: TimeZoneName | None = Field(
+        default=None, description="IANA time zone; LOAXA_TIMEZONE (Asia/Ho_Chi_Minh) when omitted"
+    )
     hotline: Phone | None = None
 
 
@@ -54,7 +57,7 @@ class VillageOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    station_id: int
+    station_id: DbId
     name: str
     cadence: dict[str, Any] | None
 
@@ -63,7 +66,7 @@ class ProgrammeOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    station_id: int
+    station_id: DbId
     code: str
     name: str
     scope: str
@@ -75,3 +78,16 @@ class ProgrammeOut(BaseModel):
     def window_ms(self) -> list[int]:
         return [self.min_duration_ms, self.max_duration_ms]
 
+
+class ProgrammeRules(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cadence: dict[str, Any] | None = None
+    min_duration_ms: int | None = Field(default=None, gt=0, le=24 * 3600 * 1000)
+    max_duration_ms: int | None = Field(default=None, gt=0, le=24 * 3600 * 1000)
+
+
+class VillageCadence(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cadence: dict[str, Any] | None

@@ -10,9 +10,10 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.accounts.models import Role, User
 from app.audit import service as audit
+from app.config import get_settings
 from app.db import Base, add_unique
 from app.errors import Conflict, Invalid, NotFound
-from app.schedule.cadence import parse_cadence
+from app.stations.cadence import parse_cadence
 from app.stations.models import Programme, Station, Village
 
 S = TypeVar("S", bound=Select[Any])
@@ -58,14 +59,15 @@ def create_station(
     session: Session,
     *,
     name: str,
-    timezone: str = "Asia/Ho_Chi_Minh",
+    timezone: str | None = None,
     hotline: str | None = None,
     actor: User | None = None,
 ) -> Station:
-    """A station with the default programmes; 409 when the name is taken."""
+    """A station with the default programmes, in `timezone` or else the configured zone
+    (LOAXA_TIMEZONE); 409 when the name is taken."""
     if session.scalar(select(Station.id).where(Station.name == name)) is not None:
         raise Conflict(f"station {name!r} already exists")
-    station = Station(name=name, timezone=timezone, hotline=hotline)
+    station = Station(name=name, timezone=timezone or get_settings().timezone, hotline=hotline)
     if not add_unique(session, station):
         raise Conflict(f"station {name!r} already exists")
     for spec in DEFAULT_PROGRAMMES:
@@ -174,6 +176,14 @@ def list_villages(session: Session, *, station_id: int) -> list[Village]:
             select(Village).where(Village.station_id == station_id).order_by(Village.id)
         )
     )
+
+
+def get_village(session: Session, *, station_id: int, village_id: int) -> Village:
+    """The station's village, or 404 (also when the village belongs to another station)."""
+    village = session.get(Village, village_id)
+    if village is None or village.station_id != station_id:
+        raise NotFound(f"village {village_id} does not exist in station {station_id}")
+    return village
 
 
 def get_programme(session: Session, *, station_id: int, code: str) -> Programme:

@@ -20,10 +20,13 @@ from app.db import unit_of_work
 from app.errors import Invalid, ServiceUnavailable
 from app.segments import audio as segment_audio
 from app.segments import service as segments
+from app.stations import service as stations
+from app.text import nfc
 from app.tts import synthesis
 from app.tts.engines import EspeakEngine, GTTSEngine, SynthesisFailed
 from app.tts.models import StationAbbreviation
 from app.tts.normalize import ScriptProblem
+from app.tts.schemas import SegmentTTSOut
 
 ENGINES = ("auto", "gtts", "espeak")
 
@@ -43,7 +46,8 @@ def station_dictionary(session: Session, station_id: int) -> dict[str, str]:
 def replace_dictionary(
     session: Session, *, station_id: int, entries: dict[str, str], actor: User
 ) -> dict[str, str]:
-    """Set the station's dictionary to exactly these entries."""
+    """Set the station's dictionary to exactly these entries (NFC-normalised, as stored)."""
+    entries = {nfc(k): nfc(v) for k, v in entries.items()}
     before = station_dictionary(session, station_id)
     session.execute(delete(StationAbbreviation).where(StationAbbreviation.station_id == station_id))
     session.add_all(
@@ -92,6 +96,19 @@ def _cache_key(settings: Settings, normalized: str, engine: str, extra: Mapping[
     return synthesis.synthesis_key(normalized, engine, synth.voice, sound=sound)
 
 
+def preview_for_user(
+    session: Session, *, text: str, user: User, station_id: int | None = None
+) -> str:
+    """The script as read aloud with the station's dictionary (the user's own station by
+    default; none when the user has none); 404 for a station the user cannot see."""
+    sid = station_id if station_id is not None else user.station_id
+    extra: dict[str, str] = {}
+    if sid is not None:
+        stations.get_station(session, sid, user=user)
+        extra = station_dictionary(session, sid)
+    return preview(text, extra)
+
+
 def _cached_asset(session: Session, keys: list[str]) -> AudioAsset | None:
     for key in keys:
         asset = session.scalar(select(AudioAsset).where(AudioAsset.tts_key == key).limit(1))
@@ -102,13 +119,14 @@ def _cached_asset(session: Session, keys: list[str]) -> AudioAsset | None:
 
 def draft_segment_audio(
     *, segment_id: int, user: User, engine: str, expected_version: int | None = None
-) -> tuple[int, list[str], bool]:
-    """Synthesise the segment's script and make it its audio.
+) -> SegmentTTSOut:
+    """Synthesise the segment's script and make it its audio; the segment as it now is.
 
-    Returns (segment id, warnings, whether the cache answered). The same normalised text,
-    engine, voice and sound settings (``_cache_key``) is synthesised once; synthesis runs with
-    no transaction open. "auto" looks for gTTS audio only: in gTTS's cool-down it reads with
-    espeak-ng again (a few seconds) and says why in the warnings.
+    Its own short transactions: read the script, (synthesise and encode with no transaction
+    open), attach the audio, read the segment back. The same normalised text, engine, voice
+    and sound settings (``_cache_key``) is synthesised once: ``cached`` says the cache
+    answered. "auto" looks for gTTS audio only: in gTTS's cool-down it reads with espeak-ng
+    again and says why in the warnings.
     """
     settings = get_settings()
     if engine not in ENGINES:
@@ -180,9 +198,23 @@ def draft_segment_audio(
                 "tts_key": key,
             },
         )
-        return segment_id, warnings, cached_id is not None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    return _drafted(segment_id, user, warnings, cached=cached_id is not None)
+
+
+def _drafted(segment_id: int, user: User, warnings: list[str], *, cached: bool) -> SegmentTTSOut:
+    with unit_of_work(write=False) as session:
+        segment = segments.get_segment(session, segment_id, user=user)
+        out = segments.to_out(session, segment)
+        asset = session.get(AudioAsset, segment.audio_id) if segment.audio_id else None
+        return SegmentTTSOut(
+            **out.model_dump(),
+            tts_engine=asset.tts_engine if asset else None,
+            tts_voice=asset.tts_voice if asset else None,
+            cached=cached,
+            warnings=warnings,
+        )
 
 
 def _validated(script: str) -> tuple[str, list[str]]:

@@ -151,3 +151,13 @@ def test_migrate_creates_the_data_directory_on_a_fresh_machine(tmp_path) -> None
         timeout=120,
     )
     assert seeded.returncode == 0 and "created station Xuân Phúc" in seeded.stdout
+
+
+def test_seed_demo_puts_the_station_in_the_configured_time_zone(
+    database_url: str, session: Session
+) -> None:
+    r = loaxa("seed-demo", env={"LOAXA_TIMEZONE": "Asia/Bangkok", "LOAXA_ADMIN_PASSWORD": "x" * 12})
+    assert r.returncode == 0, r.stderr
+    session.rollback()
+    station = session.scalar(select(Station).where(Station.name == "Xuân Phúc"))
+    assert station is not None and station.timezone == "Asia/Bangkok"

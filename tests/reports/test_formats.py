@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from app.durations import clock_format
 from app.reports import formats, pdf
 
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
@@ -37,7 +38,7 @@ def test_vietnamese_dates_and_numbers() -> None:
     assert pdf.vn_number(1234.5, 1) == "1.234,5"
     assert pdf.vn_pct(57.14) == "57,1%"
     assert pdf.vn_pct(None) == "–"
-    assert formats.mmss(545_400) == "9:05"
+    assert clock_format(545_400) == "9:05"
     assert pdf.commune("Xuân Phúc") == ("xã", "Xuân Phúc")
     assert pdf.issuing_body("Thị trấn Bến Sung") == "THỊ TRẤN BẾN SUNG"
 

@@ -1,4 +1,5 @@
-"""Tests for app.schedule.cadence: monthly/weekly slots, local months and UTC bounds."""
+"""Tests for cadences: the rule (app.stations.cadence) and its expansion into slots, local
+months and UTC bounds (app.schedule.cadence)."""
 
 from __future__ import annotations
 
@@ -10,17 +11,15 @@ from pydantic import ValidationError
 
 from app.schedule.cadence import (
     DEFAULT_TZ,
-    MonthlyCadence,
-    WeeklyCadence,
     day_bounds_utc,
     local_month,
     month_bounds_utc,
     move_within_month,
     occurrences,
-    parse_cadence,
     parse_month,
     year_occurrences,
 )
+from app.stations.cadence import MonthlyCadence, WeeklyCadence, parse_cadence
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 SATURDAY, FRIDAY, SUNDAY, MONDAY, WEDNESDAY = 5, 4, 6, 0, 2

@@ -18,12 +18,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.accounts.security import hash_device_token
+from app.audio.jobs import housekeeping
 from app.config import get_settings
 from app.db import unit_of_work
 from app.devices.models import Device
 from app.playout.models import AsRunEvent
 from app.schedule import jobs
 from app.schedule.models import Broadcast, JobRun, RundownItem, ScheduleWarning
+from app.schedule.runner import AUDIO_KEPT_BY
 from app.segments.models import Segment
 from app.stations.models import Programme
 from tests.helpers import make_station, staff
@@ -223,9 +225,20 @@ def test_housekeeping_removes_only_old_orphans(
     os.utime(store().path_for(orphan), (old, old))
     kept = store().path_for(seg["audio_sha256"])
     os.utime(kept, (old, old))
-    removed = jobs.housekeeping(datetime.now(UTC))
+    master = store().put(pink(tmp_path / "master.mp3", 1, 5))  # named only by a broadcast
+    os.utime(store().path_for(master), (old, old))
+    broadcast_id = new_broadcast(client, world).json()["id"]
+    with unit_of_work() as s:
+        s.get_one(Broadcast, broadcast_id).master_sha256 = master
+    now = datetime.now(UTC)
+    # The age is measured from `now`, not from the wall clock: three days earlier, the
+    # two-day-old orphan was not old enough yet.
+    housekeeping(now - timedelta(days=3), kept_by=AUDIO_KEPT_BY)
+    assert store().path_for(orphan).exists()
+    removed = housekeeping(now, kept_by=AUDIO_KEPT_BY)
     assert removed >= 1
     assert not store().path_for(orphan).exists() and kept.exists()
+    assert store().path_for(master).exists()
 
 
 def _scheduler(at: str) -> subprocess.Popen[str]:

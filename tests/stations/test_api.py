@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.accounts.models import Role
 from app.accounts.security import hash_device_token
+from app.config import get_settings
 from app.devices.models import Device
 from tests.helpers import login, make_user
 
@@ -26,6 +28,27 @@ def test_admin_creates_a_station_with_the_plan_programmes(client: TestClient) ->
     assert (cchc["min_duration_ms"], cchc["max_duration_ms"]) == (600_000, 900_000)
     assert cchc["cadence"]["kind"] == "monthly"
     assert {p["code"] for p in programmes} == {"cchc", "village-weekly"}
+
+
+def test_new_stations_are_in_the_configured_time_zone(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_user("quantri", Role.admin)
+    admin = login(client, "quantri")
+    monkeypatch.setenv("LOAXA_TIMEZONE", "Asia/Bangkok")
+    get_settings.cache_clear()
+    try:
+        r = client.post("/api/v1/stations", json={"name": "Xuân Phúc"}, headers=admin)
+        assert r.status_code == 201, r.text
+        assert r.json()["timezone"] == "Asia/Bangkok"
+        r = client.post(
+            "/api/v1/stations", json={"name": "Hải Vân", "timezone": "Asia/Tokyo"}, headers=admin
+        )
+        assert r.status_code == 201, r.text
+        assert r.json()["timezone"] == "Asia/Tokyo"
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
 
 
 def test_villages_are_unique_per_station_and_names_are_nfc(client: TestClient) -> None:

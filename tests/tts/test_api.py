@@ -17,7 +17,6 @@ from fastapi.testclient import TestClient
 
 from app import clock
 from app.config import get_settings
-from app.tts.templates import render_text
 from tests.helpers import make_station, staff
 from tests.tts.conftest import SilentGoogle
 
@@ -272,16 +271,6 @@ def test_script_less_and_approved_segments_get_clear_errors(
         f"/api/v1/segments/{seg['id']}/tts", json={"engine": "festival"}, headers=editor
     )
     assert r.status_code == 422
-
-
-def test_templates_fill_station_month_and_hotline() -> None:
-    text = render_text(
-        "cchc_closing", station="Xuân Phúc", month=3, year=2024, hotline="0237 3868 115"
-    )
-    assert "Đài truyền thanh xã Xuân Phúc" in text
-    assert "tháng 3 năm 2024" in text and "0237 3868 115" in text
-    no_hotline = render_text("cchc_closing", station="Xuân Phúc", month=3, year=2024)
-    assert "đường dây nóng" not in no_hotline
 
 
 def test_cli_tts_writes_a_playout_mp3(tmp_path: Path, database_url: str) -> None:

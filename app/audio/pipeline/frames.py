@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from app.durations import describe_ms  # noqa: F401  (re-exported: the pipeline's messages)
+
 RATE = 44_100
 SUB_BLOCK = RATE // 10  # 100 ms: the gating step; four make one 400 ms block
 CHUNK_FRAMES = SUB_BLOCK * 100  # 10 s of audio per read / filter / write step
@@ -31,14 +33,3 @@ def frames_to_ms(frames: int) -> int:
     if frames < 0:
         raise ValueError(f"negative frame count: {frames}")
     return (frames * 1000 + RATE // 2) // RATE
-
-
-def describe_ms(ms: int, *, round_up: bool = False) -> str:
-    """Human length: '0.4 s', '59.9 s', '21 min 3 s', '20 min' (floor unless round_up)."""
-    if ms < 60_000:
-        tenths = -(-ms // 100) if round_up else ms // 100
-        if tenths < 600:
-            return f"{tenths / 10:g} s"
-    seconds = -(-ms // 1000) if round_up else ms // 1000
-    minutes, seconds = divmod(seconds, 60)
-    return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
