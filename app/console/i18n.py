@@ -27,6 +27,8 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from babel.support import NullTranslations, Translations
 
+from app.durations import clock_format
+
 LOCALE_DIR = Path(__file__).parent / "locale"
 LANGUAGES = {"vi": "Tiếng Việt", "en": "English"}
 DEFAULT_LANGUAGE = "vi"
@@ -101,11 +103,10 @@ def format_month(month: str | None) -> str:
 
 
 def format_duration(ms: int | None) -> str:
-    """Milliseconds as mm:ss (minutes may pass 59: 75:00), rounded to the nearest second."""
+    """Milliseconds as mm:ss ("09:47"; minutes may pass 59), rounded as app.durations does."""
     if ms is None:
         return ""
-    minutes, seconds = divmod(round(ms / 1000), 60)
-    return f"{minutes:02d}:{seconds:02d}"
+    return clock_format(ms).zfill(5)
 
 
 def format_number(value: float | None, digits: int = 1) -> str:

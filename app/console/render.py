@@ -1,11 +1,14 @@
 """Templates: one Jinja environment, the navigation, and `render` / `redirect` for pages.
 
-Every page template extends `base.html` and gets, besides what its handler passes:
-`user`, `nav` (the links the user's role may follow), `csrf_field()` (the hidden input
-every form must carry), `_()` (translation), `lang`, `notice` (the message left by the
-redirect that led here), `static(name)` (a cache-busted URL), `script(name)` (the URL of a
-template's own JavaScript, kept beside it: `script("segments/detail.js")`), `can(user, role)`, the
-formats `|date`, `|datetime`, `|month`, `|duration`, `|number`, and `labels`.
+Every page template extends `base.html`. Its handler passes `title` (a message id, shown
+translated) or `page_title` (text shown as it is, such as a segment's title), and what the
+page needs. Every template also gets: `user`, `nav` (the links the user's role may follow),
+`csrf_field()` (the hidden input every form must carry), `csrf_token`, `_()` and
+`ngettext()` (translation), `lang`, `here` (this path, for `?next=`), `notice` (the message
+left by the redirect that led here), `static(name)` (a cache-busted URL), `script(name)`
+(the URL of a template's own JavaScript, kept beside it: `script("segments/detail.js")`),
+`can(user, role)`, `labels`, and the formats `|date`, `|datetime` (the station's time
+zone), `|month`, `|duration` (mm:ss), `|number`.
 """
 
 from __future__ import annotations

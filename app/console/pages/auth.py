@@ -10,7 +10,7 @@ from app.console import i18n
 from app.console import session as console_session
 from app.console.auth import safe_next, signed_in_user
 from app.console.forms import ConsoleForm, FormDep, csrf_message
-from app.console.i18n import _
+from app.console.i18n import N_, _
 from app.console.render import redirect, render
 from app.console.routing import ConsoleRoute
 from app.db import unit_of_work
@@ -36,6 +36,7 @@ def sign_in_page(
         request,
         "signin.html",
         {
+            "title": N_("Đăng nhập"),
             "next": safe_next(next_path),
             "error": error,
             "username": username,

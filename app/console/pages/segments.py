@@ -161,7 +161,7 @@ def _detail(
             request,
             "segments/detail.html",
             {
-                "title": out.title,
+                "page_title": out.title,  # the person's words: not a message to translate
                 "segment": out,
                 "asset": asset,
                 "values": values,

@@ -1,0 +1,116 @@
+"""Console pages: render time (median and 95th percentile) and weight (HTML + CSS + JS).
+
+    python scripts/bench_console.py [--runs 200] [--segments 300]
+
+Builds a throwaway data directory (SQLite), loads the demo commune with a planned year
+and `--segments` segments, signs in as an approver, and requests each page `--runs` times
+in process (the app, its database and templates; no network). The budget is 150 ms at the
+95th percentile and 100 KB per page, audio aside.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PASSWORD = "bench-password-long-enough"
+
+
+def seed(segments: int) -> int:
+    """The demo station, users, this year's plan and `segments` segments; a segment id."""
+    from app import clock, migrations
+    from app.accounts import service as accounts
+    from app.accounts.models import Role
+    from app.config import get_settings
+    from app.db import unit_of_work
+    from app.demo import seed_demo
+    from app.schedule.planning import plan_year
+    from app.segments import service as segment_service
+
+    migrations.upgrade(get_settings().sqlalchemy_url)
+    with unit_of_work() as db:
+        station_id = seed_demo(db).station_id
+        editor = accounts.create_user(
+            db, username="editor1", password=PASSWORD, role=Role.editor, station_id=station_id
+        )
+        accounts.create_user(
+            db, username="approver1", password=PASSWORD, role=Role.approver, station_id=station_id
+        )
+        plan_year(db, station_id=station_id, year=clock.now().year)
+        last = 0
+        for n in range(segments):
+            segment = segment_service.create_segment(
+                db,
+                user=editor,
+                title=f"Tin bài số {n}: kết quả cải cách hành chính",
+                programme="cchc",
+                topic="progress",
+                target_month=f"2024-{n % 12 + 1:02d}",
+                script="Kính thưa bà con, Ủy ban nhân dân xã thông báo lịch tiếp công dân.",
+            )
+            if n % 3 == 0:
+                segment_service.submit_segment(db, user=editor, segment=segment)
+            last = segment.id
+    return last
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--segments", type=int, default=300)
+    args = parser.parse_args()
+    data = tempfile.mkdtemp(prefix="loaxa-bench-console-")
+    for key in [k for k in os.environ if k.startswith("LOAXA_")]:
+        del os.environ[key]
+    os.environ.update(LOAXA_DATA_DIR=data, LOAXA_SECRET_KEY="bench-" + "x" * 40)
+    segment_id = seed(args.segments)
+
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    client = TestClient(create_app())
+    token = re.search(r'name="csrf_token" value="(\w+)"', client.get("/").text)
+    assert token
+    client.post(
+        "/signin",
+        data={
+            "csrf_token": token.group(1),
+            "username": "approver1",
+            "password": PASSWORD,
+            "next": "/",
+        },
+    )
+    pages = [
+        "/",
+        "/segments",
+        "/segments?status=submitted",
+        "/segments/new",
+        f"/segments/{segment_id}",
+    ]
+    print(f"{'page':34} {'median ms':>9} {'p95 ms':>7} {'KB':>6}")
+    for path in pages:
+        client.get(path)  # warm the templates
+        times = []
+        for _ in range(args.runs):
+            start = time.perf_counter()
+            r = client.get(path)
+            times.append((time.perf_counter() - start) * 1000)
+            assert r.status_code == 200, (path, r.status_code)
+        assets = re.findall(r'(?:href|src)="(/static/[^"]+)"', r.text)
+        weight = len(r.content) + sum(len(client.get(a).content) for a in assets)
+        p95 = statistics.quantiles(times, n=20)[-1]
+        print(f"{path:34} {statistics.median(times):9.1f} {p95:7.1f} {weight / 1024:6.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
