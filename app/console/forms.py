@@ -60,7 +60,7 @@ class ConsoleForm:
 
     def get_int(self, name: str) -> int | None:
         raw = self.get(name).strip()
-        return int(raw) if raw.isdigit() else None
+        return int(raw) if raw.isdigit() and len(raw) <= 18 else None
 
     def typed(self) -> dict[str, str]:
         """The text fields as typed, without the token: what a re-shown page fills in."""

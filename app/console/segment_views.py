@@ -134,7 +134,7 @@ def changes_from(form: ConsoleForm) -> dict[str, Any]:
     if month is not None and not MONTH.match(month):
         raise Invalid(_("Tháng phát phải có dạng năm-tháng, ví dụ 2024-03."))
     villages = form.getlist("village_ids")
-    if not all(v.isdigit() for v in villages):
+    if not all(v.isdigit() and len(v) <= 18 for v in villages):
         raise Invalid(_("Danh sách thôn không hợp lệ."))
     return {
         "title": title,

@@ -358,3 +358,5 @@ def test_unknown_segment_and_bad_path_are_pages(as_role: RoleClient) -> None:
     assert r.status_code == 404 and "Không tìm thấy mục này" in r.text
     r = client.get("/segments/abc")
     assert r.status_code == 404 and "Địa chỉ này không đúng." in r.text
+    r = client.get(f"/segments/{2**64}")  # past what the database holds: still a page
+    assert r.status_code == 404 and "Địa chỉ này không đúng." in r.text

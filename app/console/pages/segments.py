@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
@@ -27,7 +27,7 @@ from app.console.forms import ConsoleForm, FormDep, read_form, run_form, run_for
 from app.console.i18n import N_, _
 from app.console.render import redirect, render
 from app.console.routing import ConsoleRoute
-from app.db import unit_of_work
+from app.db import DbId, unit_of_work
 from app.errors import Invalid
 from app.pagination import PageParams, paginate
 from app.segments import audio as segment_audio
@@ -53,7 +53,7 @@ def list_page(
     month: str | None = None,
     topic: str | None = None,
     programme: str | None = None,
-    page: int = 1,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> HTMLResponse:
     """Segments, newest first, filtered by status, month, topic and programme."""
     filters = views.parse_filters(status, month, topic, programme)
@@ -181,7 +181,7 @@ def _detail(
 
 
 @router.get("/{segment_id}", response_class=HTMLResponse)
-def detail_page(request: Request, user: ViewerPage, segment_id: int) -> HTMLResponse:
+def detail_page(request: Request, user: ViewerPage, segment_id: DbId) -> HTMLResponse:
     return _detail(request, user, segment_id)
 
 
@@ -195,7 +195,7 @@ def _again(request: Request, user: User, segment_id: int, form: ConsoleForm, whe
 
 
 @router.post("/{segment_id}")
-def save(request: Request, user: EditorPage, segment_id: int, form: FormDep) -> Response:
+def save(request: Request, user: EditorPage, segment_id: DbId, form: FormDep) -> Response:
     """ "Lưu": change a draft, from the version the person saw (a stale save is refused)."""
 
     def action(db: Session) -> Response:
@@ -247,14 +247,14 @@ def _attach_file(
 
 @router.post("/{segment_id}/audio")
 def upload_audio(
-    request: Request, user: EditorPage, segment_id: int, form: UploadFormDep
+    request: Request, user: EditorPage, segment_id: DbId, form: UploadFormDep
 ) -> Response:
     """A file chosen, or recorded in the browser: through the same pipeline as the API."""
     return _attach_file(request, user, segment_id, form, expected_version=form.get_int("version"))
 
 
 @router.post("/{segment_id}/tts")
-def draft_tts(request: Request, user: EditorPage, segment_id: int, form: FormDep) -> Response:
+def draft_tts(request: Request, user: EditorPage, segment_id: DbId, form: FormDep) -> Response:
     """ "Đọc thử": draft the audio from the script with text-to-speech."""
     engine = form.get("engine") or "auto"
 
@@ -288,19 +288,19 @@ def _workflow(
 
 
 @router.post("/{segment_id}/submit")
-def submit(request: Request, user: EditorPage, segment_id: int, form: FormDep) -> Response:
+def submit(request: Request, user: EditorPage, segment_id: DbId, form: FormDep) -> Response:
     """ "Gửi duyệt"."""
     return _workflow(request, user, segment_id, form, segments.submit_segment, "submitted")
 
 
 @router.post("/{segment_id}/approve")
-def approve(request: Request, user: ApproverPage, segment_id: int, form: FormDep) -> Response:
+def approve(request: Request, user: ApproverPage, segment_id: DbId, form: FormDep) -> Response:
     """ "Duyệt"."""
     return _workflow(request, user, segment_id, form, segments.approve_segment, "approved")
 
 
 @router.post("/{segment_id}/reject")
-def reject(request: Request, user: ApproverPage, segment_id: int, form: FormDep) -> Response:
+def reject(request: Request, user: ApproverPage, segment_id: DbId, form: FormDep) -> Response:
     """ "Trả lại" with "Lý do"."""
     reason = form.get("reason")
     if form.csrf_ok and not reason:
