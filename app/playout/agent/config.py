@@ -121,7 +121,8 @@ class AgentConfig(BaseModel):
         else:
             assert self.token_file is not None
             try:
-                value = self.token_file.read_text(encoding="utf-8").strip()
+                # utf-8-sig: Notepad on older Windows starts its UTF-8 files with a BOM.
+                value = self.token_file.read_text(encoding="utf-8-sig").strip()
             except OSError as exc:
                 raise ConfigError(f"cannot read token_file {self.token_file}: {exc}") from exc
         if not value:
@@ -151,7 +152,7 @@ def _resolve(base: Path, value: Any) -> Any:
 def load_config(path: Path) -> AgentConfig:
     """Read and validate the agent's TOML configuration file."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # BOM: see token()
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
