@@ -538,6 +538,14 @@ def test_loaxa_agent_command_line(tmp_path: Path, fake: FakeServer) -> None:
         text=True,
     )
     assert result.returncode == 1 and "FAILED" in result.stdout, result.stdout
+    # The server's command has the check too.
+    served = subprocess.run(
+        [sys.executable, "-m", "app.cli", "agent", "--config", str(config), "--check"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert served.returncode == 1 and "FAILED" in served.stdout, served.stdout + served.stderr
     missing = subprocess.run(
         [sys.executable, "-m", "app.playout.agent", "--config", str(tmp_path / "nope.toml")],
         env=_env(),
