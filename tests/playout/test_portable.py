@@ -320,6 +320,24 @@ def test_player_process_options_per_system() -> None:
     assert posix["start_new_session"] is True
 
 
+@pytest.mark.parametrize("ignores_sigterm", [False, True])
+def test_windows_stop_ends_the_player(ignores_sigterm: bool) -> None:
+    """The Windows branch of stop() (terminate, then kill) on a Linux process."""
+    code = "import signal, time\n"
+    if ignores_sigterm:
+        code += "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    code += "print('up', flush=True)\ntime.sleep(30)"
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    assert process.stdout is not None and process.stdout.readline() == b"up\n"
+    playback = player_module.SubprocessPlayback(process, windows=True)
+    began = time.monotonic()
+    playback.stop()
+    assert process.poll() is not None
+    assert (time.monotonic() - began >= 2) == ignores_sigterm
+    playback.stop()  # idempotent
+    process.stdout.close()
+
+
 # Stopping.
 
 

@@ -218,8 +218,9 @@ def popen_options(*, windows: bool = WINDOWS) -> dict[str, Any]:
 class SubprocessPlayback:
     """A player process, in its own process group so that stopping it stops its children."""
 
-    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], *, windows: bool = WINDOWS) -> None:
         self.process = process
+        self._windows = windows
 
     def poll(self) -> int | None:
         """None while the process runs, else its exit code."""
@@ -229,7 +230,9 @@ class SubprocessPlayback:
         """Terminate the process group; kill it when it does not go within 2 s."""
         if self.process.poll() is not None:
             return
-        if WINDOWS:  # pragma: no cover - Windows only: no process groups to signal
+        if self._windows:
+            # No process groups to signal: TerminateProcess, and again (kill is the same call
+            # there) should it not be gone within 2 s. ffplay and mpv start no children.
             for end in (self.process.terminate, self.process.kill):
                 try:
                     end()
