@@ -33,8 +33,8 @@ from app.playout.agent import (
 from app.playout.agent import player as player_module
 from app.playout.agent.check import check
 from app.playout.agent.config import default_config_path, home_dir, is_absolute
+from app.playout.agent.decide import AGENT_STOPPED
 from app.playout.agent.journal import Journal
-from app.playout.agent.loop import AGENT_STOPPED
 from app.playout.agent.player import KillOnCloseJob, popen_options, split_command
 from tests.playout.agent_fixtures import NULL_PLAYER, TOKEN, FakeServer, make_tone
 

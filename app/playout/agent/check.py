@@ -16,15 +16,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app.playout.agent.cache import AudioCache, CorruptDownload
-from app.playout.agent.client import (
-    PlaylistItem,
-    PlayoutClient,
-    ServerRefused,
-    ServerUnavailable,
-    parse_items,
-)
+from app.playout.agent.client import PlayoutClient, ServerRefused, ServerUnavailable
 from app.playout.agent.config import DEFAULT_TIMEZONE, AgentConfig, ConfigError, load_config
 from app.playout.agent.player import PlayerError, SubprocessPlayer
+from app.playout.agent.schemas import PlaylistItem, parse_items
 
 PLAY_SECONDS = 1.0
 
