@@ -210,8 +210,15 @@ def agent(
         Path, typer.Option(help="agent config file (see scripts/agent.example.toml)")
     ],
     dry_run: Annotated[bool, typer.Option(help="log instead of playing")] = False,
+    check: Annotated[
+        bool, typer.Option(help="pull the playlist, download one file, play one second, exit")
+    ] = False,
 ) -> None:
-    """Run the playout agent on a playout PC."""
+    """Run the playout agent on a playout PC (also installed alone as `loaxa-agent`)."""
+    if check:
+        from app.playout.agent.check import check as run_check
+
+        raise typer.Exit(run_check(config, say=typer.echo))
     from app.playout.agent import run_agent
 
     run_agent(config, dry_run=dry_run)

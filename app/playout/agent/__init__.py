@@ -1,10 +1,16 @@
-"""The playout agent (`loaxa agent`): runs on each playout PC and plays the day's playlist."""
+"""The playout agent (`loaxa agent`, or `loaxa-agent` alone): plays the day's playlist.
+
+It runs on each playout PC, Linux or Windows. Nothing on its import path needs the server's
+dependencies: httpx, pydantic, tzdata and the standard library (tests/playout/test_portable.py
+checks it), so that it installs alone from a small offline bundle (scripts/build_agent.py).
+"""
 
 from __future__ import annotations
 
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -12,6 +18,10 @@ from app.playout.agent.config import AgentConfig, ConfigError, load_config
 from app.playout.agent.journal import Journal, JournalLocked
 from app.playout.agent.loop import Agent, utc_now
 from app.playout.agent.player import DryRunPlayer, Player, PlayerError, SubprocessPlayer
+
+# The signals that stop the agent cleanly: SIGTERM (systemd's stop, `kill`), SIGINT (Ctrl+C)
+# and, on Windows only, SIGBREAK (Ctrl+Break). Missing names are skipped.
+STOP_SIGNALS = ("SIGTERM", "SIGINT", "SIGBREAK")
 
 __all__ = [
     "Agent",
@@ -23,6 +33,7 @@ __all__ = [
     "Player",
     "PlayerError",
     "SubprocessPlayer",
+    "install_stop_handlers",
     "load_config",
     "run_agent",
 ]
@@ -30,8 +41,28 @@ __all__ = [
 log = logging.getLogger("loaxa.agent")
 
 
+def install_stop_handlers(stop: Callable[[], None]) -> list[int]:
+    """Make each stop signal this system has call `stop`; the signals handled.
+
+    `stop` must only set a flag: the agent's loop checks it at least every half second,
+    then records what was playing as interrupted and stops the player before it exits.
+    """
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        stop()
+
+    handled = []
+    for name in STOP_SIGNALS:
+        signum = getattr(signal, name, None)
+        if signum is not None:
+            signal.signal(signum, handler)
+            handled.append(int(signum))
+    return handled
+
+
 def run_agent(config_path: Path, *, dry_run: bool = False) -> None:
-    """Run the agent until SIGTERM or SIGINT; with `dry_run`, log instead of playing.
+    """Run the agent until a stop signal; with `dry_run`, log instead of playing.
 
     A dry run still pulls playlists and caches audio, but plays nothing, keeps its journal
     in memory and sends no as-run events.
@@ -52,12 +83,7 @@ def run_agent(config_path: Path, *, dry_run: bool = False) -> None:
         log.error("%s", exc)
         raise SystemExit(2) from exc
 
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %d: stopping", signum)
-        agent.request_stop()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    install_stop_handlers(agent.request_stop)
     log.info(
         "agent started%s: server %s, cache %s, journal %s",
         " (dry run)" if dry_run else "",

@@ -111,7 +111,13 @@ class AudioCache:
         for path in self.root.iterdir():
             match = _NAME.match(path.name)
             if match and match.group(1) not in keep:
-                path.unlink(missing_ok=True)
+                try:
+                    path.unlink(missing_ok=True)
+                except PermissionError:
+                    # Windows: a file still open (a player being stopped) cannot be deleted
+                    # yet; the next housekeeping deletes it.
+                    log.debug("cannot delete %s yet", path.name)
+                    continue
                 self._verified.discard(match.group(1))
                 removed.append(path.name)
         if removed:

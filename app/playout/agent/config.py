@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import tomllib
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -14,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 log = logging.getLogger("loaxa.agent")
 
 DEFAULT_PLAYER_COMMAND = "ffplay -nodisp -autoexit -loglevel error -ss {offset_s} {file}"
+# The station's zone when neither the configuration nor a playlist names one.
+DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
 # Emergencies must start on every online agent within 30 s; polling at most every 10 s keeps
 # a margin for the download and the player's start.
 MAX_EMERGENCY_POLL_SECONDS = 10.0
@@ -21,6 +25,24 @@ MAX_EMERGENCY_POLL_SECONDS = 10.0
 
 class ConfigError(ValueError):
     """The agent's configuration file is missing or invalid."""
+
+
+def home_dir(*, windows: bool = sys.platform == "win32") -> Path:
+    """Where the agent keeps its state by default.
+
+    Windows: `%ProgramData%\\loaxa-agent` (configuration, token, cache and journal together,
+    as Windows programs do); elsewhere `/var/lib/loaxa-agent` (systemd's StateDirectory).
+    """
+    if windows:
+        return Path(os.environ.get("PROGRAMDATA") or r"C:\ProgramData") / "loaxa-agent"
+    return Path("/var/lib/loaxa-agent")
+
+
+def default_config_path(*, windows: bool = sys.platform == "win32") -> Path:
+    """The configuration file `loaxa-agent` reads when given none."""
+    if windows:
+        return home_dir(windows=True) / "agent.toml"
+    return Path("/etc/loaxa/agent.toml")
 
 
 class AgentConfig(BaseModel):
@@ -31,8 +53,8 @@ class AgentConfig(BaseModel):
     server_url: str
     device_token: SecretStr | None = Field(default=None, repr=False)
     token_file: Path | None = None
-    cache_dir: Path
-    journal: Path
+    cache_dir: Path = Field(default_factory=lambda: home_dir() / "cache")
+    journal: Path = Field(default_factory=lambda: home_dir() / "journal.sqlite")
 
     player_command: str = DEFAULT_PLAYER_COMMAND
     late_policy: Literal["skip", "trim"] = "trim"
@@ -99,7 +121,8 @@ class AgentConfig(BaseModel):
         else:
             assert self.token_file is not None
             try:
-                value = self.token_file.read_text(encoding="utf-8").strip()
+                # utf-8-sig: Notepad on older Windows starts its UTF-8 files with a BOM.
+                value = self.token_file.read_text(encoding="utf-8-sig").strip()
             except OSError as exc:
                 raise ConfigError(f"cannot read token_file {self.token_file}: {exc}") from exc
         if not value:
@@ -109,17 +132,27 @@ class AgentConfig(BaseModel):
         return value
 
 
+def is_absolute(value: str) -> bool:
+    """Whether a configured path is absolute, in POSIX or in Windows terms.
+
+    `C:\\ProgramData\\loaxa-agent\\cache` is taken as it is on every system: no folder named
+    so next to the configuration is ever meant.
+    """
+    windows = PureWindowsPath(value)
+    return Path(value).is_absolute() or bool(windows.drive and windows.root)
+
+
 def _resolve(base: Path, value: Any) -> Any:
     if isinstance(value, str):
         path = Path(value).expanduser()
-        return path if path.is_absolute() else base / path
+        return path if is_absolute(str(path)) else base / path
     return value
 
 
 def load_config(path: Path) -> AgentConfig:
     """Read and validate the agent's TOML configuration file."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # BOM: see token()
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:

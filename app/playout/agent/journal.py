@@ -9,14 +9,14 @@ resumed gets a further part with its own event_id, so airtime is reported as it 
 
 from __future__ import annotations
 
-import fcntl
 import json
+import os
 import sqlite3
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS playlists (
@@ -155,20 +155,47 @@ class JournalLocked(Exception):
     """Another agent already uses this journal (two agents would play over each other)."""
 
 
+def _hold_lock(journal: Path) -> sqlite3.Connection:
+    """Take the journal's single-instance lock: `<journal>.lock`, held until closed.
+
+    The lock is SQLite's own on a small database beside the journal (a byte-range lock:
+    fcntl on POSIX, LockFileEx on Windows), so it works the same on every system, including
+    between two agents in one process, and the system releases it when the agent dies,
+    however it dies: a crashed agent never leaves a stale lock behind.
+    """
+    lock_path = journal.with_name(journal.name + ".lock")
+    db = sqlite3.connect(str(lock_path), timeout=0, isolation_level=None)
+    try:
+        # In exclusive locking mode a connection keeps the lock of its first write until
+        # it closes; with timeout 0 a second agent fails at once instead of waiting.
+        db.execute("PRAGMA locking_mode=EXCLUSIVE")
+        db.execute("BEGIN EXCLUSIVE")
+        db.execute("CREATE TABLE IF NOT EXISTS holder (pid INTEGER NOT NULL)")
+        db.execute("DELETE FROM holder")
+        db.execute("INSERT INTO holder (pid) VALUES (?)", (os.getpid(),))
+        db.execute("COMMIT")
+    except sqlite3.OperationalError as exc:
+        db.close()
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise JournalLocked(f"another agent is running with the journal {journal}") from exc
+        raise
+    except sqlite3.DatabaseError:
+        # Not a database (e.g. the empty lock file of an older agent): start it afresh.
+        db.close()
+        lock_path.unlink()
+        return _hold_lock(journal)
+    return db
+
+
 class Journal:
     """The SQLite journal; ":memory:" gives a throwaway one (dry runs)."""
 
     def __init__(self, path: Path | str) -> None:
-        self._lock: TextIO | None = None
+        self._lock: sqlite3.Connection | None = None
         if str(path) != ":memory:":
             path = Path(path)
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._lock = path.with_name(path.name + ".lock").open("a")
-            try:
-                fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as exc:
-                self._lock.close()
-                raise JournalLocked(f"another agent is running with the journal {path}") from exc
+            self._lock = _hold_lock(path)
         self._db = sqlite3.connect(str(path), isolation_level=None)
         self._db.row_factory = sqlite3.Row
         if str(path) != ":memory:":

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from app.playout.agent.cache import AudioCache
 from app.playout.agent.client import PlayoutClient
-from app.playout.agent.config import AgentConfig
+from app.playout.agent.config import DEFAULT_TIMEZONE, AgentConfig
 from app.playout.agent.decide import (
     AGENT_STOPPED,
     CANCELLED,
@@ -53,7 +53,6 @@ from app.playout.agent.sync import ServerSync
 log = logging.getLogger("loaxa.agent")
 
 Clock = Callable[[], datetime]
-DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
 
 
 def utc_now() -> datetime:
