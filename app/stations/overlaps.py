@@ -18,9 +18,12 @@ programme's MAXIMUM duration (what it may run), touching ends allowed:
 
 from __future__ import annotations
 
+import bisect
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from app.stations.cadence import WEEKDAY_NAMES, MonthlyCadence, WeeklyCadence, parse_cadence
@@ -96,7 +99,13 @@ def clashes(rules: Sequence[Rule], clusters: Sequence[Cluster]) -> list[Clash]:
 
 def cadences_overlap(a: dict[str, Any], a_ms: int, b: dict[str, Any], b_ms: int) -> bool:
     """Pure: whether a slot of cadence `a` lasting a_ms ever overlaps one of `b` lasting b_ms."""
-    ca, cb = parse_cadence(a), parse_cadence(b)
+    # Cached: a station's villages mostly share the default cadence.
+    return _overlap(json.dumps(a, sort_keys=True), a_ms, json.dumps(b, sort_keys=True), b_ms)
+
+
+@lru_cache(maxsize=1024)
+def _overlap(a_json: str, a_ms: int, b_json: str, b_ms: int) -> bool:
+    ca, cb = parse_cadence(json.loads(a_json)), parse_cadence(json.loads(b_json))
     if isinstance(ca, MonthlyCadence) and isinstance(cb, MonthlyCadence):
         return _intervals_meet(_monthly_starts(ca), a_ms, _monthly_starts(cb), b_ms)
     wa, wb = _week_minutes(ca), _week_minutes(cb)
@@ -132,12 +141,10 @@ def _intervals_meet(a: Iterable[datetime], a_ms: int, b: Iterable[datetime], b_m
     la, lb = timedelta(milliseconds=a_ms), timedelta(milliseconds=b_ms)
     starts_b = sorted(b)
     for s in a:
-        # Only b's slots within a day or so can meet s (durations are at most a day).
-        for t in starts_b:
-            if t >= s + la:
-                break
-            if s < t + lb:
-                return True
+        # The first of b's slots that has not ended by s: it meets s if it starts before s ends.
+        i = bisect.bisect_right(starts_b, s - lb)
+        if i < len(starts_b) and starts_b[i] < s + la:
+            return True
     return False
 
 

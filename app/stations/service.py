@@ -9,7 +9,7 @@ from typing import Any, Protocol, TypeVar, cast
 from sqlalchemy import ColumnElement, Select, false, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
 from app.accounts.models import Role, User
 from app.audit import service as audit
@@ -208,7 +208,11 @@ def get_in_station(
 
 
 def list_stations(session: Session, *, user: User) -> list[Station]:
-    stmt = scope_to_user(select(Station).order_by(Station.id), Station.id, user)
+    stmt = scope_to_user(
+        select(Station).options(selectinload(Station.networks)).order_by(Station.id),
+        Station.id,
+        user,
+    )
     return list(session.scalars(stmt))
 
 

@@ -2,7 +2,10 @@
 and reports all follow app.playout.scope, so they agree for every device (no HTTP here).
 
 If one of them wrote its own version of the rule and the rule changed, the sets below would
-stop agreeing.
+stop agreeing. The rule depends on the network kind each broadcast and emergency was
+published under (fm: village devices play only their village's; ip: every village cluster
+also plays the commune's), never on the station's kind today, so each kind is checked, and
+each kind switched after the fact.
 """
 
 from __future__ import annotations
