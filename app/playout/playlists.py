@@ -19,7 +19,7 @@ Emergency announcements are not playlist items: they interrupt everything.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
@@ -53,7 +53,7 @@ PLAYABLE = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class PlaylistEntry:
     broadcast_id: int
     programme: str
@@ -63,6 +63,7 @@ class PlaylistEntry:
     duration_ms: int
     sha256: str
     village_id: int | None = None  # None: the commune's programme
+    # Set by with_precedence.
     rank: int = 1
     yields_to: tuple[str, ...] = ()
     supersedes: tuple[str, ...] = ()
@@ -95,26 +96,24 @@ def precedence(
 
 
 def with_precedence(items: list[PlaylistEntry]) -> list[PlaylistEntry]:
-    """Pure: the day's items (in start order) with rank, yields_to and supersedes filled."""
-    ranked = sorted(items, key=PlaylistEntry.precedence)
-    rank = {item.broadcast_id: n for n, item in enumerate(ranked, start=1)}
-    out = []
-    for item in items:
-        overlapping = [
-            o
-            for o in items
-            if o is not item and o.starts_at < item.ends_at and item.starts_at < o.ends_at
-        ]
-        mine = rank[item.broadcast_id]
-        out.append(
-            replace(
-                item,
-                rank=mine,
-                yields_to=tuple(o.event_key for o in overlapping if rank[o.broadcast_id] < mine),
-                supersedes=tuple(o.event_key for o in overlapping if rank[o.broadcast_id] > mine),
-            )
-        )
-    return out
+    """The day's items, in start order, with rank, yields_to and supersedes filled in.
+
+    On the poll's hot path: one sort, and a forward scan that stops at the first item
+    starting after the current one ends.
+    """
+    if len(items) < 2:
+        return items
+    for rank, item in enumerate(sorted(items, key=PlaylistEntry.precedence), start=1):
+        item.rank = rank
+    for k, item in enumerate(items):
+        ends = item.ends_at
+        for other in items[k + 1 :]:
+            if other.starts_at >= ends:
+                break
+            winner, loser = (item, other) if item.rank < other.rank else (other, item)
+            winner.supersedes += (loser.event_key,)
+            loser.yields_to += (winner.event_key,)
+    return items
 
 
 @dataclass(frozen=True)
