@@ -7,7 +7,7 @@ from app.devices.models import Device
 from app.playout.models import AsRunEvent, Emergency
 from app.schedule.models import Broadcast, JobRun, RundownItem, ScheduleWarning
 from app.segments.models import Segment, SegmentVillage
-from app.stations.models import Programme, Station, Village
+from app.stations.models import Programme, Station, StationNetwork, Village
 from app.tts.models import StationAbbreviation
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "SegmentVillage",
     "Station",
     "StationAbbreviation",
+    "StationNetwork",
     "User",
     "Village",
 ]

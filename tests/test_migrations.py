@@ -117,6 +117,18 @@ def test_upgrading_and_downgrading_keeps_every_row(scratch_url: str) -> None:
     }
     migrations.upgrade(scratch_url)
     assert _counts(scratch_url) == before
+    # Stations and broadcasts from before networks existed are fm: today's behaviour.
+    engine = make_engine(scratch_url)
+    with engine.connect() as conn:
+        run = conn.exec_driver_sql
+        assert [tuple(r) for r in run("SELECT station_id, network FROM station_networks")] == [
+            (1, "fm")
+        ]
+        assert str(run("SELECT effective_from FROM station_networks").scalar_one()).startswith(
+            "0001-01-01"
+        )
+        assert {r[0] for r in run("SELECT network FROM broadcasts")} == {"fm"}
+    engine.dispose()
     command.downgrade(migrations.alembic_config(scratch_url), "0003")
     assert _counts(scratch_url) == before
     migrations.upgrade(scratch_url)

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from app.db import DbId
+from app.stations.models import Network
 from app.text import Name
 
 
@@ -32,15 +40,50 @@ class StationCreate(BaseModel):
         default=None, description="IANA time zone; LOAXA_TIMEZONE (Asia/Ho_Chi_Minh) when omitted"
     )
     hotline: Phone | None = None
+    network: Network = Field(
+        default=Network.ip,
+        description="ip: every village cluster is a networked device that also plays the "
+        "commune's programmes; fm: the station's PC feeds a transmitter",
+    )
+
+
+class StationUpdate(BaseModel):
+    """PATCH /stations/{id}: the fields given change, the others stay.
+
+    The time zone is not here: it decides which local day and month every broadcast of the
+    station belongs to, so changing it would rewrite the plan, not a detail.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    hotline: Phone | None = Field(default=None, description="null removes it")
+    network: Network | None = Field(
+        default=None, description="applies from the station's next local day on"
+    )
+
+    @model_validator(mode="after")
+    def _no_null_name_or_network(self) -> StationUpdate:
+        for field in ("name", "network"):
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise ValueError(f"{field} cannot be null")
+        return self
+
+
+class PendingNetwork(BaseModel):
+    network: Network
+    effective_from: date = Field(description="the station's local day it applies from")
 
 
 class StationOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
     id: int
     name: str
     timezone: str
     hotline: str | None
+    network: Network = Field(description="the network kind in force today")
+    pending_network: PendingNetwork | None = Field(
+        default=None, description="a change asked for, from a later day"
+    )
     created_at: datetime
 
 
