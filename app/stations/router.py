@@ -12,6 +12,7 @@ from app.stations.schemas import (
     ProgrammeRules,
     StationCreate,
     StationOut,
+    StationUpdate,
     VillageCadence,
     VillageCreate,
     VillageOut,
@@ -36,6 +37,18 @@ def create_station(session: SessionDep, admin: AdminUser, body: StationCreate) -
 @router.get("/stations/{station_id}", response_model=StationOut)
 def get_station(session: SessionDep, user: ViewerUser, station_id: DbId) -> StationOut:
     return StationOut.model_validate(service.get_station(session, station_id, user=user))
+
+
+@router.patch("/stations/{station_id}", response_model=StationOut)
+def update_station(
+    session: SessionDep, admin: AdminUser, station_id: DbId, body: StationUpdate
+) -> StationOut:
+    """Change a station's details: only the fields sent; null restores a default."""
+    station = service.get_station(session, station_id)
+    service.update_station(
+        session, station=station, changes=body.model_dump(exclude_unset=True), actor=admin
+    )
+    return StationOut.model_validate(station)
 
 
 @router.get("/stations/{station_id}/villages", response_model=list[VillageOut])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -9,7 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from app.db import DbId
-from app.text import Name
+from app.stations import document
+from app.text import Name, nfc
 
 
 def _zone(value: str) -> str:
@@ -42,6 +45,88 @@ class StationOut(BaseModel):
     timezone: str
     hotline: str | None
     created_at: datetime
+    report_number_pattern: str | None = Field(
+        default=None, description=f"null: {document.DEFAULT_NUMBER_PATTERN}"
+    )
+    report_signer_name: str | None = None
+    report_signer_title: str | None = Field(
+        default=None, description=f"null: {document.DEFAULT_SIGNER_TITLE}"
+    )
+    report_recipients: list[str] | None = Field(
+        default=None, description="Nơi nhận; null: the usual recipients"
+    )
+
+
+def _one_line(value: str) -> str:
+    """One line of Vietnamese text: NFC, trimmed, not empty, no line breaks."""
+    value = nfc(value)
+    if not value:
+        raise ValueError("must not be empty")
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        raise ValueError("must be one line, without control characters")
+    return value
+
+
+def _at_most(limit: int) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if len(value) > limit:
+            raise ValueError(
+                f"at most {limit} characters (the report's layout holds no more), got {len(value)}"
+            )
+        return value
+
+    return check
+
+
+# Generous raw bounds first (before NFC), then the layout's limits on the normalised text.
+NumberPattern = Annotated[
+    str,
+    StringConstraints(max_length=4 * document.MAX_PATTERN),
+    AfterValidator(_one_line),
+    AfterValidator(_at_most(document.MAX_PATTERN)),
+    AfterValidator(document.check_number_pattern),
+]
+SignerName = Annotated[
+    str,
+    StringConstraints(max_length=4 * document.MAX_SIGNER_NAME),
+    AfterValidator(_one_line),
+    AfterValidator(_at_most(document.MAX_SIGNER_NAME)),
+]
+SignerTitle = Annotated[
+    str,
+    StringConstraints(max_length=4 * document.MAX_TITLE),
+    AfterValidator(_one_line),
+    AfterValidator(_at_most(document.MAX_TITLE)),
+]
+Recipient = Annotated[
+    str,
+    StringConstraints(max_length=4 * document.MAX_RECIPIENT),
+    AfterValidator(_one_line),
+    AfterValidator(_at_most(document.MAX_RECIPIENT)),
+]
+
+
+class StationUpdate(BaseModel):
+    """PATCH /stations/{id}: only the fields sent change; null restores a default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    report_number_pattern: NumberPattern | None = Field(
+        default=None,
+        description='the register number pattern, with {n} once (and {year}), e.g. "{n}/BC-UBND"',
+    )
+    report_signer_name: SignerName | None = None
+    report_signer_title: SignerTitle | None = Field(
+        default=None,
+        description='"Chủ tịch", or "Phó Chủ tịch" (a deputy signs "KT. CHỦ TỊCH")',
+    )
+    report_recipients: (
+        Annotated[
+            list[Recipient],
+            Field(min_length=1, max_length=document.MAX_RECIPIENTS),
+        ]
+        | None
+    ) = Field(default=None, description="Nơi nhận, one line each")
 
 
 class VillageCreate(BaseModel):

@@ -55,6 +55,38 @@ def station_snapshot(station: Station) -> dict[str, Any]:
     return {"name": station.name, "timezone": station.timezone, "hotline": station.hotline}
 
 
+# What PATCH /stations/{id} may change (the schema has checked each value).
+UPDATABLE = (
+    "report_number_pattern",
+    "report_signer_name",
+    "report_signer_title",
+    "report_recipients",
+)
+
+
+def update_station(
+    session: Session, *, station: Station, changes: dict[str, Any], actor: User | None = None
+) -> Station:
+    """Change the given details of a station; a None value restores the default."""
+    unknown = sorted(set(changes) - set(UPDATABLE))
+    if unknown:
+        raise Invalid(f"{unknown[0]}: cannot be changed here")
+    before = {k: getattr(station, k) for k in changes}
+    for key, value in changes.items():
+        setattr(station, key, value)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="station.update",
+        entity="station",
+        entity_id=station.id,
+        before=before,
+        after={k: getattr(station, k) for k in changes},
+    )
+    return station
+
+
 def create_station(
     session: Session,
     *,

@@ -104,7 +104,13 @@ def test_json(client: TestClient, year: dict[str, Any], headers: dict[str, Any])
     assert {k: body["summary"][k] for k in EXPECTED_SUMMARY} == EXPECTED_SUMMARY
     assert body["summary"]["window_ms"] == [600000, 900000]
     assert body["station"] == {"id": year["station_id"], "name": "Xuân Phúc", "timezone":
-                               "Asia/Ho_Chi_Minh"}  # fmt: skip
+                               "Asia/Ho_Chi_Minh", "network": "fm"}  # fmt: skip
+    # An fm station: the station PC's airing counts, as it always did; no village reach.
+    for row in body["months"]:
+        assert row["network"] == "fm" and row["reach"] is None
+        assert row["villages_in_service"] == row["villages_aired"] == row["villages_missing"] == []
+    # Unissued: the number is the pattern's placeholder, never an allocated number.
+    assert body["document"]["number"] == "…/BC-UBND" and body["document"]["issued"] is None
     assert body["generated_at"] == "2025-01-10T10:00:00+07:00"
     assert body["months"][0]["broadcasts"][0]["starts_at"] == "2024-01-20T17:00:00+07:00"
     # The month form: month=3 and month=2024-03 give the same single month.
