@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.db import DbId
+from app.stations.document import MAX_NUMBER
 
 # Why a month is (not) compliant; each has a Vietnamese label in the rendered formats.
 MonthResult = Literal[
@@ -184,3 +185,36 @@ class ComplianceReport(BaseModel):
     villages: list[VillageRow]
     topics: dict[str, TopicCount]
     summary: Summary
+
+
+class IssueRequest(BaseModel):
+    """POST /reports/compliance/issue: which report, and the number if it is given."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    station_id: DbId
+    year: int = Field(ge=2000, le=2100)
+    month: int | str | None = Field(default=None, description='1 to 12, or "2024-03"')
+    number: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_NUMBER,
+        description="the number in the register; omitted: the next of the year's register",
+    )
+
+
+class IssuedReportOut(BaseModel):
+    """A line of the station's register of issued reports."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    station_id: int
+    year: int
+    month: str | None
+    register_year: int
+    number: int
+    document_number: str = Field(examples=["05/BC-UBND"])
+    issued_by: str
+    issued_at: datetime
+    sha256: str = Field(description="sha256 of the issued report's JSON (sorted keys, UTF-8)")
