@@ -8,7 +8,7 @@ from app.playout.models import AsRunEvent, Emergency
 from app.reports.models import IssuedReport
 from app.schedule.models import Broadcast, JobRun, RundownItem, ScheduleWarning
 from app.segments.models import Segment, SegmentVillage
-from app.stations.models import Programme, Station, Village
+from app.stations.models import Programme, Station, StationNetwork, Village
 from app.tts.models import StationAbbreviation
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "SegmentVillage",
     "Station",
     "StationAbbreviation",
+    "StationNetwork",
     "User",
     "Village",
 ]

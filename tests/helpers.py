@@ -11,15 +11,19 @@ from app.accounts import service as accounts
 from app.accounts.models import Role, User
 from app.db import unit_of_work
 from app.stations import service as stations
-from app.stations.models import Station
+from app.stations.models import Network, Station
 
 PASSWORD = "mật-khẩu-đủ-dài"
 
 
-def make_station(name: str = "Xuân Phúc", villages: int = 3) -> dict[str, Any]:
-    """A committed station with villages; returns plain ids."""
+def make_station(
+    name: str = "Xuân Phúc", villages: int = 3, network: str = Network.ip.value
+) -> dict[str, Any]:
+    """A committed station with villages (an `ip` network unless told); returns plain ids."""
     with unit_of_work() as session:
-        station = stations.create_station(session, name=name, hotline="0237 3868 115")
+        station = stations.create_station(
+            session, name=name, hotline="0237 3868 115", network=Network(network)
+        )
         village_ids = [
             stations.create_village(session, station=station, name=f"Thôn {n}").id
             for n in range(1, villages + 1)

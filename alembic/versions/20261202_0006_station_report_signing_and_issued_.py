@@ -1,7 +1,7 @@
 """station report signing and issued reports
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005_networks
 Create Date: 2026-12-02 15:27:51.653885
 
 """
@@ -15,7 +15,7 @@ import app.db
 
 # revision identifiers, used by Alembic.
 revision: str = '0006'
-down_revision: Union[str, Sequence[str], None] = '0004'
+down_revision: Union[str, Sequence[str], None] = '0005_networks'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

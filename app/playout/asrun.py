@@ -122,13 +122,17 @@ def _emergency_targets(session: Session, device: DeviceState, ids: set[int]) -> 
         return {}
     rows = session.execute(
         select(
-            Emergency.id, Emergency.village_ids, Emergency.audio_sha256, Emergency.duration_ms
+            Emergency.id,
+            Emergency.village_ids,
+            Emergency.network,
+            Emergency.audio_sha256,
+            Emergency.duration_ms,
         ).where(Emergency.id.in_(ids), Emergency.station_id == device.station_id)
     ).all()
     return {
         eid: _Target("emergency", eid, None, sha, {sha: dur})
-        for eid, villages, sha, dur in rows
-        if carries_emergency(villages, device.village_id)
+        for eid, villages, network, sha, dur in rows
+        if carries_emergency(villages, network, device.village_id)
     }
 
 

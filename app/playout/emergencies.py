@@ -38,6 +38,7 @@ from app.playout.scope import carries_emergency
 from app.segments.models import Segment, SegmentStatus
 from app.stations import service as stations
 from app.stations.models import Station, Village
+from app.stations.network import local_today, network_on
 from app.urls import audio_url
 
 # An emergency stays active for its audio plus this, and at least EMERGENCY_MIN_LIFETIME.
@@ -65,6 +66,7 @@ def _emergency_statement() -> Select[Any]:
             *DEVICE_COLUMNS,
             Emergency.id,
             Emergency.village_ids,
+            Emergency.network,
             Emergency.segment_id,
             Segment.title,
             Emergency.audio_sha256,
@@ -94,8 +96,8 @@ def device_emergencies(*, token_hash: str) -> tuple[DeviceState, list[ActiveEmer
     device = device_from_row(rows[0] if rows else None)
     found = []
     for row in rows:
-        e_id, villages, seg_id, title, sha, dur, created, expires = row[N_DEVICE_COLUMNS:]
-        if e_id is None or not carries_emergency(villages, device.village_id):
+        e_id, villages, network, seg_id, title, sha, dur, created, expires = row[N_DEVICE_COLUMNS:]
+        if e_id is None or not carries_emergency(villages, network, device.village_id):
             continue
         found.append(
             ActiveEmergency(
@@ -127,14 +129,14 @@ def active_emergency_audio(
 ) -> bool:
     """Whether sha256 is the audio of an emergency on air now for a device at that place."""
     rows = session.execute(
-        select(Emergency.village_ids).where(
+        select(Emergency.village_ids, Emergency.network).where(
             Emergency.audio_sha256 == sha256,
             Emergency.station_id == station_id,
             Emergency.cancelled_at.is_(None),
             Emergency.expires_at > clock.now(),
         )
     )
-    return any(carries_emergency(villages, village_id) for (villages,) in rows)
+    return any(carries_emergency(villages, network, village_id) for villages, network in rows)
 
 
 def emergency_document(e: ActiveEmergency, *, base_url: str) -> dict[str, Any]:
@@ -194,6 +196,8 @@ def create_emergency(
         station_id=station.id,
         segment_id=segment.id,
         village_ids=villages,
+        # Who hears it follows the station's kind today (app.playout.scope).
+        network=network_on(station, local_today(station, now)),
         audio_sha256=asset.sha256,
         duration_ms=asset.duration_ms,
         created_by_id=actor.id if actor else None,
@@ -218,6 +222,7 @@ def _emergency_snapshot(e: Emergency) -> dict[str, Any]:
         "station_id": e.station_id,
         "segment_id": e.segment_id,
         "village_ids": e.village_ids,
+        "network": e.network,
         "audio_sha256": e.audio_sha256,
         "expires_at": e.expires_at.isoformat(),
         "cancelled_at": e.cancelled_at.isoformat() if e.cancelled_at else None,

@@ -45,6 +45,8 @@ class Emergency(Base):
     segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="RESTRICT"))
     # None: the whole station (its PC and every village); else only these villages.
     village_ids: Mapped[list[int] | None] = mapped_column(JSON)
+    # The station's network kind on the day it went on air (see app.playout.scope).
+    network: Mapped[str] = mapped_column(String(8), server_default="fm")
     audio_sha256: Mapped[str] = mapped_column(String(64))
     duration_ms: Mapped[int]
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

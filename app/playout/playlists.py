@@ -5,12 +5,21 @@ token hash and, in the same round trip, its broadcasts of the day (see polldb). 
 is stored or cached between requests, so a cancelled broadcast or a changed rundown
 leaves the playlist at once; the ETag is a hash of the body, so an unchanged playlist
 costs a 304. Which broadcasts a device carries is scope.carries_broadcast.
+
+Two items of a day that overlap on the device (a village slot and the commune's programme
+on one cluster of an ``ip`` station, which planning refuses but an older plan may hold)
+cannot both play: the playlist says which wins. Precedence: the higher priority level
+(emergency, then priority, then normal), then the commune's programme over the village's,
+then the earlier start, then the lower broadcast id. Each item carries its ``rank`` (1 goes
+first) and the event keys of the overlapping items it ``yields_to`` and ``supersedes``;
+the agent plays a winner and gives up whatever yields to it (app.playout.agent.decide).
+Emergency announcements are not playlist items: they interrupt everything.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
@@ -30,6 +39,7 @@ from app.devices.service import (
 )
 from app.playout.polldb import poll_execute, touch_device
 from app.playout.scope import carries_broadcast
+from app.schedule.filling import PRIORITY_RANK
 from app.schedule.models import Broadcast, BroadcastStatus
 from app.stations.models import Programme, Station
 from app.urls import audio_url
@@ -52,6 +62,51 @@ class PlaylistEntry:
     starts_at: datetime
     duration_ms: int
     sha256: str
+    village_id: int | None = None  # None: the commune's programme
+    rank: int = 1
+    yields_to: tuple[str, ...] = ()
+    supersedes: tuple[str, ...] = ()
+
+    @property
+    def event_key(self) -> str:
+        """The item's stable key in playlists and the agent's journal."""
+        return f"b{self.broadcast_id}"
+
+    @property
+    def ends_at(self) -> datetime:
+        return self.starts_at + timedelta(milliseconds=self.duration_ms)
+
+    def precedence(self) -> tuple[int, int, datetime, int]:
+        """Sort key: the first wins (see the module's docstring)."""
+        return (
+            PRIORITY_RANK.get(self.priority, len(PRIORITY_RANK)),
+            0 if self.village_id is None else 1,
+            self.starts_at,
+            self.broadcast_id,
+        )
+
+
+def with_precedence(items: list[PlaylistEntry]) -> list[PlaylistEntry]:
+    """Pure: the day's items (in start order) with rank, yields_to and supersedes filled."""
+    ranked = sorted(items, key=PlaylistEntry.precedence)
+    rank = {item.broadcast_id: n for n, item in enumerate(ranked, start=1)}
+    out = []
+    for item in items:
+        overlapping = [
+            o
+            for o in items
+            if o is not item and o.starts_at < item.ends_at and item.starts_at < o.ends_at
+        ]
+        mine = rank[item.broadcast_id]
+        out.append(
+            replace(
+                item,
+                rank=mine,
+                yields_to=tuple(o.event_key for o in overlapping if rank[o.broadcast_id] < mine),
+                supersedes=tuple(o.event_key for o in overlapping if rank[o.broadcast_id] > mine),
+            )
+        )
+    return out
 
 
 @dataclass(frozen=True)
@@ -86,6 +141,7 @@ def _playlist_statement() -> Select[Any]:
             Broadcast.master_duration_ms,
             Programme.code,
             Programme.name,
+            Broadcast.village_id,
         )
         .select_from(Device)
         .join(Station, Station.id == Device.station_id)
@@ -126,11 +182,12 @@ def device_playlist(*, token_hash: str, day: date | None = None) -> Playlist:
         day = now.astimezone(tz).date()
     items = []
     for row in rows:
-        b_id, starts_at, priority, sha, dur, code, name = row[N_DEVICE_COLUMNS:]
+        b_id, starts_at, priority, sha, dur, code, name, village_id = row[N_DEVICE_COLUMNS:]
         if b_id is None or starts_at.astimezone(tz).date() != day:
             continue
-        items.append(PlaylistEntry(b_id, code, name, priority, starts_at.astimezone(UTC), dur, sha))
-    return Playlist(device=device, day=day, items=items)
+        starts_at = starts_at.astimezone(UTC)
+        items.append(PlaylistEntry(b_id, code, name, priority, starts_at, dur, sha, village_id))
+    return Playlist(device=device, day=day, items=with_precedence(items))
 
 
 def pull_playlist(*, token_hash: str, day: date | None, telemetry: Telemetry) -> Playlist:
@@ -151,14 +208,18 @@ def playlist_document(playlist: Playlist, *, base_url: str) -> dict[str, Any]:
         "timezone": playlist.device.timezone,
         "items": [
             {
-                "event_key": f"b{i.broadcast_id}",
+                "event_key": i.event_key,
                 "broadcast_id": i.broadcast_id,
                 "programme": i.programme,
                 "title": i.title,
                 "priority": i.priority,
+                "village_id": i.village_id,
+                "rank": i.rank,
+                "yields_to": list(i.yields_to),
+                "supersedes": list(i.supersedes),
                 "starts_at": i.starts_at.isoformat(),
                 "starts_at_local": i.starts_at.astimezone(tz).isoformat(),
-                "ends_at": (i.starts_at + timedelta(milliseconds=i.duration_ms)).isoformat(),
+                "ends_at": i.ends_at.isoformat(),
                 "duration_ms": i.duration_ms,
                 "sha256": i.sha256,
                 "audio_url": audio_url(base_url, i.sha256),
@@ -169,10 +230,12 @@ def playlist_document(playlist: Playlist, *, base_url: str) -> dict[str, Any]:
 
 
 def render_m3u(playlist: Playlist, *, base_url: str) -> bytes:
-    """Extended M3U8: #EXTINF with whole seconds and the title, then the absolute URL."""
+    """Extended M3U8: #EXTINF with whole seconds and the title, then the absolute URL; an
+    item that yields to an overlapping one is left out."""
     tz = ZoneInfo(playlist.device.timezone)
     lines = ["#EXTM3U", f"#PLAYLIST:loaxa {playlist.day.isoformat()}"]
-    for i in playlist.items:
+    # A plain player cannot follow precedence: it gets only the items that yield to none.
+    for i in (i for i in playlist.items if not i.yields_to):
         title = " ".join(i.title.split())  # one line, whatever the title holds
         lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{i.starts_at.astimezone(tz).isoformat()}")
         lines.append(f"#EXTINF:{round(i.duration_ms / 1000)},{title}")

@@ -21,6 +21,12 @@ class PlaylistItem(BaseModel):
     programme: str
     title: str
     priority: str
+    village_id: int | None = Field(description="null: the commune's programme")
+    rank: int = Field(description="precedence among the day's items: 1 goes first")
+    yields_to: list[str] = Field(
+        description="event keys of overlapping items that win over this one: it does not play"
+    )
+    supersedes: list[str] = Field(description="event keys of overlapping items this one beats")
     starts_at: datetime = Field(description="UTC")
     starts_at_local: datetime = Field(description="in the station's time zone")
     ends_at: datetime = Field(description="UTC: starts_at + duration_ms")

@@ -76,6 +76,7 @@ from app.stations import document
 from app.stations import service as stations
 from app.stations.cadence import parse_cadence
 from app.stations.models import Programme, Station, Village
+from app.stations.network import network_on
 
 FORMATS = ("json", "csv", "xlsx", "pdf")
 MIN_YEAR, MAX_YEAR = 2000, 2100
@@ -246,14 +247,12 @@ def _events_by_broadcast(
 
 def network_of(broadcast: Broadcast) -> Network:
     """The network kind the broadcast was published under (it says who carries it)."""
-    # TODO(i12-net): read Broadcast.network directly once that column is merged in.
-    return "ip" if getattr(broadcast, "network", None) == "ip" else "fm"
+    return "ip" if broadcast.network == "ip" else "fm"
 
 
 def station_network(station: Station, day: date) -> Network:
     """The station's kind on a local day (for a month with no broadcast to say it)."""
-    # TODO(i12-net): stations.network.network_on(station, day) once it is merged in.
-    return "ip" if getattr(station, "network", None) == "ip" else "fm"
+    return "ip" if network_on(station, day) == "ip" else "fm"
 
 
 def villages_in_service(clusters: Sequence[tuple[int, datetime]], starts_at: datetime) -> set[int]:

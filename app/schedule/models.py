@@ -77,6 +77,10 @@ class Broadcast(Base):
     local_month: Mapped[str] = mapped_column(String(7))
     status: Mapped[str] = mapped_column(String(16), default=BroadcastStatus.planned.value)
     priority: Mapped[str] = mapped_column(String(16), default="normal")
+    # The station's network kind on the broadcast's local day (stations.network.network_on),
+    # which says who carries it (app.playout.scope): a past month keeps the rule it aired by.
+    # Rows from before networks existed, and rows written without it, are "fm".
+    network: Mapped[str] = mapped_column(String(8), server_default="fm")
     rundown_set_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")
     )

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, select, text, update
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from app import clock
 from app.accounts.models import User
@@ -21,6 +21,7 @@ from app.schedule.cadence import year_occurrences
 from app.schedule.models import Broadcast, BroadcastStatus, RundownItem
 from app.stations.cadence import parse_cadence
 from app.stations.models import Programme, Station, Village
+from app.stations.network import History, history_of, network_at
 
 UNIQUE_PERIOD = ["station_id", "programme_id", "period_key"]
 UNIQUE_WHERE = text("status != 'cancelled'")
@@ -36,6 +37,7 @@ class PlannedSlot:
     starts_at: datetime
     period_key: str
     local_month: str
+    network: str  # the station's kind on the slot's local day
 
 
 @dataclass
@@ -54,6 +56,7 @@ class Target:
     village_id: int | None
     cadence: str  # canonical JSON (see _canonical)
     timezone: str
+    networks: History  # the station's network kinds through time (app.stations.network)
 
 
 def plan_targets(
@@ -61,14 +64,19 @@ def plan_targets(
 ) -> list[Target]:
     """Pure: what the station's programmes air on: the station, or each village."""
     targets: list[Target] = []
+    networks = history_of(station)
     for programme in programmes:
-        default = _canonical(programme.cadence)
         if programme.scope == "station":
-            targets.append(Target(station.id, programme.id, None, default, station.timezone))
+            cadence = _canonical(programme.cadence_for(None))
+            targets.append(
+                Target(station.id, programme.id, None, cadence, station.timezone, networks)
+            )
             continue
         for v in villages:
-            cadence = _canonical(v.cadence) if v.cadence else default
-            targets.append(Target(station.id, programme.id, v.id, cadence, station.timezone))
+            cadence = _canonical(programme.cadence_for(v))
+            targets.append(
+                Target(station.id, programme.id, v.id, cadence, station.timezone, networks)
+            )
     return targets
 
 
@@ -82,6 +90,7 @@ def target_slots(target: Target, year: int) -> list[PlannedSlot]:
             occurrence.at,
             _period_key(target.village_id, occurrence),
             occurrence.month,
+            network_at(target.networks, occurrence.day),
         )
         for occurrence in _year_slots(target.cadence, target.timezone, year)
     ]
@@ -101,6 +110,7 @@ class _Occurrence:
     at_text: str  # the same, as PostgreSQL's COPY reads it
     month: str  # local month "YYYY-MM"
     local: str | None  # local slot "YYYY-MM-DDTHH:MM", None for a monthly cadence
+    day: date  # local date
 
 
 def _period_key(village_id: int | None, occurrence: _Occurrence) -> str:
@@ -132,7 +142,7 @@ def _year_slots(cadence_json: str, tz_name: str, year: int) -> tuple[_Occurrence
     for at in year_occurrences(cadence, year, tz):
         local = at.astimezone(tz)
         slot = None if cadence.kind == "monthly" else local.strftime("%Y-%m-%dT%H:%M")
-        out.append(_Occurrence(at, at.isoformat(), local.strftime("%Y-%m"), slot))
+        out.append(_Occurrence(at, at.isoformat(), local.strftime("%Y-%m"), slot, local.date()))
     return tuple(out)
 
 
@@ -145,10 +155,19 @@ def copy_text(targets: Sequence[Target], year: int) -> Iterator[str]:
     for t in targets:
         village = "\\N" if t.village_id is None else t.village_id
         head = f"{t.station_id}\t{t.programme_id}\t{village}\t"
-        yield "".join(
-            f"{head}{o.at_text}\t{_period_key(t.village_id, o)}\t{o.month}\n"
-            for o in _year_slots(t.cadence, t.timezone, year)
-        )
+        occurrences = _year_slots(t.cadence, t.timezone, year)
+        if len({kind for _, kind in t.networks}) <= 1:  # one kind all along: the usual case
+            kind = network_at(t.networks, date.min)
+            yield "".join(
+                f"{head}{o.at_text}\t{_period_key(t.village_id, o)}\t{o.month}\t{kind}\n"
+                for o in occurrences
+            )
+        else:
+            yield "".join(
+                f"{head}{o.at_text}\t{_period_key(t.village_id, o)}\t{o.month}\t"
+                f"{network_at(t.networks, o.day)}\n"
+                for o in occurrences
+            )
 
 
 def insert_slots(session: Session, slots: Sequence[PlannedSlot], *, now: datetime) -> int:
@@ -183,12 +202,21 @@ SLOT_COLUMNS = (
     "starts_at",
     "period_key",
     "local_month",
+    "network",
 )
 DEFAULT_COLUMNS = ("status", "priority", "created_at", "updated_at", "version")
 
 
 def _slot_values(s: PlannedSlot) -> tuple[Any, ...]:
-    return (s.station_id, s.programme_id, s.village_id, s.starts_at, s.period_key, s.local_month)
+    return (
+        s.station_id,
+        s.programme_id,
+        s.village_id,
+        s.starts_at,
+        s.period_key,
+        s.local_month,
+        s.network,
+    )
 
 
 def _row_defaults(now: datetime) -> dict[str, Any]:
@@ -229,7 +257,8 @@ def _copy_insert_pg(session: Session, text_blocks: Iterable[str], *, now: dateti
         cur.execute(
             "CREATE TEMP TABLE IF NOT EXISTS plan_slots "
             "(station_id int, programme_id int, village_id int, starts_at timestamptz, "
-            "period_key varchar(64), local_month varchar(7)) ON COMMIT DELETE ROWS"
+            "period_key varchar(64), local_month varchar(7), network varchar(8)) "
+            "ON COMMIT DELETE ROWS"
         )
         cur.execute("TRUNCATE plan_slots")
         with cur.copy(f"COPY plan_slots ({cols}) FROM STDIN") as copy:
@@ -323,7 +352,12 @@ def plan_many(session: Session, *, station_ids: Sequence[int], year: int) -> Pla
     total = PlanResult()
     now = clock.now()
     stations = {
-        s.id: s for s in session.scalars(select(Station).where(Station.id.in_(station_ids)))
+        s.id: s
+        for s in session.scalars(
+            select(Station)
+            .where(Station.id.in_(station_ids))
+            .options(selectinload(Station.networks))
+        )
     }
     programmes: dict[int, list[Programme]] = {}
     for p in session.scalars(select(Programme).where(Programme.station_id.in_(station_ids))):

@@ -43,6 +43,9 @@ class BroadcastOut(BaseModel):
     local_month: str
     status: BroadcastStatus
     priority: str
+    network: str = Field(
+        description="the station's network kind on the broadcast's day: who carries it"
+    )
     master_sha256: str | None
     master_duration_ms: int | None
     assembled_at: datetime | None

@@ -25,6 +25,7 @@ from app.schedule.schemas import BroadcastOut
 from app.segments.models import Segment, SegmentStatus, SegmentVillage
 from app.stations import service as stations
 from app.stations.models import Programme, Station, Village
+from app.stations.network import network_for
 
 ACTIVE = (BroadcastStatus.planned.value, BroadcastStatus.assembled.value)
 
@@ -116,6 +117,7 @@ def create_broadcast(
         period_key=key,
         local_month=local_month(starts_at, tz),
         status=BroadcastStatus.planned.value,
+        network=network_for(station, starts_at),
     )
     # The partial unique index decides between racing requests.
     if not add_unique(session, broadcast):
@@ -138,6 +140,7 @@ def snapshot(broadcast: Broadcast, programme: Programme | None = None) -> dict[s
         "village_id": broadcast.village_id,
         "starts_at": broadcast.starts_at.isoformat(),
         "status": broadcast.status,
+        "network": broadcast.network,
         "master_sha256": broadcast.master_sha256,
     }
 
@@ -209,6 +212,7 @@ def to_out_many(session: Session, broadcasts: Sequence[Broadcast]) -> list[Broad
             local_month=b.local_month,
             status=BroadcastStatus(b.status),
             priority=b.priority,
+            network=b.network,
             master_sha256=b.master_sha256,
             master_duration_ms=b.master_duration_ms,
             assembled_at=b.assembled_at,
@@ -261,6 +265,7 @@ def move_broadcast(
             broadcast.starts_at = starts_at
             broadcast.period_key = key
             broadcast.local_month = local_month(starts_at, tz)
+            broadcast.network = network_for(station, starts_at)
             flush_versioned(session, f"broadcast {broadcast.id}")
     except IntegrityError as exc:
         raise _period_taken(programme, key, None, tz) from exc

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import enum
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app import clock
 from app.db import Base
+
+
+class Network(enum.StrEnum):
+    """How a station's villages hear it (DESIGN.md "Loudspeaker networks").
+
+    ``ip``: every village cluster is a networked device that plays the commune's programmes
+    as well as its own village's. ``fm``: the station's PC feeds a transmitter the village
+    receivers pick up; village devices, if any, play only village slots.
+    """
+
+    ip = "ip"
+    fm = "fm"
 
 
 class Station(Base):
@@ -27,6 +40,30 @@ class Station(Base):
     report_signer_name: Mapped[str | None] = mapped_column(String(100))
     report_signer_title: Mapped[str | None] = mapped_column(String(60))
     report_recipients: Mapped[list[str] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    # The kinds of network it has had, oldest first: read through network.network_on.
+    networks: Mapped[list[StationNetwork]] = relationship(
+        order_by="StationNetwork.effective_from",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+
+class StationNetwork(Base):
+    """A station's network kind from a local day on (until the next row's day).
+
+    A change is a new row from the next local day, so no device's playlist changes in the
+    middle of its day; the station's first row starts at date.min.
+    """
+
+    __tablename__ = "station_networks"
+
+    station_id: Mapped[int] = mapped_column(
+        ForeignKey("stations.id", ondelete="CASCADE"), primary_key=True
+    )
+    effective_from: Mapped[date] = mapped_column(primary_key=True)
+    network: Mapped[str] = mapped_column(String(8))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
@@ -68,4 +105,11 @@ class Programme(Base):
     min_duration_ms: Mapped[int] = mapped_column(Integer)
     max_duration_ms: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+    def cadence_for(self, village: Village | None) -> dict[str, Any]:
+        """The cadence this programme follows: a village programme on a village that has
+        its own slots follows those; everything else the programme's own."""
+        if self.scope == "village" and village is not None and village.cadence:
+            return village.cadence
+        return self.cadence
 

@@ -23,32 +23,37 @@ router = APIRouter(prefix="/api/v1", tags=["stations"])
 
 @router.get("/stations", response_model=list[StationOut])
 def list_stations(session: SessionDep, user: ViewerUser) -> list[StationOut]:
-    return [StationOut.model_validate(s) for s in service.list_stations(session, user=user)]
+    return [service.to_out(s) for s in service.list_stations(session, user=user)]
 
 
 @router.post("/stations", response_model=StationOut, status_code=status.HTTP_201_CREATED)
 def create_station(session: SessionDep, admin: AdminUser, body: StationCreate) -> StationOut:
     station = service.create_station(
-        session, name=body.name, timezone=body.timezone, hotline=body.hotline, actor=admin
+        session,
+        name=body.name,
+        timezone=body.timezone,
+        hotline=body.hotline,
+        network=body.network,
+        actor=admin,
     )
-    return StationOut.model_validate(station)
+    return service.to_out(station)
 
 
 @router.get("/stations/{station_id}", response_model=StationOut)
 def get_station(session: SessionDep, user: ViewerUser, station_id: DbId) -> StationOut:
-    return StationOut.model_validate(service.get_station(session, station_id, user=user))
+    return service.to_out(service.get_station(session, station_id, user=user))
 
 
 @router.patch("/stations/{station_id}", response_model=StationOut)
 def update_station(
     session: SessionDep, admin: AdminUser, station_id: DbId, body: StationUpdate
 ) -> StationOut:
-    """Change a station's details: only the fields sent; null restores a default."""
+    """Change a station's details; a new network kind applies from its next local day."""
     station = service.get_station(session, station_id)
     service.update_station(
         session, station=station, changes=body.model_dump(exclude_unset=True), actor=admin
     )
-    return StationOut.model_validate(station)
+    return service.to_out(station)
 
 
 @router.get("/stations/{station_id}/villages", response_model=list[VillageOut])

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import date
 from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import ColumnElement, Select, false, select
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.accounts.models import Role, User
@@ -14,7 +17,10 @@ from app.config import get_settings
 from app.db import Base, add_unique
 from app.errors import Conflict, Invalid, NotFound
 from app.stations.cadence import parse_cadence
-from app.stations.models import Programme, Station, Village
+from app.stations.models import Network, Programme, Station, Village
+from app.stations.network import network_on, network_state, set_network, start_network
+from app.stations.overlaps import Clash, Cluster, Rule, clashes
+from app.stations.schemas import PendingNetwork, StationOut
 
 S = TypeVar("S", bound=Select[Any])
 
@@ -51,40 +57,44 @@ DEFAULT_PROGRAMMES: list[dict[str, Any]] = [
 ]
 
 
-def station_snapshot(station: Station) -> dict[str, Any]:
-    return {"name": station.name, "timezone": station.timezone, "hotline": station.hotline}
-
-
-# What PATCH /stations/{id} may change (the schema has checked each value).
-UPDATABLE = (
+# What PATCH /stations/{id} sets as plain values (the network has rules of its own). The
+# report's settings: None restores the default (app.stations.document).
+REPORT_FIELDS = (
     "report_number_pattern",
     "report_signer_name",
     "report_signer_title",
     "report_recipients",
 )
+EDITABLE_FIELDS = ("name", "hotline", *REPORT_FIELDS)
 
 
-def update_station(
-    session: Session, *, station: Station, changes: dict[str, Any], actor: User | None = None
-) -> Station:
-    """Change the given details of a station; a None value restores the default."""
-    unknown = sorted(set(changes) - set(UPDATABLE))
-    if unknown:
-        raise Invalid(f"{unknown[0]}: cannot be changed here")
-    before = {k: getattr(station, k) for k in changes}
-    for key, value in changes.items():
-        setattr(station, key, value)
-    session.flush()
-    audit.record(
-        session,
-        actor=actor,
-        action="station.update",
-        entity="station",
-        entity_id=station.id,
-        before=before,
-        after={k: getattr(station, k) for k in changes},
+def station_snapshot(station: Station) -> dict[str, Any]:
+    return {
+        "name": station.name,
+        "timezone": station.timezone,
+        "hotline": station.hotline,
+        **{field: getattr(station, field) for field in REPORT_FIELDS},
+    }
+
+
+def to_out(station: Station) -> StationOut:
+    """The station as the API shows it: its network kind today and any change pending."""
+    state = network_state(station)
+    pending = (
+        PendingNetwork(network=Network(state.pending), effective_from=state.pending_from)
+        if state.pending is not None and state.pending_from is not None
+        else None
     )
-    return station
+    return StationOut(
+        id=station.id,
+        name=station.name,
+        timezone=station.timezone,
+        hotline=station.hotline,
+        network=Network(state.today),
+        pending_network=pending,
+        created_at=station.created_at,
+        **{field: getattr(station, field) for field in REPORT_FIELDS},
+    )
 
 
 def create_station(
@@ -93,13 +103,15 @@ def create_station(
     name: str,
     timezone: str | None = None,
     hotline: str | None = None,
+    network: Network = Network.ip,
     actor: User | None = None,
 ) -> Station:
     """A station with the default programmes, in `timezone` or else the configured zone
-    (LOAXA_TIMEZONE); 409 when the name is taken."""
+    (LOAXA_TIMEZONE), on an `ip` network unless told otherwise; 409 when the name is taken."""
     if session.scalar(select(Station.id).where(Station.name == name)) is not None:
         raise Conflict(f"station {name!r} already exists")
     station = Station(name=name, timezone=timezone or get_settings().timezone, hotline=hotline)
+    start_network(station, network, actor=actor)
     if not add_unique(session, station):
         raise Conflict(f"station {name!r} already exists")
     for spec in DEFAULT_PROGRAMMES:
@@ -111,8 +123,52 @@ def create_station(
         action="station.create",
         entity="station",
         entity_id=station.id,
-        after=station_snapshot(station),
+        after={**station_snapshot(station), "network": network.value},
     )
+    return station
+
+
+def update_station(
+    session: Session,
+    *,
+    station: Station,
+    changes: Mapping[str, Any],
+    actor: User | None = None,
+) -> Station:
+    """Change a station's details (only the fields given); 409 when the new name is taken.
+
+    A new `network` applies from the station's next local day (app.stations.network).
+    """
+    name = changes.get("name")
+    taken = Conflict(f"station {name!r} already exists")
+    if (
+        name is not None
+        and name != station.name
+        and session.scalar(select(Station.id).where(Station.name == name)) is not None
+    ):
+        raise taken
+    before = station_snapshot(station)
+    session.flush()
+    try:
+        with session.begin_nested():  # a racing rename to the same name loses here
+            for field in EDITABLE_FIELDS:
+                if field in changes:
+                    setattr(station, field, changes[field])
+            session.flush()
+    except IntegrityError as exc:
+        raise taken from exc
+    if station_snapshot(station) != before:
+        audit.record(
+            session,
+            actor=actor,
+            action="station.update",
+            entity="station",
+            entity_id=station.id,
+            before=before,
+            after=station_snapshot(station),
+        )
+    if changes.get("network") is not None:
+        set_network(session, station=station, network=Network(changes["network"]), actor=actor)
     return station
 
 
@@ -183,6 +239,9 @@ def create_village(
             cadence = parse_cadence(cadence).model_dump(mode="json")
         except ValueError as exc:
             raise Invalid(str(exc)) from exc
+        refuse_new_clashes(
+            session, station, field="cadence", clusters={0: Cluster(0, name, cadence)}
+        )
     exists = session.scalar(
         select(Village.id).where(Village.station_id == station.id, Village.name == name)
     )
@@ -255,6 +314,7 @@ def update_programme_rules(
         "cadence": programme.cadence,
         "window_ms": [programme.min_duration_ms, programme.max_duration_ms],
     }
+    new_cadence = programme.cadence
     if cadence is not None:
         try:
             parsed = parse_cadence(cadence)
@@ -265,11 +325,20 @@ def update_programme_rules(
                 f"programme {programme.code} is {programme.cadence.get('kind')}; "
                 f"its cadence cannot become {parsed.kind}"
             )
-        programme.cadence = parsed.model_dump(mode="json")
+        new_cadence = parsed.model_dump(mode="json")
     low = programme.min_duration_ms if min_duration_ms is None else min_duration_ms
     high = programme.max_duration_ms if max_duration_ms is None else max_duration_ms
     if not 0 < low <= high:
         raise Invalid(f"the duration window must have 0 < minimum <= maximum; got {low}..{high}")
+    refuse_new_clashes(
+        session,
+        get_station(session, programme.station_id),
+        field="cadence" if cadence is not None else "max_duration_ms",
+        rules={
+            programme.id: Rule(programme.id, programme.code, programme.scope, new_cadence, high)
+        },
+    )
+    programme.cadence = new_cadence
     programme.min_duration_ms, programme.max_duration_ms = low, high
     session.flush()
     audit.record(
@@ -298,6 +367,12 @@ def set_village_cadence(
             cadence = parse_cadence(cadence).model_dump(mode="json")
         except ValueError as exc:
             raise Invalid(str(exc)) from exc
+    refuse_new_clashes(
+        session,
+        get_station(session, village.station_id),
+        field="cadence",
+        clusters={village.id: Cluster(village.id, village.name, cadence)},
+    )
     village.cadence = cadence
     session.flush()
     audit.record(
@@ -310,3 +385,54 @@ def set_village_cadence(
         after={"cadence": cadence},
     )
     return village
+
+
+def station_clashes(
+    session: Session,
+    station: Station,
+    *,
+    rules: Mapping[int, Rule] | None = None,
+    clusters: Mapping[int, Cluster] | None = None,
+) -> list[Clash]:
+    """Village slots that overlap a commune programme on the station's clusters (see
+    app.stations.overlaps), with some programmes' rules or villages' slots as proposed."""
+    proposed = {p.id: _rule(p) for p in list_programmes(session, station_id=station.id)}
+    proposed.update(rules or {})
+    found = {
+        v.id: Cluster(v.id, v.name, v.cadence)
+        for v in list_villages(session, station_id=station.id)
+    }
+    found.update(clusters or {})
+    return clashes(list(proposed.values()), list(found.values()))
+
+
+def _rule(programme: Programme) -> Rule:
+    return Rule(
+        programme.id, programme.code, programme.scope, programme.cadence, programme.max_duration_ms
+    )
+
+
+def refuse_new_clashes(
+    session: Session,
+    station: Station,
+    *,
+    field: str,
+    rules: Mapping[int, Rule] | None = None,
+    clusters: Mapping[int, Cluster] | None = None,
+) -> None:
+    """422 naming both sides when a change would double-book a village cluster.
+
+    Only in a station whose villages carry the commune's programmes from now on (``ip`` on
+    its latest day); overlaps that exist already are the scheduler's to warn about, and do
+    not block unrelated changes.
+    """
+    if network_on(station, date.max) != Network.ip.value:
+        return
+    before = {c.key for c in station_clashes(session, station)}
+    new = [
+        c
+        for c in station_clashes(session, station, rules=rules, clusters=clusters)
+        if c.key not in before
+    ]
+    if new:
+        raise Invalid(f"{field}: " + "; ".join(c.describe() for c in new))

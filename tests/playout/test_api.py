@@ -1,4 +1,9 @@
-"""Playlists, as-run logs, device health and emergencies through the HTTP API, with real audio."""
+"""Playlists, as-run logs, device health and emergencies through the HTTP API, with real audio.
+
+Every test runs on both kinds of station (DESIGN.md "Loudspeaker networks"): under ``fm``
+village devices play only their village's slots; under ``ip`` every village cluster also
+plays the commune's programmes, and an emergency for some villages skips the station's PC.
+"""
 
 from __future__ import annotations
 
@@ -34,12 +39,12 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-@pytest.fixture
-def world(client: TestClient) -> dict[str, Any]:
-    ids = make_station()
+@pytest.fixture(params=["fm", "ip"])
+def world(client: TestClient, request: pytest.FixtureRequest) -> dict[str, Any]:
+    ids = make_station(network=request.param)
     h = staff(client, ids["station_id"])
     short_windows()
-    return {**ids, "h": h}
+    return {**ids, "h": h, "ip": request.param == "ip"}
 
 
 def playlist(client: TestClient, dev: dict[str, Any], day: str = "2024-03-16", **kw: Any) -> Any:
@@ -118,6 +123,10 @@ def test_station_and_village_devices_get_their_own_broadcasts(
                 "programme": "cchc",
                 "title": CCHC_TITLE,
                 "priority": "normal",
+                "village_id": None,
+                "rank": 1,
+                "yields_to": [],
+                "supersedes": [],
                 "starts_at": "2024-03-16T10:00:00+00:00",
                 "starts_at_local": "2024-03-16T17:00:00+07:00",
                 "ends_at": (
@@ -131,13 +140,19 @@ def test_station_and_village_devices_get_their_own_broadcasts(
     }
     village = playlist(client, pc1)
     assert village["village_id"] == v1
-    assert [i["broadcast_id"] for i in village["items"]] == [village_b["id"]]
-    assert village["items"][0]["programme"] == "village-weekly"
-    assert village["items"][0]["starts_at_local"] == "2024-03-16T18:00:00+07:00"
-    assert playlist(client, pc2)["items"] == []
+    # An ip cluster plays the commune's programme too, as the station's PC has it.
+    commune = [r.json()["items"][0]] if world["ip"] else []
+    assert village["items"][: len(commune)] == commune
+    own = village["items"][len(commune) :]
+    assert [i["broadcast_id"] for i in own] == [village_b["id"]]
+    assert own[0]["programme"] == "village-weekly" and own[0]["village_id"] == v1
+    assert own[0]["starts_at_local"] == "2024-03-16T18:00:00+07:00"
+    assert own[0]["rank"] == len(commune) + 1 and own[0]["yields_to"] == []
+    assert playlist(client, pc2)["items"] == commune
 
-    # What the scheduler's nightly job logs: the station's and village 1's playlists.
-    assert count_playlists(session, day=date(2024, 3, 16)) == 2
+    # What the scheduler's nightly job logs: the station's and village 1's playlists, and
+    # in an ip station village 2's (the commune's programme).
+    assert count_playlists(session, day=date(2024, 3, 16)) == (3 if world["ip"] else 2)
     assert count_playlists(session, day=date(2024, 3, 16), station_ids=[sid + 1]) == 0
     assert count_playlists(session, day=date(2024, 3, 17)) == 0
 
@@ -284,8 +299,9 @@ def test_devices_download_their_own_audio_only(
     other = make_station("Xuân Hòa", villages=0)
     foreign = device(client, h["admin"], other["station_id"])
     assert client.get(path, headers=foreign["h"]).status_code == 404
-    # A village PC does not play the station's programme either.
-    assert client.get(path, headers=device(client, h["admin"], sid, v1)["h"]).status_code == 404
+    # A village PC plays the commune's programme only in an ip station.
+    village = client.get(path, headers=device(client, h["admin"], sid, v1)["h"])
+    assert village.status_code == (200 if world["ip"] else 404)
 
 
 def test_as_run_keeps_good_events_rejects_bad_ones_and_is_idempotent(
@@ -346,9 +362,12 @@ def test_as_run_keeps_good_events_rejects_bad_ones_and_is_idempotent(
     other = client.post(
         AS_RUN, json=[event("v-1", b), event("pc-1", b)], headers=village_pc["h"]
     ).json()
-    assert other["accepted"] == []
     reasons = {x["event_id"]: x["reason"] for x in other["rejected"]}
-    assert "not in this device's scope" in reasons["v-1"]
+    if world["ip"]:  # an ip cluster plays the commune's programme, and says so
+        assert other["accepted"] == ["v-1"] and set(reasons) == {"pc-1"}
+    else:
+        assert other["accepted"] == []
+        assert "not in this device's scope" in reasons["v-1"]
     assert "taken by another device" in reasons["pc-1"]
 
     for body in ("hello", {"events": "x"}, 42):
@@ -406,7 +425,9 @@ def test_emergencies_reach_the_devices_in_scope_until_they_expire_or_are_cancell
         extra = {"If-None-Match": etag} if etag else {}
         return client.get(EMERGENCIES, headers={**dev["h"], **extra})
 
-    assert [e["id"] for e in poll(pc).json()] == [e1["id"]]
+    # For some villages: on those villages' clusters; under fm also on the station's PC,
+    # whose transmitter is how villages hear the station, under ip not.
+    assert [e["id"] for e in poll(pc).json()] == ([] if world["ip"] else [e1["id"]])
     first = poll(pc1)
     assert first.json() == [e1]
     assert poll(pc2).json() == []

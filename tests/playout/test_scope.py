@@ -11,6 +11,7 @@ import hashlib
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy.orm import Session
 
 from app import clock
@@ -25,7 +26,9 @@ from app.reports import service as reports
 from app.schedule import service as schedule
 from app.schedule.models import Broadcast, BroadcastStatus
 from app.segments.models import Segment
+from app.stations import network as network_service
 from app.stations import service as stations
+from app.stations.models import Network, Station
 from tests.helpers import make_station
 
 DAY = date(2024, 3, 16)
@@ -53,9 +56,12 @@ def _on_air(
     return b
 
 
-def _world() -> dict[str, Any]:
-    ids = make_station(villages=2)
-    other = make_station("Xuân Thái", villages=1)
+def _world(name: str, network: str, *, switch_to: str | None = None) -> dict[str, Any]:
+    """A station of the given kind with its PC, a village PC (Thôn 1), a broadcast of each
+    scope on DAY and emergencies for all, for Thôn 1 and for Thôn 2; `switch_to` changes its
+    kind afterwards (from its next day: DAY's broadcasts keep the kind they were made under)."""
+    ids = make_station(name, villages=2, network=network)
+    other = make_station(f"{name} (láng giềng)", villages=1, network=network)
     sid, (v1, v2) = ids["station_id"], ids["village_ids"]
     now = clock.now()
     with unit_of_work() as s:
@@ -81,19 +87,24 @@ def _world() -> dict[str, Any]:
         s.add(segment)
         s.flush()
         alarms = {}
-        for name, villages in (("everywhere", None), ("only-thon1", [v1]), ("only-thon2", [v2])):
+        for alarm, villages in (("everywhere", None), ("only-thon1", [v1]), ("only-thon2", [v2])):
             e = Emergency(
                 station_id=sid,
                 segment_id=segment.id,
                 village_ids=villages,
-                audio_sha256=_sha(f"emergency {name}"),
+                network=network,
+                audio_sha256=_sha(f"emergency {name} {alarm}"),
                 duration_ms=MASTER_MS,
                 created_at=now,
                 expires_at=now + timedelta(hours=1),
             )
             s.add(e)
             s.flush()
-            alarms[name] = (e.id, e.audio_sha256)
+            alarms[alarm] = (e.id, e.audio_sha256)
+        if switch_to is not None:
+            network_service.set_network(
+                s, station=s.get_one(Station, sid), network=Network(switch_to)
+            )
         return {
             "devices": {
                 "station": (station_pc.id, station_token),
@@ -198,15 +209,42 @@ def _what_each_consumer_says(world: dict[str, Any], which: str) -> dict[str, set
     return says
 
 
-def test_every_consumer_follows_the_one_scope_rule(database_url: str) -> None:
-    world = _world()
-    expected = {
-        # The station's PC: the station's programmes, every emergency of its station.
+# What each device carries, by the kind its broadcasts and emergencies were published under:
+# (broadcasts, emergencies).
+EXPECTED = {
+    "fm": {
+        # The station's PC: the commune's programmes, every emergency of its station (the
+        # transmitter is how the villages hear it).
         "station": ({"cchc"}, {"everywhere", "only-thon1", "only-thon2"}),
         # A village PC: its village's programmes, emergencies for all or for its village.
         "village": ({"thon1"}, {"everywhere", "only-thon1"}),
-    }
-    for which, (carried, alarms) in expected.items():
+    },
+    "ip": {
+        # The station's PC: the commune's programmes, as under fm; an emergency for some
+        # villages plays on those villages' clusters only.
+        "station": ({"cchc"}, {"everywhere"}),
+        # A village cluster: the commune's programmes as well as its own village's.
+        "village": ({"cchc", "thon1"}, {"everywhere", "only-thon1"}),
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("network", "switch_to", "recorded"),
+    [
+        ("fm", None, "fm"),
+        ("ip", None, "ip"),
+        # The station's kind today does not matter: what the broadcasts and emergencies were
+        # published under does (the switch applies from the station's next day on).
+        ("fm", "ip", "fm"),
+        ("ip", "fm", "ip"),
+    ],
+)
+def test_every_consumer_follows_the_one_scope_rule(
+    database_url: str, network: str, switch_to: str | None, recorded: str
+) -> None:
+    world = _world(f"Xã {network}", network, switch_to=switch_to)
+    for which, (carried, alarms) in EXPECTED[recorded].items():
         says = _what_each_consumer_says(world, which)
         assert says == {
             "playlist": carried,
@@ -220,5 +258,17 @@ def test_every_consumer_follows_the_one_scope_rule(database_url: str) -> None:
 
     # The nightly count: both devices have a playlist with items that day, none the next.
     with unit_of_work(write=False) as s:
-        assert playlists.count_playlists(s, day=DAY) == 2
-        assert playlists.count_playlists(s, day=DAY + timedelta(days=1)) == 0
+        stations_of_world = [world_station(world)]
+        assert playlists.count_playlists(s, day=DAY, station_ids=stations_of_world) == 2
+        assert (
+            playlists.count_playlists(
+                s, day=DAY + timedelta(days=1), station_ids=stations_of_world
+            )
+            == 0
+        )
+
+
+def world_station(world: dict[str, Any]) -> int:
+    device_id, _token = world["devices"]["station"]
+    with unit_of_work(write=False) as s:
+        return s.get_one(Device, device_id).station_id

@@ -1,5 +1,7 @@
 """A year (2024) of Xuân Phúc's broadcasts and as-run logs, with the gaps a report must show.
 
+Xuân Phúc has an fm network (its PC feeds a transmitter): the station PC's airing counts.
+
 CCHC column, month by month (window 10-15 min):
 
 | month | what happened | counted as |
@@ -219,8 +221,9 @@ class Builder:
 
 def build_year(master_sha: str) -> dict[str, Any]:
     """Write the 2024 of the module docstring; returns the ids the tests need."""
-    ids = make_station("Xuân Phúc", villages=3)
-    other = make_station("Xuân Thái", villages=1)
+    # fm: the station PC feeds the transmitter, village PCs play only village slots.
+    ids = make_station("Xuân Phúc", villages=3, network="fm")
+    other = make_station("Xuân Thái", villages=1, network="fm")
     v1, v2, v3 = ids["village_ids"]
     with unit_of_work() as s:
         sid = ids["station_id"]

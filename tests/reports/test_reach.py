@@ -45,14 +45,8 @@ from app.reports import service
 from app.reports.schemas import VillageReach
 from app.reports.service import Outcome, Period
 from app.schedule.models import Broadcast
-from app.stations.models import Station
 from tests.helpers import login, make_station, make_user
 from tests.reports.conftest import MIN, NOW, Builder, local
-
-HAS_NETWORK = hasattr(Broadcast, "network")
-needs_network = pytest.mark.skipif(
-    not HAS_NETWORK, reason="Broadcast.network comes with the i12-net branch"
-)
 
 T = {n: f"Thôn {n}" for n in range(1, 9)}
 ALL7 = [T[n] for n in range(1, 8)]
@@ -142,13 +136,10 @@ def master(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def build_ip_year(master_sha: str) -> dict[str, Any]:
     """Write the year of the module docstring; the ids the tests need."""
-    ids = make_station("Xuân Hòa", villages=8)
+    ids = make_station("Xuân Hòa", villages=8, network="ip")
     sid, villages = ids["station_id"], ids["village_ids"]
     long_ago = datetime(2023, 12, 1, tzinfo=UTC)
     with unit_of_work() as s:
-        station = s.get_one(Station, sid)
-        if hasattr(station, "network"):
-            station.network = "ip"
         station_pc, _ = devices.create_device(s, name="PC đài", station_id=sid)
         clusters: dict[int, int] = {}
         for n, vid in enumerate(villages, start=1):
@@ -172,8 +163,7 @@ def build_ip_year(master_sha: str) -> dict[str, Any]:
                 master=master_sha,
                 duration_ms=20 * MIN,
             )
-            if HAS_NETWORK:
-                cast.network = "ip"  # type: ignore[attr-defined]
+            assert cast.network == "ip"  # published under the station's kind
             broadcasts[month] = cast.id
             for n, events in played.items():
                 for i, (status, ms) in enumerate(events):
@@ -190,7 +180,6 @@ def ip_year(database_url: str, master: Path) -> dict[str, Any]:
     return build_ip_year(audio.store().put(master))
 
 
-@needs_network
 def test_reach_per_village_in_an_ip_year(session: Session, ip_year: dict[str, Any]) -> None:
     report = service.compliance_report(
         session, station_id=ip_year["station_id"], period=Period(2024)
@@ -222,7 +211,6 @@ def test_reach_per_village_in_an_ip_year(session: Session, ip_year: dict[str, An
     )  # fmt: skip
 
 
-@needs_network
 def test_reach_in_csv_xlsx_and_pdf(
     client: TestClient, ip_year: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -9,6 +9,11 @@ The rules, in one place:
 - Later than that, it never plays once its slot has ended, nor over `max_late_seconds` late.
   Within those bounds `late_policy` decides: "skip" gives it up; "trim" joins it where it
   would be now (offset = lateness) unless less than `min_remaining_seconds` would be left.
+- Two items that overlap: the playlist says which wins (``yields_to``, the server's
+  precedence: emergency, then priority, then the commune's programme, then the village's).
+  An item that yields to another one in the playlists is given up at its start ("yields
+  to ..."), and does not resume if it was playing when its winner came in; a winner whose
+  start has come interrupts a playing item that yields to it.
 - An emergency plays whole, at once, interrupting any item; one that expired before it
   could start is failed. It is stopped only when a fresh server answer no longer lists it
   (an expiry during playback does not cut it off).
@@ -53,6 +58,8 @@ class PlayoutSlot:
     ends_at: datetime
     duration_ms: int
     expires_at: datetime | None = None
+    event_key: str | None = None
+    yields_to: tuple[str, ...] = ()
 
     @property
     def is_emergency(self) -> bool:
@@ -78,6 +85,8 @@ def item_slot(item: PlaylistItem) -> PlayoutSlot:
         starts_at=starts_at,
         ends_at=item.end.astimezone(UTC),
         duration_ms=item.duration_ms,
+        event_key=item.event_key,
+        yields_to=item.yields_to,
     )
 
 
@@ -178,6 +187,13 @@ def emergency_cancelled(
     return slot.expires_at is None or now < slot.expires_at
 
 
+def winner_over(slot: PlayoutSlot, items: Sequence[PlayoutSlot]) -> PlayoutSlot | None:
+    """The item of the playlists that `slot` yields to, if any (the server's precedence)."""
+    if not slot.yields_to or slot.is_emergency:
+        return None
+    return next((other for other in items if other.event_key in slot.yields_to), None)
+
+
 def decide(
     slot: PlayoutSlot,
     parts: Sequence[Part],
@@ -185,8 +201,14 @@ def decide(
     policy: PlayPolicy,
     *,
     notices: Sequence[EmergencyNotice],
+    winner: PlayoutSlot | None = None,
 ) -> Decision:
-    """Whether and from where `slot` plays now, given its parts so far (the module's rules)."""
+    """Whether and from where `slot` plays now, given its parts so far (the module's rules);
+    `winner` is the item it yields to (winner_over), if any."""
+    if winner is not None:
+        if parts:
+            return DONE  # cut short by its winner: it stays so
+        return Decision("fail", note=f"yields to {winner.event_key} ({winner.title})")
     if not parts:
         return _first_start(slot, now, policy)
     if any(p.status == "played" for p in parts):
@@ -249,13 +271,15 @@ def start_candidates(
     """What may start now, in the order to try it (the first that `decide` plays wins).
 
     Emergencies first, oldest first: one may interrupt a playing item, but nothing
-    interrupts an emergency. Items only while nothing plays, those whose start has come.
+    interrupts an emergency. Items whose start has come: while nothing plays, or, while an
+    item plays, those it yields to (its winners interrupt it).
     """
     if current is not None and current.is_emergency:
         return []
+    due = [s for s in items if s.starts_at <= now]
     if current is not None:
-        return list(emergencies)
-    return [*emergencies, *(s for s in items if s.starts_at <= now)]
+        return [*emergencies, *(s for s in due if s.event_key in current.yields_to)]
+    return [*emergencies, *due]
 
 
 def planned_times(

@@ -44,6 +44,7 @@ from app.playout.agent.decide import (
     planned_times,
     start_candidates,
     wanted_slots,
+    winner_over,
 )
 from app.playout.agent.journal import Journal, Part
 from app.playout.agent.player import Playback, Player, PlayerError
@@ -256,7 +257,7 @@ class Agent:
     def _start_due(self, now: datetime) -> None:
         current = None if self.current is None else self.current.slot
         emergencies = emergency_slots(self.sync.emergencies)
-        items = self._item_slots(now) if current is None else []
+        items = self._item_slots(now)
         for slot in start_candidates(current, emergencies, items, now):
             decision = self._evaluate(slot, now)
             if decision.action != "play":
@@ -268,9 +269,9 @@ class Agent:
                     self._waiting_logged.add(slot.occurrence)
                     log.warning("%s is due but its audio is not cached yet", slot.occurrence)
                 continue
-            if self.current is not None:  # an item, interrupted by an emergency
-                note = f"interrupted by emergency {slot.emergency_id}"
-                self._stop_current(now, Ending("interrupted", now, note))
+            if self.current is not None:  # an item, interrupted by an emergency or its winner
+                by = f"emergency {slot.emergency_id}" if slot.is_emergency else slot.event_key
+                self._stop_current(now, Ending("interrupted", now, f"interrupted by {by}"))
             self._play(slot, decision.offset_s, now)
             return
 
@@ -279,7 +280,14 @@ class Agent:
         if slot.occurrence in self._done:
             return DONE
         parts = self.journal.parts(slot.occurrence)
-        decision = decide(slot, parts, now, self.policy, notices=self.sync.emergencies)
+        decision = decide(
+            slot,
+            parts,
+            now,
+            self.policy,
+            notices=self.sync.emergencies,
+            winner=winner_over(slot, self._item_slots(now)),
+        )
         if decision.action == "fail":
             note = decision.note
             if not self.cache.has(slot.sha256):

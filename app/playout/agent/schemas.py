@@ -26,6 +26,9 @@ class PlaylistItem(BaseModel):
     programme: str | None = None
     title: str = ""
     priority: str = "normal"
+    rank: int | None = None
+    # Event keys of overlapping items that win over this one (older servers send none).
+    yields_to: tuple[str, ...] = ()
     starts_at: AwareDatetime
     ends_at: AwareDatetime | None = None
     duration_ms: int = Field(gt=0)
