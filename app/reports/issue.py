@@ -70,7 +70,11 @@ def issue_report(
     register_year = now.astimezone(ZoneInfo(station.timezone)).year
     pattern = report.document.number_pattern
     for _ in range(ATTEMPTS):
-        n = number or next_number(session, station_id=station.id, register_year=register_year)
+        n = (
+            number
+            if number is not None
+            else next_number(session, station_id=station.id, register_year=register_year)
+        )
         row = IssuedReport(
             station_id=station.id,
             register_year=register_year,
