@@ -9,12 +9,15 @@ from typing import Annotated
 import typer
 
 from app.accounts.models import Role
+from app.stations.models import Network
 
 app = typer.Typer(help="loaxa: broadcast scheduling for commune radio", no_args_is_help=True)
 user_app = typer.Typer(help="Manage user accounts", no_args_is_help=True)
 device_app = typer.Typer(help="Manage playout devices", no_args_is_help=True)
+station_app = typer.Typer(help="Manage stations", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(device_app, name="device")
+app.add_typer(station_app, name="station")
 
 
 @app.command()
@@ -112,6 +115,42 @@ def device_add(
         raise typer.Exit(1) from exc
     typer.echo(f"created device {device_id}")
     typer.echo(f"token (shown once): {token}")
+
+
+@station_app.command("set")
+def station_set(
+    station_id: Annotated[int, typer.Argument(metavar="ID", help="station id")],
+    network: Annotated[
+        Network | None,
+        typer.Option(help="ip (every village cluster is networked) or fm (a transmitter)"),
+    ] = None,
+) -> None:
+    """Change a station's details; a new network kind applies from its next local day."""
+    from app.db import unit_of_work
+    from app.errors import LoaxaError
+    from app.stations import service
+
+    changes: dict[str, str] = {}
+    if network is not None:
+        changes["network"] = network.value
+    if not changes:
+        typer.echo("error: nothing to change (give --network ip|fm)", err=True)
+        raise typer.Exit(2)
+    try:
+        with unit_of_work() as session:
+            station = service.get_station(session, station_id)
+            service.update_station(session, station=station, changes=changes)
+            out = service.to_out(station)
+    except LoaxaError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    if out.pending_network is not None:
+        typer.echo(
+            f"station {station_id}: network {out.network.value} today, "
+            f"{out.pending_network.network.value} from {out.pending_network.effective_from}"
+        )
+    else:
+        typer.echo(f"station {station_id}: network {out.network.value}")
 
 
 @app.command()

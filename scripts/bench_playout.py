@@ -13,6 +13,9 @@ What it does, all bounded (about a minute and a half in all):
      --warmup devices used only to warm up), three assembled broadcasts per station and
      per village on the benchmark day (80 000 broadcasts in all: 3 per scope on the day,
      one the day after), all sharing one small real MP3 put in a scratch audio store;
+     every station is an `ip` network (issue 12), so each village cluster's playlist holds
+     the commune's three broadcasts as well as its own three (village slots a quarter of an
+     hour after the commune's, as planning allows);
   2. starts the real API with uvicorn (2 workers, loopback port, no access log) and, as the
      baseline, a static file server of the same make (uvicorn, 2 workers, Starlette's
      StaticFiles) serving one real playlist body as a file, with ETag/304 of its own;
@@ -72,6 +75,7 @@ DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DAY = date(2024, 3, 16)
 TZ = "Asia/Ho_Chi_Minh"
 SLOTS = (dtime(7, 0), dtime(11, 30), dtime(17, 0))
+VILLAGE_OFFSET = timedelta(minutes=15)  # a village's slots, after the commune's
 PHASE_DEADLINE_S = 60.0
 GOALS = {"full": (1000, 100.0), "revalidate": (2000, 50.0)}
 GOAL_RATIO = 0.25
@@ -132,7 +136,7 @@ def seed(url: str, data_dir: Path, *, stations: int, villages: int, warmup: int)
     from app.db import make_engine
     from app.devices.models import Device
     from app.schedule.models import Broadcast
-    from app.stations.models import Programme, Station, Village
+    from app.stations.models import Network, Programme, Station, StationNetwork, Village
     from app.stations.service import DEFAULT_PROGRAMMES
 
     sha, duration_ms, size = make_master(data_dir)
@@ -140,10 +144,14 @@ def seed(url: str, data_dir: Path, *, stations: int, villages: int, warmup: int)
     tz = ZoneInfo(TZ)
     engine = make_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     station_rows, programme_rows, village_rows, device_rows, broadcast_rows = [], [], [], [], []
+    network_rows = []
     tokens: list[str] = []
     vid = pid = did = bid = 0
     for s in range(1, stations + 1):
         station_rows.append({"id": s, "name": f"Xã {s}", "timezone": TZ, "created_at": now})
+        network_rows.append(
+            {"station_id": s, "effective_from": date.min, "network": "ip", "created_at": now}
+        )
         prog_ids = {}
         for spec in DEFAULT_PROGRAMMES:
             pid += 1
@@ -176,6 +184,8 @@ def seed(url: str, data_dir: Path, *, stations: int, villages: int, warmup: int)
             for day, slot in days:
                 bid += 1
                 starts = datetime.combine(day, slot, tzinfo=tz).astimezone(UTC)
+                if village is not None:
+                    starts += VILLAGE_OFFSET
                 broadcast_rows.append(
                     {
                         "id": bid,
@@ -187,6 +197,7 @@ def seed(url: str, data_dir: Path, *, stations: int, villages: int, warmup: int)
                         "local_month": day.strftime("%Y-%m"),
                         "status": "assembled",
                         "priority": "normal",
+                        "network": Network.ip.value,
                         "master_sha256": sha,
                         "master_duration_ms": duration_ms,
                         "assembled_at": now,
@@ -214,6 +225,7 @@ def seed(url: str, data_dir: Path, *, stations: int, villages: int, warmup: int)
         )
     with engine.begin() as conn:
         conn.execute(insert(Station), station_rows)
+        conn.execute(insert(StationNetwork), network_rows)
         conn.execute(insert(Programme), programme_rows)
         if village_rows:
             conn.execute(insert(Village), village_rows)
@@ -588,14 +600,15 @@ def main() -> int:
         ]
         run_load(api_port, warm, args.connections)
 
-        # The baseline serves one real playlist body (a village PC's, three items).
+        # The baseline serves one real playlist body (a village cluster's, six items: the
+        # commune's three and its own).
         import httpx
 
         sample = httpx.get(
             f"http://127.0.0.1:{api_port}{path}",
             headers={"Authorization": f"Bearer {seeded.warmup_tokens[0]}"},
         )
-        assert sample.status_code == 200 and len(sample.json()["items"]) == 3, sample.text
+        assert sample.status_code == 200 and len(sample.json()["items"]) == 6, sample.text
         static_dir = data_dir / "static"
         static_dir.mkdir()
         (static_dir / "playlist.json").write_bytes(sample.content)

@@ -66,7 +66,7 @@ def run(n_stations: int, n_villages: int, year: int, workers: int) -> None:
     from app.devices.models import Device
     from app.schedule.models import Broadcast
     from app.schedule.planning import plan_stations_parallel
-    from app.stations.models import Programme, Station, Village
+    from app.stations.models import Network, Programme, Station, StationNetwork, Village
     from app.stations.service import DEFAULT_PROGRAMMES
 
     migrations.upgrade()
@@ -84,6 +84,19 @@ def run(n_stations: int, n_villages: int, year: int, workers: int) -> None:
             )
             .scalars()
             .all()
+        )
+        # ip, as new stations are: every village cluster carries the commune's programmes.
+        conn.execute(
+            insert(StationNetwork),
+            [
+                {
+                    "station_id": sid,
+                    "effective_from": date.min,
+                    "network": Network.ip.value,
+                    "created_at": now,
+                }
+                for sid in ids
+            ],
         )
         conn.execute(
             insert(Programme),

@@ -77,13 +77,21 @@ class PlaylistEntry:
         return self.starts_at + timedelta(milliseconds=self.duration_ms)
 
     def precedence(self) -> tuple[int, int, datetime, int]:
-        """Sort key: the first wins (see the module's docstring)."""
-        return (
-            PRIORITY_RANK.get(self.priority, len(PRIORITY_RANK)),
-            0 if self.village_id is None else 1,
-            self.starts_at,
-            self.broadcast_id,
-        )
+        """Sort key: the first wins (see precedence)."""
+        return precedence(self.priority, self.village_id, self.starts_at, self.broadcast_id)
+
+
+def precedence(
+    priority: str, village_id: int | None, starts_at: datetime, broadcast_id: int
+) -> tuple[int, int, datetime, int]:
+    """Which of two overlapping broadcasts plays on a device: the smaller key (see the
+    module's docstring)."""
+    return (
+        PRIORITY_RANK.get(priority, len(PRIORITY_RANK)),
+        0 if village_id is None else 1,
+        starts_at,
+        broadcast_id,
+    )
 
 
 def with_precedence(items: list[PlaylistEntry]) -> list[PlaylistEntry]:

@@ -1,5 +1,5 @@
-"""Scheduling's jobs (fill and assemble, CCHC checks, missed broadcasts): plain functions of
-`now`, idempotent, safe to run twice.
+"""Scheduling's jobs (fill and assemble, CCHC checks, double bookings, missed broadcasts):
+plain functions of `now`, idempotent, safe to run twice.
 
 Each job works out what to do from the database (not from when it was triggered), so a run
 missed during downtime is made up by the next one. `app.schedule.runner` registers them.
@@ -7,24 +7,29 @@ missed during downtime is made up by the next one. `app.schedule.runner` registe
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import partial
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import exists, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from app.config import get_settings
 from app.db import unit_of_work
 from app.errors import LoaxaError
 from app.playout.models import AsRunEvent
+from app.playout.playlists import precedence
 from app.schedule import assembly, filling, service, warnings
 from app.schedule.cadence import local_month, month_bounds_utc
 from app.schedule.models import Broadcast, BroadcastStatus, ScheduleWarning
 from app.schedule.runs import run_exclusive
-from app.stations.models import Programme, Station
-from app.stations.service import CCHC
+from app.stations.models import Network, Programme, Station, Village
+from app.stations.network import network_on
+from app.stations.overlaps import Clash
+from app.stations.service import CCHC, station_clashes
 
 log = logging.getLogger("loaxa.scheduler")
 
@@ -190,6 +195,104 @@ def _check_upcoming(
             dedupe_key=f"cchc-{kind}:b{broadcast.id}:{stage}",
         )
         found += [w] if w else []
+    return found
+
+
+def check_overlaps(now: datetime) -> int:
+    """Warn about double bookings on the village clusters of ip stations (app.stations.overlaps).
+
+    Planning refuses a new one; these exist already: cadences that overlapped before the
+    station became ip, and the coming week's broadcasts that overlap on a cluster (moved by
+    hand, or planned before). The playlist lets one of two overlapping items win; the
+    warning names the one that will not play.
+    """
+    new: list[ScheduleWarning] = []
+    with unit_of_work() as session:
+        for station in session.scalars(
+            select(Station).options(selectinload(Station.networks)).order_by(Station.id)
+        ):
+            if network_on(station, date.max) == Network.ip.value:
+                for clash in station_clashes(session, station):
+                    new += _warn_clash(session, station, clash)
+        new += _broadcast_overlaps(session, now)
+    _notify(new)
+    return len(new)
+
+
+def _warn_clash(session: Session, station: Station, clash: Clash) -> list[ScheduleWarning]:
+    # The same rules give the same key; a changed rule is a new finding.
+    sides = [
+        clash.village_cadence,
+        clash.village_rule.max_duration_ms,
+        clash.commune_rule.cadence,
+        clash.commune_rule.max_duration_ms,
+    ]
+    rules = json.dumps(sides, sort_keys=True)
+    digest = hashlib.sha256(rules.encode()).hexdigest()[:16]
+    village, v_prog, c_prog = clash.key
+    w = warnings.raise_warning(
+        session,
+        kind="overlap",
+        station_id=station.id,
+        message=f"station {station.id}: {clash.describe()}",
+        dedupe_key=f"overlap:s{station.id}:v{village}:p{v_prog}:p{c_prog}:{digest}",
+    )
+    return [w] if w else []
+
+
+def _broadcast_overlaps(session: Session, now: datetime) -> list[ScheduleWarning]:
+    """The coming week's commune broadcasts of ip days against their villages' broadcasts."""
+    open_ = [*service.ACTIVE, BroadcastStatus.missed.value]
+    commune = session.execute(
+        select(Broadcast, Programme.code, Programme.max_duration_ms, Station.timezone)
+        .join(Programme, Programme.id == Broadcast.programme_id)
+        .join(Station, Station.id == Broadcast.station_id)
+        .where(
+            Broadcast.village_id.is_(None),
+            Broadcast.network == Network.ip.value,
+            Broadcast.status.in_(open_),
+            Broadcast.starts_at >= now,
+            Broadcast.starts_at < now + timedelta(days=7),
+        )
+    ).all()
+    found: list[ScheduleWarning] = []
+    for c, c_code, c_max, tz_name in commune:
+        c_end = c.starts_at + timedelta(milliseconds=c.master_duration_ms or c_max)
+        rows = session.execute(
+            select(Broadcast, Programme.code, Programme.max_duration_ms, Village.name)
+            .join(Programme, Programme.id == Broadcast.programme_id)
+            .join(Village, Village.id == Broadcast.village_id)
+            .where(
+                Broadcast.station_id == c.station_id,
+                Broadcast.village_id.is_not(None),
+                Broadcast.network == Network.ip.value,
+                Broadcast.status.in_(open_),
+                # Durations are at most a day (the programme rules' bound).
+                Broadcast.starts_at > c.starts_at - timedelta(days=1),
+                Broadcast.starts_at < c_end,
+            )
+        ).all()
+        tz = ZoneInfo(tz_name)
+        for v, v_code, v_max, v_name in rows:
+            if v.starts_at + timedelta(milliseconds=v.master_duration_ms or v_max) <= c.starts_at:
+                continue
+            keys = {
+                b.id: precedence(b.priority, b.village_id, b.starts_at, b.id) for b in (c, v)
+            }
+            loser = max((c, v), key=lambda b: keys[b.id])
+            w = warnings.raise_warning(
+                session,
+                kind="overlap",
+                station_id=c.station_id,
+                broadcast_id=loser.id,
+                message=f"village {v_name!r}: its {v_code} broadcast {v.id} "
+                f"({service.describe_local(v.starts_at, tz)}) overlaps the commune's {c_code} "
+                f"broadcast {c.id} ({service.describe_local(c.starts_at, tz)}) on the same "
+                f"loudspeaker cluster; broadcast {loser.id} will not play there",
+                dedupe_key=f"overlap:b{c.id}:b{v.id}:{c.starts_at:%Y%m%d%H%M}:"
+                f"{v.starts_at:%Y%m%d%H%M}",
+            )
+            found += [w] if w else []
     return found
 
 

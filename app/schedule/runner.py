@@ -59,6 +59,13 @@ def run_check_cchc() -> None:
     run_exclusive("check_cchc", now.strftime("%Y-%m-%dT%H"), lambda: jobs.check_cchc(now), now=now)
 
 
+def run_check_overlaps() -> None:
+    now = clock.now()
+    run_exclusive(
+        "check_overlaps", now.strftime("%Y-%m-%dT%H"), lambda: jobs.check_overlaps(now), now=now
+    )
+
+
 def run_mark_missed() -> None:
     now = clock.now()
     run_exclusive("mark_missed", _five_minutes(now), lambda: jobs.mark_missed(now), now=now)
@@ -93,6 +100,7 @@ def job_table(zones: list[str]) -> list[tuple[str, Callable[[], None], object]]:
     table: list[tuple[str, Callable[[], None], object]] = [
         ("fill", run_fill, IntervalTrigger(minutes=15)),
         ("check_cchc", run_check_cchc, IntervalTrigger(hours=1)),
+        ("check_overlaps", run_check_overlaps, IntervalTrigger(hours=1)),
         ("mark_missed", run_mark_missed, IntervalTrigger(minutes=5)),
     ]
     for tz_name in zones:
@@ -118,6 +126,7 @@ def catch_up() -> None:
     """Run every job once now (start-up, or `loaxa scheduler --once`)."""
     run_fill()
     run_check_cchc()
+    run_check_overlaps()
     run_mark_missed()
     for tz_name in station_zones():
         run_count_playlists(tz_name)

@@ -161,3 +161,34 @@ def test_seed_demo_puts_the_station_in_the_configured_time_zone(
     session.rollback()
     station = session.scalar(select(Station).where(Station.name == "Xuân Phúc"))
     assert station is not None and station.timezone == "Asia/Bangkok"
+
+
+def test_station_set_network_applies_from_the_next_local_day(
+    database_url: str, session: Session
+) -> None:
+    from app.stations.models import StationNetwork
+
+    assert loaxa("seed-demo", env={"LOAXA_ADMIN_PASSWORD": "quản-trị-viên-2024"}).returncode == 0
+    station = session.scalar(select(Station).where(Station.name == "Xuân Phúc"))
+    assert station is not None
+    # The demo commune is ip, as every new station.
+    [first] = session.scalars(
+        select(StationNetwork).where(StationNetwork.station_id == station.id)
+    ).all()
+    assert first.network == "ip"
+
+    done = loaxa("station", "set", str(station.id), "--network", "fm")
+    assert done.returncode == 0, done.stderr
+    assert f"station {station.id}: network ip today, fm from " in done.stdout
+    session.rollback()
+    rows = session.scalars(
+        select(StationNetwork)
+        .where(StationNetwork.station_id == station.id)
+        .order_by(StationNetwork.effective_from)
+    ).all()
+    assert [r.network for r in rows] == ["ip", "fm"]
+
+    bad = loaxa("station", "set", str(station.id), "--network", "dab")
+    assert bad.returncode == 2 and "network" in bad.stderr
+    missing = loaxa("station", "set", "999", "--network", "ip")
+    assert missing.returncode == 1 and "station 999 does not exist" in missing.stderr

@@ -111,8 +111,9 @@ class FakeServer:
         *,
         duration_ms: int,
         title: str = "",
+        yields_to: tuple[int, ...] = (),
     ) -> dict[str, Any]:
-        """A playlist item as the real server shapes it."""
+        """A playlist item as the real server shapes it (`yields_to`: broadcast ids)."""
         ends = starts_at + timedelta(milliseconds=duration_ms)
         local = starts_at.astimezone(_zone())
         return {
@@ -121,6 +122,7 @@ class FakeServer:
             "programme": "cchc",
             "title": title or f"Chuyên mục CCHC {broadcast_id}",
             "priority": "normal",
+            "yields_to": [f"b{b}" for b in yields_to],
             "starts_at": iso(starts_at),
             "starts_at_local": local.isoformat(),
             "ends_at": iso(ends),

@@ -543,6 +543,56 @@ def test_emergency_interrupts_the_item_which_then_resumes(
     assert len([p for p in agent.journal.events() if p.emergency_id == 5]) == 1
 
 
+def test_of_two_overlapping_items_only_the_winner_plays(
+    tmp_path: Path, server: FakeServer, tones: dict[str, bytes], agents: list[Agent]
+) -> None:
+    village, commune = server.add_audio(tones["two"]), server.add_audio(tones["one"])
+    t0 = datetime.now(UTC)
+    # The village's item starts first but yields to the commune's, which overlaps it.
+    publish(
+        server,
+        [
+            server.item(
+                71, t0 + timedelta(seconds=1.5), village, duration_ms=2000, yields_to=(72,)
+            ),
+            server.item(72, t0 + timedelta(seconds=2.5), commune, duration_ms=1000),
+        ],
+    )
+    agent = new_agent(agents, make_config(tmp_path, server))
+    drive(agent, lambda: len(server.as_run) == 2, timeout=10)
+
+    events = {e["broadcast_id"]: e for e in server_events(server)}
+    assert events[71]["status"] == "failed" and events[72]["status"] == "played"
+    [given_up] = parts_of(agent, 71)
+    assert given_up.note == "yields to b72 (Chuyên mục CCHC 72)"
+    assert abs(at(events[72]["started_at"]) - (t0 + timedelta(seconds=2.5))) < timedelta(
+        seconds=0.4
+    )
+
+
+def test_a_winner_that_joins_the_playlist_interrupts_the_item_that_yields_to_it(
+    tmp_path: Path, server: FakeServer, tones: dict[str, bytes], agents: list[Agent]
+) -> None:
+    village, commune = server.add_audio(tones["four"]), server.add_audio(tones["one"])
+    t0 = datetime.now(UTC)
+    alone = server.item(81, t0 + timedelta(seconds=1.5), village, duration_ms=4000)
+    publish(server, [alone])
+    agent = new_agent(agents, make_config(tmp_path, server))
+    drive(agent, lambda: [p.status for p in parts_of(agent, 81)] == ["playing"], timeout=5)
+    # The commune's programme is assembled meanwhile; it overlaps, and wins.
+    winner = server.item(82, t0 + timedelta(seconds=3.5), commune, duration_ms=1000)
+    publish(server, [{**alone, "yields_to": ["b82"]}, winner])
+    drive(agent, lambda: final(agent, 82, "played"), timeout=10)
+
+    [cut] = parts_of(agent, 81)
+    [played] = parts_of(agent, 82)
+    assert cut.status == "interrupted" and cut.note == "interrupted by b82"
+    assert cut.ended_at is not None and cut.ended_at <= played.started_at
+    # Its slot lasts until t0 + 5.5 s, but an item cut short by its winner stays so.
+    drive(agent, lambda: datetime.now(UTC) > t0 + timedelta(seconds=6), timeout=5)
+    assert [p.status for p in parts_of(agent, 81)] == ["interrupted"]
+
+
 # Simulated clock, dry-run player (it takes each file's time on the agent's clock).
 
 

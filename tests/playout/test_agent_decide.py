@@ -34,6 +34,7 @@ from app.playout.agent.decide import (
     planned_times,
     start_candidates,
     wanted_slots,
+    winner_over,
 )
 from app.playout.agent.journal import Part
 from app.playout.agent.schemas import EmergencyNotice, PlaylistItem
@@ -63,6 +64,7 @@ def item(
     seconds: float = 60,
     ends_at: datetime | None = None,
     sha: str = SHA_A,
+    yields_to: tuple[str, ...] = (),
 ) -> PlaylistItem:
     return PlaylistItem(
         event_key=key,
@@ -72,6 +74,7 @@ def item(
         ends_at=ends_at,
         duration_ms=round(seconds * 1000),
         sha256=sha,
+        yields_to=yields_to,
     )
 
 
@@ -329,3 +332,43 @@ def test_an_item_across_midnight_plays_once_and_keeps_its_audio_until_it_ends() 
     assert first_start(late_slot, now) == Decision("play", offset_s=240)
     assert wanted_slots([], slots, [], set(), now) == [late_slot]
     assert next_start(slots, set(), now) is None
+
+
+# Two items overlap on one loudspeaker: the playlist says which wins, the agent follows.
+
+
+def test_an_item_that_yields_to_another_in_the_playlists_is_given_up_at_its_start() -> None:
+    village = item_slot(item("b2", start=at(300), seconds=600, yields_to=("b1",)))
+    commune = item_slot(item("b1", start=at(0), seconds=600, sha=SHA_B))
+    unrelated = item_slot(item("b3", start=at(900), seconds=60))
+    assert village.yields_to == ("b1",) and village.event_key == "b2"
+    assert winner_over(village, [commune, village, unrelated]) == commune
+    assert winner_over(commune, [commune, village]) is None
+    # The winner is not in the playlists (cancelled, or another day's): nothing to yield to.
+    assert winner_over(village, [village, unrelated]) is None
+
+    for policy in (TRIM, SKIP):
+        decision = decide(village, [], at(300), policy, notices=[], winner=commune)
+        assert decision == Decision("fail", note="yields to b1 (b1)")
+        # Without a winner it plays as any item would.
+        assert decide(village, [], at(300), policy, notices=[]) == Decision("play")
+    # Cut short by its winner, it does not come back, even with time left in its slot.
+    cut = part(village, started=at(300), ended=at(310), status="interrupted", note="b1")
+    assert decide(village, [cut], at(920), TRIM, notices=[], winner=commune) == DONE
+    assert decide(village, [cut], at(320), TRIM, notices=[]).action == "play"
+
+
+def test_a_winner_interrupts_the_item_that_yields_to_it_and_nothing_else() -> None:
+    loser = item_slot(item("b2", start=at(0), seconds=600, yields_to=("b1",)))
+    winner = item_slot(item("b1", start=at(60), seconds=300, sha=SHA_B))
+    other = item_slot(item("b3", start=at(30), seconds=60))
+    flood = emergency_slot(notice(created=at(50)))
+    items = [loser, other, winner]
+    assert start_candidates(loser, [], items, at(59)) == []
+    assert start_candidates(loser, [flood], items, at(60)) == [flood, winner]
+    # A winner that joined the playlists after the item began: the fresh playlists count.
+    began = replace(loser, yields_to=())
+    assert start_candidates(began, [], items, at(60)) == [winner]
+    # An item that yields to nothing is not interrupted by another item.
+    assert start_candidates(other, [], items, at(60)) == []
+    assert start_candidates(flood, [], items, at(60)) == []

@@ -138,3 +138,126 @@ def test_segment_to_loudspeaker_to_report(
     assert abs(row["aired_ms"] - b["master_duration_ms"]) <= 1500
     devices = client.get("/api/v1/devices", headers=h["admin"]).json()
     assert devices[0]["last_played_at"] is not None
+
+
+def _agent(server_url: str, token: str, folder: Path) -> Agent:
+    config = AgentConfig.model_validate(
+        {
+            "server_url": server_url,
+            "device_token": token,
+            "cache_dir": folder / "cache",
+            "journal": folder / "journal.sqlite",
+            "player_command": NULL_PLAYER,
+            "start_grace_seconds": 2,
+            "min_remaining_seconds": 0.3,
+            "emergency_poll_seconds": 0.5,
+            "playlist_poll_seconds": 1,
+            "upload_interval_seconds": 0.5,
+            "retry_base_seconds": 0.2,
+            "retry_max_seconds": 1,
+            "tick_seconds": 0.05,
+            "heartbeat_seconds": 0.2,
+        }
+    )
+    return Agent(config, player=SubprocessPlayer(config.player_command))
+
+
+def _run_all_until(agents: list[Agent], done, seconds: float) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not done():
+        time.sleep(min(min(a.step() for a in agents), 0.05))
+
+
+def _accepted(agent: Agent, **match: int) -> list[object]:
+    return [
+        e
+        for e in agent.journal.events()
+        if e.upload == "accepted" and all(getattr(e, k) == v for k, v in match.items())
+    ]
+
+
+def test_ip_station_every_village_cluster_airs_the_commune_s_programme(
+    client: TestClient, server_url: str, tmp_path: Path
+) -> None:
+    ids = make_station(villages=2, network="ip")
+    sid, (v1, v2) = ids["station_id"], ids["village_ids"]
+    h = staff(client, sid)
+    short_windows()
+    seg = approved_segment(client, h, pink(tmp_path / "a.mp3", 2), title="Tin CCHC tháng này")
+    vseg = approved_segment(
+        client,
+        h,
+        pink(tmp_path / "b.mp3", 2, seed=2),
+        title="Tin thôn 1",
+        programme="village-weekly",
+        village_ids=[v1],
+    )
+    starts = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=10)
+    commune = broadcast(
+        client, h, station_id=sid, starts_at=starts.isoformat(), segment_ids=[seg["id"]]
+    )
+    after = starts + timedelta(milliseconds=commune["master_duration_ms"] + 2000)
+    village = broadcast(
+        client,
+        h,
+        station_id=sid,
+        starts_at=after.replace(microsecond=0).isoformat(),
+        segment_ids=[vseg["id"]],
+        programme="village-weekly",
+        village_id=v1,
+    )
+    assert commune["network"] == village["network"] == "ip"
+    tokens = {}
+    for name, vid in (("thon1", v1), ("thon2", v2)):
+        r = client.post(
+            "/api/v1/devices",
+            json={"name": f"Cụm loa {name}", "station_id": sid, "village_id": vid},
+            headers=h["admin"],
+        )
+        tokens[name] = r.json()["token"]
+    thon1 = _agent(server_url, tokens["thon1"], tmp_path / "thon1")
+    thon2 = _agent(server_url, tokens["thon2"], tmp_path / "thon2")
+    try:
+        # Both clusters air the commune's programme; Thôn 1 its own slot too, Thôn 2 not.
+        _run_all_until(
+            [thon1, thon2],
+            lambda: _accepted(thon1, broadcast_id=village["id"])
+            and _accepted(thon2, broadcast_id=commune["id"]),
+            60,
+        )
+        for agent in (thon1, thon2):
+            [event] = [e for e in agent.journal.events() if e.broadcast_id == commune["id"]]
+            assert event.status == "played" and event.upload == "accepted"
+            assert abs((event.started_at - starts).total_seconds()) <= 2
+        [own] = _accepted(thon1, broadcast_id=village["id"])
+        assert own.status == "played"  # type: ignore[attr-defined]
+        assert not [e for e in thon2.journal.events() if e.broadcast_id == village["id"]]
+
+        # An emergency for Thôn 2 plays on Thôn 2's cluster only.
+        r = client.post(
+            "/api/v1/emergencies",
+            json={"station_id": sid, "segment_id": seg["id"], "village_ids": [v2]},
+            headers=h["approver"],
+        )
+        assert r.status_code == 201, r.text
+        emergency_id = r.json()["id"]
+        _run_all_until([thon1, thon2], lambda: _accepted(thon2, emergency_id=emergency_id), 30)
+        [urgent] = _accepted(thon2, emergency_id=emergency_id)
+        assert urgent.status == "played"  # type: ignore[attr-defined]
+        _run_all_until([thon1, thon2], lambda: False, 1.5)  # Thôn 1 polls a few more times
+        assert not [e for e in thon1.journal.events() if e.emergency_id == emergency_id]
+    finally:
+        thon1.close()
+        thon2.close()
+
+    for b in (commune, village):
+        got = client.get(f"/api/v1/broadcasts/{b['id']}", headers=h["viewer"]).json()
+        assert got["status"] == "aired"
+    month = commune["local_month"]
+    report = client.get(
+        "/api/v1/reports/compliance",
+        params={"station_id": sid, "year": month[:4], "month": month},
+        headers=h["viewer"],
+    ).json()
+    [row] = [m for m in report["months"] if m["programme"] == "cchc"]
+    assert row["aired"] == 1

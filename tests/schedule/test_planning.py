@@ -286,3 +286,31 @@ def test_a_broadcast_cannot_take_another_stations_programme_or_village(
     with pytest.raises(IntegrityError):
         insert(our_village_programme, theirs["village_ids"][0], "v:x")
     insert(our_village_programme, ours["village_ids"][0], "v:y")  # the station's own: fine
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+def test_each_planned_broadcast_records_the_network_kind_of_its_local_day(
+    database_url: str, session: Session, bulk: bool
+) -> None:
+    from app import clock
+    from app.stations import network
+    from app.stations.models import Network, Station
+
+    ids = make_station(villages=1, network="fm")
+    sid = ids["station_id"]
+    # At 23:30 on 30 June (local), the station becomes ip: from 1 July on.
+    clock.set_now(lambda: datetime(2024, 6, 30, 23, 30, tzinfo=VN))
+    with unit_of_work() as s:
+        network.set_network(s, station=s.get_one(Station, sid), network=Network.ip)
+    if bulk:  # the country-wide path (COPY on PostgreSQL)
+        plan_stations_parallel([sid], year=2024, workers=1)
+    else:
+        _plan(sid, 2024)
+    rows = _broadcasts(session, station_id=sid)
+    by_kind = {
+        kind: {b.local_month for b in rows if b.network == kind} for kind in ("fm", "ip")
+    }
+    assert by_kind == {
+        "fm": {f"2024-{m:02d}" for m in range(1, 7)},
+        "ip": {f"2024-{m:02d}" for m in range(7, 13)},
+    }

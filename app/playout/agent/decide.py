@@ -278,7 +278,11 @@ def start_candidates(
         return []
     due = [s for s in items if s.starts_at <= now]
     if current is not None:
-        return [*emergencies, *(s for s in due if s.event_key in current.yields_to)]
+        # What it yields to as the playlists say now (a winner may have joined since it began).
+        yields_to = next(
+            (s.yields_to for s in items if s.occurrence == current.occurrence), current.yields_to
+        )
+        return [*emergencies, *(s for s in due if s.event_key in yields_to)]
     return [*emergencies, *due]
 
 
