@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.db import DbId
 from app.stations.document import MAX_NUMBER
@@ -194,7 +194,11 @@ class IssueRequest(BaseModel):
 
     station_id: DbId
     year: int = Field(ge=2000, le=2100)
-    month: int | str | None = Field(default=None, description='1 to 12, or "2024-03"')
+    month: (
+        Annotated[int, Field(ge=1, le=12)]
+        | Annotated[str, StringConstraints(max_length=7)]
+        | None
+    ) = Field(default=None, description='1 to 12, or "2024-03"')
     number: int | None = Field(
         default=None,
         ge=1,
