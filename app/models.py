@@ -5,6 +5,7 @@ from app.audio.models import AudioAsset
 from app.audit.models import AuditEvent
 from app.devices.models import Device
 from app.playout.models import AsRunEvent, Emergency
+from app.reports.models import IssuedReport
 from app.schedule.models import Broadcast, JobRun, RundownItem, ScheduleWarning
 from app.segments.models import Segment, SegmentVillage
 from app.stations.models import Programme, Station, StationNetwork, Village
@@ -17,6 +18,7 @@ __all__ = [
     "Broadcast",
     "Device",
     "Emergency",
+    "IssuedReport",
     "JobRun",
     "Programme",
     "RundownItem",

@@ -3,7 +3,8 @@
 A batch is accepted event by event: a good event is stored, a bad one is rejected with
 its reason, a resent one is a duplicate (idempotent by event_id). An event may name only
 a broadcast or emergency the device carries (scope), and only audio that broadcast has
-or had; a "played" event of a broadcast's current master marks the broadcast aired.
+or had; a "played" event of the master the broadcast had when it began marks the
+broadcast aired (``app.playout.aired``, the rule the reports count by too).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from app.audit import service as audit
 from app.audit.models import AuditEvent
 from app.devices.service import DeviceState, Telemetry, write_telemetry
 from app.errors import Invalid, describe_validation_errors
+from app.playout.aired import is_aired, master_histories
 from app.playout.models import AsRunEvent, Emergency
 from app.playout.schemas import AsRunEventIn, AsRunRejected, AsRunResult
 from app.playout.scope import carries_broadcast, carries_emergency
@@ -34,7 +36,13 @@ from app.schedule.models import Broadcast, BroadcastStatus
 MAX_FUTURE = timedelta(minutes=5)
 MAX_OVERRUN = timedelta(seconds=10)
 MAX_BATCH = 1000
-AIRABLE = (BroadcastStatus.assembled.value, BroadcastStatus.missed.value)
+# Statuses an airing moves to "aired": planned too, as the rundown may have changed (and
+# cleared the master) after the airing that is reported now.
+AIRABLE = (
+    BroadcastStatus.planned.value,
+    BroadcastStatus.assembled.value,
+    BroadcastStatus.missed.value,
+)
 
 
 def batch_events(body: Any) -> list[Any]:
@@ -177,7 +185,7 @@ def record_as_run(
     """Store a batch of as-run events: good ones kept, bad ones rejected one by one.
 
     Idempotent by event_id: a resent event is reported as a duplicate and changes nothing.
-    A "played" event of a broadcast's current master marks the broadcast aired.
+    A "played" event of the master in force when it began marks the broadcast aired.
     """
     now = clock.now()
     events = batch_events(body)
@@ -280,27 +288,24 @@ def _mark_aired(
     targets: dict[tuple[str, int], _Target],
     now: datetime,
 ) -> None:
-    # Aired means the broadcast as it stands was played: its current master, to the end.
-    ids = set()
-    for e in events:
-        target = targets.get(("broadcast", e.broadcast_id or 0))
-        if (
-            e.status == "played"
-            and target is not None
-            and target.status in AIRABLE
-            and target.current_sha == e.sha256
-        ):
-            ids.add(target.id)
+    # One rule with the reports (app.playout.aired): the master in force when it played.
+    played = [
+        (target, e)
+        for e in events
+        if e.status == "played"
+        and (target := targets.get(("broadcast", e.broadcast_id or 0))) is not None
+        and target.status in AIRABLE
+    ]
+    if not played:
+        return
+    history = master_histories(session, {t.id for t, _e in played})
+    ids = {t.id for t, e in played if is_aired(e.status, e.sha256, e.started_at, history[t.id])}
     if not ids:
         return
     aired = session.scalars(
         update(Broadcast)
-        # The status and master are checked again here: the row may have moved on since.
-        .where(
-            Broadcast.id.in_(ids),
-            Broadcast.status.in_(AIRABLE),
-            Broadcast.master_sha256.in_({targets[("broadcast", i)].current_sha for i in ids}),
-        )
+        # The status is checked again here: the row may have moved on (been cancelled) since.
+        .where(Broadcast.id.in_(ids), Broadcast.status.in_(AIRABLE))
         .values(
             status=BroadcastStatus.aired.value,
             version=Broadcast.version + 1,

@@ -1,9 +1,11 @@
 """The compliance report as tables: CSV that Excel opens with Vietnamese intact, and XLSX.
 
-Both render the same four tables (months, villages, topics, summary) with Vietnamese
-headers. The CSV is UTF-8 with a BOM (what makes Excel read it as UTF-8), comma-separated
-with "." decimals; the whole report is the four tables one after another, each starting
-with its header row and separated by an empty row; ``view=`` gives one table alone.
+Both render the same five tables (months, villages, reach, topics, summary) with Vietnamese
+headers; reach is the CCHC column on each village cluster of an ``ip`` station, month by
+month (empty for an ``fm`` station). The CSV is UTF-8 with a BOM (what makes Excel read it
+as UTF-8), comma-separated with "." decimals; the whole report is the tables one after
+another, each starting with its header row and separated by an empty row; ``view=`` gives
+one table alone.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from app.errors import Invalid
-from app.reports.schemas import ComplianceReport
+from app.reports.schemas import ComplianceReport, MonthRow
 from app.reports.service import RESULT_LABELS
 
-VIEWS = ("months", "villages", "topics", "summary")
+VIEWS = ("months", "villages", "reach", "topics", "summary")
 YES, NO = "Có", "Không"
 WHOLE_PERIOD = "Cả kỳ"
 
@@ -52,6 +54,18 @@ def local_stamp(value: datetime | None) -> str:
     return value.strftime("%d/%m/%Y %H:%M") if value else ""
 
 
+def reach_vi(month: MonthRow) -> str | None:
+    """ "phát tại 7/8 thôn" for an ip month; None for fm (the transmitter reaches them)."""
+    if month.network != "ip":
+        return None
+    return f"phát tại {len(month.villages_aired)}/{len(month.villages_in_service)} thôn"
+
+
+def missing_vi(month: MonthRow) -> str:
+    """The villages in service that did not air the column, by name."""
+    return ", ".join(v.name for v in month.villages_missing)
+
+
 def months_table(report: ComplianceReport) -> Table:
     """The CCHC column month by month."""
     rows = []
@@ -73,6 +87,11 @@ def months_table(report: ComplianceReport) -> Table:
                 m.pending,
                 RESULT_LABELS[m.result],
                 "; ".join(local_stamp(a) for a in aired_at),
+                m.network,
+                len(m.villages_in_service) if m.network == "ip" else None,
+                len(m.villages_aired) if m.network == "ip" else None,
+                reach_vi(m),
+                missing_vi(m),
             ]
         )
     return Table(
@@ -93,6 +112,43 @@ def months_table(report: ComplianceReport) -> Table:
             "Chưa đến giờ",
             "Kết quả",
             "Thời điểm phát",
+            "Mạng truyền thanh",
+            "Số thôn có cụm loa hoạt động",
+            "Số thôn đã phát",
+            "Phạm vi phát",
+            "Thôn chưa phát",
+        ],
+        rows=rows,
+        number_formats={5: "0.00"},
+    )
+
+
+def reach_table(report: ComplianceReport) -> Table:
+    """ip stations: each village in service, month by month, and the column on its cluster."""
+    rows = [
+        [
+            m.month,
+            v.name,
+            v.id,
+            v.aired,
+            v.aired_ms,
+            minutes(v.aired_ms),
+            RESULT_LABELS[v.result],
+        ]
+        for m in report.months
+        for v in m.villages_in_service
+    ]
+    return Table(
+        key="reach",
+        title="Phạm vi phát",
+        headers=[
+            "Tháng",
+            "Thôn",
+            "Mã thôn",
+            "Số buổi đã phát",
+            "Thời lượng đã phát (ms)",
+            "Thời lượng đã phát (phút)",
+            "Kết quả",
         ],
         rows=rows,
         number_formats={5: "0.00"},
@@ -190,15 +246,18 @@ def summary_table(report: ComplianceReport) -> Table:
         ["Số tin bài đã phát", s.segments_aired],
         ["Số lượt phát tin bài", s.segment_airings],
         ["Thời điểm lập báo cáo", local_stamp(report.generated_at)],
+        ["Mạng truyền thanh", report.station.network],
+        ["Số văn bản", report.document.number],
     ]
     return Table(key="summary", title="Tổng hợp", headers=["Chỉ tiêu", "Giá trị"], rows=rows)
 
 
 def tables(report: ComplianceReport) -> list[Table]:
-    """The four views, in the order of the CSV and the workbook."""
+    """The five views, in the order of the CSV and the workbook."""
     return [
         months_table(report),
         villages_table(report),
+        reach_table(report),
         topics_table(report),
         summary_table(report),
     ]
@@ -224,7 +283,7 @@ def _csv_cell(value: Any) -> Any:
 
 
 def to_csv(report: ComplianceReport, *, view: str | None = None) -> bytes:
-    """UTF-8 with BOM; the four tables (or the one asked for), separated by an empty row."""
+    """UTF-8 with BOM; the five tables (or the one asked for), separated by an empty row."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     chosen = [t for t in tables(report) if view is None or t.key == view]
@@ -241,7 +300,7 @@ HEADER_FILL = PatternFill("solid", start_color="DDEBF7", end_color="DDEBF7")
 
 
 def to_xlsx(report: ComplianceReport) -> bytes:
-    """A workbook with one sheet per view: Tháng, Thôn, Chủ đề, Tổng hợp."""
+    """A workbook with one sheet per view: Tháng, Thôn, Phạm vi phát, Chủ đề, Tổng hợp."""
     wb = Workbook()
     wb.remove(wb.active)
     wb.properties.title = report_title(report)

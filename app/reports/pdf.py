@@ -40,7 +40,7 @@ from reportlab.platypus import (
 
 from app.durations import clock_format
 from app.errors import ServiceUnavailable
-from app.reports.formats import report_title
+from app.reports.formats import missing_vi, reach_vi, report_title
 from app.reports.schemas import ComplianceReport
 from app.reports.service import RESULT_LABELS
 
@@ -70,14 +70,6 @@ FAMILIES = (
             "DejaVuSans-BoldOblique.ttf",
         ),
     ),
-)
-
-RECIPIENTS = (
-    "UBND huyện (Phòng Nội vụ);",
-    "TT Đảng ủy, HĐND xã;",
-    "Chủ tịch, các Phó Chủ tịch UBND xã;",
-    "Ban văn hóa xã, Văn phòng UBND xã;",
-    "Lưu: VT, VP.",
 )
 
 LEFT_MARGIN, RIGHT_MARGIN = 30 * mm, 20 * mm
@@ -265,7 +257,7 @@ def _header(report: ComplianceReport, s: _Styles) -> Table:
         [
             [left, right],
             [
-                _p("Số: …/BC-UBND", s.head_regular),
+                _p(f"Số: {report.document.number}", s.head_regular),
                 _p(vn_date_line(place, report.generated_at), s.date),
             ],
         ],
@@ -320,6 +312,7 @@ def _months_section(report: ComplianceReport, s: _Styles) -> list[Flowable]:
     failing = [
         f"{month_label(m.month)} ({RESULT_LABELS[m.result].lower()}"
         + (f", {clock_format(m.aired_ms)}" if m.aired else "")
+        + (f", {reach_vi(m)}" if reach_vi(m) else "")
         + ")"
         for m in report.months
         if m.in_scope and not m.compliant
@@ -380,6 +373,7 @@ def _months_section(report: ComplianceReport, s: _Styles) -> list[Flowable]:
     )
     widths = [19, 17, 17, 17, 27, 14, 14, 35]
     out += [Spacer(1, 3 * mm), _grid(rows, [w * mm for w in widths], s, total_row=True)]
+    out += _reach_section(report, s)
     out += [
         Spacer(1, 4 * mm),
         airtime_chart(report, s.fonts),
@@ -390,6 +384,38 @@ def _months_section(report: ComplianceReport, s: _Styles) -> list[Flowable]:
         ),
     ]
     return out
+
+
+def _reach_section(report: ComplianceReport, s: _Styles) -> list[Flowable]:
+    """ip months: on how many village clusters the column aired, and which missed it."""
+    ip = [m for m in report.months if m.network == "ip"]
+    if not ip:
+        return []
+    rows: list[list[Any]] = [
+        ["Tháng", "Số thôn có cụm loa", "Số thôn đã phát", "Phạm vi phát", "Thôn chưa phát"]
+    ]
+    for m in ip:
+        rows.append(
+            [
+                month_label(m.month),
+                len(m.villages_in_service),
+                len(m.villages_aired),
+                reach_vi(m) or "",
+                missing_vi(m) or "–",
+            ]
+        )
+    text = (
+        "Trên hệ thống truyền thanh ứng dụng công nghệ thông tin - viễn thông, mỗi cụm loa "
+        "thôn tự phát chuyên mục; tháng đạt yêu cầu khi chuyên mục được phát đủ thời lượng "
+        "trên mọi thôn có cụm loa đang hoạt động."
+    )
+    widths = [19, 27, 24, 38, 52]
+    return [
+        Spacer(1, 4 * mm),
+        _p(text, s.body),
+        Spacer(1, 3 * mm),
+        _grid(rows, [w * mm for w in widths], s),
+    ]
 
 
 def airtime_chart(report: ComplianceReport, f: Fonts) -> Drawing:
@@ -533,18 +559,38 @@ def _closing(report: ComplianceReport, s: _Styles) -> list[Flowable]:
     what = report_title(report).replace("Báo cáo", "báo cáo", 1)
     closing = _p(f"Trên đây là {what} của Ủy ban nhân dân {kind} {place}./.", s.body)
     recipients = [_p("Nơi nhận:", s.recipients_head)] + [
-        _p(f"- {r}", s.recipients) for r in RECIPIENTS
+        _p(f"- {r}", s.recipients) for r in report.document.recipients
     ]
     signature = [
-        _p("TM. ỦY BAN NHÂN DÂN", s.signature),
-        _p("CHỦ TỊCH", s.signature),
-        Spacer(1, 28 * mm),
+        _one_line(line, s.signature, FRAME_WIDTH * 0.52)
+        for line in signature_lines(report.document.signer_title, report.document.signs_for)
     ]
+    signature.append(Spacer(1, 24 * mm))
+    if report.document.signer_name:
+        signature.append(_p(report.document.signer_name, s.signature))
     block = _plain_table(
         Table([[recipients, signature]], colWidths=[FRAME_WIDTH * 0.48, FRAME_WIDTH * 0.52]),
         s.fonts,
     )
     return [Spacer(1, 4 * mm), KeepTogether([closing, Spacer(1, 6 * mm), block])]
+
+
+def signature_lines(title: str, signs_for: str | None) -> list[str]:
+    """Decree 30's signature block of a People's Committee: collective ("TM."), and "KT."
+    when a deputy signs for the head."""
+    lines = ["TM. ỦY BAN NHÂN DÂN"]
+    if signs_for:
+        lines.append(f"KT. {signs_for.upper()}")
+    lines.append(title.upper())
+    return lines
+
+
+def _one_line(text: str, style: ParagraphStyle, width: float) -> Paragraph:
+    """A line that must not wrap: the font shrinks to the column if it must."""
+    size = min(style.fontSize, (width - 2) / pdfmetrics.stringWidth(text, style.fontName, 1))
+    return _p(
+        text, ParagraphStyle(f"{style.name}-fit", parent=style, fontSize=size, leading=size * 1.3)
+    )
 
 
 def _page_decorations(report: ComplianceReport, f: Fonts) -> Any:

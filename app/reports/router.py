@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import FileResponse
 
-from app.accounts.deps import ViewerUser
+from app.accounts.deps import ApproverUser, ViewerUser
 from app.db import DbId, SessionDep
-from app.reports import calendar, formats, pdf, podcast, service
-from app.reports.schemas import ComplianceReport
+from app.reports import calendar, formats, issue, pdf, podcast, service
+from app.reports.schemas import ComplianceReport, IssuedReportOut, IssueRequest
 from app.urls import base_url
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
@@ -35,14 +35,23 @@ def compliance(
     month: Annotated[str | None, Query(description='1 to 12, or "2024-03"')] = None,
     fmt: Annotated[str | None, Query(alias="format", description="json|csv|xlsx|pdf")] = None,
     view: Annotated[
-        str | None, Query(description="CSV only: months|villages|topics|summary")
+        str | None, Query(description="CSV only: months|villages|reach|topics|summary")
+    ] = None,
+    issued_id: Annotated[
+        DbId | None, Query(description="an issued copy, as it was issued (with its number)")
     ] = None,
 ) -> Any:
-    """Planned versus aired for a local year or month, as JSON, CSV, XLSX or PDF."""
-    period = service.parse_period(year=year, month=month)
+    """Planned versus aired for a local year or month, as JSON, CSV, XLSX or PDF.
+
+    Never allocates a number: unissued, the number shows as "…/BC-UBND"; `issued_id`
+    reads an issued copy, number and all.
+    """
+    period = issue.requested_period(year=year, month=month, issued_id=issued_id)
     chosen = service.parse_format(fmt)
     csv_view = formats.parse_view(view)
-    report = service.compliance_report(session, station_id=station_id, period=period, user=user)
+    report = issue.read_report(
+        session, station_id=station_id, period=period, issued_id=issued_id, user=user
+    )
     if chosen == "json":
         return report
     if chosen == "csv":
@@ -61,6 +70,35 @@ def compliance(
             "Cache-Control": "private, no-store",
         },
     )
+
+
+@router.post(
+    "/reports/compliance/issue",
+    response_model=IssuedReportOut,
+    status_code=status.HTTP_201_CREATED,
+)
+def issue_compliance_report(
+    session: SessionDep, user: ApproverUser, body: IssueRequest
+) -> IssuedReportOut:
+    """Record a numbered copy of the report: the number given, or the next in the register."""
+    period = service.parse_period(
+        year=str(body.year), month=None if body.month is None else str(body.month)
+    )
+    row = issue.issue_report(
+        session, station_id=body.station_id, period=period, user=user, number=body.number
+    )
+    return IssuedReportOut.model_validate(row)
+
+
+@router.get("/reports/compliance/issued", response_model=list[IssuedReportOut])
+def list_issued_reports(
+    session: SessionDep, user: ViewerUser, station_id: DbId
+) -> list[IssuedReportOut]:
+    """The station's register of issued reports, newest first."""
+    return [
+        IssuedReportOut.model_validate(r)
+        for r in issue.list_issued(session, station_id=station_id, user=user)
+    ]
 
 
 @router.get("/stations/{station_id}/schedule.ics", response_class=Response)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.db import DbId
+from app.stations.document import MAX_NUMBER
 
 # Why a month is (not) compliant; each has a Vietnamese label in the rendered formats.
 MonthResult = Literal[
@@ -19,14 +20,20 @@ MonthResult = Literal[
     "aired-too-often",
     "too-few",  # a cadence of several a month, fewer aired
     "pending",  # the month is not over and nothing has aired yet
+    # ip station: the column aired, but not on every village in service (or not to the
+    # window on one): the villages' own results say which and how
+    "villages-missing",
 ]
 BroadcastState = Literal["aired", "interrupted", "missed", "pending"]
+# How a station's villages hear the commune's programmes (see DESIGN.md "Loudspeaker networks").
+Network = Literal["ip", "fm"]
 
 
 class StationRef(BaseModel):
     id: int
     name: str
     timezone: str
+    network: Network = Field(description="the station's network kind now")
 
 
 class BroadcastLine(BaseModel):
@@ -37,6 +44,16 @@ class BroadcastLine(BaseModel):
     state: BroadcastState
     aired_at: datetime | None = Field(description="start of its longest played event, local")
     aired_ms: int
+
+
+class VillageReach(BaseModel):
+    """One village's cluster and the CCHC column in a month (ip stations)."""
+
+    id: DbId
+    name: str
+    aired: int = Field(description="broadcasts of the month its cluster played to the end")
+    aired_ms: int = Field(description="played duration of those broadcasts on its cluster")
+    result: MonthResult = Field(description="the month's rule applied to this village alone")
 
 
 class MonthRow(BaseModel):
@@ -59,6 +76,20 @@ class MonthRow(BaseModel):
     in_scope: bool = Field(description="counted in the year summary")
     result: MonthResult
     broadcasts: list[BroadcastLine]
+    network: Network = Field(
+        description="the kind the month's broadcasts were published under: in `ip` every "
+        "village in service must air the column; in `fm` the station PC's airing counts"
+    )
+    villages_in_service: list[VillageReach] = Field(
+        description="ip: villages with an active cluster device created before a broadcast "
+        "of the month began; empty in fm"
+    )
+    villages_aired: list[VillageReach] = Field(description="of those, the ones that aired it")
+    villages_missing: list[VillageReach] = Field(description="of those, the ones that did not")
+    reach: str | None = Field(
+        description='ip: "aired in 7 of 8 villages; not in Thôn 3"; null in fm',
+        examples=["aired in 7 of 8 villages; not in Thôn 3"],
+    )
 
 
 class VillageMonth(BaseModel):
@@ -115,10 +146,38 @@ class Summary(BaseModel):
     segment_airings: int
 
 
+class IssueRef(BaseModel):
+    """The issued (numbered, signed) copy a report is, when it is one."""
+
+    id: int
+    number: int
+    register_year: int = Field(description="the year of the register the number is from")
+    issued_at: datetime = Field(description="station local time")
+    issued_by: str
+
+
+class DocumentInfo(BaseModel):
+    """The report as an administrative document: its number, signer and recipients."""
+
+    number: str = Field(
+        description='"5/BC-UBND" on an issued copy; the pattern with "…" for the number '
+        'otherwise ("…/BC-UBND"): GET never allocates a number'
+    )
+    number_pattern: str
+    signer_name: str | None
+    signer_title: str = Field(description='e.g. "Chủ tịch", "Phó Chủ tịch"')
+    signs_for: str | None = Field(
+        description='a deputy signs for the head (Decree 30 "KT."): "Chủ tịch"; null otherwise'
+    )
+    recipients: list[str] = Field(description="Nơi nhận, one line each")
+    issued: IssueRef | None = None
+
+
 class ComplianceReport(BaseModel):
     """Planned versus aired for one station over a local year or month."""
 
     station: StationRef
+    document: DocumentInfo
     year: int
     month: str | None = Field(description='"2024-03" when one month was asked for')
     generated_at: datetime = Field(description="when the report was made, station local time")
@@ -126,3 +185,40 @@ class ComplianceReport(BaseModel):
     villages: list[VillageRow]
     topics: dict[str, TopicCount]
     summary: Summary
+
+
+class IssueRequest(BaseModel):
+    """POST /reports/compliance/issue: which report, and the number if it is given."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    station_id: DbId
+    year: int = Field(ge=2000, le=2100)
+    month: (
+        Annotated[int, Field(ge=1, le=12)]
+        | Annotated[str, StringConstraints(max_length=7)]
+        | None
+    ) = Field(default=None, description='1 to 12, or "2024-03"')
+    number: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_NUMBER,
+        description="the number in the register; omitted: the next of the year's register",
+    )
+
+
+class IssuedReportOut(BaseModel):
+    """A line of the station's register of issued reports."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    station_id: int
+    year: int
+    month: str | None
+    register_year: int
+    number: int
+    document_number: str = Field(examples=["05/BC-UBND"])
+    issued_by: str
+    issued_at: datetime
+    sha256: str = Field(description="sha256 of the issued report's JSON (sorted keys, UTF-8)")

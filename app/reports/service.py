@@ -2,10 +2,11 @@
 
 The rules, per broadcast (cancelled broadcasts are left out of every count):
 
-* aired: a device that carries it (``app.playout.scope``: the station's programmes on the
-  station PC, a village broadcast on that village's PC) reported a ``played`` event for it
-  (played to the end). Its airtime is ``ended_at - started_at`` of its longest played
-  event: a replay or a second report counts once.
+* aired: a device that carries it (``app.playout.scope``) reported a ``played`` event for
+  it (played to the end) of the master the broadcast had when the event began
+  (``app.playout.aired``, the rule playout marks broadcasts aired by). Its airtime is
+  ``ended_at - started_at`` of its longest such event: a replay or a second report counts
+  once.
 * interrupted: not aired, but at least one ``interrupted`` event (it went on air and was cut,
   say by an emergency); ``failed`` events beside it do not change that.
 * missed: not aired, not interrupted, and either its status is ``missed`` or its slot is
@@ -19,6 +20,17 @@ asks (one for the monthly CCHC column) and each airing's duration is inside the 
 window, both ends allowed. Months in scope for the summary are those that are over, plus
 the current month once something aired in it (a month still running is not failed for what
 it may yet do).
+
+Reach per village (the CCHC column in an ``ip`` station, where every village cluster is a
+device that plays the commune's programmes): a village is in service for a broadcast when
+it had an active cluster device created before the broadcast began. Each village is judged
+on its own cluster's events by the rules above, and the month's rule applies to it alone
+(as many airings as the cadence asks, each inside the window). An ``ip`` month is compliant
+when the month is, and every village in service is too; else its result is
+``villages-missing`` (or the first village's own shortfall, e.g. ``too-short``). The kind is
+the one the month's broadcasts were published under: past months keep the rule they aired
+by. In an ``fm`` station the villages hear the station PC through the transmitter: its
+airing counts, as it always did, and no village reach is reported.
 """
 
 from __future__ import annotations
@@ -28,6 +40,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, select
@@ -38,26 +51,32 @@ from app.accounts.models import User
 from app.config import get_settings
 from app.devices.models import Device
 from app.errors import Invalid
+from app.playout.aired import MasterHistory, is_aired, master_histories
 from app.playout.models import AsRunEvent
 from app.playout.scope import carries_broadcast
 from app.reports.schemas import (
     BroadcastLine,
     BroadcastState,
     ComplianceReport,
+    DocumentInfo,
     MonthResult,
     MonthRow,
+    Network,
     StationRef,
     Summary,
     TopicCount,
     VillageMonth,
+    VillageReach,
     VillageRow,
 )
 from app.schedule.cadence import month_bounds_utc, occurrences, parse_month
 from app.schedule.models import Broadcast, BroadcastStatus, RundownItem
 from app.segments.models import Segment, Topic
+from app.stations import document
 from app.stations import service as stations
 from app.stations.cadence import parse_cadence
-from app.stations.models import Programme, Village
+from app.stations.models import Programme, Station, Village
+from app.stations.network import network_on
 
 FORMATS = ("json", "csv", "xlsx", "pdf")
 MIN_YEAR, MAX_YEAR = 2000, 2100
@@ -88,6 +107,7 @@ RESULT_LABELS: dict[str, str] = {
     "aired-too-often": "Phát quá số lần",
     "too-few": "Phát chưa đủ số lần",
     "pending": "Chưa đến hạn",
+    "villages-missing": "Chưa phát đủ các thôn",
 }
 
 
@@ -148,11 +168,21 @@ def parse_format(value: str | None) -> str:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What the as-run log says of one broadcast."""
+    """What the as-run log says of one broadcast (on all its devices, or one village's)."""
 
     state: BroadcastState
     aired_ms: int = 0
     aired_at: datetime | None = None
+
+
+class Event(NamedTuple):
+    """One as-run event of a device that carries the broadcast."""
+
+    status: str
+    started_at: datetime
+    ended_at: datetime
+    sha256: str
+    village_id: int | None  # the reporting device's village; None: the station's PC
 
 
 def _ms(delta: timedelta) -> int:
@@ -161,18 +191,23 @@ def _ms(delta: timedelta) -> int:
 
 def judge(
     broadcast: Broadcast,
-    events: Iterable[tuple[str, datetime, datetime]],
+    events: Iterable[Event],
     *,
+    history: MasterHistory,
     now: datetime,
     grace: timedelta,
 ) -> Outcome:
-    """The broadcast's state from its (status, started_at, ended_at) events of the right devices."""
-    played = [(_ms(end - start), start) for status, start, end in events if status == "played"]
+    """The broadcast's state from the events of devices that carry it."""
+    events = list(events)
+    played = [
+        (_ms(e.ended_at - e.started_at), e.started_at)
+        for e in events
+        if is_aired(e.status, e.sha256, e.started_at, history)
+    ]
     if played:
         aired_ms, aired_at = max(played, key=lambda p: (p[0], p[1]))
         return Outcome("aired", aired_ms, aired_at)
-    statuses = {status for status, _start, _end in events}
-    if "interrupted" in statuses:
+    if any(e.status == "interrupted" for e in events):
         return Outcome("interrupted")
     if broadcast.status == BroadcastStatus.missed.value or broadcast.starts_at + grace <= now:
         return Outcome("missed")
@@ -181,7 +216,7 @@ def judge(
 
 def _events_by_broadcast(
     session: Session, broadcasts: Sequence[Broadcast]
-) -> dict[int, list[tuple[str, datetime, datetime]]]:
+) -> dict[int, list[Event]]:
     """Each broadcast's events, only from the devices that carry it (scope.carries_broadcast)."""
     if not broadcasts:
         return {}
@@ -191,6 +226,8 @@ def _events_by_broadcast(
             AsRunEvent.status,
             AsRunEvent.started_at,
             AsRunEvent.ended_at,
+            AsRunEvent.sha256,
+            Device.village_id,
         )
         .join(Device, Device.id == AsRunEvent.device_id)
         .join(
@@ -202,10 +239,50 @@ def _events_by_broadcast(
         )
         .where(AsRunEvent.broadcast_id.in_([b.id for b in broadcasts]))
     )
-    out: dict[int, list[tuple[str, datetime, datetime]]] = defaultdict(list)
-    for broadcast_id, status, started_at, ended_at in rows:
-        out[broadcast_id].append((status, started_at, ended_at))
+    out: dict[int, list[Event]] = defaultdict(list)
+    for broadcast_id, *event in rows:
+        out[broadcast_id].append(Event(*event))
     return out
+
+
+def network_of(broadcast: Broadcast) -> Network:
+    """The network kind the broadcast was published under (it says who carries it)."""
+    return "ip" if broadcast.network == "ip" else "fm"
+
+
+def station_network(station: Station, day: date) -> Network:
+    """The station's kind on a local day (for a month with no broadcast to say it)."""
+    return "ip" if network_on(station, day) == "ip" else "fm"
+
+
+def villages_in_service(clusters: Sequence[tuple[int, datetime]], starts_at: datetime) -> set[int]:
+    """Villages with an active cluster device created before `starts_at`.
+
+    `clusters` are the (village_id, created_at) of the station's active village devices.
+    """
+    return {village for village, created in clusters if created < starts_at}
+
+
+def village_outcomes(
+    broadcast: Broadcast,
+    events: Sequence[Event],
+    *,
+    villages: Iterable[int],
+    history: MasterHistory,
+    now: datetime,
+    grace: timedelta,
+) -> dict[int, Outcome]:
+    """Each village's outcome of a commune broadcast: judged on its own cluster's events."""
+    return {
+        v: judge(
+            broadcast,
+            [e for e in events if e.village_id == v],
+            history=history,
+            now=now,
+            grace=grace,
+        )
+        for v in villages
+    }
 
 
 def _month_result(
@@ -230,6 +307,73 @@ def _month_result(
     if len(aired) < expected:
         return "too-few" if closed else "pending"
     return "compliant"
+
+
+def month_reach(
+    items: Sequence[Broadcast],
+    outcomes: dict[int, dict[int, Outcome]],
+    *,
+    names: dict[int, str],
+    expected: int,
+    window: tuple[int, int],
+    closed: bool,
+    in_service_without_broadcast: Iterable[int] = (),
+) -> list[VillageReach]:
+    """Each village in service in a month, with the month's rule applied to it alone.
+
+    `outcomes` holds, per broadcast, the outcome of each village in service for it; a
+    month with no broadcast has its villages in `in_service_without_broadcast` (none aired).
+    """
+    villages = {v for b in items for v in outcomes.get(b.id, {})}
+    if not items:
+        villages = set(in_service_without_broadcast)
+    rows = []
+    for v in sorted(villages, key=lambda v: (names.get(v, ""), v)):
+        mine = [outcomes[b.id][v] for b in items if v in outcomes.get(b.id, {})]
+        aired = [o for o in mine if o.state == "aired"]
+        rows.append(
+            VillageReach(
+                id=v,
+                name=names.get(v, str(v)),
+                aired=len(aired),
+                aired_ms=sum(o.aired_ms for o in aired),
+                result=_month_result(
+                    aired=aired,
+                    expected=expected,
+                    window=window,
+                    interrupted=sum(1 for o in mine if o.state == "interrupted"),
+                    missed=sum(1 for o in mine if o.state == "missed"),
+                    closed=closed,
+                ),
+            )
+        )
+    return rows
+
+
+def ip_month_result(month: MonthResult, reach: Sequence[VillageReach]) -> MonthResult:
+    """An ip month: compliant when the month is and every village in service is too."""
+    if month != "compliant":
+        return month
+    results = [r.result for r in reach]
+    if all(r == "compliant" for r in results):
+        return "compliant"
+    if any(r in ("not-aired", "interrupted") for r in results):
+        return "villages-missing"
+    if "pending" in results:
+        return "pending"
+    return next(r for r in results if r != "compliant")
+
+
+def reach_text(
+    aired: Sequence[VillageReach],
+    in_service: Sequence[VillageReach],
+    missing: Sequence[VillageReach],
+) -> str:
+    """ "aired in 7 of 8 villages; not in Thôn 3"."""
+    text = f"aired in {len(aired)} of {len(in_service)} villages"
+    if missing:
+        text += "; not in " + ", ".join(v.name for v in missing)
+    return text
 
 
 def expected_per_month(programme: Programme, month: str, tz: ZoneInfo) -> int:
@@ -268,7 +412,10 @@ def compliance_report(
     user: User | None = None,
     now: datetime | None = None,
 ) -> ComplianceReport:
-    """The compliance report of a station for a local year or month (404 for others' staff)."""
+    """The compliance report of a station for a local year or month (404 for others' staff).
+
+    Never numbered: `document.number` holds the pattern with "…" (issue.py numbers copies).
+    """
     station = stations.get_station(session, station_id, user=user)
     tz = ZoneInfo(station.timezone)
     now = now or clock.now()
@@ -288,14 +435,54 @@ def compliance_report(
         )
     )
     events = _events_by_broadcast(session, broadcasts)
-    outcomes = {b.id: judge(b, events.get(b.id, ()), now=now, grace=grace) for b in broadcasts}
-    month_rows = _cchc_months(broadcasts, outcomes, programme=cchc, months=months, tz=tz, now=now)
-    village_programmes = [p for p in programmes.values() if p.scope == "village"]
+    histories = master_histories(
+        session, [bid for bid, evs in events.items() if any(e.status == "played" for e in evs)]
+    )
+    outcomes = {
+        b.id: judge(b, events.get(b.id, ()), history=histories[b.id], now=now, grace=grace)
+        for b in broadcasts
+    }
     villages = list(
         session.scalars(
             select(Village).where(Village.station_id == station.id).order_by(Village.id)
         )
     )
+    clusters = [
+        (village_id, created_at)
+        for village_id, created_at in session.execute(
+            select(Device.village_id, Device.created_at).where(
+                Device.station_id == station.id,
+                Device.village_id.is_not(None),
+                Device.is_active.is_(True),
+            )
+        )
+        if village_id is not None
+    ]
+    reach: dict[int, dict[int, Outcome]] = {
+        b.id: village_outcomes(
+            b,
+            events.get(b.id, []),
+            villages=villages_in_service(clusters, b.starts_at),
+            history=histories[b.id],
+            now=now,
+            grace=grace,
+        )
+        for b in broadcasts
+        if b.programme_id == cchc.id and b.village_id is None and network_of(b) == "ip"
+    }
+    month_rows = _cchc_months(
+        broadcasts,
+        outcomes,
+        programme=cchc,
+        months=months,
+        tz=tz,
+        now=now,
+        reach=reach,
+        station=station,
+        clusters=clusters,
+        names={v.id: v.name for v in villages},
+    )
+    village_programmes = [p for p in programmes.values() if p.scope == "village"]
     village_rows = _village_rows(
         broadcasts, outcomes, programmes=village_programmes, villages=villages, months=months
     )
@@ -303,7 +490,13 @@ def compliance_report(
     topics = topic_counts(session, broadcast_ids=aired_ids)
     summary = _summary(cchc, month_rows, village_rows, topics)
     return ComplianceReport(
-        station=StationRef(id=station.id, name=station.name, timezone=station.timezone),
+        station=StationRef(
+            id=station.id,
+            name=station.name,
+            timezone=station.timezone,
+            network=station_network(station, now.astimezone(tz).date()),
+        ),
+        document=document_info(station, year=now.astimezone(tz).year),
         year=period.year,
         month=period.month_key,
         generated_at=now.astimezone(tz),
@@ -311,6 +504,20 @@ def compliance_report(
         villages=village_rows,
         topics=topics,
         summary=summary,
+    )
+
+
+def document_info(station: Station, *, year: int) -> DocumentInfo:
+    """The station's document settings, unnumbered (a number comes only from issuing)."""
+    pattern = station.report_number_pattern or document.DEFAULT_NUMBER_PATTERN
+    title = station.report_signer_title or document.DEFAULT_SIGNER_TITLE
+    return DocumentInfo(
+        number=document.unnumbered(pattern, year=year),
+        number_pattern=pattern,
+        signer_name=station.report_signer_name,
+        signer_title=title,
+        signs_for=document.signs_for(title),
+        recipients=list(station.report_recipients or document.DEFAULT_RECIPIENTS),
     )
 
 
@@ -322,6 +529,10 @@ def _cchc_months(
     months: Sequence[str],
     tz: ZoneInfo,
     now: datetime,
+    reach: dict[int, dict[int, Outcome]],
+    station: Station,
+    clusters: Sequence[tuple[int, datetime]],
+    names: dict[int, str],
 ) -> list[MonthRow]:
     window = (programme.min_duration_ms, programme.max_duration_ms)
     by_month: dict[str, list[Broadcast]] = defaultdict(list)
@@ -332,7 +543,8 @@ def _cchc_months(
     for month in months:
         items = by_month.get(month, [])
         counts = _count(outcomes[b.id] for b in items)
-        closed = now >= month_bounds_utc(month, tz)[1]
+        start, end = month_bounds_utc(month, tz)
+        closed = now >= end
         # The rule is data: the cadence says how many airings the month asks for.
         expected = expected_per_month(programme, month, tz)
         result = _month_result(
@@ -343,6 +555,29 @@ def _cchc_months(
             missed=counts["missed"],
             closed=closed,
         )
+        if items:
+            network: Network = "ip" if any(network_of(b) == "ip" for b in items) else "fm"
+        else:
+            network = station_network(station, start.astimezone(tz).date())
+        in_service: list[VillageReach] = []
+        aired_in: list[VillageReach] = []
+        missing: list[VillageReach] = []
+        text = None
+        if network == "ip":
+            in_service = month_reach(
+                [b for b in items if b.id in reach],
+                reach,
+                names=names,
+                expected=expected,
+                window=window,
+                closed=closed,
+                # No broadcast: the villages that had a cluster by the month's end missed it.
+                in_service_without_broadcast=villages_in_service(clusters, min(end, now)),
+            )
+            aired_in = [v for v in in_service if v.aired]
+            missing = [v for v in in_service if not v.aired and v.result != "pending"]
+            result = ip_month_result(result, in_service)
+            text = reach_text(aired_in, in_service, missing)
         rows.append(
             MonthRow(
                 month=month,
@@ -369,6 +604,11 @@ def _cchc_months(
                     )
                     for b in items
                 ],
+                network=network,
+                villages_in_service=in_service,
+                villages_aired=aired_in,
+                villages_missing=missing,
+                reach=text,
             )
         )
     return rows
@@ -485,4 +725,3 @@ def _summary(
         segments_aired=sum(t.segments for t in topics.values()),
         segment_airings=sum(t.airings for t in topics.values()),
     )
-

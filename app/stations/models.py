@@ -34,6 +34,12 @@ class Station(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Ho_Chi_Minh")
     hotline: Mapped[str | None] = mapped_column(String(40))
+    # The compliance report as the station signs it (app.stations.document); None: the
+    # defaults there ("{n}/BC-UBND", signed by the Chủ tịch, the usual recipients).
+    report_number_pattern: Mapped[str | None] = mapped_column(String(60))
+    report_signer_name: Mapped[str | None] = mapped_column(String(100))
+    report_signer_title: Mapped[str | None] = mapped_column(String(60))
+    report_recipients: Mapped[list[str] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     # The kinds of network it has had, oldest first: read through network.network_on.
     networks: Mapped[list[StationNetwork]] = relationship(

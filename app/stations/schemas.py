@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -16,8 +18,9 @@ from pydantic import (
 )
 
 from app.db import DbId
+from app.stations import document
 from app.stations.models import Network
-from app.text import Name
+from app.text import Name, nfc
 
 
 def _zone(value: str) -> str:
@@ -47,6 +50,57 @@ class StationCreate(BaseModel):
     )
 
 
+def _one_line(value: str) -> str:
+    """One line of Vietnamese text: NFC, trimmed, not empty, no line breaks."""
+    value = nfc(value)
+    if not value:
+        raise ValueError("must not be empty")
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        raise ValueError("must be one line, without control characters")
+    return value
+
+
+def _at_most(limit: int) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if len(value) > limit:
+            raise ValueError(
+                f"at most {limit} characters (the report's layout holds no more), "
+                f"got {len(value)}"
+            )
+        return value
+
+    return check
+
+
+# The report's settings (app.stations.document): generous raw bounds first (before NFC),
+# then the layout's limits on the normalised text.
+NumberPattern = Annotated[
+    str,
+    StringConstraints(max_length=4 * document.MAX_PATTERN),
+    AfterValidator(_one_line),
+    AfterValidator(_at_most(document.MAX_PATTERN)),
+    AfterValidator(document.check_number_pattern),
+]
+SignerName = Annotated[
+    str,
+    StringConstraints(max_length=4 * document.MAX_SIGNER_NAME),
+    AfterValidator(_one_line),
+    AfterValidator(_at_most(document.MAX_SIGNER_NAME)),
+]
+SignerTitle = Annotated[
+    str,
+    StringConstraints(max_length=4 * document.MAX_TITLE),
+    AfterValidator(_one_line),
+    AfterValidator(_at_most(document.MAX_TITLE)),
+]
+Recipient = Annotated[
+    str,
+    StringConstraints(max_length=4 * document.MAX_RECIPIENT),
+    AfterValidator(_one_line),
+    AfterValidator(_at_most(document.MAX_RECIPIENT)),
+]
+
+
 class StationUpdate(BaseModel):
     """PATCH /stations/{id}: the fields given change, the others stay.
 
@@ -61,6 +115,20 @@ class StationUpdate(BaseModel):
     network: Network | None = Field(
         default=None, description="applies from the station's next local day on"
     )
+    # The compliance report as the station signs it; null restores the default.
+    report_number_pattern: NumberPattern | None = Field(
+        default=None,
+        description='the register number pattern, with {n} once (and {year}), e.g. "{n}/BC-UBND"',
+    )
+    report_signer_name: SignerName | None = None
+    report_signer_title: SignerTitle | None = Field(
+        default=None,
+        description='"Chủ tịch", or "Phó Chủ tịch" (a deputy signs "KT. CHỦ TỊCH")',
+    )
+    report_recipients: (
+        Annotated[list[Recipient], Field(min_length=1, max_length=document.MAX_RECIPIENTS)]
+        | None
+    ) = Field(default=None, description="Nơi nhận, one line each")
 
     @model_validator(mode="after")
     def _no_null_name_or_network(self) -> StationUpdate:
@@ -85,6 +153,16 @@ class StationOut(BaseModel):
         default=None, description="a change asked for, from a later day"
     )
     created_at: datetime
+    report_number_pattern: str | None = Field(
+        default=None, description=f"null: {document.DEFAULT_NUMBER_PATTERN}"
+    )
+    report_signer_name: str | None = None
+    report_signer_title: str | None = Field(
+        default=None, description=f"null: {document.DEFAULT_SIGNER_TITLE}"
+    )
+    report_recipients: list[str] | None = Field(
+        default=None, description="Nơi nhận; null: the usual recipients"
+    )
 
 
 class VillageCreate(BaseModel):

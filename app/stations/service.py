@@ -57,12 +57,24 @@ DEFAULT_PROGRAMMES: list[dict[str, Any]] = [
 ]
 
 
-# What PATCH /stations/{id} sets as plain values (the network has rules of its own).
-EDITABLE_FIELDS = ("name", "hotline")
+# What PATCH /stations/{id} sets as plain values (the network has rules of its own). The
+# report's settings: None restores the default (app.stations.document).
+REPORT_FIELDS = (
+    "report_number_pattern",
+    "report_signer_name",
+    "report_signer_title",
+    "report_recipients",
+)
+EDITABLE_FIELDS = ("name", "hotline", *REPORT_FIELDS)
 
 
 def station_snapshot(station: Station) -> dict[str, Any]:
-    return {"name": station.name, "timezone": station.timezone, "hotline": station.hotline}
+    return {
+        "name": station.name,
+        "timezone": station.timezone,
+        "hotline": station.hotline,
+        **{field: getattr(station, field) for field in REPORT_FIELDS},
+    }
 
 
 def to_out(station: Station) -> StationOut:
@@ -81,6 +93,7 @@ def to_out(station: Station) -> StationOut:
         network=Network(state.today),
         pending_network=pending,
         created_at=station.created_at,
+        **{field: getattr(station, field) for field in REPORT_FIELDS},
     )
 
 

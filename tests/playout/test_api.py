@@ -227,9 +227,11 @@ def test_etag_changes_when_a_broadcast_changes_or_is_cancelled(
     assert new_sha != b["master_sha256"]
     assert back.headers["etag"] not in (etag, changed.headers["etag"])
 
-    # The old master still counts as played (the PC had cached it), but "aired" means the
-    # broadcast as it stands now.
-    old = client.post(AS_RUN, json=[event("old-1", b)], headers=pc["h"]).json()
+    # The PC had cached the old master and played it after the rundown changed: the event
+    # is kept (it did play), but the broadcast did not air as it stood then
+    # (app.playout.aired: the master in force when it played).
+    played_at = datetime.now(UTC)  # after the change
+    old = client.post(AS_RUN, json=[event("old-1", b, start=played_at)], headers=pc["h"]).json()
     assert old["accepted"] == ["old-1"]
     assert client.get(f"/api/v1/broadcasts/{b['id']}", headers=h["viewer"]).json()["status"] == (
         "assembled"

@@ -207,7 +207,7 @@ def _what_each_consumer_says(world: dict[str, Any], which: str) -> dict[str, set
     says["reports"] = {
         by_bid[bid]
         for bid, events in counted.items()
-        if any(end - start == timedelta(milliseconds=marker) for _st, start, end in events)
+        if any(e.ended_at - e.started_at == timedelta(milliseconds=marker) for e in events)
     }
     return says
 

@@ -1,5 +1,7 @@
 """A year (2024) of Xuân Phúc's broadcasts and as-run logs, with the gaps a report must show.
 
+Xuân Phúc has an fm network (its PC feeds a transmitter): the station PC's airing counts.
+
 CCHC column, month by month (window 10-15 min):
 
 | month | what happened | counted as |

@@ -46,6 +46,11 @@ MONTH_HEADERS = [
     "Chưa đến giờ",
     "Kết quả",
     "Thời điểm phát",
+    "Mạng truyền thanh",
+    "Số thôn có cụm loa hoạt động",
+    "Số thôn đã phát",
+    "Phạm vi phát",
+    "Thôn chưa phát",
 ]
 VILLAGE_HEADERS = [
     "Thôn",
@@ -104,7 +109,13 @@ def test_json(client: TestClient, year: dict[str, Any], headers: dict[str, Any])
     assert {k: body["summary"][k] for k in EXPECTED_SUMMARY} == EXPECTED_SUMMARY
     assert body["summary"]["window_ms"] == [600000, 900000]
     assert body["station"] == {"id": year["station_id"], "name": "Xuân Phúc", "timezone":
-                               "Asia/Ho_Chi_Minh"}  # fmt: skip
+                               "Asia/Ho_Chi_Minh", "network": "fm"}  # fmt: skip
+    # An fm station: the station PC's airing counts, as it always did; no village reach.
+    for row in body["months"]:
+        assert row["network"] == "fm" and row["reach"] is None
+        assert row["villages_in_service"] == row["villages_aired"] == row["villages_missing"] == []
+    # Unissued: the number is the pattern's placeholder, never an allocated number.
+    assert body["document"]["number"] == "…/BC-UBND" and body["document"]["issued"] is None
     assert body["generated_at"] == "2025-01-10T10:00:00+07:00"
     assert body["months"][0]["broadcasts"][0]["starts_at"] == "2024-01-20T17:00:00+07:00"
     # The month form: month=3 and month=2024-03 give the same single month.
@@ -126,7 +137,7 @@ def test_csv(client: TestClient, year: dict[str, Any], headers: dict[str, Any]) 
     )
     assert disposition.isascii()
     assert r.content.startswith(b"\xef\xbb\xbf")
-    months, villages, topics, summary = read_csv_tables(r.content)
+    months, villages, reach, topics, summary = read_csv_tables(r.content)
     # Vietnamese survives the round trip, in NFC, byte for byte.
     assert months[0] == MONTH_HEADERS
     assert all(unicodedata.is_normalized("NFC", h) for h in months[0])
@@ -145,7 +156,9 @@ def test_csv(client: TestClient, year: dict[str, Any], headers: dict[str, Any]) 
         ]  # fmt: skip
         assert row[12] == RESULT_VI[expected["result"]]
         assert bool(row[13]) == bool(expected["aired"])
+        assert row[14:] == ["fm", "", "", "", ""]  # fm: no village reach
     assert months[3][13] == "16/03/2024 17:00"
+    assert len(reach) == 1 and reach[0][:2] == ["Tháng", "Thôn"]  # fm: the header alone
 
     assert villages[0] == VILLAGE_HEADERS
     totals = {row[0]: row for row in villages[1:] if row[2] == "Cả kỳ"}
@@ -189,7 +202,7 @@ def test_xlsx(client: TestClient, year: dict[str, Any], headers: dict[str, Any])
     )
     assert 'filename="Bao-cao-CCHC-Xuan-Phuc-2024.xlsx"' in r.headers["content-disposition"]
     wb = load_workbook(io.BytesIO(r.content))
-    assert wb.sheetnames == ["Tháng", "Thôn", "Chủ đề", "Tổng hợp"]
+    assert wb.sheetnames == ["Tháng", "Thôn", "Phạm vi phát", "Chủ đề", "Tổng hợp"]
 
     months = list(wb["Tháng"].iter_rows(values_only=True))
     assert list(months[0]) == MONTH_HEADERS
