@@ -144,7 +144,8 @@ def tts(
             result.path,
             work_dir=scratch,
             target_lufs=settings.target_lufs,
-            max_peak_dbfs=settings.max_peak_dbfs,
+            max_true_peak_dbtp=settings.max_true_peak_dbtp,
+            highpass_hz=settings.highpass_hz,
         )
         output.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(ingested.playout_path, output)

@@ -8,19 +8,21 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import clock
 from app.accounts.models import User
 from app.audio import pipeline
 from app.audio import service as audio
+from app.audio.models import AudioAsset
 from app.audit import service as audit
 from app.config import get_settings
 from app.db import flush_versioned, unit_of_work
 from app.errors import Conflict, Invalid
 from app.schedule import service
 from app.schedule.models import Broadcast, BroadcastStatus
-from app.schedule.schemas import CueOut, RundownItemOut, RundownOut
+from app.schedule.schemas import CueOut, MasterOut, RundownItemOut, RundownOut
 from app.stations.models import Programme
 
 
@@ -59,16 +61,42 @@ def total_ms(items: list[service.PlannedItem]) -> int:
 
 
 def master_key(items: list[service.PlannedItem]) -> str:
-    """Identifies what a master is rendered from: same key, same file."""
+    """Identifies what a master is rendered from: same key, same file. Besides the items
+    and the joins, the playout standard: every setting and constant that changes how it
+    sounds (loudness target, true-peak ceiling, high-pass, limiter, encoder)."""
     settings = get_settings()
     spec = {
         "items": [i.sha256 for i in items],
         "gap_ms": settings.assembly_gap_ms,
         "crossfade_ms": settings.assembly_crossfade_ms,
-        "target_lufs": settings.target_lufs,
-        "max_peak_dbfs": settings.max_peak_dbfs,
+        "standard": audio.current_standard(),
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def masters_out(session: Session, broadcasts: list[Broadcast]) -> dict[int, MasterOut]:
+    """The measured master of each broadcast that has one, by broadcast id."""
+    shas = {b.master_sha256 for b in broadcasts if b.master_sha256}
+    assets = {
+        a.sha256: a
+        for a in session.scalars(select(AudioAsset).where(AudioAsset.sha256.in_(shas)))
+    }
+    out = {}
+    for b in broadcasts:
+        if b.master_sha256 is None:
+            continue
+        asset = assets.get(b.master_sha256)
+        out[b.id] = MasterOut(
+            sha256=b.master_sha256,
+            duration_ms=b.master_duration_ms or (asset.duration_ms if asset else 0),
+            loudness_lufs=asset.loudness_lufs if asset else None,
+            true_peak_dbtp=asset.true_peak_dbtp if asset else None,
+            loudness_range_lu=asset.loudness_range_lu if asset else None,
+            warnings=audio.audio_warnings(asset)
+            if asset
+            else ["the master was never measured"],
+        )
+    return out
 
 
 def rundown_view(session: Session, broadcast: Broadcast) -> RundownOut:
@@ -104,6 +132,7 @@ def rundown_view(session: Session, broadcast: Broadcast) -> RundownOut:
         problem=problem,
         master_sha256=broadcast.master_sha256,
         master_duration_ms=broadcast.master_duration_ms,
+        master=masters_out(session, [broadcast]).get(broadcast.id),
         cue_sheet=[CueOut(**c) for c in broadcast.cue_sheet] if broadcast.cue_sheet else None,
     )
 
@@ -143,8 +172,7 @@ def assemble_broadcast(broadcast_id: int, *, actor_id: int | None = None) -> Run
             out_path=scratch / "master.mp3",
             gap_ms=settings.assembly_gap_ms,
             crossfade_ms=settings.assembly_crossfade_ms,
-            target_lufs=settings.target_lufs,
-            max_peak_dbfs=settings.max_peak_dbfs,
+            **audio.sound_settings(),
         )
         sha = store.put(result.path)
         size = store.path_for(sha).stat().st_size
@@ -169,8 +197,11 @@ def assemble_broadcast(broadcast_id: int, *, actor_id: int | None = None) -> Run
             session,
             sha256=sha,
             duration_ms=result.duration_ms,
-            loudness_lufs=round(result.loudness_lufs, 2),
-            peak_dbfs=round(result.peak_dbfs, 2),
+            **audio.measured_fields(
+                loudness_lufs=result.loudness_lufs,
+                true_peak_dbtp=result.true_peak_dbtp,
+                loudness_range_lu=result.loudness_range_lu,
+            ),
             size_bytes=size,
             origin="assembly",
         )

@@ -50,6 +50,7 @@ def to_out_many(session: Session, broadcasts: list[Broadcast]) -> list[Broadcast
             )
         )
     }
+    masters = assembly.masters_out(session, broadcasts)
     return [
         BroadcastOut(
             id=b.id,
@@ -63,6 +64,7 @@ def to_out_many(session: Session, broadcasts: list[Broadcast]) -> list[Broadcast
             priority=b.priority,
             master_sha256=b.master_sha256,
             master_duration_ms=b.master_duration_ms,
+            master=masters.get(b.id),
             assembled_at=b.assembled_at,
             version=b.version,
         )

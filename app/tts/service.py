@@ -123,15 +123,16 @@ def draft_segment_audio(
                 ingested = pipeline.ingest(
                     result.path,
                     work_dir=scratch,
-                    target_lufs=settings.target_lufs,
-                    max_peak_dbfs=settings.max_peak_dbfs,
                     min_ms=settings.min_audio_ms,
                     max_ms=settings.max_audio_ms,
+                    **audio.sound_settings(),
                 )
             except pipeline.AudioRejected as exc:
                 # Never keep an empty or silent synthesis as the segment's audio.
                 raise ServiceUnavailable(f"text-to-speech produced unusable audio: {exc}") from exc
             sha = audio.store().put(ingested.playout_path)
+            # The synthesis is kept as the original: `loaxa audio renormalise` starts there.
+            source_sha = audio.store().put(result.path, ext=result.path.suffix.lstrip("."))
             key = synthesis.synthesis_key(result.normalized_text, result.engine, result.voice)
         segment_audio.attach_asset(
             segment_id=segment_id,
@@ -144,6 +145,7 @@ def draft_segment_audio(
             else {
                 "sha256": sha,
                 **audio.asset_fields(ingested, sha),
+                "source_sha256": source_sha,
                 "origin": "tts",
                 "tts_engine": result.engine,
                 "tts_voice": result.voice,

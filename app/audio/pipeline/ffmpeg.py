@@ -55,6 +55,7 @@ EXPORT_PARAMETERS = (
 )  # fmt: skip
 # The same encode as one ffmpeg command line (for tools and tests that run ffmpeg directly).
 ENCODE_ARGS = ("-c:a", "libmp3lame", *EXPORT_PARAMETERS, "-f", "mp3")
+BUTTERWORTH_4_Q = (0.54119610, 1.30656296)  # the two biquads of a 4th-order Butterworth
 PIPE_BYTES = 1 << 20  # ask Linux for 1 MiB pipes so ffmpeg runs ahead of our processing
 FFPROBE_TIMEOUT_S = 120
 
@@ -69,10 +70,21 @@ def _err_text(err: IO[bytes]) -> str:
     return err.read()[-2000:].decode("utf-8", "replace").strip()
 
 
-def _pcm_chunks(path: Path, fmt: str, *, strict: bool) -> Generator[bytes, None, None]:
+def highpass_args(hz: float) -> list[str]:
+    """ffmpeg output options for the high-pass filter at hz (none when hz is 0)."""
+    if hz <= 0:
+        return []
+    stages = [f"highpass=f={hz:g}:t=q:w={q}:r=f64" for q in BUTTERWORTH_4_Q]
+    return ["-af", ",".join(stages)]
+
+
+def _pcm_chunks(
+    path: Path, fmt: str, *, strict: bool, highpass_hz: float = 0.0
+) -> Generator[bytes, None, None]:
     """Decode path to mono 44.1 kHz raw PCM (s16le or f32le), yielding ~10 s chunks."""
     cmd = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", *(["-xerror"] if strict else [])]
-    cmd += ["-i", str(path), "-map", "0:a:0", "-ac", "1", "-ar", str(RATE), "-f", fmt, "pipe:1"]
+    cmd += ["-i", str(path), "-map", "0:a:0", *highpass_args(highpass_hz)]
+    cmd += ["-ac", "1", "-ar", str(RATE), "-f", fmt, "pipe:1"]
     chunk_bytes = CHUNK_FRAMES * (2 if fmt == "s16le" else 4)
     with tempfile.TemporaryFile() as err:
         with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err) as proc:
@@ -134,11 +146,13 @@ def _widen_pipe(pipe: IO[bytes]) -> None:
         fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
 
-def _decode_to_buffer(path: Path, fmt: str, *, strict: bool, max_frames: int) -> bytearray:
+def _decode_to_buffer(
+    path: Path, fmt: str, *, strict: bool, max_frames: int, highpass_hz: float = 0.0
+) -> bytearray:
     """Decode a whole file into one growing buffer; stop with _TooLong past max_frames."""
     width = 2 if fmt == "s16le" else 4
     buf = bytearray()
-    chunks = _pcm_chunks(path, fmt, strict=strict)
+    chunks = _pcm_chunks(path, fmt, strict=strict, highpass_hz=highpass_hz)
     for chunk in chunks:
         buf += chunk
         if len(buf) > max_frames * width:

@@ -1,4 +1,4 @@
-"""Measurement: frame count, sample peak, loudness and the silence test of mono audio.
+"""Measurement: length, true peak, loudness, loudness range and the silence test of mono audio.
 
 * Loudness is ITU-R BS.1770-4 integrated loudness: pyloudnorm's K-weighting filters,
   400 ms blocks with 75 % overlap (only whole blocks), absolute gate -70 LUFS, relative
@@ -6,14 +6,25 @@
   whole programme: on numpy views of the PCM (``np.frombuffer`` on the segment's
   ``raw_data``, no copy); decoded MP3s are verified by streaming ffmpeg's output
   (``analyse_file``) rather than by loading them whole.
-* Peak is the *sample* peak (not the 4x-oversampled true peak) of the decoded audio, in
-  dBFS where 1.0 is 0 dBFS (``gain`` says how the playout MP3's peak is kept under the
-  ceiling).
+* True peak is BS.1770-4 Annex 2: the audio 4x oversampled by the Recommendation's own
+  48-tap interpolating filter (four phases of 12 taps, ``TP_FILTER``), in dBTP where 1.0 is
+  0 dBTP. It is what we store and report, and what the limiter keeps under the ceiling.
+  ffmpeg's ``ebur128=peak=true`` (the reference the tests use) resamples to 48 kHz and then
+  4x with libswresample instead: on our test signals the two agree within 0.2 dB, and the
+  ceiling keeps a margin for the difference (``gain.TP_MARGIN_DB``). The sample peak is
+  still measured (``peak_dbfs``), for diagnostics only.
+* Loudness range (LRA) is EBU Tech 3342: short-term loudness (3 s windows every 100 ms),
+  absolute gate -70 LUFS, relative gate -20 LU, the spread between the 10th and the 95th
+  percentile. Audio shorter than 3 s has no short-term value: its LRA is 0.
 * "Silent" means no 400 ms window has an RMS level (20*log10(rms), full-scale square wave =
   0 dBFS) at or above ``silence_dbfs``. Not pydub's meters: its ``dBFS`` is the RMS of the
   whole clip (a long file with a few seconds of speech would count as silent) and
   ``max_dBFS`` is a sample peak (hiss that peaks above -60 dBFS would not count as silent).
-* Measuring a joined programme: two threads each take half of it (scipy's filter releases
+* For the limiter (``limiter``), ``measure_pcm`` also keeps two envelopes at ENV_BLOCK
+  resolution (~0.5 ms): each block's true peak and its K-weighted energy. From them the
+  loudness after any gain curve that is constant within a block is predicted without
+  filtering the audio again (``Envelopes.loudness_with``).
+* Measuring a joined programme: two threads each take half of it (scipy's filters release
   the GIL), each part's filter warmed up on the second before it (see ``analyse_pcm``).
 """
 
@@ -26,13 +37,36 @@ from pathlib import Path
 
 import numpy as np
 import pyloudnorm
-from scipy.signal import sosfilt
+from scipy.signal import sosfilt, upfirdn
 
 from app.audio.pipeline.ffmpeg import _DecodeError, _pcm_chunks, _prefetched
-from app.audio.pipeline.frames import CHUNK_FRAMES, F32, RATE, SUB_BLOCK, frames_to_ms
+from app.audio.pipeline.frames import (
+    CHUNK_FRAMES,
+    ENV_BLOCK,
+    F32,
+    RATE,
+    SUB_BLOCK,
+    frames_to_ms,
+)
 
 PARALLEL_MIN_FRAMES = 60 * RATE  # shorter audio is measured in one thread
 WARM_UP_FRAMES = RATE  # audio run through the filter before a part (see analyse_pcm)
+SHORT_TERM_SUB_BLOCKS = 30  # 3 s short-term window, in 100 ms steps (EBU Tech 3342)
+
+# ITU-R BS.1770-4 Annex 2: the 48-tap 4x interpolating filter, one row per phase.
+_PHASE_0 = (
+    0.0017089843750, 0.0109863281250, -0.0196533203125, 0.0332031250000, -0.0594482421875,
+    0.1373291015625, 0.9721679687500, -0.1022949218750, 0.0476074218750, -0.0266113281250,
+    0.0148925781250, -0.0083007812500,
+)  # fmt: skip
+_PHASE_1 = (
+    -0.0291748046875, 0.0292968750000, -0.0517578125000, 0.0891113281250, -0.1665039062500,
+    0.4650878906250, 0.7797851562500, -0.2003173828125, 0.1015625000000, -0.0582275390625,
+    0.0330810546875, -0.0189208984375,
+)  # fmt: skip
+TP_FILTER = np.array([_PHASE_0, _PHASE_1, _PHASE_1[::-1], _PHASE_0[::-1]], dtype=np.float32)
+_TP_INTERLEAVED = np.ascontiguousarray(TP_FILTER.T).reshape(-1)  # upfirdn's polyphase layout
+TP_TAPS = TP_FILTER.shape[1]
 
 
 @dataclass(frozen=True)
@@ -40,14 +74,35 @@ class AudioStats:
     """Measurements of mono 44.1 kHz audio (see module docstring for definitions)."""
 
     frames: int
-    peak_dbfs: float
+    peak_dbfs: float  # sample peak
     loudness_lufs: float
     max_rms_dbfs: float
+    true_peak_dbtp: float = -math.inf
+    loudness_range_lu: float = 0.0
 
     @property
     def duration_ms(self) -> int:
         """Length in whole milliseconds, rounded half up."""
         return frames_to_ms(self.frames)
+
+
+@dataclass(frozen=True)
+class Envelopes:
+    """Per ENV_BLOCK block of a measured signal: true peak (linear) and K-weighted energy.
+
+    A partial last block is included (``frames`` says where the audio ends).
+    """
+
+    frames: int
+    true_peak: np.ndarray  # float32, max |4x oversampled| per block
+    energy: np.ndarray  # float64, sum of squares of the K-weighted signal per block
+
+    def loudness_with(self, gain: np.ndarray | float) -> float:
+        """Integrated loudness (LUFS) of the audio with a linear power gain (gain**2 of the
+        amplitude) per block applied, without filtering it again."""
+        whole = self.frames // SUB_BLOCK * (SUB_BLOCK // ENV_BLOCK)
+        energy = self.energy[:whole] * (gain[:whole] if isinstance(gain, np.ndarray) else gain)
+        return _gated_loudness(energy.reshape(-1, SUB_BLOCK // ENV_BLOCK).sum(axis=1))
 
 
 def _db(amplitude: float) -> float:
@@ -67,16 +122,32 @@ _SOS = _k_weighting_sos()
 _ANTI_DENORMAL = np.resize(np.array([1e-12, -1e-12]), CHUNK_FRAMES)
 
 
+def _oversampled_peaks(context: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Per sample of x, the largest |value| of the 4x oversampled signal (BS.1770-4 Annex 2)
+    around it. context is the TP_TAPS - 1 samples before x (zeros at the start).
+
+    Output i interpolates between x[i - 6] and x[i - 5]: the envelope lags the audio by
+    six samples, far less than a limiter block (ENV_BLOCK), whose gain is also applied to
+    its neighbours.
+    """
+    joined = np.concatenate((context, x.astype(np.float32, copy=False)))
+    up = upfirdn(_TP_INTERLEAVED, joined, up=4)  # up[4j + p]: phase p at input j
+    c = context.size
+    return np.abs(up[4 * c : 4 * (c + x.size)]).reshape(-1, 4).max(axis=1)
+
+
 class _Analyser:
-    """Streaming frame count, sample peak, block RMS and BS.1770 loudness of mono audio."""
+    """Streaming frame count, peaks, block energies and BS.1770 loudness of mono audio."""
 
     def __init__(self) -> None:
         self.frames = 0
         self.peak = 0.0
         self._zi = np.zeros((_SOS.shape[0], 2))
-        self._carry = (np.zeros(0), np.zeros(0))  # (weighted, raw) samples < one sub-block
-        self._weighted: list[np.ndarray] = []  # sum of squares per 100 ms, K-weighted
-        self._raw: list[np.ndarray] = []  # sum of squares per 100 ms, unweighted
+        self._tp_context = np.zeros(TP_TAPS - 1, dtype=np.float32)
+        self._carry = (np.zeros(0), np.zeros(0), np.zeros(0, np.float32))  # < one block each
+        self._weighted: list[np.ndarray] = []  # K-weighted energy per ENV_BLOCK
+        self._raw: list[np.ndarray] = []  # unweighted sum of squares per 100 ms
+        self._tp: list[np.ndarray] = []  # true peak per ENV_BLOCK
 
     def feed(self, samples: np.ndarray) -> None:
         """Add int16 samples or float samples (full scale = 1.0)."""
@@ -92,44 +163,71 @@ class _Analyser:
         peak = max(float(samples.max()), -float(samples.min())) / scale
         self.peak = max(self.peak, peak)
         x = samples / scale if scale != 1 else samples.astype(np.float64)
+        tp = _oversampled_peaks(self._tp_context, x)
+        self._tp_context = x[-(TP_TAPS - 1) :].astype(np.float32)
         # In digital silence the IIR state decays into denormals, which are ~100x slower.
         x += _ANTI_DENORMAL[: x.size]
         weighted, self._zi = sosfilt(_SOS, x, zi=self._zi)
-        carry_w = _sub_block_energy(self._carry[0], weighted, self._weighted)
-        carry_r = _sub_block_energy(self._carry[1], x, self._raw)
-        self._carry = (carry_w, carry_r)
+        carry_w = _block_sums(self._carry[0], np.square(weighted), ENV_BLOCK, self._weighted)
+        carry_r = _block_sums(self._carry[1], np.square(x), SUB_BLOCK, self._raw)
+        carry_t = _block_max(self._carry[2], tp, self._tp)
+        self._carry = (carry_w, carry_r, carry_t)
 
     def warm_up(self, samples: np.ndarray) -> None:
         """Run samples through the K-weighting filter only (not counted): the audio just
         before the part this analyser measures, so its filter starts in the right state."""
         x = samples / _full_scale(samples)
+        if x.size >= TP_TAPS - 1:
+            self._tp_context = x[-(TP_TAPS - 1) :].astype(np.float32)
         x += _ANTI_DENORMAL[: x.size]
         _, self._zi = sosfilt(_SOS, x, zi=self._zi)
 
     def extend(self, later: _Analyser) -> None:
         """Append the measurements of the audio that follows ours (we end on a sub-block)."""
-        if self._carry[0].size:
+        if self._carry[1].size:
             raise ValueError("only an analyser that ends on a 100 ms sub-block can be extended")
         self.frames += later.frames
         self.peak = max(self.peak, later.peak)
         self._weighted += later._weighted
         self._raw += later._raw
-        self._carry, self._zi = later._carry, later._zi
+        self._tp += later._tp
+        self._carry, self._zi, self._tp_context = later._carry, later._zi, later._tp_context
+
+    def envelopes(self) -> Envelopes:
+        """The per-block true peak and K-weighted energy so far (a partial block included);
+        the true peak includes the filter's tail after the last sample."""
+        tail = _oversampled_peaks(self._tp_context, np.zeros(TP_TAPS - 1, np.float32))
+        carry_w, _, carry_t = self._carry
+        partial = [np.array([carry_t.max()], np.float32)] if carry_t.size else []
+        true_peak = np.concatenate([np.zeros(0, np.float32), *self._tp, *partial])
+        partial_w = [np.array([carry_w.sum()])] if carry_w.size else []
+        energy = np.concatenate([np.zeros(0), *self._weighted, *partial_w])
+        if true_peak.size:
+            true_peak[-1] = max(float(true_peak[-1]), float(tail.max()))
+        return Envelopes(self.frames, true_peak, energy)
 
     def result(self) -> AudioStats:
         """The measurements so far."""
-        weighted = np.concatenate(self._weighted) if self._weighted else np.zeros(0)
+        env = self.envelopes()
+        per_sub = SUB_BLOCK // ENV_BLOCK
+        whole = self.frames // SUB_BLOCK * per_sub
+        sub_energy = env.energy[:whole].reshape(-1, per_sub).sum(axis=1)
         raw = np.concatenate(self._raw) if self._raw else np.zeros(0)
-        loudness = _gated_loudness(weighted)
-        return AudioStats(self.frames, _db(self.peak), loudness, self._max_rms_dbfs(raw))
+        return AudioStats(
+            self.frames,
+            _db(self.peak),
+            _gated_loudness(sub_energy),
+            self._max_rms_dbfs(raw),
+            _db(float(env.true_peak.max())) if env.true_peak.size else -math.inf,
+            _loudness_range(sub_energy),
+        )
 
     def _max_rms_dbfs(self, raw: np.ndarray) -> float:
         """Loudest 400 ms window (or the whole clip if shorter), as RMS dBFS."""
         if raw.size >= 4:
             mean_square = float(np.convolve(raw, np.ones(4), "valid").max()) / (4 * SUB_BLOCK)
         elif self.frames:
-            tail = float(np.sum(np.square(self._carry[1])))
-            mean_square = (float(raw.sum()) + tail) / self.frames
+            mean_square = (float(raw.sum()) + float(self._carry[1].sum())) / self.frames
         else:
             return -math.inf
         return 10 * math.log10(mean_square) if mean_square > 0 else -math.inf
@@ -140,14 +238,29 @@ def _full_scale(samples: np.ndarray) -> float:
     return 32768.0 if samples.dtype.kind == "i" else 1.0
 
 
-def _sub_block_energy(carry: np.ndarray, x: np.ndarray, out: list[np.ndarray]) -> np.ndarray:
-    """Append sums of squares of whole 100 ms sub-blocks to out; return the leftover."""
+def _block_sums(carry: np.ndarray, x: np.ndarray, size: int, out: list[np.ndarray]) -> np.ndarray:
+    """Append the sums of whole blocks of `size` values to out; return the leftover."""
     if carry.size:
         x = np.concatenate((carry, x))
-    whole = x.size // SUB_BLOCK * SUB_BLOCK
-    blocks = x[:whole].reshape(-1, SUB_BLOCK)
-    out.append(np.einsum("ij,ij->i", blocks, blocks))
+    whole = x.size // size * size
+    out.append(x[:whole].reshape(-1, size).sum(axis=1))
     return x[whole:].copy()
+
+
+def _block_max(carry: np.ndarray, x: np.ndarray, out: list[np.ndarray]) -> np.ndarray:
+    """Append the maxima of whole ENV_BLOCK blocks to out; return the leftover."""
+    if carry.size:
+        x = np.concatenate((carry, x))
+    whole = x.size // ENV_BLOCK * ENV_BLOCK
+    out.append(x[:whole].reshape(-1, ENV_BLOCK).max(axis=1))
+    return x[whole:].copy()
+
+
+def _block_loudness(sub_energy: np.ndarray, sub_blocks: int) -> np.ndarray:
+    """Loudness (LUFS) of every window of sub_blocks 100 ms sub-blocks, 100 ms apart."""
+    z = np.convolve(sub_energy, np.ones(sub_blocks), "valid") / (sub_blocks * SUB_BLOCK)
+    with np.errstate(divide="ignore"):
+        return -0.691 + 10 * np.log10(z)
 
 
 def _gated_loudness(sub_energy: np.ndarray) -> float:
@@ -165,15 +278,22 @@ def _gated_loudness(sub_energy: np.ndarray) -> float:
     return -0.691 + 10 * math.log10(float(gated.mean())) if gated.size else -math.inf
 
 
-def analyse_pcm(pcm: np.ndarray, *, threads: int = 1) -> AudioStats:
-    """Measure a mono 44.1 kHz int16 or float array in 10 s chunks (no whole-array copy).
+def _loudness_range(sub_energy: np.ndarray) -> float:
+    """EBU Tech 3342 loudness range (LU) from K-weighted 100 ms energies."""
+    if sub_energy.size < SHORT_TERM_SUB_BLOCKS:
+        return 0.0
+    short = _block_loudness(sub_energy, SHORT_TERM_SUB_BLOCKS)
+    short = short[short > -70.0]
+    if not short.size:
+        return 0.0
+    relative = 10 * math.log10(float(np.mean(10 ** (short / 10)))) - 20.0
+    gated = short[short > relative]
+    low, high = np.percentile(gated, [10, 95])
+    return round(float(high - low), 2)
 
-    With threads > 1, long audio is cut into that many parts at 100 ms sub-block
-    boundaries, measured at once (scipy's filter releases the GIL) and the results joined.
-    Each part's filter first runs over the second before it: the K-weighting filter
-    forgets its state far faster than that (its slowest pole decays by ~e^-230 in one
-    second), so the result equals the sequential measurement to float64 precision.
-    """
+
+def _analyse(pcm: np.ndarray, threads: int) -> _Analyser:
+    """Measure a mono 44.1 kHz int16 or float array in 10 s chunks (see analyse_pcm)."""
     parts = max(1, min(threads, pcm.size // PARALLEL_MIN_FRAMES))
     step = -(-pcm.size // parts // SUB_BLOCK) * SUB_BLOCK
     bounds = [(start, min(start + step, pcm.size)) for start in range(0, pcm.size, step or 1)]
@@ -194,7 +314,26 @@ def analyse_pcm(pcm: np.ndarray, *, threads: int = 1) -> AudioStats:
     whole = analysers[0] if analysers else _Analyser()
     for later in analysers[1:]:
         whole.extend(later)
-    return whole.result()
+    return whole
+
+
+def analyse_pcm(pcm: np.ndarray, *, threads: int = 1) -> AudioStats:
+    """Measure a mono 44.1 kHz int16 or float array in 10 s chunks (no whole-array copy).
+
+    With threads > 1, long audio is cut into that many parts at 100 ms sub-block
+    boundaries, measured at once (scipy's filters release the GIL) and the results joined.
+    Each part's filter first runs over the second before it: the K-weighting filter
+    forgets its state far faster than that (its slowest pole decays by ~e^-230 in one
+    second), so the result equals the sequential measurement to float64 precision; the
+    true-peak filter only needs the 11 samples before the part.
+    """
+    return _analyse(pcm, threads).result()
+
+
+def measure_pcm(pcm: np.ndarray, *, threads: int = 1) -> tuple[AudioStats, Envelopes]:
+    """``analyse_pcm`` plus the per-block envelopes the limiter plans with."""
+    analyser = _analyse(pcm, threads)
+    return analyser.result(), analyser.envelopes()
 
 
 def analyse_file(path: Path, *, strict: bool = True) -> AudioStats:
@@ -203,18 +342,6 @@ def analyse_file(path: Path, *, strict: bool = True) -> AudioStats:
     for chunk in _prefetched(_pcm_chunks(Path(path), "f32le", strict=strict)):
         analyser.feed(np.frombuffer(chunk, dtype=F32))
     return analyser.result()
-
-
-def decoded_peak(path: Path) -> tuple[int, float]:
-    """(frames, sample peak in dBFS) of a file decoded to mono 44.1 kHz float, streaming:
-    what analyse_file measures, without the loudness filter."""
-    frames, peak = 0, 0.0
-    for chunk in _prefetched(_pcm_chunks(Path(path), "f32le", strict=True)):
-        samples = np.frombuffer(chunk, dtype=F32)
-        if samples.size:
-            frames += samples.size
-            peak = max(peak, float(samples.max()), -float(samples.min()))
-    return frames, _db(peak)
 
 
 def probe_duration_ms(path: Path) -> int:
