@@ -6,6 +6,8 @@ import hashlib
 import json
 import shutil
 import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select
@@ -19,7 +21,7 @@ from app.audio.models import AudioAsset
 from app.audit import service as audit
 from app.config import get_settings
 from app.db import flush_versioned, unit_of_work
-from app.errors import Conflict, Invalid
+from app.errors import Conflict, Invalid, LoaxaError
 from app.schedule import service
 from app.schedule.models import Broadcast, BroadcastStatus
 from app.schedule.schemas import CueOut, MasterOut, RundownItemOut, RundownOut
@@ -225,3 +227,42 @@ def assemble_broadcast(broadcast_id: int, *, actor_id: int | None = None) -> Run
             after=service.snapshot(broadcast, programme),
         )
         return rundown_view(session, broadcast)
+
+
+@dataclass
+class ReassemblyReport:
+    """What ``reassemble_stale`` did, in counts (and the problems, one line each)."""
+
+    checked: int = 0  # assembled broadcasts that have not aired yet
+    reassembled: int = 0
+    current: int = 0  # their master was already made from the current items and standard
+    failed: list[str] = field(default_factory=list)
+
+
+def reassemble_stale(now: datetime) -> ReassemblyReport:
+    """Render again the master of every assembled broadcast still to come whose items or
+    playout standard changed since (e.g. after ``loaxa audio renormalise``). Nothing that
+    has aired, or was due to air before now, is touched: its master is what was played."""
+    report = ReassemblyReport()
+    with unit_of_work(write=False) as session:
+        due = session.scalars(
+            select(Broadcast)
+            .where(Broadcast.status == BroadcastStatus.assembled.value)
+            .where(Broadcast.starts_at > now)
+            .order_by(Broadcast.starts_at)
+        ).all()
+        stale = []
+        for broadcast in due:
+            programme = session.get_one(Programme, broadcast.programme_id)
+            if broadcast.master_key == master_key(planned_items(session, broadcast, programme)):
+                report.current += 1
+            else:
+                stale.append(broadcast.id)
+        report.checked = len(due)
+    for broadcast_id in stale:
+        try:
+            assemble_broadcast(broadcast_id)
+            report.reassembled += 1
+        except LoaxaError as exc:
+            report.failed.append(f"broadcast {broadcast_id}: {exc.message}")
+    return report

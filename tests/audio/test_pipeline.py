@@ -541,3 +541,45 @@ def test_templates_reject_bad_manifest(tmp_path: Path) -> None:
     (tmp_path / "manifest.json").write_text('{"cchc": {"intro": "../../etc/passwd"}}')
     with pytest.raises(ValueError):
         load_manifest(tmp_path)
+
+
+# --- a full-length programme -----------------------------------------------------------
+
+NEWS_VI = (
+    "Ủy ban nhân dân xã Xuân Phúc thông báo kết quả cải cách hành chính quý một. "
+    "Bộ phận tiếp nhận và trả kết quả đã giải quyết đúng hạn các hồ sơ của người dân. "
+    "Đề nghị bà con thực hiện thủ tục trực tuyến trên cổng dịch vụ công quốc gia. "
+    "Mọi ý kiến phản ánh xin gửi về văn phòng ủy ban hoặc gọi đường dây nóng của xã. "
+)
+
+
+@pytest.mark.slow
+def test_a_twelve_minute_master_of_speech_is_on_standard(tmp_path: Path) -> None:
+    # Eight spoken items (espeak-ng at different amplitudes and speeds, ~80 s each), each
+    # ingested, joined between the CCHC intro and outro: the master, as ffmpeg's ebur128
+    # measures it, is at -16 LUFS +-0.5 LU with a true peak <= -1 dBTP, and as long as
+    # planned to the MP3 frame.
+    items: list[tuple[str, Path]] = []
+    voices = [(100, 150), (40, 160), (180, 140), (100, 175), (70, 150), (100, 165), (25, 150)]
+    for n, (amplitude, speed) in enumerate([*voices, (130, 155)]):
+        wav = tmp_path / f"news{n}.wav"
+        cmd = ["espeak-ng", "-v", "vi", "-a", str(amplitude), "-s", str(speed), "-w", str(wav)]
+        subprocess.run([*cmd, NEWS_VI * 5], check=True)
+        items.append((f"news {n}", ingest(wav, work_dir=tmp_path).playout_path))
+    intro, outro = template_paths("cchc", DEFAULT_TEMPLATES_DIR)
+    assert intro and outro
+    items = [("intro", intro), *items, ("outro", outro)]
+    result = assemble(items, out_path=tmp_path / "master.mp3", gap_ms=500)
+    assert 600_000 <= result.duration_ms <= 900_000
+    loudness, peak = assert_on_standard(result.path)
+    assert result.loudness_lufs == pytest.approx(loudness, abs=0.2)
+    assert result.true_peak_dbtp == pytest.approx(peak, abs=0.3)
+    cmd = ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries"]
+    frames = subprocess.run(
+        [*cmd, "frame=nb_samples", "-of", "csv=p=0", str(result.path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    samples = sum(int(f) for f in frames if f.strip())
+    assert abs(samples - ms_to_frames(result.planned_ms)) <= 1152
