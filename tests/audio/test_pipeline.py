@@ -28,7 +28,12 @@ from app.audio.pipeline import (
     probe_duration_ms,
 )
 from app.audio.pipeline.assembly import _decoded_items
-from app.audio.pipeline.ffmpeg import AudioSegment, _export, _segment  # pydub's, warning muted
+from app.audio.pipeline.ffmpeg import (  # pydub's AudioSegment, its warning muted
+    EXPORT_PARAMETERS,
+    AudioSegment,
+    _encode,
+    _segment,
+)
 from app.audio.pipeline.gain import TP_MARGIN_DB
 from app.audio.storage import AudioStore, sha256_file
 from app.audio.templates import DEFAULT_TEMPLATES_DIR, load_manifest, template_paths
@@ -418,18 +423,30 @@ def decode_s16(path: Path, *filters: str) -> bytes:
     return subprocess.run(cmd, capture_output=True, check=True).stdout
 
 
-def test_pydub_export_is_the_direct_ffmpeg_encode(tmp_path: Path) -> None:
-    # pydub must pass every encoder flag through: same bytes as ffmpeg fed the same PCM.
+def test_the_piped_encode_is_pydubs_export_and_the_direct_ffmpeg_encode(tmp_path: Path) -> None:
+    # Every encoder flag applies to the PCM piped in chunks: the same bytes as ffmpeg fed
+    # the same PCM at once, and as pydub's export with EXPORT_PARAMETERS (used before).
     rng = np.random.default_rng(3)
     pcm = (rng.standard_normal(3 * RATE + 77) * 3000).astype("<i2")
     direct = tmp_path / "direct.mp3"
     cmd = ["ffmpeg", "-nostdin", "-v", "error", "-f", "s16le", "-ar", "44100", "-ac", "1"]
     subprocess.run([*cmd, "-i", "-", *ENCODE_ARGS, str(direct)], input=pcm.tobytes(), check=True)
+    piped = tmp_path / "piped.mp3"
+    _encode([pcm[:RATE], pcm[RATE : 2 * RATE + 5], pcm[2 * RATE + 5 :]], piped)
     exported = tmp_path / "exported.mp3"
-    _export(_segment(pcm.tobytes()), exported)
-    assert exported.read_bytes() == direct.read_bytes()
-    assert not exported.read_bytes().startswith(b"ID3")
-    assert len(decode_s16(exported)) == 2 * pcm.size  # gapless to the frame
+    _segment(pcm.tobytes()).export(
+        str(exported), format="mp3", codec="libmp3lame", parameters=list(EXPORT_PARAMETERS)
+    ).close()
+    assert piped.read_bytes() == direct.read_bytes() == exported.read_bytes()
+    assert not piped.read_bytes().startswith(b"ID3")
+    assert len(decode_s16(piped)) == 2 * pcm.size  # gapless to the frame
+
+
+def test_a_failed_encode_leaves_no_file(tmp_path: Path) -> None:
+    out = tmp_path / "missing-dir" / "out.mp3"  # ffmpeg cannot create it
+    with pytest.raises(RuntimeError, match="ffmpeg MP3 encode failed"):
+        _encode([np.zeros(RATE, dtype="<i2")], out)
+    assert not out.exists()
 
 
 def test_assembly_items_are_decoded_into_pydub_segments(

@@ -8,6 +8,10 @@ and with its true peak under the ceiling.
   Dense limited noise is the exception: a train of snare-like noise bursts pulled down
   13 dB came back from LAME 1.6 dB over the limiter's ceiling, and its loudness 0.4 LU
   lower (LAME's low-pass removes the noise's top octave, which K-weighting counts).
+* Audio longer than 30 s that the limiter works on first has its loudest moments encoded
+  alone (a "preview", ~60 s of audio): when LAME raises their true peak by more than the
+  margin allows, the limiter's ceiling goes down by what was seen plus PREVIEW_MARGIN_DB
+  before the full encode, which then usually passes at once.
 * Every encode is decoded again and measured (``measure.analyse_file``): loudness, true
   peak, loudness range and length of what was stored. If the true peak is still above
   the ceiling the limiter's ceiling goes down by the excess plus a retry margin that grows
@@ -15,9 +19,10 @@ and with its true peak under the ceiling.
   more than LOUDNESS_RETRY_LU off a target the limiter could reach, the aim moves by the
   error; then it is encoded again (at most MAX_ENCODES encodes; a true peak still over
   the ceiling then is an error, never a stored file).
-* The gain is applied while rendering to 16 bits (``limiter.render``), never with
-  ``AudioSegment.apply_gain``: that copies the whole programme (~100 MB more peak memory
-  on 15 minutes) and truncates instead of rounding.
+* The gain is applied while rendering to 16 bits (``limiter.render``), 10 s at a time
+  straight into the encoder's pipe, never with ``AudioSegment.apply_gain``: that copies
+  the whole programme (~100 MB more peak memory on 15 minutes) and truncates instead of
+  rounding.
 """
 
 from __future__ import annotations
@@ -25,12 +30,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from app.audio.pipeline.ffmpeg import EXPORT_PARAMETERS, _export, _segment
+from app.audio.pipeline.ffmpeg import EXPORT_PARAMETERS, _encode
+from app.audio.pipeline.frames import EDGE_FADE_FRAMES, ENV_BLOCK, RATE, S16, SUB_BLOCK
 from app.audio.pipeline.limiter import (
     ATTACK_DB_PER_MS,
     MAX_GAIN_DB,
@@ -39,6 +46,7 @@ from app.audio.pipeline.limiter import (
     Plan,
     plan,
     render,
+    render_chunk,
 )
 from app.audio.pipeline.measure import AudioStats, Envelopes, analyse_file
 
@@ -47,8 +55,53 @@ RETRY_MARGIN_DB = 0.2  # extra cut when a decoded MP3 still peaks above the ceil
 RETRY_MARGIN_SHARE = 0.25  # ... plus this share of the excess
 LOUDNESS_RETRY_LU = 0.2  # re-encode when the MP3's loudness is further off a reachable target
 MAX_ENCODES = 4
+PREVIEW_MIN_FRAMES = 30 * RATE  # longer audio gets a preview encode of its loudest moments
+PREVIEW_SPANS = 96  # loudest 100 ms stretches the preview encodes (~60 s) ...
+PREVIEW_PAD = 3 * SUB_BLOCK  # ... with 300 ms either side
+PREVIEW_MARGIN_DB = 0.5  # a preview samples the codec's overshoot: the whole file goes further
+VERIFY_THREADS = 2  # threads that measure a long decoded MP3
 LOUDNESS_TOLERANCE_LU = 0.5  # a stored file further off target is reported (DESIGN.md)
 STANDARD_VERSION = 1  # bump when a change to the code changes how files sound
+
+
+def _codec_overshoot(pcm: np.ndarray, envelopes: Envelopes, chosen: Plan, scratch: Path) -> float:
+    """How far (dB) LAME raises the true peak of the planned audio's loudest moments: the
+    PREVIEW_SPANS 100 ms stretches with the highest planned true peak, +-300 ms, rendered,
+    faded in and out, encoded together and decoded. 0 for audio up to 30 s (no preview:
+    its one full encode costs as little)."""
+    if pcm.size <= PREVIEW_MIN_FRAMES:
+        return 0.0
+    gain = chosen.block_gain if chosen.block_gain is not None else np.float32(chosen.factor())
+    after = envelopes.true_peak * gain
+    per_sub = SUB_BLOCK // ENV_BLOCK
+    whole = after.size // per_sub * per_sub
+    loudest = after[:whole].reshape(-1, per_sub).max(axis=1)
+    spans: list[list[int]] = []
+    for sub in sorted(np.argsort(loudest)[-PREVIEW_SPANS:].tolist()):
+        start = max(0, sub * SUB_BLOCK - PREVIEW_PAD)
+        end = min(pcm.size, (sub + 1) * SUB_BLOCK + PREVIEW_PAD)
+        if spans and start <= spans[-1][1]:
+            spans[-1][1] = end
+        else:
+            spans.append([start, end])
+    gap = np.zeros(SUB_BLOCK, dtype=S16)
+    parts = [np.concatenate((_faded(render_chunk(pcm[s:e], s, chosen)), gap)) for s, e in spans]
+    with tempfile.TemporaryDirectory(dir=scratch, prefix=".preview-") as tmp:
+        preview = Path(tmp) / "preview.mp3"
+        _encode(parts, preview)
+        decoded = analyse_file(preview).true_peak_dbtp
+    planned = 20 * math.log10(float(loudest.max())) if loudest.size else -math.inf
+    return max(0.0, decoded - planned)
+
+
+def _faded(part: np.ndarray) -> np.ndarray:
+    """int16 audio with 5 ms linear fades at both ends (a cut would make its own peaks)."""
+    n = min(EDGE_FADE_FRAMES, part.size // 2)
+    ramp = (np.arange(n, dtype=np.float32) + 0.5) / n
+    out = part.astype(np.float32)
+    out[:n] *= ramp
+    out[out.size - n :] *= ramp[::-1]
+    return np.rint(out).astype(S16)
 
 
 @dataclass(frozen=True)
@@ -73,11 +126,19 @@ def encode_normalised(
     (see the module docstring). tolerance_lu: leave audio that close to the target (and
     under the ceiling) at its level."""
     limit, aim = ceiling_dbtp - TP_MARGIN_DB, target_lufs
+    threads = VERIFY_THREADS if pcm.size > PREVIEW_MIN_FRAMES else 1
     for attempt in range(1, MAX_ENCODES + 1):
         tolerance = tolerance_lu if attempt == 1 else 0.0
         chosen = plan(envelopes, target_lufs=aim, ceiling_dbtp=limit, tolerance_lu=tolerance)
-        _export(_segment(render(pcm, chosen)), out)
-        stats = analyse_file(out)
+        if attempt == 1 and chosen.reduction_db > 0:
+            overshoot = _codec_overshoot(pcm, envelopes, chosen, out.parent)
+            if overshoot + PREVIEW_MARGIN_DB > TP_MARGIN_DB:
+                limit = ceiling_dbtp - overshoot - PREVIEW_MARGIN_DB
+                chosen = plan(
+                    envelopes, target_lufs=aim, ceiling_dbtp=limit, tolerance_lu=tolerance
+                )
+        _encode(render(pcm, chosen), out)
+        stats = analyse_file(out, threads=threads)
         over = stats.true_peak_dbtp - ceiling_dbtp
         off = target_lufs - stats.loudness_lufs
         reachable = abs(chosen.predicted_lufs - aim) <= 0.1 or chosen.gain_db == 0

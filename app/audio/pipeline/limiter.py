@@ -37,6 +37,7 @@ down. A broadcast limiter does that after the gain, and so does this one, offlin
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +53,7 @@ MAX_GAIN_DB = 36.0  # never amplify more: audio under -52 LUFS is mostly noise o
 MAX_LIMIT_DB = 20.0  # never pull the loudest peak down more than this
 SEARCH_STEPS = 12
 SEARCH_TOLERANCE_LU = 0.01
+CURVE_CHUNK = 8192  # blocks (~4 s) per step of the limiter's ramps
 
 _BLOCK_MS = 1000 * ENV_BLOCK / RATE
 _ATTACK = ATTACK_DB_PER_MS * _BLOCK_MS  # dB per block
@@ -74,14 +76,32 @@ class Plan:
 
 
 def _limiter_curve(need_db: np.ndarray, release_db_per_ms: float) -> np.ndarray:
-    """Gain curve (dB, <= 0) that is at most need_db in every block (see module docstring)."""
+    """Gain curve (dB, <= 0) that is at most need_db in every block (see module docstring).
+
+    float32, and the ramps are computed CURVE_CHUNK blocks at a time (carrying the cone
+    across), so that the ramp values stay small enough for float32 to be exact to 0.01 dB.
+    """
     need = minimum_filter1d(need_db, 3, mode="nearest")
-    index = np.arange(need.size, dtype=np.float64)
-    rate = release_db_per_ms * _BLOCK_MS
-    release = np.minimum.accumulate(need - rate * index) + rate * index
-    ahead = need + _ATTACK * index
-    attack = np.minimum.accumulate(ahead[::-1])[::-1] - _ATTACK * index
-    curve = np.minimum(release, attack)
+    curve = np.empty_like(need)
+    ramp = np.arange(CURVE_CHUNK, dtype=np.float32)
+    release = np.float32(release_db_per_ms * _BLOCK_MS)
+    attack = np.float32(_ATTACK)
+    carry = np.float32(np.inf)  # the release cone at the block before this chunk
+    for start in range(0, need.size, CURVE_CHUNK):
+        part = need[start : start + CURVE_CHUNK]
+        rise = ramp[: part.size] * release
+        cone = np.minimum.accumulate(part - rise) + rise
+        np.minimum(cone, carry + release + rise, out=cone)
+        curve[start : start + part.size] = cone
+        carry = cone[-1]
+    carry = np.float32(np.inf)  # the attack cone at the block after this chunk
+    for start in reversed(range(0, need.size, CURVE_CHUNK)):
+        part = need[start : start + CURVE_CHUNK]
+        fall = ramp[: part.size] * attack
+        cone = np.minimum.accumulate((part + fall)[::-1])[::-1] - fall
+        np.minimum(cone, carry + attack * part.size - fall, out=cone)
+        np.minimum(curve[start : start + part.size], cone, out=curve[start : start + part.size])
+        carry = cone[0]
     width = 2 * SMOOTH_BLOCKS + 1
     return uniform_filter1d(minimum_filter1d(curve, width, mode="nearest"), width, mode="nearest")
 
@@ -90,17 +110,17 @@ def _curve_for(
     tp_db: np.ndarray, gain_db: float, ceiling_dbtp: float, release: float
 ) -> np.ndarray | None:
     """The limiter curve for this gain, or None if no block needs any reduction."""
-    need = ceiling_dbtp - gain_db - tp_db
+    need = np.float32(ceiling_dbtp - gain_db) - tp_db
     if not need.size or float(need.min()) >= 0:
         return None
-    return _limiter_curve(np.minimum(need, 0.0), release)
+    return _limiter_curve(np.minimum(need, np.float32(0.0)), release)
 
 
 def _predict(envelopes: Envelopes, gain_db: float, curve: np.ndarray | None) -> float:
     """Integrated loudness with gain_db and the limiter curve applied."""
     if curve is None:
         return envelopes.loudness_with(1.0) + gain_db
-    return envelopes.loudness_with(10 ** ((gain_db + curve) / 10))
+    return envelopes.loudness_with(10 ** ((np.float32(gain_db) + curve) / np.float32(10)))
 
 
 def plan(
@@ -114,7 +134,7 @@ def plan(
     at most ceiling_dbtp; no change at all if it is within tolerance_lu of the target and
     under the ceiling already. When no release reaches the target, the loudest result."""
     with np.errstate(divide="ignore"):
-        tp_db = 20 * np.log10(envelopes.true_peak.astype(np.float64))
+        tp_db = 20 * np.log10(envelopes.true_peak.astype(np.float32))
     loudness = envelopes.loudness_with(1.0)
     peak = float(tp_db.max()) if tp_db.size else -math.inf
     gentle = RELEASES_DB_PER_MS[0]
@@ -175,15 +195,11 @@ def _made(
     return Plan(gain, ceiling, round(reduction, 3), predicted, release, block_gain)
 
 
-def render(pcm: np.ndarray, plan: Plan) -> bytearray:
-    """pcm (int16 or float, full scale per its type) with the plan applied, as 16-bit PCM
-    in a new buffer, 10 s at a time."""
-    data = bytearray(2 * pcm.size)
-    out = np.frombuffer(data, dtype=S16)
+def render(pcm: np.ndarray, plan: Plan) -> Iterator[np.ndarray]:
+    """pcm (int16 or float, full scale per its type) with the plan applied, as int16, 10 s
+    at a time (what the encoder is fed as it is made)."""
     for start in range(0, pcm.size, CHUNK_FRAMES):
-        part = pcm[start : start + CHUNK_FRAMES]
-        out[start : start + part.size] = render_chunk(part, start, plan)
-    return data
+        yield render_chunk(pcm[start : start + CHUNK_FRAMES], start, plan)
 
 
 def render_chunk(part: np.ndarray, start: int, plan: Plan) -> np.ndarray:

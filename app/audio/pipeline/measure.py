@@ -31,7 +31,7 @@
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,32 +122,78 @@ _SOS = _k_weighting_sos()
 _ANTI_DENORMAL = np.resize(np.array([1e-12, -1e-12]), CHUNK_FRAMES)
 
 
-def _oversampled_peaks(context: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Per sample of x, the largest |value| of the 4x oversampled signal (BS.1770-4 Annex 2)
-    around it. context is the TP_TAPS - 1 samples before x (zeros at the start).
+def _oversampled(context: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """|4x oversampled x| (BS.1770-4 Annex 2), four values per sample of x; context is the
+    TP_TAPS - 1 samples before x (zeros at the start).
 
-    Output i interpolates between x[i - 6] and x[i - 5]: the envelope lags the audio by
-    six samples, far less than a limiter block (ENV_BLOCK), whose gain is also applied to
-    its neighbours.
+    Values 4i..4i+3 interpolate between x[i - 6] and x[i - 5]: the envelope lags the audio
+    by six samples, far less than a limiter block (ENV_BLOCK), whose gain is also applied
+    to its neighbours.
     """
     joined = np.concatenate((context, x.astype(np.float32, copy=False)))
     up = upfirdn(_TP_INTERLEAVED, joined, up=4)  # up[4j + p]: phase p at input j
     c = context.size
-    return np.abs(up[4 * c : 4 * (c + x.size)]).reshape(-1, 4).max(axis=1)
+    return np.abs(up[4 * c : 4 * (c + x.size)])
+
+
+class _Blocks:
+    """Reduces a stream of per-sample values (`width` values per sample) to one value per
+    block of `size` samples: a sum or a maximum. Carries a partial block between feeds."""
+
+    def __init__(self, size: int, *, width: int = 1, maximum: bool = False) -> None:
+        self.size, self.width, self.maximum = size, width, maximum
+        self.done: list[np.ndarray] = []
+        self.count = 0  # samples in the partial block
+        self.acc = 0.0  # its sum or maximum
+
+    def _reduce(self, values: np.ndarray) -> float:
+        return float(values.max() if self.maximum else values.sum()) if values.size else 0.0
+
+    def feed(self, values: np.ndarray) -> None:
+        """Add the values of values.size // width samples."""
+        n, w, i = values.size // self.width, self.width, 0
+        if self.count:
+            i = min(self.size - self.count, n)
+            part = self._reduce(values[: i * w])
+            self.acc = max(self.acc, part) if self.maximum else self.acc + part
+            self.count += i
+            if self.count == self.size:
+                self.done.append(np.array([self.acc]))
+                self.count, self.acc = 0, 0.0
+        whole = (n - i) // self.size * self.size
+        if whole:
+            rows = values[i * w : (i + whole) * w].reshape(-1, self.size * w)
+            self.done.append(rows.max(axis=1) if self.maximum else rows.sum(axis=1))
+        rest = values[(i + whole) * w :]
+        if rest.size:
+            self.count, self.acc = rest.size // w, self._reduce(rest)
+
+    def extend(self, later: _Blocks) -> None:
+        """Append the blocks of the values that followed ours (we end on a whole block)."""
+        if self.count:
+            raise ValueError("only whole blocks can be extended")
+        self.done += later.done
+        self.count, self.acc = later.count, later.acc
+
+    def values(self, dtype: type = np.float64) -> np.ndarray:
+        """One value per block, the partial one included."""
+        partial = [np.array([self.acc])] if self.count else []
+        return np.concatenate([np.zeros(0), *self.done, *partial]).astype(dtype, copy=False)
 
 
 class _Analyser:
     """Streaming frame count, peaks, block energies and BS.1770 loudness of mono audio."""
 
-    def __init__(self) -> None:
+    def __init__(self, tp_pool: ThreadPoolExecutor | None = None) -> None:
+        self._tp_pool = tp_pool  # computes the true peak beside the K-weighting, in order
+        self._tp_pending: Future[None] | None = None
         self.frames = 0
         self.peak = 0.0
         self._zi = np.zeros((_SOS.shape[0], 2))
         self._tp_context = np.zeros(TP_TAPS - 1, dtype=np.float32)
-        self._carry = (np.zeros(0), np.zeros(0), np.zeros(0, np.float32))  # < one block each
-        self._weighted: list[np.ndarray] = []  # K-weighted energy per ENV_BLOCK
-        self._raw: list[np.ndarray] = []  # unweighted sum of squares per 100 ms
-        self._tp: list[np.ndarray] = []  # true peak per ENV_BLOCK
+        self._weighted = _Blocks(ENV_BLOCK)  # K-weighted energy per ENV_BLOCK
+        self._raw = _Blocks(SUB_BLOCK)  # unweighted sum of squares per 100 ms
+        self._tp = _Blocks(ENV_BLOCK, width=4, maximum=True)  # true peak per ENV_BLOCK
 
     def feed(self, samples: np.ndarray) -> None:
         """Add int16 samples or float samples (full scale = 1.0)."""
@@ -163,15 +209,26 @@ class _Analyser:
         peak = max(float(samples.max()), -float(samples.min())) / scale
         self.peak = max(self.peak, peak)
         x = samples / scale if scale != 1 else samples.astype(np.float64)
-        tp = _oversampled_peaks(self._tp_context, x)
-        self._tp_context = x[-(TP_TAPS - 1) :].astype(np.float32)
+        context, self._tp_context = self._tp_context, x[-(TP_TAPS - 1) :].astype(np.float32)
+        if self._tp_pool is None:
+            self._tp.feed(_oversampled(context, x))
+        else:
+            self._wait_tp()  # one chunk at a time: in order, and memory stays bounded
+            x32 = x.astype(np.float32)
+            self._tp_pending = self._tp_pool.submit(
+                lambda: self._tp.feed(_oversampled(context, x32))
+            )
+        self._raw.feed(np.square(x))
         # In digital silence the IIR state decays into denormals, which are ~100x slower.
         x += _ANTI_DENORMAL[: x.size]
         weighted, self._zi = sosfilt(_SOS, x, zi=self._zi)
-        carry_w = _block_sums(self._carry[0], np.square(weighted), ENV_BLOCK, self._weighted)
-        carry_r = _block_sums(self._carry[1], np.square(x), SUB_BLOCK, self._raw)
-        carry_t = _block_max(self._carry[2], tp, self._tp)
-        self._carry = (carry_w, carry_r, carry_t)
+        self._weighted.feed(np.square(weighted, out=weighted))
+
+    def _wait_tp(self) -> None:
+        """Wait for the true peak of the chunk in flight (re-raising its error)."""
+        if self._tp_pending is not None:
+            pending, self._tp_pending = self._tp_pending, None
+            pending.result()
 
     def warm_up(self, samples: np.ndarray) -> None:
         """Run samples through the K-weighting filter only (not counted): the audio just
@@ -184,27 +241,24 @@ class _Analyser:
 
     def extend(self, later: _Analyser) -> None:
         """Append the measurements of the audio that follows ours (we end on a sub-block)."""
-        if self._carry[1].size:
+        if self._raw.count:
             raise ValueError("only an analyser that ends on a 100 ms sub-block can be extended")
         self.frames += later.frames
         self.peak = max(self.peak, later.peak)
-        self._weighted += later._weighted
-        self._raw += later._raw
-        self._tp += later._tp
-        self._carry, self._zi, self._tp_context = later._carry, later._zi, later._tp_context
+        self._weighted.extend(later._weighted)
+        self._raw.extend(later._raw)
+        self._tp.extend(later._tp)
+        self._zi, self._tp_context = later._zi, later._tp_context
 
     def envelopes(self) -> Envelopes:
         """The per-block true peak and K-weighted energy so far (a partial block included);
         the true peak includes the filter's tail after the last sample."""
-        tail = _oversampled_peaks(self._tp_context, np.zeros(TP_TAPS - 1, np.float32))
-        carry_w, _, carry_t = self._carry
-        partial = [np.array([carry_t.max()], np.float32)] if carry_t.size else []
-        true_peak = np.concatenate([np.zeros(0, np.float32), *self._tp, *partial])
-        partial_w = [np.array([carry_w.sum()])] if carry_w.size else []
-        energy = np.concatenate([np.zeros(0), *self._weighted, *partial_w])
+        self._wait_tp()
+        tail = _oversampled(self._tp_context, np.zeros(TP_TAPS - 1, np.float32))
+        true_peak = self._tp.values(np.float32)
         if true_peak.size:
             true_peak[-1] = max(float(true_peak[-1]), float(tail.max()))
-        return Envelopes(self.frames, true_peak, energy)
+        return Envelopes(self.frames, true_peak, self._weighted.values())
 
     def result(self) -> AudioStats:
         """The measurements so far."""
@@ -212,7 +266,7 @@ class _Analyser:
         per_sub = SUB_BLOCK // ENV_BLOCK
         whole = self.frames // SUB_BLOCK * per_sub
         sub_energy = env.energy[:whole].reshape(-1, per_sub).sum(axis=1)
-        raw = np.concatenate(self._raw) if self._raw else np.zeros(0)
+        raw = np.concatenate([np.zeros(0), *self._raw.done])
         return AudioStats(
             self.frames,
             _db(self.peak),
@@ -227,7 +281,7 @@ class _Analyser:
         if raw.size >= 4:
             mean_square = float(np.convolve(raw, np.ones(4), "valid").max()) / (4 * SUB_BLOCK)
         elif self.frames:
-            mean_square = (float(raw.sum()) + float(self._carry[1].sum())) / self.frames
+            mean_square = (float(raw.sum()) + self._raw.acc) / self.frames
         else:
             return -math.inf
         return 10 * math.log10(mean_square) if mean_square > 0 else -math.inf
@@ -236,24 +290,6 @@ class _Analyser:
 def _full_scale(samples: np.ndarray) -> float:
     """The value that is 0 dBFS for this sample type: 32768 for int16, 1.0 for floats."""
     return 32768.0 if samples.dtype.kind == "i" else 1.0
-
-
-def _block_sums(carry: np.ndarray, x: np.ndarray, size: int, out: list[np.ndarray]) -> np.ndarray:
-    """Append the sums of whole blocks of `size` values to out; return the leftover."""
-    if carry.size:
-        x = np.concatenate((carry, x))
-    whole = x.size // size * size
-    out.append(x[:whole].reshape(-1, size).sum(axis=1))
-    return x[whole:].copy()
-
-
-def _block_max(carry: np.ndarray, x: np.ndarray, out: list[np.ndarray]) -> np.ndarray:
-    """Append the maxima of whole ENV_BLOCK blocks to out; return the leftover."""
-    if carry.size:
-        x = np.concatenate((carry, x))
-    whole = x.size // ENV_BLOCK * ENV_BLOCK
-    out.append(x[:whole].reshape(-1, ENV_BLOCK).max(axis=1))
-    return x[whole:].copy()
 
 
 def _block_loudness(sub_energy: np.ndarray, sub_blocks: int) -> np.ndarray:
@@ -336,12 +372,15 @@ def measure_pcm(pcm: np.ndarray, *, threads: int = 1) -> tuple[AudioStats, Envel
     return analyser.result(), analyser.envelopes()
 
 
-def analyse_file(path: Path, *, strict: bool = True) -> AudioStats:
-    """Decode a file to mono 44.1 kHz float and measure it, streaming."""
-    analyser = _Analyser()
-    for chunk in _prefetched(_pcm_chunks(Path(path), "f32le", strict=strict)):
-        analyser.feed(np.frombuffer(chunk, dtype=F32))
-    return analyser.result()
+def analyse_file(path: Path, *, strict: bool = True, threads: int = 1) -> AudioStats:
+    """Decode a file to mono 44.1 kHz float and measure it, streaming (ffmpeg decodes in
+    its own process meanwhile). With threads > 1, a second thread computes the true peak
+    while the first one runs the K-weighting filter."""
+    with ThreadPoolExecutor(1, thread_name_prefix="true-peak") as pool:
+        analyser = _Analyser(pool if threads > 1 else None)
+        for chunk in _prefetched(_pcm_chunks(Path(path), "f32le", strict=strict)):
+            analyser.feed(np.frombuffer(chunk, dtype=F32))
+        return analyser.result()
 
 
 def probe_duration_ms(path: Path) -> int:
