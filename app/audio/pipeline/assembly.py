@@ -3,7 +3,7 @@
 * ``assemble`` holds each item as an ``AudioSegment``. Their ``raw_data`` is joined into
   one growing bytearray with frame-exact offsets (never with ``+``, which copies the whole
   programme on every item, nor ``append``, which crossfades 100 ms unless told otherwise);
-  that buffer is wrapped, without a copy, as the master ``AudioSegment``.
+  the limiter renders that buffer into the encoder 10 s at a time (``gain``).
 * Decoding assembly items: two ffmpeg processes decode all of them, a share each, strictly
   (``-xerror``), high-passed (``ffmpeg.highpass_args``), with ``-ac 1 -ar 44100``, into raw
   PCM files that are read back into ``AudioSegment`` objects. ``AudioSegment.from_file``
@@ -279,10 +279,8 @@ def assemble(
     target_lufs gets one overall gain; the true-peak limiter keeps the decoded MP3 at most
     max_true_peak_dbtp (``gain``). The decoded result must be as long as the joined PCM
     (+- one MP3 frame) and last planned_total_ms +- 50 ms, else RuntimeError. out_path is
-    replaced atomically. The MP3 is rendered in a hidden temp directory beside out_path;
-    pydub's export also writes the master as a WAV temp file (~5.3 MB per minute) in the
-    system temp directory. Neither is left behind on failure (except a WAV pydub could not
-    finish writing, e.g. on a full disk: pydub does not say its name).
+    replaced atomically. The MP3 is rendered in a hidden temp directory beside out_path,
+    which is not left behind on failure.
     """
     _check_join(gap_ms, crossfade_ms)
     if not items:

@@ -9,7 +9,7 @@ and with its true peak under the ceiling.
   13 dB came back from LAME 1.6 dB over the limiter's ceiling, and its loudness 0.4 LU
   lower (LAME's low-pass removes the noise's top octave, which K-weighting counts).
 * Audio longer than 30 s that the limiter works on first has its loudest moments encoded
-  alone (a "preview", ~60 s of audio): when LAME raises their true peak by more than the
+  alone (a "preview", ~45 s of audio): when LAME raises their true peak by more than the
   margin allows, the limiter's ceiling goes down by what was seen plus PREVIEW_MARGIN_DB
   before the full encode, which then usually passes at once.
 * Every encode is decoded again and measured (``measure.analyse_file``): loudness, true
@@ -56,7 +56,7 @@ RETRY_MARGIN_SHARE = 0.25  # ... plus this share of the excess
 LOUDNESS_RETRY_LU = 0.2  # re-encode when the MP3's loudness is further off a reachable target
 MAX_ENCODES = 4
 PREVIEW_MIN_FRAMES = 30 * RATE  # longer audio gets a preview encode of its loudest moments
-PREVIEW_SPANS = 96  # loudest 100 ms stretches the preview encodes (~60 s) ...
+PREVIEW_SPANS = 64  # loudest 100 ms stretches the preview encodes (~45 s) ...
 PREVIEW_PAD = 3 * SUB_BLOCK  # ... with 300 ms either side
 PREVIEW_MARGIN_DB = 0.5  # a preview samples the codec's overshoot: the whole file goes further
 VERIFY_THREADS = 2  # threads that measure a long decoded MP3
@@ -126,16 +126,24 @@ def encode_normalised(
     (see the module docstring). tolerance_lu: leave audio that close to the target (and
     under the ceiling) at its level."""
     limit, aim = ceiling_dbtp - TP_MARGIN_DB, target_lufs
+    chosen: Plan | None = None
     threads = VERIFY_THREADS if pcm.size > PREVIEW_MIN_FRAMES else 1
     for attempt in range(1, MAX_ENCODES + 1):
         tolerance = tolerance_lu if attempt == 1 else 0.0
-        chosen = plan(envelopes, target_lufs=aim, ceiling_dbtp=limit, tolerance_lu=tolerance)
+        hint = chosen if attempt > 1 else None
+        chosen = plan(
+            envelopes, target_lufs=aim, ceiling_dbtp=limit, tolerance_lu=tolerance, hint=hint
+        )
         if attempt == 1 and chosen.reduction_db > 0:
             overshoot = _codec_overshoot(pcm, envelopes, chosen, out.parent)
             if overshoot + PREVIEW_MARGIN_DB > TP_MARGIN_DB:
                 limit = ceiling_dbtp - overshoot - PREVIEW_MARGIN_DB
                 chosen = plan(
-                    envelopes, target_lufs=aim, ceiling_dbtp=limit, tolerance_lu=tolerance
+                    envelopes,
+                    target_lufs=aim,
+                    ceiling_dbtp=limit,
+                    tolerance_lu=tolerance,
+                    hint=chosen,
                 )
         _encode(render(pcm, chosen), out)
         stats = analyse_file(out, threads=threads)
@@ -158,6 +166,7 @@ def encode_normalised(
             f"MP3 still has a true peak of {stats.true_peak_dbtp:.2f} dBTP "
             f"after {MAX_ENCODES} encodes"
         )
+    assert chosen is not None
     return Encoded(stats, chosen, MAX_ENCODES)
 
 

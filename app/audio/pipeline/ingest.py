@@ -6,8 +6,8 @@ fails when ffmpeg fails: it cannot tell a cut file from a short one) and to stop
 past the length cap (``from_file`` reads the whole decode, in several copies, first).
 Float keeps the headroom above 0 dBFS that decoded MP3/AAC uploads often have: 16-bit
 (all pydub can hold) would clip those overs before the gain is applied, so the gain and
-the limiter are applied in float and only the result becomes 16-bit PCM, exported with
-pydub (see ``ffmpeg``). The high-pass filter runs in the decoder.
+the limiter are applied in float and only the result becomes 16-bit PCM, piped into the
+encoder (see ``ffmpeg``). The high-pass filter runs in the decoder.
 
 The source is measured after the high-pass filter (what the gain acts on); the stored
 figures (loudness, true peak, loudness range, length) are measured on the decoded MP3.

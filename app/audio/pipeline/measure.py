@@ -37,7 +37,8 @@ from pathlib import Path
 
 import numpy as np
 import pyloudnorm
-from scipy.signal import sosfilt, upfirdn
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy.signal import sosfilt
 
 from app.audio.pipeline.ffmpeg import _DecodeError, _pcm_chunks, _prefetched
 from app.audio.pipeline.frames import (
@@ -65,8 +66,9 @@ _PHASE_1 = (
     0.0330810546875, -0.0189208984375,
 )  # fmt: skip
 TP_FILTER = np.array([_PHASE_0, _PHASE_1, _PHASE_1[::-1], _PHASE_0[::-1]], dtype=np.float32)
-_TP_INTERLEAVED = np.ascontiguousarray(TP_FILTER.T).reshape(-1)  # upfirdn's polyphase layout
+_TP_MATRIX = np.ascontiguousarray(TP_FILTER[:, ::-1].T)  # window @ matrix: the 4 phases
 TP_TAPS = TP_FILTER.shape[1]
+TP_PIECE = 1 << 16  # samples per matrix product
 
 
 @dataclass(frozen=True)
@@ -128,12 +130,17 @@ def _oversampled(context: np.ndarray, x: np.ndarray) -> np.ndarray:
 
     Values 4i..4i+3 interpolate between x[i - 6] and x[i - 5]: the envelope lags the audio
     by six samples, far less than a limiter block (ENV_BLOCK), whose gain is also applied
-    to its neighbours.
+    to its neighbours. Computed as a product of the sliding 12-sample windows with the four
+    phases (a BLAS matrix product: ~2x faster than scipy's polyphase ``upfirdn``), a
+    TP_PIECE of samples at a time to keep the windows' copy small.
     """
     joined = np.concatenate((context, x.astype(np.float32, copy=False)))
-    up = upfirdn(_TP_INTERLEAVED, joined, up=4)  # up[4j + p]: phase p at input j
-    c = context.size
-    return np.abs(up[4 * c : 4 * (c + x.size)])
+    windows = sliding_window_view(joined, TP_TAPS)  # row i: joined[i : i + 12], no copy
+    out = np.empty((x.size, 4), dtype=np.float32)
+    for start in range(0, x.size, TP_PIECE):
+        piece = windows[start : start + TP_PIECE]
+        np.abs(np.matmul(piece, _TP_MATRIX), out=out[start : start + piece.shape[0]])
+    return out.reshape(-1)
 
 
 class _Blocks:
