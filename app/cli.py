@@ -15,9 +15,11 @@ app = typer.Typer(help="loaxa: broadcast scheduling for commune radio", no_args_
 user_app = typer.Typer(help="Manage user accounts", no_args_is_help=True)
 device_app = typer.Typer(help="Manage playout devices", no_args_is_help=True)
 station_app = typer.Typer(help="Manage stations", no_args_is_help=True)
+audio_app = typer.Typer(help="Manage stored audio", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(device_app, name="device")
 app.add_typer(station_app, name="station")
+app.add_typer(audio_app, name="audio")
 
 
 @app.command()
@@ -185,7 +187,8 @@ def tts(
             result.path,
             work_dir=scratch,
             target_lufs=settings.target_lufs,
-            max_peak_dbfs=settings.max_peak_dbfs,
+            max_true_peak_dbtp=settings.max_true_peak_dbtp,
+            highpass_hz=settings.highpass_hz,
         )
         output.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(ingested.playout_path, output)
@@ -198,6 +201,38 @@ def tts(
         typer.echo(f"warning: {warning}", err=True)
     typer.echo(f"wrote {output} ({ingested.duration_ms} ms, engine {result.engine})")
     typer.echo(f"read as: {result.normalized_text}")
+
+
+@audio_app.command("renormalise")
+def audio_renormalise(
+    verbose: Annotated[bool, typer.Option(help="print every segment made again")] = False,
+) -> None:
+    """Bring stored audio to the current playout standard from the kept originals.
+
+    Idempotent and resumable: only segments whose audio was made to another standard are
+    made again; then the masters of broadcasts still to come are rendered again. Nothing
+    that has aired is touched.
+    """
+    from app import clock
+    from app.schedule.assembly import reassemble_stale
+    from app.segments.renormalise import renormalise_segments
+
+    report = renormalise_segments(progress=typer.echo if verbose else None)
+    typer.echo(
+        f"segments: {report.segments} with audio, {report.current} already at the standard, "
+        f"{report.renormalised} made again ({report.from_playout_copy} from the playout "
+        f"file: no original kept), {report.changed_meanwhile} changed meanwhile, "
+        f"{len(report.failed)} failed"
+    )
+    masters = reassemble_stale(clock.now())
+    typer.echo(
+        f"masters still to air: {masters.checked}, {masters.reassembled} rendered again, "
+        f"{masters.current} already current, {len(masters.failed)} failed"
+    )
+    for line in [*report.failed, *masters.failed]:
+        typer.echo(f"error: {line}", err=True)
+    if report.failed or masters.failed:
+        raise typer.Exit(1)
 
 
 @app.command()

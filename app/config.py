@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SECRET_FILE_NAME = "secret_key"
@@ -18,7 +18,9 @@ MIN_SECRET_LENGTH = 32
 class Settings(BaseSettings):
     """Runtime configuration; every field can be set as LOAXA_<NAME>."""
 
-    model_config = SettingsConfigDict(env_prefix="LOAXA_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="LOAXA_", env_file=".env", extra="ignore", populate_by_name=True
+    )
 
     data_dir: Path = Path("./var")
     database_url: str | None = None
@@ -30,7 +32,15 @@ class Settings(BaseSettings):
 
     # Audio: playout format and limits (DESIGN.md "Defaults").
     target_lufs: float = Field(default=-16.0, ge=-40.0, le=-5.0)
-    max_peak_dbfs: float = Field(default=-1.0, ge=-20.0, le=0.0)
+    # True peak (BS.1770-4, dBTP) of every playout file; LOAXA_MAX_PEAK_DBFS is the old name.
+    max_true_peak_dbtp: float = Field(
+        default=-1.0,
+        ge=-20.0,
+        le=0.0,
+        validation_alias=AliasChoices("LOAXA_MAX_TRUE_PEAK_DBTP", "LOAXA_MAX_PEAK_DBFS"),
+    )
+    # High-pass corner before the loudness stage: village horns play little below it. 0: off.
+    highpass_hz: float = Field(default=100.0, ge=0.0, le=400.0)
     max_upload_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
     max_audio_ms: int = Field(default=20 * 60 * 1000, ge=1000)
     min_audio_ms: int = Field(default=1000, ge=0)

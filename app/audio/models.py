@@ -19,8 +19,13 @@ class AudioAsset(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
     duration_ms: Mapped[int] = mapped_column(Integer)
+    # Measured on the stored file as a player decodes it (BS.1770-4 and EBU Tech 3342).
+    # Files stored before true peak was measured have none until `loaxa audio renormalise`.
     loudness_lufs: Mapped[float] = mapped_column(Float)
-    peak_dbfs: Mapped[float] = mapped_column(Float)
+    true_peak_dbtp: Mapped[float | None] = mapped_column(Float)
+    loudness_range_lu: Mapped[float | None] = mapped_column(Float)
+    # Which playout standard (pipeline.standard_key: targets, high-pass, limiter) made it.
+    standard_key: Mapped[str | None] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(Integer)
     # The upload as it came, kept beside the playout file.
     source_sha256: Mapped[str | None] = mapped_column(String(64))

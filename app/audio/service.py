@@ -11,6 +11,7 @@ import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TypedDict
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -73,16 +74,86 @@ def programme_templates(
     )
 
 
+class SoundSettings(TypedDict):
+    target_lufs: float
+    max_true_peak_dbtp: float
+    highpass_hz: float
+
+
+def sound_settings() -> SoundSettings:
+    """The settings that shape how a playout file sounds, as the pipeline's keywords."""
+    settings = get_settings()
+    return {
+        "target_lufs": settings.target_lufs,
+        "max_true_peak_dbtp": settings.max_true_peak_dbtp,
+        "highpass_hz": settings.highpass_hz,
+    }
+
+
+def current_standard() -> str:
+    """The key of the playout standard files are made to now (see pipeline.standard_key)."""
+    return pipeline.standard_key(**sound_settings())
+
+
+def measured_fields(
+    *, loudness_lufs: float, true_peak_dbtp: float, loudness_range_lu: float
+) -> dict[str, object]:
+    """The measured asset columns of a playout file, rounded as stored."""
+    return {
+        "loudness_lufs": _rounded(loudness_lufs),
+        "true_peak_dbtp": _rounded(true_peak_dbtp),
+        "loudness_range_lu": _rounded(loudness_range_lu),
+        "standard_key": current_standard(),
+    }
+
+
+def _rounded(value: float) -> float:
+    """A measurement rounded to 0.01; -inf (silence) stored as -99 (JSON has no infinity)."""
+    return round(value, 2) if value > -99 else -99.0
+
+
 def asset_fields(result: pipeline.IngestResult, sha256: str) -> dict[str, object]:
     """The asset columns measured by the pipeline for a stored playout file."""
     return {
         "duration_ms": result.duration_ms,
-        "loudness_lufs": round(result.loudness_lufs, 2),
-        "peak_dbfs": round(result.peak_dbfs, 2),
+        **measured_fields(
+            loudness_lufs=result.loudness_lufs,
+            true_peak_dbtp=result.true_peak_dbtp,
+            loudness_range_lu=result.loudness_range_lu,
+        ),
         "size_bytes": store().path_for(sha256).stat().st_size,
         "source_format": result.source_format,
-        "source_loudness_lufs": round(result.source_loudness_lufs, 2),
+        "source_loudness_lufs": _rounded(result.source_loudness_lufs),
     }
+
+
+def audio_warnings(asset: AudioAsset | None) -> list[str]:
+    """Why a stored playout file misses the standard (empty when it meets it), naming the
+    figures: shown with every segment and master that uses it."""
+    if asset is None:
+        return []
+    settings = get_settings()
+    return pipeline.off_target(
+        loudness_lufs=asset.loudness_lufs,
+        true_peak_dbtp=asset.true_peak_dbtp,
+        target_lufs=settings.target_lufs,
+        max_true_peak_dbtp=settings.max_true_peak_dbtp,
+    )
+
+
+def ingest_file(src: Path, scratch: Path) -> pipeline.IngestResult:
+    """Ingest a file with the station's settings into scratch; 422 for unusable audio."""
+    settings = get_settings()
+    try:
+        return pipeline.ingest(
+            src,
+            work_dir=scratch,
+            min_ms=settings.min_audio_ms,
+            max_ms=settings.max_audio_ms,
+            **sound_settings(),
+        )
+    except pipeline.AudioRejected as exc:
+        raise Invalid(str(exc)) from exc
 
 
 def ingest_upload(upload: Path, *, filename: str | None) -> dict[str, object]:
@@ -92,20 +163,9 @@ def ingest_upload(upload: Path, *, filename: str | None) -> dict[str, object]:
     The heavy part (decode, measure, normalise, encode) runs here: call it with no
     transaction open. Its scratch directory is removed whatever happens.
     """
-    settings = get_settings()
     scratch = Path(tempfile.mkdtemp(prefix="ingest-", dir=work_dir()))
     try:
-        try:
-            result = pipeline.ingest(
-                upload,
-                work_dir=scratch,
-                target_lufs=settings.target_lufs,
-                max_peak_dbfs=settings.max_peak_dbfs,
-                min_ms=settings.min_audio_ms,
-                max_ms=settings.max_audio_ms,
-            )
-        except pipeline.AudioRejected as exc:
-            raise Invalid(str(exc)) from exc
+        result = ingest_file(upload, scratch)
         audio_store = store()
         source_ext = _source_ext(filename, result.source_format)
         source_sha = audio_store.put(upload, ext=source_ext)

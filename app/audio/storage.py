@@ -53,6 +53,14 @@ class AudioStore:
         """True if content with this digest is stored."""
         return self.path_for(sha256, ext).is_file()
 
+    def find(self, sha256: str) -> Path | None:
+        """The stored file with this digest, whatever its extension (originals keep theirs);
+        None if there is none."""
+        _check(sha256, "mp3")
+        shard = self.root / sha256[:2]
+        found = sorted(p for p in shard.glob(f"{sha256}.*") if _STORED_NAME.fullmatch(p.name))
+        return found[0] if found else None
+
     def open(self, sha256: str, ext: str = "mp3") -> BinaryIO:
         """Open stored content for reading (FileNotFoundError if absent)."""
         return self.path_for(sha256, ext).open("rb")

@@ -6,8 +6,11 @@ import hashlib
 import json
 import shutil
 import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import clock
@@ -17,7 +20,7 @@ from app.audio import service as audio
 from app.audit import service as audit
 from app.config import get_settings
 from app.db import flush_versioned, unit_of_work
-from app.errors import Conflict, Invalid
+from app.errors import Conflict, Invalid, LoaxaError
 from app.schedule import service
 from app.schedule.models import Broadcast, BroadcastStatus
 from app.schedule.schemas import CueOut, RundownItemOut, RundownOut
@@ -59,14 +62,15 @@ def total_ms(items: list[service.PlannedItem]) -> int:
 
 
 def master_key(items: list[service.PlannedItem]) -> str:
-    """Identifies what a master is rendered from: same key, same file."""
+    """Identifies what a master is rendered from: same key, same file. Besides the items
+    and the joins, the playout standard: every setting and constant that changes how it
+    sounds (loudness target, true-peak ceiling, high-pass, limiter, encoder)."""
     settings = get_settings()
     spec = {
         "items": [i.sha256 for i in items],
         "gap_ms": settings.assembly_gap_ms,
         "crossfade_ms": settings.assembly_crossfade_ms,
-        "target_lufs": settings.target_lufs,
-        "max_peak_dbfs": settings.max_peak_dbfs,
+        "standard": audio.current_standard(),
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
@@ -104,6 +108,7 @@ def rundown_view(session: Session, broadcast: Broadcast) -> RundownOut:
         problem=problem,
         master_sha256=broadcast.master_sha256,
         master_duration_ms=broadcast.master_duration_ms,
+        master=service.masters_out(session, [broadcast]).get(broadcast.id),
         cue_sheet=[CueOut(**c) for c in broadcast.cue_sheet] if broadcast.cue_sheet else None,
     )
 
@@ -143,8 +148,7 @@ def assemble_broadcast(broadcast_id: int, *, actor_id: int | None = None) -> Run
             out_path=scratch / "master.mp3",
             gap_ms=settings.assembly_gap_ms,
             crossfade_ms=settings.assembly_crossfade_ms,
-            target_lufs=settings.target_lufs,
-            max_peak_dbfs=settings.max_peak_dbfs,
+            **audio.sound_settings(),
         )
         sha = store.put(result.path)
         size = store.path_for(sha).stat().st_size
@@ -169,8 +173,11 @@ def assemble_broadcast(broadcast_id: int, *, actor_id: int | None = None) -> Run
             session,
             sha256=sha,
             duration_ms=result.duration_ms,
-            loudness_lufs=round(result.loudness_lufs, 2),
-            peak_dbfs=round(result.peak_dbfs, 2),
+            **audio.measured_fields(
+                loudness_lufs=result.loudness_lufs,
+                true_peak_dbtp=result.true_peak_dbtp,
+                loudness_range_lu=result.loudness_range_lu,
+            ),
             size_bytes=size,
             origin="assembly",
         )
@@ -194,3 +201,42 @@ def assemble_broadcast(broadcast_id: int, *, actor_id: int | None = None) -> Run
             after=service.snapshot(broadcast, programme),
         )
         return rundown_view(session, broadcast)
+
+
+@dataclass
+class ReassemblyReport:
+    """What ``reassemble_stale`` did, in counts (and the problems, one line each)."""
+
+    checked: int = 0  # assembled broadcasts that have not aired yet
+    reassembled: int = 0
+    current: int = 0  # their master was already made from the current items and standard
+    failed: list[str] = field(default_factory=list)
+
+
+def reassemble_stale(now: datetime) -> ReassemblyReport:
+    """Render again the master of every assembled broadcast still to come whose items or
+    playout standard changed since (e.g. after ``loaxa audio renormalise``). Nothing that
+    has aired, or was due to air before now, is touched: its master is what was played."""
+    report = ReassemblyReport()
+    with unit_of_work(write=False) as session:
+        due = session.scalars(
+            select(Broadcast)
+            .where(Broadcast.status == BroadcastStatus.assembled.value)
+            .where(Broadcast.starts_at > now)
+            .order_by(Broadcast.starts_at)
+        ).all()
+        stale = []
+        for broadcast in due:
+            programme = session.get_one(Programme, broadcast.programme_id)
+            if broadcast.master_key == master_key(planned_items(session, broadcast, programme)):
+                report.current += 1
+            else:
+                stale.append(broadcast.id)
+        report.checked = len(due)
+    for broadcast_id in stale:
+        try:
+            assemble_broadcast(broadcast_id)
+            report.reassembled += 1
+        except LoaxaError as exc:
+            report.failed.append(f"broadcast {broadcast_id}: {exc.message}")
+    return report

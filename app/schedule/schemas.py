@@ -33,6 +33,17 @@ class BroadcastMove(BaseModel):
     version: DbId | None = None
 
 
+class MasterOut(BaseModel):
+    """A broadcast's rendered master file, measured as a player decodes it."""
+
+    sha256: str
+    duration_ms: int
+    loudness_lufs: float | None
+    true_peak_dbtp: float | None
+    loudness_range_lu: float | None
+    warnings: list[str] = Field(description="how it misses the playout standard, if it does")
+
+
 class BroadcastOut(BaseModel):
     id: int
     station_id: DbId
@@ -48,6 +59,7 @@ class BroadcastOut(BaseModel):
     )
     master_sha256: str | None
     master_duration_ms: int | None
+    master: MasterOut | None = None
     assembled_at: datetime | None
     version: DbId
 
@@ -84,6 +96,7 @@ class RundownOut(BaseModel):
     problem: str | None
     master_sha256: str | None
     master_duration_ms: int | None
+    master: MasterOut | None = None
     cue_sheet: list[CueOut] | None
 
 

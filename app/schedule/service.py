@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.accounts.models import User
+from app.audio import service as audio
 from app.audio.models import AudioAsset
 from app.audit import service as audit
 from app.db import add_unique, check_version, flush_versioned
@@ -21,7 +22,7 @@ from app.durations import describe_ms
 from app.errors import Conflict, Invalid
 from app.schedule.cadence import local_month, move_within_month, parse_month
 from app.schedule.models import Broadcast, BroadcastStatus, RundownItem
-from app.schedule.schemas import BroadcastOut
+from app.schedule.schemas import BroadcastOut, MasterOut
 from app.segments.models import Segment, SegmentStatus, SegmentVillage
 from app.stations import service as stations
 from app.stations.models import Programme, Station, Village
@@ -183,6 +184,31 @@ def list_query(
     return stmt
 
 
+def masters_out(session: Session, broadcasts: list[Broadcast]) -> dict[int, MasterOut]:
+    """The measured master of each broadcast that has one, by broadcast id."""
+    shas = {b.master_sha256 for b in broadcasts if b.master_sha256}
+    assets = {
+        a.sha256: a
+        for a in session.scalars(select(AudioAsset).where(AudioAsset.sha256.in_(shas)))
+    }
+    out = {}
+    for b in broadcasts:
+        if b.master_sha256 is None:
+            continue
+        asset = assets.get(b.master_sha256)
+        out[b.id] = MasterOut(
+            sha256=b.master_sha256,
+            duration_ms=b.master_duration_ms or (asset.duration_ms if asset else 0),
+            loudness_lufs=asset.loudness_lufs if asset else None,
+            true_peak_dbtp=asset.true_peak_dbtp if asset else None,
+            loudness_range_lu=asset.loudness_range_lu if asset else None,
+            warnings=audio.audio_warnings(asset)
+            if asset
+            else ["the master was never measured"],
+        )
+    return out
+
+
 def to_out_many(session: Session, broadcasts: Sequence[Broadcast]) -> list[BroadcastOut]:
     """The broadcasts as the API shows them: programme code, UTC and station-local start."""
     codes = {
@@ -201,6 +227,7 @@ def to_out_many(session: Session, broadcasts: Sequence[Broadcast]) -> list[Broad
             )
         )
     }
+    masters = masters_out(session, list(broadcasts))
     return [
         BroadcastOut(
             id=b.id,
@@ -215,6 +242,7 @@ def to_out_many(session: Session, broadcasts: Sequence[Broadcast]) -> list[Broad
             network=b.network,
             master_sha256=b.master_sha256,
             master_duration_ms=b.master_duration_ms,
+            master=masters.get(b.id),
             assembled_at=b.assembled_at,
             version=b.version,
         )

@@ -75,7 +75,12 @@ class SegmentOut(BaseModel):
     rejection_reason: str | None
     duration_ms: int | None
     loudness_lufs: float | None
+    true_peak_dbtp: float | None
+    loudness_range_lu: float | None
     audio_sha256: str | None
+    audio_warnings: list[str] = Field(
+        default=[], description="how the audio misses the playout standard, if it does"
+    )
     created_by: str | None
     created_at: datetime
     updated_at: datetime

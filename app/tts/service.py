@@ -89,9 +89,9 @@ def _cache_key(settings: Settings, normalized: str, engine: str, extra: Mapping[
         "paragraph_pause_ms": settings.tts_paragraph_pause_ms,
         # Station phrases that chunking keeps whole; only those in the text change the cuts.
         "keep_together": sorted({p for p in extra.values() if p.casefold() in folded}),
-        # The asset is the ingested playout file, brought to the loudness target.
-        "target_lufs": settings.target_lufs,
-        "max_peak_dbfs": settings.max_peak_dbfs,
+        # The asset is the ingested playout file: the playout standard it was made to
+        # (loudness target, true-peak ceiling, high-pass, limiter, encoder).
+        "standard": audio.current_standard(),
     }
     return synthesis.synthesis_key(normalized, engine, synth.voice, sound=sound)
 
@@ -171,15 +171,16 @@ def draft_segment_audio(
                 ingested = pipeline.ingest(
                     result.path,
                     work_dir=scratch,
-                    target_lufs=settings.target_lufs,
-                    max_peak_dbfs=settings.max_peak_dbfs,
                     min_ms=settings.min_audio_ms,
                     max_ms=settings.max_audio_ms,
+                    **audio.sound_settings(),
                 )
             except pipeline.AudioRejected as exc:
                 # Never keep an empty or silent synthesis as the segment's audio.
                 raise ServiceUnavailable(f"text-to-speech produced unusable audio: {exc}") from exc
             sha = audio.store().put(ingested.playout_path)
+            # The synthesis is kept as the original: `loaxa audio renormalise` starts there.
+            source_sha = audio.store().put(result.path, ext=result.path.suffix.lstrip("."))
             key = _cache_key(settings, result.normalized_text, result.engine, extra)
         segment_audio.attach_asset(
             segment_id=segment_id,
@@ -192,6 +193,7 @@ def draft_segment_audio(
             else {
                 "sha256": sha,
                 **audio.asset_fields(ingested, sha),
+                "source_sha256": source_sha,
                 "origin": "tts",
                 "tts_engine": result.engine,
                 "tts_voice": result.voice,

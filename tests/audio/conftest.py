@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import wave
 from collections.abc import Callable
@@ -56,6 +57,37 @@ def tone(freq: float, seconds: float, amplitude: float = 0.2) -> np.ndarray:
     return amplitude * np.sin(2 * np.pi * freq * np.arange(round(seconds * RATE)) / RATE)
 
 
+def snare_train(seconds: float = 8.0, seed: int = 4) -> np.ndarray:
+    """Snare-like hits four times a second: a noise burst and a 190 Hz body decaying with a
+    30 ms time constant, peaking at -1 dBFS (peak-to-loudness ratio ~20 dB)."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros(round(seconds * RATE))
+    hit_frames = round(0.12 * RATE)
+    t = np.arange(hit_frames) / RATE
+    for start in range(0, out.size - RATE // 4, RATE // 4):
+        burst = 0.6 * rng.standard_normal(hit_frames) + 0.5 * np.sin(2 * np.pi * 190 * t)
+        out[start : start + hit_frames] += burst * np.exp(-t / 0.03)
+    return 0.89 * out / np.abs(out).max()
+
+
+def music_like(seconds: float = 10.0) -> np.ndarray:
+    """A sustained chord with a slow tremolo (peak-to-loudness ratio ~11 dB)."""
+    t = np.arange(round(seconds * RATE)) / RATE
+    partials = [(0.2, 220.0), (0.1, 277.2), (0.1, 329.6), (0.05, 440.0), (0.03, 880.0)]
+    chord = sum(a * np.sin(2 * np.pi * f * t) for a, f in partials)
+    return chord * (0.6 + 0.4 * np.sin(2 * np.pi * 0.5 * t))
+
+
+def at_loudness(src: Path, out: Path, lufs: float) -> Path:
+    """src scaled by ffmpeg to an integrated loudness of lufs, as its ebur128 measures it."""
+    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-i", str(src)]
+    log = subprocess.run([*cmd, "-af", "ebur128", "-f", "null", "-"], capture_output=True)
+    summary = log.stderr.decode()[log.stderr.decode().rindex("Summary:") :]
+    measured = float(re.search(r"I:\s+(-?[\d.]+) LUFS", summary).group(1))  # type: ignore[union-attr]
+    ffmpeg("-i", str(src), "-af", f"volume={lufs - measured:.2f}dB", str(out))
+    return out
+
+
 def cut_in_half(src: Path, out: Path) -> Path:
     """The first half of a file's bytes, as a broken upload would arrive."""
     data = src.read_bytes()
@@ -86,8 +118,13 @@ def _signals(d: Path) -> dict[str, Path]:
         "odd_length": write_wav(d / "odd.wav", tone(500, (2 * RATE + 123) / RATE)),
         "square": write_wav(d / "square.wav", 0.5 * np.sign(tone(1000, 3.0) + 1e-9)),
     }
-    out["speech"] = d / "speech.wav"
+    out["speech"] = d / "speech.wav"  # espeak-ng at its default amplitude, 22.05 kHz
     subprocess.run(["espeak-ng", "-v", "vi", "-w", str(out["speech"]), SPEECH_VI], check=True)
+    out["quiet_speech"] = at_loudness(out["speech"], d / "quiet_speech.wav", -35.0)
+    out["snare_train"] = write_wav(d / "snare_train.wav", snare_train())
+    out["music"] = write_wav(d / "music.wav", music_like())
+    # Hiss just above the silence threshold: accepted, but too quiet to be lifted to target.
+    out["faint"] = lavfi("anoisesrc=c=white:a=0.002:r=44100:d=4:seed=9", d / "faint.wav")
     for name, (freq, seconds) in TONES.items():
         out[name] = write_wav(d / f"{name}.wav", tone(freq, seconds))
     for i, amplitude in enumerate((0.02, 0.05, 0.1, 0.03)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import subprocess
 import threading
 from pathlib import Path
@@ -71,6 +72,19 @@ def new_broadcast(client: TestClient, w: dict, starts_at: str = "2024-03-16T17:0
         json={"programme": "cchc", "station_id": w["station_id"], "starts_at": starts_at},
         headers=w["h"]["approver"],
     )
+
+
+def ebur128(path: Path) -> tuple[float, float]:
+    """(integrated loudness, true peak) from ffmpeg's own ebur128=peak=true summary."""
+    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-i", str(path)]
+    log = subprocess.run(
+        [*cmd, "-af", "ebur128=peak=true", "-f", "null", "-"], capture_output=True, text=True
+    ).stderr
+    summary = log[log.rindex("Summary:") :]
+    loudness = re.search(r"I:\s+(-?[\d.]+) LUFS", summary)
+    peak = re.search(r"True peak:\s+Peak:\s+(-?[\d.]+|-inf) dBFS", summary)
+    assert loudness and peak, summary
+    return float(loudness.group(1)), float(peak.group(1))
 
 
 def decoded_ms(path: Path) -> float:
@@ -229,6 +243,15 @@ def test_a_ten_to_fifteen_minute_column_is_assembled_exactly(
     assert sorted((data_dir / "audio").rglob("*.mp3")) == files
     got = client.get(f"/api/v1/broadcasts/{b['id']}", headers=world["h"]["viewer"]).json()
     assert got["status"] == "assembled"
+    # The master's figures, in both answers, are what ffmpeg's ebur128 measures on it.
+    loudness, peak = ebur128(master)
+    assert loudness == pytest.approx(-16.0, abs=0.5) and peak <= -1.0
+    figures = done["master"]
+    assert figures["sha256"] == done["master_sha256"]
+    assert figures["loudness_lufs"] == pytest.approx(loudness, abs=0.2)
+    assert figures["true_peak_dbtp"] == pytest.approx(peak, abs=0.3)
+    assert figures["loudness_range_lu"] >= 0 and figures["warnings"] == []
+    assert got["master"] == figures
 
 
 def test_over_the_window_names_what_could_be_dropped(

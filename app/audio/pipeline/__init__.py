@@ -11,8 +11,10 @@ belong to it:
 
 * ``frames``: time arithmetic (44.1 kHz frames and milliseconds) and the PCM formats.
 * ``ffmpeg``: ffmpeg, ffprobe and pydub plumbing: decode, encode, probe.
-* ``measure``: loudness, sample peak and the silence test.
-* ``gain``: the one gain a file gets, and the peak guarantee of the encoded MP3.
+* ``measure``: loudness, true peak, loudness range and the silence test.
+* ``limiter``: the one gain a file gets and the look-ahead true-peak limiter after it.
+* ``gain``: encoding with a guarantee: the decoded MP3 on target, its true peak under the
+  ceiling (verify and re-encode).
 * ``ingest``: an upload becomes a normalised playout MP3, or is rejected.
 * ``assembly``: a rundown's items become one master MP3 with a cue per item.
 
@@ -21,14 +23,14 @@ leading underscore are shared between these modules only.
 """
 
 from app.audio.pipeline.assembly import AssemblyResult, Cue, assemble, planned_total_ms
-from app.audio.pipeline.ffmpeg import ENCODE_ARGS, EXPORT_PARAMETERS
+from app.audio.pipeline.ffmpeg import ENCODE_ARGS, EXPORT_PARAMETERS, highpass_args
 from app.audio.pipeline.frames import RATE, describe_ms, frames_to_ms, ms_to_frames
+from app.audio.pipeline.gain import off_target, standard_key
 from app.audio.pipeline.ingest import AudioRejected, IngestResult, ingest
 from app.audio.pipeline.measure import (
     AudioStats,
     analyse_file,
     analyse_pcm,
-    decoded_peak,
     probe_duration_ms,
 )
 
@@ -44,11 +46,13 @@ __all__ = [
     "analyse_file",
     "analyse_pcm",
     "assemble",
-    "decoded_peak",
     "describe_ms",
     "frames_to_ms",
+    "highpass_args",
     "ingest",
     "ms_to_frames",
+    "off_target",
     "planned_total_ms",
     "probe_duration_ms",
+    "standard_key",
 ]

@@ -3,20 +3,22 @@
 * ``assemble`` holds each item as an ``AudioSegment``. Their ``raw_data`` is joined into
   one growing bytearray with frame-exact offsets (never with ``+``, which copies the whole
   programme on every item, nor ``append``, which crossfades 100 ms unless told otherwise);
-  that buffer is wrapped, without a copy, as the master ``AudioSegment``.
+  the limiter renders that buffer into the encoder 10 s at a time (``gain``).
 * Decoding assembly items: two ffmpeg processes decode all of them, a share each, strictly
-  (``-xerror``), with ``-ac 1 -ar 44100``, into raw PCM files that are read back into
-  ``AudioSegment`` objects. ``AudioSegment.from_file`` starts one ffmpeg per item: ffmpeg's
-  start-up alone is ~60 ms, so a 12-item programme spent 0.8 s loading against 0.5 s now
-  (measured), and pydub reads each decode through a WAV copy. It also cannot resample
-  properly: it appends ``parameters`` after the output, where ffmpeg ignores ``-ac``/``-ar``,
-  and its own ``set_frame_rate`` (audioop ``ratecv``) has no anti-alias filter. The samples
-  are those of ffmpeg's default decoder either way (a test compares them).
-* The joined programme is measured by two threads, a half each (``measure.analyse_pcm``).
-* A master's loudness is measured on the PCM handed to the encoder (gain included), which
-  saves a second filter pass over the whole programme: V2 moves integrated loudness by
-  less than 0.1 LU (a test compares it with ffmpeg's ebur128 reading of the file). The
-  master's peak and length are still read off the decoded MP3.
+  (``-xerror``), high-passed (``ffmpeg.highpass_args``), with ``-ac 1 -ar 44100``, into raw
+  PCM files that are read back into ``AudioSegment`` objects. ``AudioSegment.from_file``
+  starts one ffmpeg per item: ffmpeg's start-up alone is ~60 ms, so a 12-item programme
+  spent 0.8 s loading against 0.5 s now (measured), and pydub reads each decode through a
+  WAV copy. It also cannot resample properly: it appends ``parameters`` after the output,
+  where ffmpeg ignores ``-ac``/``-ar``, and its own ``set_frame_rate`` (audioop ``ratecv``)
+  has no anti-alias filter. The samples are those of ffmpeg's decoder with the same
+  filter either way (a test compares them).
+* The joined programme is measured by two threads, a half each (``measure.measure_pcm``):
+  loudness and the envelopes the limiter plans with. A master of items that are already
+  normalised is within MASTER_TOLERANCE_LU of the target: it keeps its level and the
+  limiter only catches what the joins and the new encode add.
+* The master's stored figures (loudness, true peak, loudness range, length) are measured
+  on the decoded MP3, as for every playout file (``gain``).
 """
 
 from __future__ import annotations
@@ -38,26 +40,23 @@ from app.audio.pipeline.ffmpeg import (
     _DecodeError,
     _err_text,
     _segment,
+    highpass_args,
 )
 from app.audio.pipeline.frames import (
     DURATION_TOLERANCE_MS,
     EDGE_FADE_FRAMES,
+    MP3_FRAME,
     RATE,
     S16,
     frames_to_ms,
     ms_to_frames,
 )
-from app.audio.pipeline.gain import (
-    PEAK_MARGIN_DB,
-    _choose_gain,
-    _export_verified,
-    _preview_peak,
-)
-from app.audio.pipeline.measure import AudioStats, _db, analyse_pcm
+from app.audio.pipeline.gain import encode_normalised
+from app.audio.pipeline.measure import AudioStats, Envelopes, measure_pcm
 
 DECODE_PROCESSES = 2  # ffmpeg processes that decode an assembly's items, a share each
 ANALYSIS_THREADS = 2  # threads that measure a joined programme, a part each
-MASTER_TOLERANCE_LU = 0.5  # the master gets an overall gain only if off by more than this
+MASTER_TOLERANCE_LU = 0.2  # the master gets an overall gain only if off by more than this
 
 
 @dataclass(frozen=True)
@@ -76,9 +75,11 @@ class AssemblyResult:
     path: Path
     duration_ms: int
     cues: list[Cue]
-    loudness_lufs: float
-    peak_dbfs: float = float("nan")
+    loudness_lufs: float  # of the decoded MP3, as its true peak and loudness range
+    true_peak_dbtp: float = float("nan")
+    loudness_range_lu: float = float("nan")
     gain_db: float = 0.0
+    limiter_db: float = 0.0  # the limiter's deepest gain reduction
     planned_ms: int = 0
 
 
@@ -143,9 +144,9 @@ class _Joiner:
             self.buf += item_buf
         self.spans.append((start, item.size))
 
-    def finish(self) -> AudioStats:
+    def finish(self) -> tuple[AudioStats, Envelopes]:
         """Measure the whole joined programme."""
-        return analyse_pcm(np.frombuffer(self.buf, dtype=S16), threads=ANALYSIS_THREADS)
+        return measure_pcm(np.frombuffer(self.buf, dtype=S16), threads=ANALYSIS_THREADS)
 
     def _declick(self, item: np.ndarray, index: int) -> None:
         """5 ms linear ramps on the item's edges that are not crossfaded."""
@@ -167,10 +168,12 @@ class _Joiner:
         tail[:] = np.clip(np.rint(mixed), -32768, 32767).astype(S16)
 
 
-def _decode_item(index: int, label: str, path: Path) -> bytearray:
+def _decode_item(index: int, label: str, path: Path, highpass_hz: float) -> bytearray:
     """Decode one assembly item to 16-bit mono 44.1 kHz PCM with ffmpeg directly."""
     try:
-        return _decode_to_buffer(path, "s16le", strict=True, max_frames=2**40)
+        return _decode_to_buffer(
+            path, "s16le", strict=True, max_frames=2**40, highpass_hz=highpass_hz
+        )
     except _DecodeError as exc:
         raise ValueError(f"item {index} ({label}): cannot decode {path}: {exc}") from exc
 
@@ -195,21 +198,24 @@ def _size_or_zero(path: Path) -> int:
         return 0
 
 
-def _decode_group(indexes: Sequence[int], paths: Sequence[Path], scratch: Path) -> None:
+def _decode_group(
+    indexes: Sequence[int], paths: Sequence[Path], scratch: Path, highpass_hz: float
+) -> None:
     """Decode several items with one ffmpeg: item i becomes scratch/item-i.pcm (s16le)."""
     cmd = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-xerror"]
     for index in indexes:
         cmd += ["-i", str(paths[index])]
     for n, index in enumerate(indexes):
         out = scratch / f"item-{index}.pcm"
-        cmd += ["-map", f"{n}:a:0", "-ac", "1", "-ar", str(RATE), "-f", "s16le", "-y", str(out)]
+        cmd += ["-map", f"{n}:a:0", *highpass_args(highpass_hz), "-ac", "1"]
+        cmd += ["-ar", str(RATE), "-f", "s16le", "-y", str(out)]
     with tempfile.TemporaryFile() as err:
         if subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=err, check=False).returncode:
             raise _DecodeError(_err_text(err))
 
 
 def _decoded_items(
-    items: Sequence[tuple[str, Path]], scratch: Path
+    items: Sequence[tuple[str, Path]], scratch: Path, highpass_hz: float = 0.0
 ) -> Iterator[tuple[str, AudioSegment]]:
     """Every item as a mono 44.1 kHz 16-bit AudioSegment, in order.
 
@@ -222,13 +228,15 @@ def _decoded_items(
     paths = [Path(path) for _, path in items]
     groups = _decode_groups(paths, DECODE_PROCESSES)
     with ThreadPoolExecutor(len(groups), thread_name_prefix="decode") as pool:
-        futures = [pool.submit(_decode_group, group, paths, scratch) for group in groups]
+        futures = [
+            pool.submit(_decode_group, group, paths, scratch, highpass_hz) for group in groups
+        ]
         for group, future in zip(groups, futures, strict=True):
             try:
                 future.result()
             except _DecodeError as exc:
                 for index in group:
-                    _decode_item(index, items[index][0], paths[index])
+                    _decode_item(index, items[index][0], paths[index], highpass_hz)
                 raise ValueError(f"items {group}: cannot decode: {exc}") from exc
     for index, (label, _) in enumerate(items):
         pcm = scratch / f"item-{index}.pcm"
@@ -240,11 +248,15 @@ def _decoded_items(
 
 
 def _join(
-    items: Sequence[tuple[str, Path]], gap_ms: int, crossfade_ms: int, scratch: Path
+    items: Sequence[tuple[str, Path]],
+    gap_ms: int,
+    crossfade_ms: int,
+    scratch: Path,
+    highpass_hz: float,
 ) -> _Joiner:
     """Decode every item once and join them into one 16-bit buffer."""
     joiner = _Joiner(ms_to_frames(gap_ms), ms_to_frames(crossfade_ms), len(items))
-    for label, segment in _decoded_items(items, scratch):
+    for label, segment in _decoded_items(items, scratch, highpass_hz):
         joiner.add(label, segment)
     return joiner
 
@@ -256,19 +268,19 @@ def assemble(
     gap_ms: int = 0,
     crossfade_ms: int = 0,
     target_lufs: float = -16.0,
-    max_peak_dbfs: float = -1.0,
+    max_true_peak_dbtp: float = -1.0,
+    highpass_hz: float = 100.0,
 ) -> AssemblyResult:
     """Render (label, path) items in order into one playout-format master MP3 at out_path.
 
-    Each item is decoded once to 16-bit PCM and joined in one buffer (gaps are silence,
-    crossfades are linear and only touch the overlapping frames; other item edges get a
-    5 ms de-click ramp). One overall gain is applied only if the master is more than
-    0.5 LU off target_lufs, or if its sample peak is above max_peak_dbfs. The decoded
-    result must last planned_total_ms +- 50 ms, else RuntimeError. out_path is replaced
-    atomically. The MP3 is rendered in a hidden temp directory beside out_path; pydub's
-    export also writes the master as a WAV temp file (~5.3 MB per minute) in the system temp
-    directory. Neither is left behind on failure (except a WAV pydub could not finish
-    writing, e.g. on a full disk: pydub does not say its name).
+    Each item is decoded once, high-passed, to 16-bit PCM and joined in one buffer (gaps
+    are silence, crossfades are linear and only touch the overlapping frames; other item
+    edges get a 5 ms de-click ramp). A master more than MASTER_TOLERANCE_LU off
+    target_lufs gets one overall gain; the true-peak limiter keeps the decoded MP3 at most
+    max_true_peak_dbtp (``gain``). The decoded result must be as long as the joined PCM
+    (+- one MP3 frame) and last planned_total_ms +- 50 ms, else RuntimeError. out_path is
+    replaced atomically. The MP3 is rendered in a hidden temp directory beside out_path,
+    which is not left behind on failure.
     """
     _check_join(gap_ms, crossfade_ms)
     if not items:
@@ -277,45 +289,33 @@ def assemble(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=f".{out_path.name}.") as tmp:
         scratch = Path(tmp)
-        joiner = _join(items, gap_ms, crossfade_ms, scratch)
+        joiner = _join(items, gap_ms, crossfade_ms, scratch, highpass_hz)
         cues = [
             Cue(label, frames_to_ms(start), frames_to_ms(frames))
             for (label, _), (start, frames) in zip(items, joiner.spans, strict=True)
         ]
         durations = [c.duration_ms for c in cues]
         planned = planned_total_ms(durations, gap_ms=gap_ms, crossfade_ms=crossfade_ms)
-        master, gain = _master_gain(joiner, target_lufs, max_peak_dbfs, scratch)
+        _, envelopes = joiner.finish()
         rendered = scratch / "master.mp3"
-        stats, gain = _export_verified(
-            _segment(joiner.buf), gain, rendered, max_peak_dbfs, measure_loudness=False
+        encoded = encode_normalised(
+            np.frombuffer(joiner.buf, dtype=S16),
+            envelopes,
+            out=rendered,
+            target_lufs=target_lufs,
+            ceiling_dbtp=max_true_peak_dbtp,
+            tolerance_lu=MASTER_TOLERANCE_LU,
         )
+        stats = encoded.stats
+        if abs(stats.frames - joiner.frames) > MP3_FRAME:
+            raise RuntimeError(f"master decodes to {stats.frames} frames, not {joiner.frames}")
         _check_duration(stats.duration_ms, planned)
         os.replace(rendered, out_path)
     return AssemblyResult(
-        out_path, stats.duration_ms, cues, round(master.loudness_lufs + gain, 3),
-        stats.peak_dbfs, round(gain, 3), planned,
+        out_path, stats.duration_ms, cues, stats.loudness_lufs, stats.true_peak_dbtp,
+        stats.loudness_range_lu, round(encoded.plan.gain_db, 3), encoded.plan.reduction_db,
+        planned,
     )  # fmt: skip
-
-
-def _master_gain(
-    joiner: _Joiner, target_lufs: float, max_peak_dbfs: float, scratch: Path
-) -> tuple[AudioStats, float]:
-    """Measure the joined programme and choose its one gain (dB).
-
-    The MP3 overshoot preview runs while the loudness is measured, at the highest gain the
-    peak ceiling allows: the gain a peak-limited master gets. (MP3 overshoot depends on the
-    level, so a preview at another gain predicts it less well.)
-    """
-    pcm = np.frombuffer(joiner.buf, dtype=S16)
-    ceiling = max_peak_dbfs - PEAK_MARGIN_DB
-    sample_peak = max(int(pcm.max()), -int(pcm.min())) / 32768 if pcm.size else 0.0
-    peak_cap = ceiling - _db(sample_peak) if sample_peak else 0.0
-    with ThreadPoolExecutor(1, thread_name_prefix="preview") as pool:
-        preview = pool.submit(_preview_peak, pcm, peak_cap, scratch)
-        master = joiner.finish()
-        overshoot = max(0.0, preview.result() - ceiling)
-    wanted = _choose_gain(master, target_lufs, ceiling, MASTER_TOLERANCE_LU)
-    return master, min(wanted, peak_cap - overshoot)
 
 
 def _check_duration(measured_ms: int, planned_ms: int) -> None:

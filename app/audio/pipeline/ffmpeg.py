@@ -1,13 +1,18 @@
 """ffmpeg plumbing: decode files to raw PCM, encode the playout MP3, probe containers.
 
-Where pydub is used (``pydub.AudioSegment``, mono, 44.1 kHz, 16-bit): every MP3 written
-(playout file, master, peak preview) is an ``AudioSegment`` exported with
-``AudioSegment.export(format="mp3", codec="libmp3lame", parameters=EXPORT_PARAMETERS)``.
-pydub places the parameters between ``-acodec`` and ``-f mp3 <out>``, so LAME V2, no ID3,
-Xing/LAME header and bit-exact muxing all apply: the bytes are identical to the direct
-ffmpeg encode we used before (checked by a test), the MP3 stays gapless and the same PCM
-always gives the same file. ``ingest`` and ``assemble`` say how they hold their PCM as
-``AudioSegment`` objects.
+Encoding: every MP3 written (playout file, master, preview) is 16-bit mono 44.1 kHz PCM
+piped, as it is rendered, into one ffmpeg with ``ENCODE_ARGS`` (``_encode``): LAME V2, no
+ID3, Xing/LAME header (gapless), bit-exact muxing, so the same PCM always gives the same
+file. The bytes are exactly those of pydub's ``AudioSegment.export(format="mp3",
+codec="libmp3lame", parameters=EXPORT_PARAMETERS)``, which we used before (a test
+compares them); but pydub first writes the whole programme as a WAV temp file (~5.3 MB
+per minute) and its export needs the rendered programme whole in memory (~80 MB for 15
+minutes), while the pipe lets LAME encode on one core while the limiter renders the next
+seconds on the other.
+
+Where pydub is used (``pydub.AudioSegment``, mono, 44.1 kHz, 16-bit): ``assemble`` holds
+each decoded item as an ``AudioSegment`` (see its module). pydub imports ``audioop``,
+which Python 3.13 removed: the ``audioop-lts`` package (a dependency on 3.13+) provides it.
 
 Where ffmpeg is called directly (decoding uploads, assembly items and MP3s to be
 verified; probing uploads), each caller's module says why: pydub's ``from_file`` cannot
@@ -16,15 +21,15 @@ ffmpeg per file and cannot resample properly. Decodes stream through a widened p
 (``_pcm_chunks``), optionally in a background thread (``_prefetched``) so that decoding
 overlaps our processing.
 
-Costs of pydub, accepted: ``export`` writes the PCM as a WAV temp file in the system temp
-directory (``tempfile.gettempdir()``, ~5.3 MB per minute) before ffmpeg starts, instead of
-piping it. pydub imports ``audioop``, which Python 3.13 removed: the ``audioop-lts``
-package (a dependency on 3.13+) provides it.
+The high-pass filter (``highpass_args``) runs inside those decoders, in C, on the source
+before downmix and resampling: a 4th-order Butterworth (two ffmpeg ``highpass`` biquads with
+the Butterworth Qs, in double precision), 24 dB per octave below the corner. Village horn
+loudspeakers reproduce little under ~150-200 Hz; what they cannot play only eats amplifier
+power and headroom, so it goes before anything is measured. It costs no extra pass.
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import fcntl
 import json
@@ -34,17 +39,18 @@ import subprocess
 import tempfile
 import threading
 import warnings
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-from app.audio.pipeline.frames import CHUNK_FRAMES, RATE
+import numpy as np
+
+from app.audio.pipeline.frames import CHUNK_FRAMES, RATE, S16
 
 with warnings.catch_warnings():
     # pydub imports the stdlib audioop (deprecated in 3.11/3.12; audioop-lts on 3.13+).
     warnings.filterwarnings("ignore", message=".*audioop.*", category=DeprecationWarning)
     from pydub import AudioSegment
-    from pydub.exceptions import CouldntEncodeError
 
 FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
 FFPROBE = shutil.which("ffprobe") or "ffprobe"
@@ -55,6 +61,7 @@ EXPORT_PARAMETERS = (
 )  # fmt: skip
 # The same encode as one ffmpeg command line (for tools and tests that run ffmpeg directly).
 ENCODE_ARGS = ("-c:a", "libmp3lame", *EXPORT_PARAMETERS, "-f", "mp3")
+BUTTERWORTH_4_Q = (0.54119610, 1.30656296)  # the two biquads of a 4th-order Butterworth
 PIPE_BYTES = 1 << 20  # ask Linux for 1 MiB pipes so ffmpeg runs ahead of our processing
 FFPROBE_TIMEOUT_S = 120
 
@@ -69,10 +76,21 @@ def _err_text(err: IO[bytes]) -> str:
     return err.read()[-2000:].decode("utf-8", "replace").strip()
 
 
-def _pcm_chunks(path: Path, fmt: str, *, strict: bool) -> Generator[bytes, None, None]:
+def highpass_args(hz: float) -> list[str]:
+    """ffmpeg output options for the high-pass filter at hz (none when hz is 0)."""
+    if hz <= 0:
+        return []
+    stages = [f"highpass=f={hz:g}:t=q:w={q}:r=f64" for q in BUTTERWORTH_4_Q]
+    return ["-af", ",".join(stages)]
+
+
+def _pcm_chunks(
+    path: Path, fmt: str, *, strict: bool, highpass_hz: float = 0.0
+) -> Generator[bytes, None, None]:
     """Decode path to mono 44.1 kHz raw PCM (s16le or f32le), yielding ~10 s chunks."""
     cmd = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", *(["-xerror"] if strict else [])]
-    cmd += ["-i", str(path), "-map", "0:a:0", "-ac", "1", "-ar", str(RATE), "-f", fmt, "pipe:1"]
+    cmd += ["-i", str(path), "-map", "0:a:0", *highpass_args(highpass_hz)]
+    cmd += ["-ac", "1", "-ar", str(RATE), "-f", fmt, "pipe:1"]
     chunk_bytes = CHUNK_FRAMES * (2 if fmt == "s16le" else 4)
     with tempfile.TemporaryFile() as err:
         with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err) as proc:
@@ -134,11 +152,13 @@ def _widen_pipe(pipe: IO[bytes]) -> None:
         fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
 
-def _decode_to_buffer(path: Path, fmt: str, *, strict: bool, max_frames: int) -> bytearray:
+def _decode_to_buffer(
+    path: Path, fmt: str, *, strict: bool, max_frames: int, highpass_hz: float = 0.0
+) -> bytearray:
     """Decode a whole file into one growing buffer; stop with _TooLong past max_frames."""
     width = 2 if fmt == "s16le" else 4
     buf = bytearray()
-    chunks = _pcm_chunks(path, fmt, strict=strict)
+    chunks = _pcm_chunks(path, fmt, strict=strict, highpass_hz=highpass_hz)
     for chunk in chunks:
         buf += chunk
         if len(buf) > max_frames * width:
@@ -160,32 +180,32 @@ def _segment(data: bytes | bytearray) -> AudioSegment:
     return AudioSegment(data=data, sample_width=2, frame_rate=RATE, channels=1)
 
 
-def _export(segment: AudioSegment, out: Path) -> None:
-    """Encode a segment to the playout MP3 at out with pydub (ffmpeg + LAME, EXPORT_PARAMETERS)."""
-    try:
-        exported = segment.export(
-            str(out), format="mp3", codec="libmp3lame", parameters=list(EXPORT_PARAMETERS)
-        )
-    except CouldntEncodeError as exc:
-        _remove_export_temps(str(exc))
-        raise RuntimeError(f"ffmpeg MP3 encode failed: {str(exc)[-2000:]}") from exc
-    exported.close()  # pydub returns out, opened by itself
-
-
-def _remove_export_temps(message: str) -> None:
-    """Delete the temp files pydub's export leaves behind when ffmpeg fails.
-
-    pydub only removes its WAV input and MP3 output temp files after a successful encode;
-    their names are in the command line it puts in the exception message.
-    """
-    _, found, tail = message.partition("Command:")
-    with contextlib.suppress(ValueError, SyntaxError):
-        command = ast.literal_eval(tail.split("\n\n", 1)[0].strip()) if found else []
-        temp_dir = Path(tempfile.gettempdir())
-        names = [command[command.index("-i") + 1], command[-1]] if "-i" in command else []
-        for name in names:
-            if Path(name).parent == temp_dir:
-                Path(name).unlink(missing_ok=True)
+def _encode(chunks: Iterable[np.ndarray], out: Path) -> None:
+    """Encode int16 mono 44.1 kHz chunks, piped as they come, to the playout MP3 at out
+    (replaced). On failure out is removed and RuntimeError names ffmpeg's error."""
+    cmd = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-f", "s16le"]
+    cmd += ["-ar", str(RATE), "-ac", "1", "-i", "pipe:0", *ENCODE_ARGS, "-y", str(out)]
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=err)
+        assert proc.stdin is not None
+        _widen_pipe(proc.stdin)
+        try:
+            try:
+                for chunk in chunks:
+                    proc.stdin.write(np.ascontiguousarray(chunk, dtype=S16).tobytes())
+                proc.stdin.close()
+            except BrokenPipeError:  # ffmpeg stopped early: its exit status and stderr say why
+                with contextlib.suppress(OSError):
+                    proc.stdin.close()
+            returncode = proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            Path(out).unlink(missing_ok=True)
+            raise
+        if returncode:
+            Path(out).unlink(missing_ok=True)
+            raise RuntimeError(f"ffmpeg MP3 encode failed: {_err_text(err)}")
 
 
 def _ffprobe(path: Path) -> tuple[dict, str] | None:

@@ -14,10 +14,12 @@ from app.durations import describe_ms  # noqa: F401  (re-exported: the pipeline'
 RATE = 44_100
 SUB_BLOCK = RATE // 10  # 100 ms: the gating step; four make one 400 ms block
 CHUNK_FRAMES = SUB_BLOCK * 100  # 10 s of audio per read / filter / write step
+ENV_BLOCK = 21  # ~0.48 ms: the limiter's time step; divides SUB_BLOCK (210 per 100 ms)
 S16 = np.dtype("<i2")
 F32 = np.dtype("<f4")
 
-DURATION_TOLERANCE_MS = 50  # how far a decoded MP3's length may be off the expected length
+DURATION_TOLERANCE_MS = 50  # how far a master may be off the length planned from rounded ms
+MP3_FRAME = 1152  # samples per MP3 frame: how far a decoded MP3 may be off the PCM encoded
 EDGE_FADE_FRAMES = 220  # 5 ms de-click ramp at every item edge that is not crossfaded
 
 

@@ -1,142 +1,216 @@
-"""Gain: the one gain a file gets, applied in place, and the peak guarantee of its MP3.
+"""Encoding with a guarantee: the playout MP3, as a player decodes it, on target loudness
+and with its true peak under the ceiling.
 
-* MP3 encoding moves peaks (we measured -0.5..+0.6 dB on speech and noise, +2 dB on
-  clipped or square-wave material), so: the gain aims the peak at max_peak_dbfs - 0.1 dB;
-  audio longer than 30 s first has its loudest excerpts encoded alone to measure the
-  overshoot ("preview"); every encode is decoded again and, if the real peak is still
-  above the limit, re-encoded with less gain (at most 3 encodes). The ceiling is never
-  exceeded by what a player decodes.
-* There is no compressor or limiter: when the peak ceiling caps the gain, the result is
-  quieter than the target and ``loudness_lufs`` reports the real value.
-* Not ``AudioSegment.apply_gain``: it copies the whole programme (~100 MB more peak
-  memory measured on 15 minutes) and truncates instead of rounding; the gain is applied
-  in place with numpy on the segment's bytearray.
+* The limiter (``limiter``) holds the PCM's true peak at ``ceiling - TP_MARGIN_DB``. MP3
+  encoding moves peaks, and ffmpeg's ``ebur128`` meter, the reference, reads a true peak
+  up to ~0.2 dB away from BS.1770's own filter: the margin covers both for speech, music
+  and tones (measured: LAME V2 adds less than 0.1 dB of true peak to limited speech).
+  Dense limited noise is the exception: a train of snare-like noise bursts pulled down
+  13 dB came back from LAME 1.6 dB over the limiter's ceiling, and its loudness 0.4 LU
+  lower (LAME's low-pass removes the noise's top octave, which K-weighting counts).
+* Audio longer than 30 s that the limiter works on first has its loudest moments encoded
+  alone (a "preview", ~45 s of audio): when LAME raises their true peak by more than the
+  margin allows, the limiter's ceiling goes down by what was seen plus PREVIEW_MARGIN_DB
+  before the full encode, which then usually passes at once.
+* Every encode is decoded again and measured (``measure.analyse_file``): loudness, true
+  peak, loudness range and length of what was stored. If the true peak is still above
+  the ceiling the limiter's ceiling goes down by the excess plus a retry margin that grows
+  with it (the deeper the limiting, the larger the codec's overshoot); if the loudness is
+  more than LOUDNESS_RETRY_LU off a target the limiter could reach, the aim moves by the
+  error; then it is encoded again (at most MAX_ENCODES encodes; a true peak still over
+  the ceiling then is an error, never a stored file).
+* The gain is applied while rendering to 16 bits (``limiter.render``), 10 s at a time
+  straight into the encoder's pipe, never with ``AudioSegment.apply_gain``: that copies
+  the whole programme (~100 MB more peak memory on 15 minutes) and truncates instead of
+  rounding.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from app.audio.pipeline.ffmpeg import AudioSegment, _export, _segment
-from app.audio.pipeline.frames import CHUNK_FRAMES, EDGE_FADE_FRAMES, RATE, S16, SUB_BLOCK
-from app.audio.pipeline.measure import AudioStats, _full_scale, analyse_file, decoded_peak
+from app.audio.pipeline.ffmpeg import EXPORT_PARAMETERS, _encode
+from app.audio.pipeline.frames import EDGE_FADE_FRAMES, ENV_BLOCK, RATE, S16, SUB_BLOCK
+from app.audio.pipeline.limiter import (
+    ATTACK_DB_PER_MS,
+    MAX_GAIN_DB,
+    MAX_LIMIT_DB,
+    RELEASES_DB_PER_MS,
+    Plan,
+    plan,
+    render,
+    render_chunk,
+)
+from app.audio.pipeline.measure import AudioStats, Envelopes, analyse_file
 
-PEAK_MARGIN_DB = 0.1  # aim the decoded peak this far under the limit
-RETRY_MARGIN_DB = 0.3  # extra cut when a decoded MP3 still peaks above the limit
-PREVIEW_MIN_FRAMES = 30 * RATE  # longer audio gets a peak preview before the full encode
-PREVIEW_BLOCKS = 16  # loudest 100 ms blocks whose surroundings the preview encodes
-PREVIEW_PAD = 3 * SUB_BLOCK  # audio kept either side of each loud block
-MAX_ENCODES = 3
-
-
-def _choose_gain(stats: AudioStats, target: float, ceiling: float, tolerance: float) -> float:
-    """Gain (dB) reaching the target loudness, capped so the sample peak stays <= ceiling."""
-    off = target - stats.loudness_lufs
-    wanted = off if math.isfinite(off) and abs(off) > tolerance else 0.0
-    return min(wanted, ceiling - stats.peak_dbfs) if math.isfinite(stats.peak_dbfs) else 0.0
-
-
-def _playout_segment(pcm: np.ndarray, gain_db: float) -> AudioSegment:
-    """16-bit AudioSegment of int16 or float PCM with gain_db applied before quantising.
-
-    The gain is applied in float32, chunk by chunk, then rounded and clipped, so float input
-    keeps its headroom above 0 dBFS until the (usually negative) gain has been applied.
-    """
-    data = bytearray(2 * pcm.size)
-    out = np.frombuffer(data, dtype=S16)
-    factor = np.float32(10 ** (gain_db / 20) * 32768.0 / _full_scale(pcm))
-    for start in range(0, pcm.size, CHUNK_FRAMES):
-        part = pcm[start : start + CHUNK_FRAMES] * factor
-        out[start : start + part.size] = np.clip(np.rint(part), -32768, 32767)
-    return _segment(data)
+TP_MARGIN_DB = 0.5  # the limiter's ceiling sits this far under the true-peak ceiling
+RETRY_MARGIN_DB = 0.2  # extra cut when a decoded MP3 still peaks above the ceiling ...
+RETRY_MARGIN_SHARE = 0.25  # ... plus this share of the excess
+LOUDNESS_RETRY_LU = 0.2  # re-encode when the MP3's loudness is further off a reachable target
+MAX_ENCODES = 4
+PREVIEW_MIN_FRAMES = 30 * RATE  # longer audio gets a preview encode of its loudest moments
+PREVIEW_SPANS = 64  # loudest 100 ms stretches the preview encodes (~45 s) ...
+PREVIEW_PAD = 3 * SUB_BLOCK  # ... with 300 ms either side
+PREVIEW_MARGIN_DB = 0.5  # a preview samples the codec's overshoot: the whole file goes further
+VERIFY_THREADS = 2  # threads that measure a long decoded MP3
+LOUDNESS_TOLERANCE_LU = 0.5  # a stored file further off target is reported (DESIGN.md)
+STANDARD_VERSION = 1  # bump when a change to the code changes how files sound
 
 
-def _scale_in_place(pcm: np.ndarray, gain_db: float) -> None:
-    """Apply gain to int16 PCM in place, 10 s at a time (rounded, clipped).
-
-    Not ``AudioSegment.apply_gain``: that returns a gained copy of the whole programme
-    (~100 MB more for 15 minutes, measured) and truncates instead of rounding.
-    """
-    if gain_db == 0:
-        return
-    factor = np.float32(10 ** (gain_db / 20))
-    for start in range(0, pcm.size, CHUNK_FRAMES):
-        part = pcm[start : start + CHUNK_FRAMES]
-        part[:] = np.clip(np.rint(part * factor), -32768, 32767)
-
-
-def _loudest_excerpts(pcm: np.ndarray) -> np.ndarray:
-    """Float32 excerpts around the 100 ms blocks with the highest peaks, 0.1 s apart."""
-    whole = pcm.size // SUB_BLOCK * SUB_BLOCK
-    blocks = pcm[:whole].reshape(-1, SUB_BLOCK)
-    peaks = np.maximum(blocks.max(axis=1).astype(np.float64), -blocks.min(axis=1).astype(float))
+def _codec_overshoot(pcm: np.ndarray, envelopes: Envelopes, chosen: Plan, scratch: Path) -> float:
+    """How far (dB) LAME raises the true peak of the planned audio's loudest moments: the
+    PREVIEW_SPANS 100 ms stretches with the highest planned true peak, +-300 ms, rendered,
+    faded in and out, encoded together and decoded. 0 for audio up to 30 s (no preview:
+    its one full encode costs as little)."""
+    if pcm.size <= PREVIEW_MIN_FRAMES:
+        return 0.0
+    gain = chosen.block_gain if chosen.block_gain is not None else np.float32(chosen.factor())
+    after = envelopes.true_peak * gain
+    per_sub = SUB_BLOCK // ENV_BLOCK
+    whole = after.size // per_sub * per_sub
+    loudest = after[:whole].reshape(-1, per_sub).max(axis=1)
     spans: list[list[int]] = []
-    for block in sorted(np.argsort(peaks)[-PREVIEW_BLOCKS:].tolist()):
-        start, end = max(0, block * SUB_BLOCK - PREVIEW_PAD), (block + 1) * SUB_BLOCK + PREVIEW_PAD
+    for sub in sorted(np.argsort(loudest)[-PREVIEW_SPANS:].tolist()):
+        start = max(0, sub * SUB_BLOCK - PREVIEW_PAD)
+        end = min(pcm.size, (sub + 1) * SUB_BLOCK + PREVIEW_PAD)
         if spans and start <= spans[-1][1]:
             spans[-1][1] = end
         else:
             spans.append([start, end])
-    gap = np.zeros(SUB_BLOCK, dtype=np.float32)
-    parts = [np.concatenate((_faded(pcm[s:e]), gap)) for s, e in spans]
-    return np.concatenate(parts)
+    gap = np.zeros(SUB_BLOCK, dtype=S16)
+    parts = [np.concatenate((_faded(render_chunk(pcm[s:e], s, chosen)), gap)) for s, e in spans]
+    with tempfile.TemporaryDirectory(dir=scratch, prefix=".preview-") as tmp:
+        preview = Path(tmp) / "preview.mp3"
+        _encode(parts, preview)
+        decoded = analyse_file(preview).true_peak_dbtp
+    planned = 20 * math.log10(float(loudest.max())) if loudest.size else -math.inf
+    return max(0.0, decoded - planned)
 
 
 def _faded(part: np.ndarray) -> np.ndarray:
-    """A float32 copy (full scale 1.0) with 5 ms linear fades at both ends."""
-    out = (part / _full_scale(part)).astype(np.float32)
-    n = min(EDGE_FADE_FRAMES, out.size // 2)
+    """int16 audio with 5 ms linear fades at both ends (a cut would make its own peaks)."""
+    n = min(EDGE_FADE_FRAMES, part.size // 2)
     ramp = (np.arange(n, dtype=np.float32) + 0.5) / n
+    out = part.astype(np.float32)
     out[:n] *= ramp
     out[out.size - n :] *= ramp[::-1]
-    return out
+    return np.rint(out).astype(S16)
 
 
-def _preview_peak(pcm: np.ndarray, gain_db: float, scratch: Path) -> float:
-    """Decoded sample peak (dBFS) of pcm's loudest excerpts with gain_db applied and MP3-
-    encoded; -inf for audio up to 30 s, which gets no preview."""
-    if pcm.size <= PREVIEW_MIN_FRAMES:
-        return -math.inf
-    with tempfile.TemporaryDirectory(dir=scratch, prefix=".preview-") as tmp:
-        preview = Path(tmp) / "preview.mp3"
-        _export(_playout_segment(_loudest_excerpts(pcm), gain_db), preview)
-        return decoded_peak(preview)[1]
+@dataclass(frozen=True)
+class Encoded:
+    """A verified playout MP3: what was measured on it and how it was made."""
+
+    stats: AudioStats  # of the decoded MP3
+    plan: Plan  # the gain and limiter of the encode that was kept
+    encodes: int
 
 
-def _preview_gain(pcm: np.ndarray, gain_db: float, max_peak_dbfs: float, scratch: Path) -> float:
-    """gain_db, lowered for audio over 30 s so its loudest excerpts, MP3-encoded and decoded,
-    peak <= max_peak_dbfs - PEAK_MARGIN_DB: the full encode then usually succeeds at once."""
-    peak = _preview_peak(pcm, gain_db, scratch)
-    return gain_db - max(0.0, peak - (max_peak_dbfs - PEAK_MARGIN_DB))
-
-
-def _export_verified(
-    segment: AudioSegment,
-    gain_db: float,
-    out: Path,
-    max_peak_dbfs: float,
+def encode_normalised(
+    pcm: np.ndarray,
+    envelopes: Envelopes,
     *,
-    measure_loudness: bool = True,
-) -> tuple[AudioStats, float]:
-    """Export segment with gain_db applied and decode the MP3; retry with less gain while the
-    decoded peak is above max_peak_dbfs. Returns the decoded MP3's stats (loudness NaN
-    unless measure_loudness) and the gain used."""
-    pcm = np.frombuffer(segment.raw_data, dtype=S16)  # a bytearray: scaled in place
-    applied = 0.0
-    for _ in range(MAX_ENCODES):
-        _scale_in_place(pcm, gain_db - applied)
-        applied = gain_db
-        _export(segment, out)
-        if measure_loudness:
-            stats = analyse_file(out)
-        else:
-            frames, peak = decoded_peak(out)
-            stats = AudioStats(frames, peak, math.nan, math.nan)
-        if stats.peak_dbfs <= max_peak_dbfs:
-            return stats, gain_db
-        gain_db -= stats.peak_dbfs - max_peak_dbfs + RETRY_MARGIN_DB
-    raise RuntimeError(f"MP3 still peaks at {stats.peak_dbfs:.2f} dBFS after {MAX_ENCODES} tries")
+    out: Path,
+    target_lufs: float,
+    ceiling_dbtp: float,
+    tolerance_lu: float = 0.0,
+) -> Encoded:
+    """Gain, limit and encode pcm to the playout MP3 at out, and verify the decoded result
+    (see the module docstring). tolerance_lu: leave audio that close to the target (and
+    under the ceiling) at its level."""
+    limit, aim = ceiling_dbtp - TP_MARGIN_DB, target_lufs
+    chosen: Plan | None = None
+    threads = VERIFY_THREADS if pcm.size > PREVIEW_MIN_FRAMES else 1
+    for attempt in range(1, MAX_ENCODES + 1):
+        tolerance = tolerance_lu if attempt == 1 else 0.0
+        hint = chosen if attempt > 1 else None
+        chosen = plan(
+            envelopes, target_lufs=aim, ceiling_dbtp=limit, tolerance_lu=tolerance, hint=hint
+        )
+        if attempt == 1 and chosen.reduction_db > 0:
+            overshoot = _codec_overshoot(pcm, envelopes, chosen, out.parent)
+            if overshoot + PREVIEW_MARGIN_DB > TP_MARGIN_DB:
+                limit = ceiling_dbtp - overshoot - PREVIEW_MARGIN_DB
+                chosen = plan(
+                    envelopes,
+                    target_lufs=aim,
+                    ceiling_dbtp=limit,
+                    tolerance_lu=tolerance,
+                    hint=chosen,
+                )
+        _encode(render(pcm, chosen), out)
+        stats = analyse_file(out, threads=threads)
+        over = stats.true_peak_dbtp - ceiling_dbtp
+        off = target_lufs - stats.loudness_lufs
+        reachable = abs(chosen.predicted_lufs - aim) <= 0.1 or chosen.gain_db == 0
+        loudness_ok = (
+            not math.isfinite(off)
+            or abs(off) <= max(LOUDNESS_RETRY_LU, tolerance)
+            or not reachable
+        )
+        if over <= 0 and loudness_ok:
+            return Encoded(stats, chosen, attempt)
+        if over > 0:
+            limit -= over * (1 + RETRY_MARGIN_SHARE) + RETRY_MARGIN_DB
+        if not loudness_ok:
+            aim += off
+    if over > 0:
+        raise RuntimeError(
+            f"MP3 still has a true peak of {stats.true_peak_dbtp:.2f} dBTP "
+            f"after {MAX_ENCODES} encodes"
+        )
+    assert chosen is not None
+    return Encoded(stats, chosen, MAX_ENCODES)
+
+
+def standard_key(*, target_lufs: float, max_true_peak_dbtp: float, highpass_hz: float) -> str:
+    """Names the playout standard a file is made to: every setting and constant that changes
+    how it sounds. Files (and masters) made to another standard are made again."""
+    spec = {
+        "version": STANDARD_VERSION,
+        "target_lufs": target_lufs,
+        "max_true_peak_dbtp": max_true_peak_dbtp,
+        "highpass_hz": highpass_hz,
+        "tp_margin_db": TP_MARGIN_DB,
+        "attack_db_per_ms": ATTACK_DB_PER_MS,
+        "releases_db_per_ms": RELEASES_DB_PER_MS,
+        "max_gain_db": MAX_GAIN_DB,
+        "max_limit_db": MAX_LIMIT_DB,
+        "encode": EXPORT_PARAMETERS,
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def off_target(
+    *,
+    loudness_lufs: float | None,
+    true_peak_dbtp: float | None,
+    target_lufs: float,
+    max_true_peak_dbtp: float,
+) -> list[str]:
+    """What is wrong with a playout file's measured figures, one sentence each: loudness
+    more than LOUDNESS_TOLERANCE_LU off the target, or true peak over the ceiling."""
+    problems = []
+    if loudness_lufs is None or not math.isfinite(loudness_lufs):
+        problems.append("its loudness cannot be measured (too short, or silence)")
+    elif abs(loudness_lufs - target_lufs) > LOUDNESS_TOLERANCE_LU:
+        off = loudness_lufs - target_lufs
+        side = "under" if off < 0 else "over"
+        problems.append(
+            f"loudness {loudness_lufs:.1f} LUFS is {abs(off):.1f} LU {side} the "
+            f"{target_lufs:g} LUFS target"
+        )
+    if true_peak_dbtp is None:
+        problems.append("its true peak was never measured (stored before; renormalise it)")
+    elif true_peak_dbtp > max_true_peak_dbtp + 0.005:
+        problems.append(
+            f"true peak {true_peak_dbtp:.2f} dBTP is over the {max_true_peak_dbtp:g} dBTP ceiling"
+        )
+    return problems

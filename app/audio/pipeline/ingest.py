@@ -5,11 +5,12 @@ ffprobes the container, to detect corrupt and truncated files (pydub's ``from_fi
 fails when ffmpeg fails: it cannot tell a cut file from a short one) and to stop reading
 past the length cap (``from_file`` reads the whole decode, in several copies, first).
 Float keeps the headroom above 0 dBFS that decoded MP3/AAC uploads often have: 16-bit
-(all pydub can hold) would clip those overs before the gain is applied, so the gain is
-applied in float and only the result becomes a 16-bit ``AudioSegment`` (duration from
-``frame_count()``, exported as ``ffmpeg`` says).
+(all pydub can hold) would clip those overs before the gain is applied, so the gain and
+the limiter are applied in float and only the result becomes 16-bit PCM, piped into the
+encoder (see ``ffmpeg``). The high-pass filter runs in the decoder.
 
-An ingested file's loudness is measured on the decoded MP3, as is its sample peak.
+The source is measured after the high-pass filter (what the gain acts on); the stored
+figures (loudness, true peak, loudness range, length) are measured on the decoded MP3.
 """
 
 from __future__ import annotations
@@ -24,21 +25,15 @@ import numpy as np
 
 from app.audio.pipeline.ffmpeg import _decode_to_buffer, _DecodeError, _ffprobe, _TooLong
 from app.audio.pipeline.frames import (
-    DURATION_TOLERANCE_MS,
     F32,
+    MP3_FRAME,
     RATE,
     describe_ms,
     frames_to_ms,
     ms_to_frames,
 )
-from app.audio.pipeline.gain import (
-    PEAK_MARGIN_DB,
-    _choose_gain,
-    _export_verified,
-    _playout_segment,
-    _preview_gain,
-)
-from app.audio.pipeline.measure import analyse_pcm
+from app.audio.pipeline.gain import encode_normalised
+from app.audio.pipeline.measure import measure_pcm
 
 
 class AudioRejected(ValueError):
@@ -57,13 +52,15 @@ class IngestResult:
     playout_path: Path  # temp file in work_dir: the caller moves or stores it
     duration_ms: int  # decoded frames of playout_path, in ms (half up)
     loudness_lufs: float  # integrated loudness of the decoded playout MP3
-    peak_dbfs: float  # sample peak of the decoded playout MP3
-    source_loudness_lufs: float
-    source_peak_dbfs: float  # sample peak of the source decoded to float (may exceed 0)
-    gain_db: float  # gain applied to the source
+    true_peak_dbtp: float  # true peak of the decoded playout MP3
+    loudness_range_lu: float  # loudness range of the decoded playout MP3
+    source_loudness_lufs: float  # of the source after the high-pass filter
+    source_true_peak_dbtp: float  # of the source after the high-pass filter (may exceed 0)
+    gain_db: float  # gain applied to the source, before the limiter
+    limiter_db: float  # the limiter's deepest gain reduction (0: it did nothing)
     source_format: str  # "container/codec", e.g. "mp4/aac", "ogg/opus", "wav/pcm_s16le"
     frames: int  # decoded 44.1 kHz frames of playout_path
-    peak_limited: bool  # True if the peak ceiling kept loudness below the target
+    encodes: int = 1  # MP3 encodes it took to verify the result (see gain)
 
 
 @dataclass(frozen=True)
@@ -154,7 +151,7 @@ def _reject_length(frames: int, min_ms: int, max_ms: int) -> None:
         )
 
 
-def _decode_source(src: Path, probe: _Probe, max_ms: int) -> bytearray:
+def _decode_source(src: Path, probe: _Probe, max_ms: int, highpass_hz: float) -> bytearray:
     """Decode an upload to float32 mono 44.1 kHz, rejecting corrupt or overlong input."""
     if probe.declared_ms is not None and probe.declared_ms > max_ms + 1000:
         _reject_length(ms_to_frames(probe.declared_ms), 0, max_ms)
@@ -162,7 +159,9 @@ def _decode_source(src: Path, probe: _Probe, max_ms: int) -> bytearray:
         raise AudioRejected("audio is corrupt or truncated (Ogg stream has no end)", "corrupt")
     try:
         cap = ms_to_frames(max_ms + 60_000)  # bounds memory even if the header lies
-        buf = _decode_to_buffer(src, "f32le", strict=True, max_frames=cap)
+        buf = _decode_to_buffer(
+            src, "f32le", strict=True, max_frames=cap, highpass_hz=highpass_hz
+        )
     except _TooLong as exc:
         limit = describe_ms(max_ms)
         raise AudioRejected(
@@ -189,7 +188,8 @@ def ingest(
     *,
     work_dir: Path,
     target_lufs: float = -16.0,
-    max_peak_dbfs: float = -1.0,
+    max_true_peak_dbtp: float = -1.0,
+    highpass_hz: float = 100.0,
     min_ms: int = 1000,
     max_ms: int = 20 * 60 * 1000,
     silence_dbfs: float = -60.0,
@@ -197,38 +197,35 @@ def ingest(
     """Validate an upload and write it as a normalised playout MP3 (a temp file in work_dir).
 
     Accepts anything ffmpeg decodes (MP3, WAV, OGG/Opus, M4A/AAC, FLAC, ...); the first audio
-    stream is downmixed to mono and resampled to 44.1 kHz. Loudness goes to target_lufs
-    unless that would put the sample peak above max_peak_dbfs - 0.1 dB (after allowing for
-    the overshoot MP3 encoding adds); the decoded MP3's sample peak is guaranteed
-    <= max_peak_dbfs (it is re-encoded with less gain if needed).
+    stream is high-passed at highpass_hz (0: not), downmixed to mono and resampled to
+    44.1 kHz. One gain and the true-peak limiter after it bring it to target_lufs with a
+    true peak <= max_true_peak_dbtp, both as measured on the decoded MP3 (``gain``); only
+    audio the limiter's caps keep off target stays off it (the result says how far).
     Raises AudioRejected (nothing is left in work_dir) for unusable uploads.
     """
     src = Path(src)
     probe = _probe_source(src)
-    buf = _decode_source(src, probe, max_ms)
+    buf = _decode_source(src, probe, max_ms, highpass_hz)
     pcm = np.frombuffer(buf, dtype=F32)
     _reject_length(pcm.size, min_ms, max_ms)
-    source = analyse_pcm(pcm)
+    source, envelopes = measure_pcm(pcm)
     if source.max_rms_dbfs < silence_dbfs or not math.isfinite(source.loudness_lufs):
         raise AudioRejected(f"audio is silent throughout (below {silence_dbfs:g} dBFS)", "silent")
-    ceiling = max_peak_dbfs - PEAK_MARGIN_DB
-    gain = _choose_gain(source, target_lufs, ceiling, tolerance=0.0)
     out = _make_temp(Path(work_dir), prefix="ingest-", suffix=".mp3")
     try:
-        gain = _preview_gain(pcm, gain, max_peak_dbfs, out.parent)
-        playout = _playout_segment(pcm, gain)  # the float source is not needed any more
-        del pcm, buf
-        result, retry_gain = _export_verified(playout, 0.0, out, max_peak_dbfs)
-        gain += retry_gain
-        _check_frames(result.frames, int(playout.frame_count()), "ingest")
+        encoded = encode_normalised(
+            pcm, envelopes, out=out, target_lufs=target_lufs, ceiling_dbtp=max_true_peak_dbtp
+        )
+        result = encoded.stats
+        _check_frames(result.frames, pcm.size, "ingest")
     except BaseException:
         out.unlink(missing_ok=True)
         raise
-    limited = gain < target_lufs - source.loudness_lufs - 0.05
     return IngestResult(
-        out, result.duration_ms, result.loudness_lufs, result.peak_dbfs,
-        source.loudness_lufs, source.peak_dbfs, round(gain, 3), probe.source_format,
-        result.frames, limited,
+        out, result.duration_ms, result.loudness_lufs, result.true_peak_dbtp,
+        result.loudness_range_lu, source.loudness_lufs, source.true_peak_dbtp,
+        round(encoded.plan.gain_db, 3), encoded.plan.reduction_db, probe.source_format,
+        result.frames, encoded.encodes,
     )  # fmt: skip
 
 
@@ -241,6 +238,7 @@ def _make_temp(directory: Path, *, prefix: str, suffix: str) -> Path:
 
 
 def _check_frames(got: int, expected: int, what: str) -> None:
-    """Raise RuntimeError if a decoded MP3's length is off by more than the tolerance."""
-    if abs(frames_to_ms(got) - frames_to_ms(expected)) > DURATION_TOLERANCE_MS:
+    """Raise RuntimeError if a decoded MP3 is more than one MP3 frame off the PCM encoded
+    (it is gapless: in practice it is exact)."""
+    if abs(got - expected) > MP3_FRAME:
         raise RuntimeError(f"{what}: MP3 decodes to {got} frames, expected {expected}")
