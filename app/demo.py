@@ -65,7 +65,8 @@ def seed_demo(session: Session) -> SeedResult:
 EDITOR_NAME, APPROVER_NAME = "bientap", "vanphong"
 ONLINE_DEVICE, OFFLINE_DEVICE = "Máy phát trung tâm", "Loa Thôn 3"
 OFFLINE_VILLAGE = "Thôn 3"
-MISSED_MONTH, SHORT_MONTH = 4, 7  # one CCHC month missed, one aired short
+HISTORY_MONTHS = 11  # as-run history for the months before this one (into last year)
+MISSED_BACK, SHORT_BACK = 6, 3  # one CCHC month missed, one aired short (months ago)
 TARGET_MS = 11 * 60_000  # this month's column: fill to at least 11 minutes
 
 _OPENING = "Kính thưa bà con nhân dân trong xã. "
@@ -185,9 +186,12 @@ def seed_sample_history(station_id: int) -> HistoryResult:
         this_month = now.astimezone(tz).strftime("%Y-%m")
         editor = _demo_user(session, EDITOR_NAME, Role.editor, station_id)
         approver = _demo_user(session, APPROVER_NAME, Role.approver, station_id)
-        result = plan_year(session, station_id=station_id, year=now.astimezone(tz).year)
-        if result.created:
-            created.append(f"{result.created} broadcasts planned for {now.astimezone(tz).year}")
+        year = now.astimezone(tz).year
+        # Last year too when this year has too few months behind it for a history.
+        for planned_year in (year - 1, year) if int(this_month[5:]) <= HISTORY_MONTHS else (year,):
+            result = plan_year(session, station_id=station_id, year=planned_year)
+            if result.created:
+                created.append(f"{result.created} broadcasts planned for {planned_year}")
         editor_id, approver_id = editor.id, approver.id
     ids: list[int] = []
     for n, (title, topic, sentences) in enumerate(SAMPLE_SEGMENTS):
@@ -241,6 +245,12 @@ def seed_sample_history(station_id: int) -> HistoryResult:
         if session.scalar(select(Device.id).where(Device.name == ONLINE_DEVICE)) is None:
             created += _past_airings(session, station_id, this_month, master or "0" * 64, now)
     return HistoryResult(created=created)
+
+
+def months_ago(month: str, n: int) -> str:
+    """ "2024-03" minus n months."""
+    index = int(month[:4]) * 12 + int(month[5:]) - 1 - n
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
 def _detached(user_id: int) -> User:
@@ -324,7 +334,7 @@ def _past_airings(
             select(Broadcast)
             .where(
                 Broadcast.station_id == station_id,
-                Broadcast.local_month.like(f"{this_month[:4]}-%"),
+                Broadcast.local_month >= months_ago(this_month, HISTORY_MONTHS),
                 Broadcast.local_month < this_month,
                 Broadcast.status.in_(ACTIVE_STATUSES),
                 Broadcast.starts_at < now,
@@ -334,14 +344,15 @@ def _past_airings(
     )
     aired = missed = 0
     events: list[AsRunEvent] = []
+    missed_month, short_month = (months_ago(this_month, n) for n in (MISSED_BACK, SHORT_BACK))
     for b in past:
         month = int(b.local_month[5:])
         played_ms: int | None
         device = online
         if b.village_id is None:
             # The CCHC column: most months within 10–15 min, one missed, one short.
-            played_ms = {MISSED_MONTH: None, SHORT_MONTH: 8 * 60_000 + 20_000}.get(
-                month, 11 * 60_000 + (month * 37_000) % 180_000
+            played_ms = {missed_month: None, short_month: 8 * 60_000 + 20_000}.get(
+                b.local_month, 11 * 60_000 + (month * 37_000) % 180_000
             )
         elif b.village_id == village.id and b.starts_at < offline.last_seen_at:
             device, played_ms = offline, 5 * 60_000
@@ -375,7 +386,7 @@ def _past_airings(
     session.flush()
     created.append(f"as-run history: {aired} broadcasts aired, {missed} missed")
     missed_column = next(
-        (b for b in past if b.village_id is None and int(b.local_month[5:]) == MISSED_MONTH),
+        (b for b in past if b.village_id is None and b.local_month == missed_month),
         None,
     )
     notes: list[tuple[str, str, str, int | None]] = [
@@ -387,7 +398,7 @@ def _past_airings(
         ),
         (
             "short",
-            f"the CCHC column of {this_month[:4]}-{SHORT_MONTH:02d} aired 08:20, under the "
+            f"the CCHC column of {short_month} aired 08:20, under the "
             "10:00 minimum",
             f"demo:short:{station_id}",
             None,
