@@ -75,7 +75,8 @@ def test_sample_history_looks_lived_in_and_loads_once(database_url: str, session
     assert results.count("compliant") >= 8
 
     assert session.scalar(select(func.count()).select_from(ScheduleWarning)) == 3
-    state = {d.name: devices.is_online(d.last_seen_at, now) for d in session.scalars(select(Device))}
+    found = session.scalars(select(Device))
+    state = {d.name: devices.is_online(d.last_seen_at, now) for d in found}
     assert sorted(state.values()) == [False, True]
 
 
