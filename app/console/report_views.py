@@ -25,8 +25,8 @@ RESULTS: dict[str, tuple[str, str, str]] = {
 }
 
 # The chart's canvas (SVG user units); it scales to the page's width.
-WIDTH, HEIGHT = 640, 270
-LEFT, RIGHT, TOP, BOTTOM = 44, 44, 40, 28
+WIDTH, HEIGHT = 480, 250
+LEFT, RIGHT, TOP, BOTTOM = 34, 34, 40, 26
 
 
 def optional_fields(report: ComplianceReport) -> dict[str, Any]:
@@ -59,7 +59,7 @@ def chart_svg(figure: AirtimeChart) -> Markup:
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'aria-labelledby="chart-title"><title id="chart-title">{escape(label)}</title>',
-        f'<rect class="band" x="{x0}" y="{y(figure.high)}" width="{plot_w}" '
+        f'<rect class="c-band" x="{x0}" y="{y(figure.high)}" width="{plot_w}" '
         f'height="{round(y(figure.low) - y(figure.high), 1)}"/>',
     ]
     for tick in figure.ticks:
@@ -89,16 +89,16 @@ def chart_svg(figure: AirtimeChart) -> Markup:
                 f"{format_number(bar.minutes, 1)}</text>"
             )
     legend = [
-        ("band", _("khung %(low)s–%(high)s phút") % {"low": low_txt, "high": high_txt}, 150),
-        ("bar-ok", _("đạt"), 70),
-        ("bar-bad", _("chưa đạt"), 90),
+        ("c-band", _("khung %(low)s–%(high)s phút") % {"low": low_txt, "high": high_txt}, 130),
+        ("bar-ok", _("đạt"), 40),
+        ("bar-bad", _("chưa đạt"), 70),
     ]
     lx = x0
-    parts.append(f'<text x="4" y="16">{escape(_("phút"))}</text>')
+    parts.append(f'<text x="2" y="{TOP - 8}">{escape(_("phút"))}</text>')
     for cls, text, width in legend:
         parts.append(
-            f'<rect class="{cls}" x="{lx}" y="6" width="14" height="12"/>'
-            f'<text x="{lx + 19}" y="16">{escape(text)}</text>'
+            f'<rect class="{cls}" x="{lx}" y="4" width="14" height="12"/>'
+            f'<text x="{lx + 19}" y="15">{escape(text)}</text>'
         )
         lx += width + 20
     parts.append("</svg>")

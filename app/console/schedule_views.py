@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -37,7 +38,7 @@ SHOWN = ("planned", FILLED, "assembled", "aired", "missed", "cancelled")
 class Line:
     """One broadcast in the calendar."""
 
-    broadcast: Broadcast
+    broadcast: Any  # a Broadcast, or a row of its id, starts_at, status …
     programme: Programme
     village: str | None
     status: str  # a key of labels.BROADCAST_STATUS ("filled" included)
@@ -55,7 +56,7 @@ class Month:
         return sum(n for status, n in self.village_counts.items() if status != "cancelled")
 
 
-def shown_status(broadcast: Broadcast, filled: set[int]) -> str:
+def shown_status(broadcast: Any, filled: set[int]) -> str:
     if broadcast.status == BroadcastStatus.planned.value and broadcast.id in filled:
         return FILLED
     return broadcast.status
@@ -65,9 +66,18 @@ def year_calendar(
     session: Session, *, user: User, station: Station, year: int, opened: str | None
 ) -> list[Month]:
     """The station's year month by month; the `opened` month lists its village slots too."""
-    rows = list(
-        session.scalars(schedule.list_query(user=user, station_id=station.id, year=year))
-    )
+    # Columns, not entities: a year is some 430 rows, and the page needs six fields.
+    query = schedule.list_query(user=user, station_id=station.id, year=year)
+    rows = session.execute(
+        query.with_only_columns(
+            Broadcast.id,
+            Broadcast.programme_id,
+            Broadcast.village_id,
+            Broadcast.starts_at,
+            Broadcast.local_month,
+            Broadcast.status,
+        )
+    ).all()
     in_station = select(Programme).where(Programme.station_id == station.id)
     programmes = {p.id: p for p in session.scalars(in_station)}
     villages = dict(
