@@ -51,16 +51,29 @@ def migrate() -> None:
 
 
 @app.command("seed-demo")
-def seed_demo() -> None:
+def seed_demo(
+    sample_history: Annotated[
+        bool,
+        typer.Option(
+            "--sample-history",
+            help="also made-up history for demonstrations: segments read by espeak-ng, this "
+            "month assembled, past airings, warnings, devices (never on a real commune)",
+        ),
+    ] = False,
+) -> None:
     """Load Xuân Phúc commune (station, villages, programmes, admin). Idempotent."""
     from app.db import unit_of_work
     from app.demo import seed_demo as run
+    from app.demo import seed_sample_history
 
     with unit_of_work() as session:
         result = run(session)
-    for line in result.created:
+    created = list(result.created)
+    if sample_history:
+        created += seed_sample_history(result.station_id).created
+    for line in created:
         typer.echo(f"created {line}")
-    if not result.created:
+    if not created:
         typer.echo("demo commune already loaded; nothing changed")
     if result.admin_password:
         typer.echo(f"admin password (shown once): {result.admin_password}")

@@ -5,14 +5,22 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.accounts import service as accounts
 from app.accounts.models import Role, User
+from app.audio import service as audio
+from app.db import unit_of_work
+from app.devices.models import Device
+from app.schedule.models import Broadcast, BroadcastStatus
 from app.stations import service as stations
-from app.stations.models import Station, Village
+from app.stations.models import Programme, Station, Village
+
+ACTIVE_STATUSES = (BroadcastStatus.planned.value, BroadcastStatus.assembled.value)
 
 STATION_NAME = "Xuân Phúc"
 STATION_HOTLINE = "0237 3868 115"  # illustrative; the plan names no number
@@ -49,3 +57,370 @@ def seed_demo(session: Session) -> SeedResult:
         accounts.create_user(session, username="admin", password=password, role=Role.admin)
         created.append("user admin (role admin)")
     return SeedResult(station_id=station.id, created=created, admin_password=generated)
+
+
+# --- Sample history (`seed-demo --sample-history`): made-up, for demonstrations only ---------
+# Never loaded by plain `seed-demo`: a real commune's report must not count invented airings.
+
+EDITOR_NAME, APPROVER_NAME = "bientap", "vanphong"
+ONLINE_DEVICE, OFFLINE_DEVICE = "Máy phát trung tâm", "Loa Thôn 3"
+OFFLINE_VILLAGE = "Thôn 3"
+HISTORY_MONTHS = 11  # as-run history for the months before this one (into last year)
+MISSED_BACK, SHORT_BACK = 6, 3  # one CCHC month missed, one aired short (months ago)
+TARGET_MS = 11 * 60_000  # this month's column: fill to at least 11 minutes
+
+_OPENING = "Kính thưa bà con nhân dân trong xã. "
+# (title, topic, sentences): each script repeats its sentences a few times, as the
+# commune's announcements do, so that espeak-ng reads two to three minutes of it.
+SAMPLE_SEGMENTS: list[tuple[str, str, list[str]]] = [
+    (
+        "Kết quả cải cách hành chính tháng này",
+        "progress",
+        [
+            "Ủy ban nhân dân xã Xuân Phúc thông báo kết quả thực hiện cải cách hành chính.",
+            "Bộ phận tiếp nhận và trả kết quả đã giải quyết đúng hạn chín mươi tám phần trăm "
+            "hồ sơ của người dân và doanh nghiệp.",
+            "Xã tiếp tục công khai các thủ tục hành chính tại trụ sở và trên trang thông tin "
+            "điện tử của xã.",
+        ],
+    ),
+    (
+        "Hướng dẫn nộp hồ sơ trực tuyến",
+        "procedures",
+        [
+            "Người dân có thể nộp hồ sơ đăng ký khai sinh, kết hôn và chứng thực qua Cổng "
+            "dịch vụ công quốc gia.",
+            "Cán bộ bộ phận một cửa sẵn sàng hướng dẫn bà con tạo tài khoản và nộp hồ sơ "
+            "vào giờ hành chính các ngày trong tuần.",
+            "Kết quả được trả tại nhà qua dịch vụ bưu chính công ích nếu bà con có yêu cầu.",
+        ],
+    ),
+    (
+        "Biểu dương cán bộ một cửa tận tình",
+        "commendation",
+        [
+            "Trong tháng qua, xã nhận được nhiều ý kiến khen ngợi tinh thần phục vụ của cán "
+            "bộ bộ phận tiếp nhận và trả kết quả.",
+            "Ủy ban nhân dân xã biểu dương các đồng chí đã giải quyết hồ sơ sớm hơn hẹn, "
+            "hướng dẫn tận tình cho người cao tuổi.",
+            "Xã mong tiếp tục nhận được ý kiến đóng góp của bà con để phục vụ ngày càng tốt hơn.",
+        ],
+    ),
+    (
+        "Tiếp nhận phản ánh, kiến nghị của người dân",
+        "citizen-feedback",
+        [
+            "Mọi phản ánh, kiến nghị về thủ tục hành chính, bà con gửi về hòm thư góp ý đặt "
+            "tại trụ sở Ủy ban nhân dân xã.",
+            "Bà con cũng có thể gọi đường dây nóng của xã trong giờ hành chính.",
+            "Mỗi phản ánh đều được ghi nhận, trả lời công khai trong vòng mười ngày làm việc.",
+        ],
+    ),
+    (
+        "Lịch tiếp công dân của Chủ tịch xã",
+        "disclosure",
+        [
+            "Chủ tịch Ủy ban nhân dân xã tiếp công dân vào sáng thứ năm hằng tuần tại trụ sở "
+            "Ủy ban.",
+            "Bà con có nhu cầu gặp lãnh đạo xã đăng ký trước tại bộ phận một cửa.",
+        ],
+    ),
+    (
+        "Chỉ số hài lòng của người dân năm nay",
+        "indices",
+        [
+            "Kết quả khảo sát cho thấy mức độ hài lòng của người dân đối với sự phục vụ của "
+            "cơ quan hành chính xã tăng so với năm trước.",
+            "Xã sẽ tiếp tục rút ngắn thời gian giải quyết hồ sơ và tăng cường nộp hồ sơ trực "
+            "tuyến.",
+        ],
+    ),
+]
+
+
+def _script(sentences: list[str], repeats: int) -> str:
+    body = " ".join(sentences)
+    return _OPENING + " ".join([body] * repeats) + " Xin trân trọng cảm ơn bà con."
+
+
+@dataclass
+class HistoryResult:
+    created: list[str]
+
+
+def _demo_user(session: Session, name: str, role: Role, station_id: int) -> User:
+    user = session.scalar(select(User).where(User.username == name))
+    if user is None:
+        # Made-up staff of the sample history; an admin sets their passwords to use them.
+        user = accounts.create_user(
+            session,
+            username=name,
+            password=secrets.token_urlsafe(16),
+            role=role,
+            station_id=station_id,
+        )
+    return user
+
+
+def seed_sample_history(station_id: int) -> HistoryResult:
+    """A commune in use: segments drafted with espeak-ng, this month assembled, past airings.
+
+    Runs after `seed_demo`. Idempotent: segments are found by title, the rundown is set only
+    while empty, an unchanged rundown reuses its master, and the devices mark the history
+    (as-run, statuses, warnings) as loaded. Uses the same services as the API; the as-run
+    events are written as the playout agents would have reported them.
+    """
+    from app import clock
+    from app.schedule import assembly
+    from app.schedule import service as schedule
+    from app.schedule.planning import plan_year
+    from app.segments import service as segments
+    from app.segments.models import Segment, SegmentStatus
+    from app.tts import service as tts
+
+    created: list[str] = []
+    now = clock.now()
+    with unit_of_work() as session:
+        station = session.get_one(Station, station_id)
+        tz = ZoneInfo(station.timezone)
+        this_month = now.astimezone(tz).strftime("%Y-%m")
+        editor = _demo_user(session, EDITOR_NAME, Role.editor, station_id)
+        approver = _demo_user(session, APPROVER_NAME, Role.approver, station_id)
+        year = now.astimezone(tz).year
+        # Last year too when this year has too few months behind it for a history.
+        for planned_year in (year - 1, year) if int(this_month[5:]) <= HISTORY_MONTHS else (year,):
+            result = plan_year(session, station_id=station_id, year=planned_year)
+            if result.created:
+                created.append(f"{result.created} broadcasts planned for {planned_year}")
+        editor_id, approver_id = editor.id, approver.id
+    ids: list[int] = []
+    for n, (title, topic, sentences) in enumerate(SAMPLE_SEGMENTS):
+        with unit_of_work() as session:
+            editor = session.get_one(User, editor_id)
+            segment = session.scalar(
+                select(Segment).where(Segment.station_id == station_id, Segment.title == title)
+            )
+            if segment is None:
+                segment = segments.create_segment(
+                    session,
+                    user=editor,
+                    title=title,
+                    programme="cchc",
+                    topic=topic,
+                    script=_script(sentences, repeats=7 if n < 4 else 1),
+                    target_month=this_month,
+                )
+                created.append(f"segment {title!r}")
+            segment_id, has_audio, status = segment.id, segment.audio_id, segment.status
+        ids.append(segment_id)
+        if has_audio is None:
+            tts.draft_segment_audio(
+                segment_id=segment_id, user=_detached(editor_id), engine="espeak"
+            )
+        if status == SegmentStatus.draft.value:
+            with unit_of_work() as session:
+                editor = session.get_one(User, editor_id)
+                seg = segments.get_segment(session, segment_id, user=editor, for_update=True)
+                approver = session.get_one(User, approver_id)
+                segments.submit_segment(session, user=editor, segment=seg)
+                # The last one waits for the approver: the home page's to-do list.
+                if n < len(SAMPLE_SEGMENTS) - 1:
+                    segments.approve_segment(session, user=approver, segment=seg)
+    with unit_of_work() as session:
+        approver = session.get_one(User, approver_id)
+        column = _cchc_broadcast(session, station_id, this_month)
+        if column is not None and column.status in schedule.ACTIVE:
+            if not assembly.rundown_view(session, column).compliant:
+                chosen = _fill_to_window(session, column, ids[:-1])
+                schedule.set_rundown(session, broadcast=column, segment_ids=chosen, actor=approver)
+                created.append(f"rundown of {this_month}'s CCHC column")
+            column_id: int | None = column.id
+        else:
+            column_id = None
+    master: str | None = None
+    if column_id is not None:
+        view = assembly.assemble_broadcast(column_id, actor_id=approver_id)
+        master = view.master_sha256
+    with unit_of_work() as session:
+        if session.scalar(select(Device.id).where(Device.name == ONLINE_DEVICE)) is None:
+            created += _past_airings(session, station_id, this_month, master or "0" * 64, now)
+    return HistoryResult(created=created)
+
+
+def months_ago(month: str, n: int) -> str:
+    """ "2024-03" minus n months."""
+    index = int(month[:4]) * 12 + int(month[5:]) - 1 - n
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def _detached(user_id: int) -> User:
+    with unit_of_work(write=False) as session:
+        user = session.get_one(User, user_id)
+        session.expunge(user)
+    return user
+
+
+def _cchc_broadcast(session: Session, station_id: int, month: str) -> Broadcast | None:
+    return session.scalar(
+        select(Broadcast)
+        .join(Programme, Programme.id == Broadcast.programme_id)
+        .where(
+            Broadcast.station_id == station_id,
+            Programme.code == stations.CCHC,
+            Broadcast.local_month == month,
+            Broadcast.status != BroadcastStatus.cancelled.value,
+        )
+    )
+
+
+def _fill_to_window(session: Session, broadcast: Broadcast, segment_ids: list[int]) -> list[int]:
+    """The first segments whose total (with intro, outro and gaps) reaches TARGET_MS."""
+    from app.audio.models import AudioAsset
+    from app.schedule import assembly
+    from app.schedule.service import PlannedItem
+    from app.segments.models import Segment
+
+    programme = session.get_one(Programme, broadcast.programme_id)
+    fixed = [
+        PlannedItem(kind, kind, None, t.sha256, t.duration_ms)
+        for kind, t in zip(
+            ("intro", "outro"), audio.programme_templates(programme.code), strict=True
+        )
+        if t is not None
+    ]
+    durations = dict(
+        session.execute(
+            select(Segment.id, AudioAsset.duration_ms)
+            .join(AudioAsset, AudioAsset.id == Segment.audio_id)
+            .where(Segment.id.in_(segment_ids))
+        )
+        .tuples()
+        .all()
+    )
+    chosen: list[int] = []
+    for sid in segment_ids:
+        if sid not in durations:
+            continue
+        chosen.append(sid)
+        items = fixed + [PlannedItem("segment", "", s, None, durations[s]) for s in chosen]
+        if assembly.total_ms(items) >= min(TARGET_MS, programme.max_duration_ms):
+            break
+    return chosen
+
+
+def _past_airings(
+    session: Session, station_id: int, this_month: str, sha: str, now: datetime
+) -> list[str]:
+    """Two devices (one offline), as-run events of the past months, statuses, warnings."""
+    from app.devices import service as devices
+    from app.playout.models import AsRunEvent
+    from app.schedule import warnings as schedule_warnings
+
+    created: list[str] = []
+    village = session.scalars(
+        select(Village).where(Village.station_id == station_id, Village.name == OFFLINE_VILLAGE)
+    ).one()
+    online, _token = devices.create_device(session, name=ONLINE_DEVICE, station_id=station_id)
+    offline, _token = devices.create_device(
+        session, name=OFFLINE_DEVICE, station_id=station_id, village_id=village.id
+    )
+    online.last_seen_at = online.last_playlist_at = now - timedelta(minutes=3)
+    online.agent_version, online.free_disk_bytes = "1.0.0", 48 * 1024**3
+    offline.last_seen_at = offline.last_playlist_at = now - timedelta(days=3, hours=2)
+    offline.agent_version, offline.free_disk_bytes = "1.0.0", 3 * 1024**3
+    created.append(f"devices {ONLINE_DEVICE!r} (online) and {OFFLINE_DEVICE!r} (offline)")
+    past = list(
+        session.scalars(
+            select(Broadcast)
+            .where(
+                Broadcast.station_id == station_id,
+                Broadcast.local_month >= months_ago(this_month, HISTORY_MONTHS),
+                Broadcast.local_month < this_month,
+                Broadcast.status.in_(ACTIVE_STATUSES),
+                Broadcast.starts_at < now,
+            )
+            .order_by(Broadcast.starts_at)
+        )
+    )
+    aired = missed = 0
+    events: list[AsRunEvent] = []
+    missed_month, short_month = (months_ago(this_month, n) for n in (MISSED_BACK, SHORT_BACK))
+    for b in past:
+        month = int(b.local_month[5:])
+        played_ms: int | None
+        device = online
+        if b.village_id is None:
+            # The CCHC column: most months within 10–15 min, one missed, one short.
+            played_ms = {missed_month: None, short_month: 8 * 60_000 + 20_000}.get(
+                b.local_month, 11 * 60_000 + (month * 37_000) % 180_000
+            )
+        elif b.village_id == village.id and b.starts_at < offline.last_seen_at:
+            device, played_ms = offline, 5 * 60_000
+        else:
+            played_ms = None  # no loudspeaker reports for the other villages
+        if played_ms is None:
+            b.status = BroadcastStatus.missed.value
+            missed += 1
+            continue
+        b.status = BroadcastStatus.aired.value
+        aired += 1
+        events.append(
+            AsRunEvent(
+                event_id=f"demo-{b.id}",
+                device_id=device.id,
+                broadcast_id=b.id,
+                sha256=sha,
+                started_at=b.starts_at,
+                ended_at=b.starts_at + timedelta(milliseconds=played_ms),
+                status="played",
+                received_at=b.starts_at + timedelta(milliseconds=played_ms, seconds=40),
+            )
+        )
+    session.add_all(events)
+    online.last_played_at = max(
+        (e.ended_at for e in events if e.device_id == online.id), default=None
+    )
+    offline.last_played_at = max(
+        (e.ended_at for e in events if e.device_id == offline.id), default=None
+    )
+    session.flush()
+    created.append(f"as-run history: {aired} broadcasts aired, {missed} missed")
+    missed_column = next(
+        (b for b in past if b.village_id is None and b.local_month == missed_month),
+        None,
+    )
+    notes: list[tuple[str, str, str, int | None]] = [
+        (
+            "device-offline",
+            f"device {OFFLINE_DEVICE} has not been seen for 3 days",
+            f"demo:offline:{offline.id}",
+            None,
+        ),
+        (
+            "short",
+            f"the CCHC column of {short_month} aired 08:20, under the "
+            "10:00 minimum",
+            f"demo:short:{station_id}",
+            None,
+        ),
+    ]
+    if missed_column is not None:
+        notes.append(
+            (
+                "missed",
+                f"broadcast {missed_column.id} (CCHC, {missed_column.local_month}) was not played",
+                f"demo:missed:{missed_column.id}",
+                missed_column.id,
+            )
+        )
+    for kind, message, key, broadcast_id in notes:
+        schedule_warnings.raise_warning(
+            session,
+            kind=kind,
+            message=message,
+            dedupe_key=key,
+            station_id=station_id,
+            broadcast_id=broadcast_id,
+        )
+    created.append(f"{len(notes)} scheduler warnings")
+    return created

@@ -1,11 +1,12 @@
 """Console pages: render time (median and 95th percentile) and weight (HTML + CSS + JS).
 
-    python scripts/bench_console.py [--runs 200] [--segments 300]
+    python scripts/bench_console.py [--runs 200] [--segments 300] [--sample-history]
 
 Builds a throwaway data directory (SQLite), loads the demo commune with a planned year
 and `--segments` segments, signs in as an approver, and requests each page `--runs` times
 in process (the app, its database and templates; no network). The budget is 150 ms at the
-95th percentile and 100 KB per page, audio aside.
+95th percentile and 100 KB per page, audio aside. `--sample-history` adds the lived-in
+demo (`seed-demo --sample-history`: as-run history, this month assembled) first.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ sys.path.insert(0, str(ROOT))
 PASSWORD = "bench-password-long-enough"
 
 
-def seed(segments: int) -> int:
+def seed(segments: int, sample_history: bool) -> int:
     """The demo station, users, this year's plan and `segments` segments; a segment id."""
+    from sqlalchemy import select
+
     from app import clock, migrations
     from app.accounts import service as accounts
-    from app.accounts.models import Role
+    from app.accounts.models import Role, User
     from app.config import get_settings
     from app.db import unit_of_work
     from app.demo import seed_demo
@@ -38,14 +41,20 @@ def seed(segments: int) -> int:
     migrations.upgrade(get_settings().sqlalchemy_url)
     with unit_of_work() as db:
         station_id = seed_demo(db).station_id
-        editor = accounts.create_user(
+        accounts.create_user(
             db, username="editor1", password=PASSWORD, role=Role.editor, station_id=station_id
         )
         accounts.create_user(
             db, username="approver1", password=PASSWORD, role=Role.approver, station_id=station_id
         )
         plan_year(db, station_id=station_id, year=clock.now().year)
-        last = 0
+    last = 0
+    if sample_history:
+        from app.demo import seed_sample_history
+
+        seed_sample_history(station_id)
+    with unit_of_work() as db:
+        editor = db.scalars(select(User).where(User.username == "editor1")).one()
         for n in range(segments):
             segment = segment_service.create_segment(
                 db,
@@ -62,21 +71,45 @@ def seed(segments: int) -> int:
     return last
 
 
+def cchc_column() -> tuple[str, int]:
+    """This month ("2024-03") and its CCHC broadcast's id."""
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import select
+
+    from app import clock
+    from app.db import unit_of_work
+    from app.schedule.models import Broadcast
+    from app.stations.models import Programme, Station
+
+    with unit_of_work(write=False) as db:
+        station = db.scalars(select(Station)).one()
+        month = clock.now().astimezone(ZoneInfo(station.timezone)).strftime("%Y-%m")
+        column = db.scalars(
+            select(Broadcast.id)
+            .join(Programme, Programme.id == Broadcast.programme_id)
+            .where(Programme.code == "cchc", Broadcast.local_month == month)
+        ).one()
+    return month, column
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--segments", type=int, default=300)
+    parser.add_argument("--sample-history", action="store_true")
     args = parser.parse_args()
     data = tempfile.mkdtemp(prefix="loaxa-bench-console-")
     for key in [k for k in os.environ if k.startswith("LOAXA_")]:
         del os.environ[key]
     os.environ.update(LOAXA_DATA_DIR=data, LOAXA_SECRET_KEY="bench-" + "x" * 40)
-    segment_id = seed(args.segments)
+    segment_id = seed(args.segments, args.sample_history)
 
     from fastapi.testclient import TestClient
 
     from app.main import create_app
 
+    this_month, column_id = cchc_column()
     client = TestClient(create_app())
     token = re.search(r'name="csrf_token" value="(\w+)"', client.get("/").text)
     assert token
@@ -95,6 +128,11 @@ def main() -> int:
         "/segments?status=submitted",
         "/segments/new",
         f"/segments/{segment_id}",
+        "/schedule",
+        f"/schedule?month={this_month}",
+        f"/schedule/{column_id}",
+        "/reports",
+        f"/reports?month={int(this_month[5:])}",
     ]
     print(f"{'page':34} {'median ms':>9} {'p95 ms':>7} {'KB':>6}")
     for path in pages:

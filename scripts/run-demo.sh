@@ -7,6 +7,6 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 export LOAXA_DATA_DIR=${LOAXA_DATA_DIR:-./var}
 .venv/bin/loaxa migrate
-.venv/bin/loaxa seed-demo
+.venv/bin/loaxa seed-demo --sample-history  # made-up history: for demonstrations only
 echo "[loaxa] serving on http://${LOAXA_HOST:-127.0.0.1}:${LOAXA_PORT:-8000} (console at /, API docs at /docs)"
 exec .venv/bin/loaxa serve --host "${LOAXA_HOST:-127.0.0.1}" --port "${LOAXA_PORT:-8000}"

@@ -64,6 +64,11 @@ def _station(session: Session, user: User) -> Station | None:
     return visible[0] if len(visible) == 1 else None
 
 
+def user_station(session: Session, user: User) -> Station | None:
+    """The station whose pages the user sees: their own (an admin's only one, if just one)."""
+    return _station(session, user)
+
+
 def month_column(session: Session, *, station: Station, month: str) -> MonthColumn | None:
     """The station's CCHC broadcast of `month` with its rundown, if planned."""
     broadcast = session.scalar(

@@ -67,6 +67,8 @@ NOTICES: dict[str, str] = {
     "submitted": N_("Đã gửi duyệt."),
     "approved": N_("Đã duyệt."),
     "rejected": N_("Đã trả lại cho người biên tập."),
+    "rundown": N_("Đã lưu thứ tự phát."),
+    "assembled": N_("Đã ghép buổi phát: bản ghép nghe được bên dưới."),
 }
 
 

@@ -9,7 +9,6 @@ DejaVu, embedded: the base-14 PDF fonts have no Vietnamese.
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +39,7 @@ from reportlab.platypus import (
 
 from app.durations import clock_format
 from app.errors import ServiceUnavailable
+from app.reports.chart import airtime_chart as chart_figures
 from app.reports.formats import missing_vi, reach_vi, report_title
 from app.reports.schemas import ComplianceReport
 from app.reports.service import RESULT_LABELS
@@ -420,11 +420,11 @@ def _reach_section(report: ComplianceReport, s: _Styles) -> list[Flowable]:
 
 def airtime_chart(report: ComplianceReport, f: Fonts) -> Drawing:
     """Bars of monthly airtime in minutes over the shaded band of the programme's window."""
-    lo, hi = (v / 60_000 for v in report.summary.window_ms)
-    values = [m.aired_ms / 60_000 for m in report.months]
-    top = max([hi + 3, *values]) + 2
-    step = 5
-    vmax = step * math.ceil(top / step)
+    figure = chart_figures(report)
+    lo, hi = figure.low, figure.high
+    values = [b.minutes for b in figure.bars]
+    step = figure.step
+    vmax = figure.top
     width, height = FRAME_WIDTH, 72 * mm
     drawing = Drawing(width, height, initialFontName=f.regular)
     chart = VerticalBarChart()
@@ -436,15 +436,15 @@ def airtime_chart(report: ComplianceReport, f: Fonts) -> Drawing:
     chart.valueAxis.valueStep = step
     chart.valueAxis.labels.fontName = f.regular
     chart.valueAxis.labels.fontSize = 8
-    chart.categoryAxis.categoryNames = [f"T{int(m.month[5:])}" for m in report.months]
+    chart.categoryAxis.categoryNames = [b.label for b in figure.bars]
     chart.categoryAxis.labels.fontName = f.regular
     chart.categoryAxis.labels.fontSize = 8
     chart.bars.strokeColor = None
     # Each bar half as wide as a month's slot in a year chart, however few months are shown.
     chart.barWidth = 6
     chart.groupSpacing = 6 * (24 / len(values) - 1)
-    for i, m in enumerate(report.months):
-        chart.bars[(0, i)].fillColor = OK_BAR if m.compliant else BAD_BAR
+    for i, b in enumerate(figure.bars):
+        chart.bars[(0, i)].fillColor = OK_BAR if b.compliant else BAD_BAR
     chart.barLabelFormat = lambda v: vn_number(v, 1) if v else ""
     chart.barLabels.fontName = f.regular
     chart.barLabels.fontSize = 7

@@ -1,0 +1,86 @@
+"""`loaxa seed-demo --sample-history`: a commune in use, loaded once; plain seed-demo has none."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app import clock
+from app.audio.models import AudioAsset
+from app.demo import HISTORY_MONTHS, months_ago
+from app.devices import service as devices
+from app.devices.models import Device
+from app.playout.models import AsRunEvent
+from app.reports import service as reports
+from app.schedule.models import Broadcast, ScheduleWarning
+from app.segments.models import Segment
+from app.stations.models import Station
+from tests.cli.test_cli import loaxa
+
+ENV = {"LOAXA_ADMIN_PASSWORD": "quản-trị-viên-2024"}
+
+
+def _snapshot(session: Session) -> tuple[object, ...]:
+    session.rollback()  # see what the CLI process committed
+    counts = tuple(
+        session.scalar(select(func.count()).select_from(m)) or 0
+        for m in (Broadcast, Segment, AudioAsset, AsRunEvent, ScheduleWarning, Device)
+    )
+    statuses = tuple(session.execute(select(Broadcast.id, Broadcast.status, Broadcast.version)))
+    return counts, statuses
+
+
+def test_plain_seed_demo_has_no_history(database_url: str, session: Session) -> None:
+    assert loaxa("seed-demo", env=ENV).returncode == 0
+    for model in (Broadcast, Segment, AsRunEvent, ScheduleWarning, Device):
+        assert session.scalar(select(func.count()).select_from(model)) == 0, model
+
+
+def test_sample_history_looks_lived_in_and_loads_once(database_url: str, session: Session) -> None:
+    first = loaxa("seed-demo", "--sample-history", env=ENV)
+    assert first.returncode == 0, first.stderr
+    assert "as-run history" in first.stdout
+    loaded = _snapshot(session)
+    again = loaxa("seed-demo", "--sample-history", env=ENV)
+    assert again.returncode == 0, again.stderr
+    assert "nothing changed" in again.stdout
+    assert _snapshot(session) == loaded  # idempotent: nothing added, nothing changed
+
+    station = session.scalars(select(Station)).one()
+    segments = list(session.scalars(select(Segment)))
+    approved = [s for s in segments if s.status == "approved"]
+    assert len(approved) >= 4 and all(s.audio_id for s in segments)
+    engines = set(session.scalars(select(AudioAsset.tts_engine).where(AudioAsset.origin == "tts")))
+    assert engines == {"espeak"}
+
+    now = clock.now()
+    month = now.astimezone(station_tz(station)).strftime("%Y-%m")
+    report = reports.compliance_report(
+        session, station_id=station.id, period=reports.Period(int(month[:4])), now=now
+    )
+    row = {m.month: m for m in report.months}[month]
+    assert any(b.state != "missed" for b in row.broadcasts)
+    column = session.get_one(Broadcast, row.broadcasts[0].id)
+    assert column.status == "assembled" and column.master_sha256
+
+    # Earlier months (here or last year): most aired, one missed, one short.
+    results = []
+    since = months_ago(month, HISTORY_MONTHS)
+    for year in {int(month[:4]) - 1, int(month[:4])}:
+        r = reports.compliance_report(
+            session, station_id=station.id, period=reports.Period(year), now=now
+        )
+        results += [m.result for m in r.months if since <= m.month < month and m.planned]
+    assert results.count("not-aired") == 1 and results.count("too-short") == 1
+    assert results.count("compliant") >= 8
+
+    assert session.scalar(select(func.count()).select_from(ScheduleWarning)) == 3
+    found = session.scalars(select(Device))
+    state = {d.name: devices.is_online(d.last_seen_at, now) for d in found}
+    assert sorted(state.values()) == [False, True]
+
+
+def station_tz(station: Station):  # type: ignore[no-untyped-def]
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(station.timezone)
