@@ -4,7 +4,7 @@ from app.accounts.models import User
 from app.audio.models import AudioAsset
 from app.audit.models import AuditEvent
 from app.devices.models import Device
-from app.playout.models import AsRunEvent, Emergency
+from app.playout.models import AsRunEvent, Emergency, EmergencyDelivery
 from app.schedule.models import Broadcast, JobRun, RundownItem, ScheduleWarning
 from app.segments.models import Segment, SegmentVillage
 from app.stations.models import Programme, Station, Village
@@ -17,6 +17,7 @@ __all__ = [
     "Broadcast",
     "Device",
     "Emergency",
+    "EmergencyDelivery",
     "JobRun",
     "Programme",
     "RundownItem",
