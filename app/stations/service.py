@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import ColumnElement, Select, false, select
@@ -81,6 +82,44 @@ def create_station(
         entity_id=station.id,
         after=station_snapshot(station),
     )
+    return station
+
+
+def update_station(
+    session: Session,
+    *,
+    station: Station,
+    changes: Mapping[str, Any],
+    actor: User | None = None,
+) -> Station:
+    """Change a station's details (only the fields given); 409 when the new name is taken.
+
+    The time zone is not among them: it decides which local day and month every broadcast
+    belongs to, so changing it would rewrite the plan, not a detail.
+    """
+    before = station_snapshot(station)
+    name = changes.get("name")
+    if name is not None and name != station.name:
+        taken = session.scalar(
+            select(Station.id).where(Station.name == name, Station.id != station.id)
+        )
+        if taken is not None:
+            raise Conflict(f"station {name!r} already exists")
+        station.name = name
+    if "hotline" in changes:
+        station.hotline = changes["hotline"] or None
+    session.flush()
+    after = station_snapshot(station)
+    if after != before:
+        audit.record(
+            session,
+            actor=actor,
+            action="station.update",
+            entity="station",
+            entity_id=station.id,
+            before=before,
+            after=after,
+        )
     return station
 
 

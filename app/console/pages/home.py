@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse
 
 from app import clock
 from app.console import dashboard
-from app.console.auth import ApproverPage, ViewerPage, safe_next, signed_in_user
+from app.console.auth import ViewerPage, safe_next, signed_in_user
 from app.console.i18n import N_
 from app.console.pages.auth import sign_in_page
 from app.console.render import render
@@ -32,15 +32,10 @@ def _placeholder(request: Request, title: str) -> HTMLResponse:
     return render(request, "placeholder.html", {"title": title})
 
 
-# Placeholders until their pages are built (schedule, devices, reports).
+# Placeholders until their pages are built (schedule, reports).
 @router.get("/schedule", response_class=HTMLResponse)
 def schedule_page(request: Request, user: ViewerPage) -> HTMLResponse:
     return _placeholder(request, N_("Lịch phát"))
-
-
-@router.get("/devices", response_class=HTMLResponse)
-def devices_page(request: Request, user: ApproverPage) -> HTMLResponse:
-    return _placeholder(request, N_("Thiết bị"))
 
 
 @router.get("/reports", response_class=HTMLResponse)
