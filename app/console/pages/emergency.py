@@ -124,6 +124,12 @@ def _plan(db: Session, user: User, form: ConsoleForm) -> dict[str, object]:
     }
 
 
+@router.get("/confirm")
+def confirm_again(user: ApproverPage) -> Response:
+    """The confirmation is the answer to a post (a language switch there comes back here)."""
+    return redirect("/emergency")
+
+
 @router.post("/confirm", response_class=HTMLResponse)
 def confirm_page(request: Request, user: ApproverPage, form: FormDep) -> Response:
     """Step two: what will happen, and the button that does it."""
