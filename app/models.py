@@ -4,7 +4,7 @@ from app.accounts.models import User
 from app.audio.models import AudioAsset
 from app.audit.models import AuditEvent
 from app.devices.models import Device
-from app.playout.models import AsRunEvent, Emergency
+from app.playout.models import AsRunEvent, Emergency, EmergencyDelivery
 from app.reports.models import IssuedReport
 from app.schedule.models import Broadcast, JobRun, RundownItem, ScheduleWarning
 from app.segments.models import Segment, SegmentVillage
@@ -18,6 +18,7 @@ __all__ = [
     "Broadcast",
     "Device",
     "Emergency",
+    "EmergencyDelivery",
     "IssuedReport",
     "JobRun",
     "Programme",

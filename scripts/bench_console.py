@@ -93,6 +93,86 @@ def cchc_column() -> tuple[str, int]:
     return month, column
 
 
+def seed_ops() -> int:
+    """For Thiết bị, Phát khẩn cấp, Quản trị: an admin, 40 devices (half online), and an
+    emergency on air that 30 of them picked up; the emergency's id."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from app import clock
+    from app.accounts import service as accounts
+    from app.accounts.models import Role
+    from app.db import unit_of_work
+    from app.devices import service as devices
+    from app.playout.models import Emergency, EmergencyDelivery
+    from app.segments.models import Segment
+    from app.stations.models import Station, Village
+
+    now = clock.now()
+    with unit_of_work() as db:
+        station_id = db.scalars(select(Station.id).order_by(Station.id)).first()
+        assert station_id is not None
+        accounts.create_user(db, username="admin1", password=PASSWORD, role=Role.admin)
+        villages = list(db.scalars(select(Village.id).where(Village.station_id == station_id)))
+        made = []
+        for n in range(40):
+            device, _token = devices.create_device(
+                db,
+                name=f"Máy phát {n}",
+                station_id=station_id,
+                village_id=villages[n % len(villages)] if villages and n else None,
+            )
+            device.last_seen_at = now - timedelta(minutes=1 if n % 2 else 60)
+            device.agent_version, device.free_disk_bytes = "1.4.2", 12 * 1024**3
+            made.append(device)
+        segment_id = db.scalars(select(Segment.id).limit(1)).one()
+        # A made-up audio hash: the pages read it, nothing plays it.
+        emergency = Emergency(
+            station_id=station_id,
+            segment_id=segment_id,
+            audio_sha256="0" * 64,
+            duration_ms=90_000,
+            created_at=now,
+            expires_at=now + timedelta(minutes=30),
+        )
+        db.add(emergency)
+        db.flush()
+        for device in made[:30]:
+            db.add(
+                EmergencyDelivery(emergency_id=emergency.id, device_id=device.id, picked_up_at=now)
+            )
+        return emergency.id
+
+
+def sign_in(client: object, username: str) -> None:
+    token = re.search(r'name="csrf_token" value="(\w+)"', client.get("/").text)  # type: ignore[attr-defined]
+    assert token
+    client.post(  # type: ignore[attr-defined]
+        "/signin",
+        data={
+            "csrf_token": token.group(1),
+            "username": username,
+            "password": PASSWORD,
+            "next": "/",
+        },
+    )
+
+
+def measure(client: object, path: str, runs: int) -> None:
+    client.get(path)  # type: ignore[attr-defined]  # warm the templates
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        r = client.get(path)  # type: ignore[attr-defined]
+        times.append((time.perf_counter() - start) * 1000)
+        assert r.status_code == 200, (path, r.status_code)
+    assets = re.findall(r'(?:href|src)="(/static/[^"]+)"', r.text)
+    weight = len(r.content) + sum(len(client.get(a).content) for a in assets)  # type: ignore[attr-defined]
+    p95 = statistics.quantiles(times, n=20)[-1]
+    print(f"{path:34} {statistics.median(times):9.1f} {p95:7.1f} {weight / 1024:6.1f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=200)
@@ -104,6 +184,7 @@ def main() -> int:
         del os.environ[key]
     os.environ.update(LOAXA_DATA_DIR=data, LOAXA_SECRET_KEY="bench-" + "x" * 40)
     segment_id = seed(args.segments, args.sample_history)
+    emergency_id = seed_ops()
 
     from fastapi.testclient import TestClient
 
@@ -111,17 +192,7 @@ def main() -> int:
 
     this_month, column_id = cchc_column()
     client = TestClient(create_app())
-    token = re.search(r'name="csrf_token" value="(\w+)"', client.get("/").text)
-    assert token
-    client.post(
-        "/signin",
-        data={
-            "csrf_token": token.group(1),
-            "username": "approver1",
-            "password": PASSWORD,
-            "next": "/",
-        },
-    )
+    sign_in(client, "approver1")
     pages = [
         "/",
         "/segments",
@@ -133,20 +204,17 @@ def main() -> int:
         f"/schedule/{column_id}",
         "/reports",
         f"/reports?month={int(this_month[5:])}",
+        "/devices",
+        "/emergency",
+        f"/emergency/{emergency_id}",
     ]
     print(f"{'page':34} {'median ms':>9} {'p95 ms':>7} {'KB':>6}")
     for path in pages:
-        client.get(path)  # warm the templates
-        times = []
-        for _ in range(args.runs):
-            start = time.perf_counter()
-            r = client.get(path)
-            times.append((time.perf_counter() - start) * 1000)
-            assert r.status_code == 200, (path, r.status_code)
-        assets = re.findall(r'(?:href|src)="(/static/[^"]+)"', r.text)
-        weight = len(r.content) + sum(len(client.get(a).content) for a in assets)
-        p95 = statistics.quantiles(times, n=20)[-1]
-        print(f"{path:34} {statistics.median(times):9.1f} {p95:7.1f} {weight / 1024:6.1f}")
+        measure(client, path, args.runs)
+    admin = TestClient(create_app())
+    sign_in(admin, "admin1")
+    for path in ("/admin", "/admin/station"):
+        measure(admin, path, args.runs)
     return 0
 
 

@@ -9,9 +9,9 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from app.accounts import service
 from app.accounts.deps import AdminUser, CurrentUser
-from app.accounts.schemas import Token, UserCreate, UserOut
+from app.accounts.schemas import PasswordSet, Token, UserCreate, UserOut, UserUpdate
 from app.accounts.security import create_access_token
-from app.db import SessionDep
+from app.db import DbId, SessionDep
 from app.errors import Unauthorized
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
@@ -45,3 +45,24 @@ def create_user(session: SessionDep, admin: AdminUser, body: UserCreate) -> User
 @router.get("/users/me", response_model=UserOut)
 def me(user: CurrentUser) -> UserOut:
     return UserOut.model_validate(user)
+
+
+@router.get("/users", response_model=list[UserOut])
+def list_users(session: SessionDep, admin: AdminUser) -> list[UserOut]:
+    """Every user, by name."""
+    return [UserOut.model_validate(u) for u in service.list_users(session)]
+
+
+@router.patch("/users/{user_id}", response_model=UserOut)
+def update_user(session: SessionDep, admin: AdminUser, user_id: DbId, body: UserUpdate) -> UserOut:
+    """Change a role or disable a user; 409 when it would leave no active admin."""
+    user = service.get_user(session, user_id, for_update=True)
+    service.update_user(session, user=user, role=body.role, disabled=body.disabled, actor=admin)
+    return UserOut.model_validate(user)
+
+
+@router.post("/users/{user_id}/password", status_code=status.HTTP_204_NO_CONTENT)
+def set_password(session: SessionDep, admin: AdminUser, user_id: DbId, body: PasswordSet) -> None:
+    """Reset a user's password."""
+    user = service.get_user(session, user_id, for_update=True)
+    service.set_password(session, user=user, password=body.password, actor=admin)

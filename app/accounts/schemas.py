@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.accounts.models import Role
 from app.db import DbId
@@ -23,6 +23,23 @@ class UserCreate(BaseModel):
     password: Password
     role: Role
     station_id: DbId | None = None
+
+
+class UserUpdate(BaseModel):
+    """PATCH /users/{id}: the fields given change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role | None = None
+    disabled: bool | None = Field(
+        default=None, description="true: cannot sign in; existing tokens stop working"
+    )
+
+
+class PasswordSet(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: Password
 
 
 class UserOut(BaseModel):

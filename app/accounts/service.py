@@ -1,4 +1,10 @@
-"""Users: create and authenticate."""
+"""Users: create, list, change (role, disabled, password) and authenticate.
+
+Every change is audited. loaxa never ends up without an active admin: demoting or
+disabling the last one is refused (409), whoever asks. A disabled user cannot sign in,
+and their existing tokens and console sessions stop working at their next request (both
+check the account on every request).
+"""
 
 from __future__ import annotations
 
@@ -60,4 +66,77 @@ def authenticate(session: Session, *, username: str, password: str) -> User | No
     ok = verify_password(password, user.password_hash if user else None)
     if user is None or not ok or not user.is_active:
         return None
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    """Every user, by name."""
+    return list(session.scalars(select(User).order_by(User.username)))
+
+
+def get_user(session: Session, user_id: int, *, for_update: bool = False) -> User:
+    stmt = select(User).where(User.id == user_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    user = session.scalar(stmt)
+    if user is None:
+        raise NotFound(f"user {user_id} does not exist")
+    return user
+
+
+def _snapshot(user: User) -> dict[str, object]:
+    return {"role": user.role, "is_active": user.is_active}
+
+
+def update_user(
+    session: Session,
+    *,
+    user: User,
+    role: Role | None = None,
+    disabled: bool | None = None,
+    actor: User | None = None,
+) -> User:
+    """Change a user's role or disable / enable them; 409 when no active admin would be left."""
+    before = _snapshot(user)
+    new_role = role.value if role is not None else user.role
+    active = (not disabled) if disabled is not None else user.is_active
+    if user.is_active and user.role == Role.admin and not (active and new_role == Role.admin):
+        # Lock the admins' rows so two admins cannot demote each other at the same moment.
+        others = session.scalars(
+            select(User.id)
+            .where(User.role == Role.admin.value, User.is_active, User.id != user.id)
+            .with_for_update()
+        ).all()
+        if not others:
+            raise Conflict(f"{user.username!r} is the last active admin: appoint another first")
+    if new_role != Role.admin and user.station_id is None:
+        user.station_id = _only_station(session, Role(new_role))
+    user.role, user.is_active = new_role, active
+    session.flush()
+    after = _snapshot(user)
+    if after != before:
+        audit.record(
+            session,
+            actor=actor,
+            action="user.update",
+            entity="user",
+            entity_id=user.id,
+            before=before,
+            after=after,
+        )
+    return user
+
+
+def _only_station(session: Session, role: Role) -> int:
+    only = session.scalars(select(Station.id).limit(2)).all()
+    if len(only) != 1:
+        raise Invalid(f"role {role.value} needs a station: staff belong to a station")
+    return only[0]
+
+
+def set_password(session: Session, *, user: User, password: str, actor: User | None = None) -> User:
+    """A new password (reset by an admin); the user's console sessions end with it."""
+    user.password_hash = hash_password(password)
+    session.flush()
+    audit.record(session, actor=actor, action="user.password", entity="user", entity_id=user.id)
     return user

@@ -55,6 +55,8 @@ NAV: list[NavItem] = [
     NavItem("/schedule", N_("Lịch phát"), Role.viewer),
     NavItem("/devices", N_("Thiết bị"), Role.approver),
     NavItem("/reports", N_("Báo cáo"), Role.viewer),
+    NavItem("/emergency", N_("Phát khẩn cấp"), Role.approver),
+    NavItem("/admin", N_("Quản trị"), Role.admin),
 ]
 
 # What a redirect may leave for the next page to say, by key (never free text in a cookie).

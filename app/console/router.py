@@ -9,12 +9,23 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from app.console.pages import auth, files, home, reports, schedule, segments
+from app.console.pages import (
+    admin,
+    auth,
+    devices,
+    emergency,
+    files,
+    home,
+    reports,
+    schedule,
+    segments,
+)
 from app.console.render import SCRIPTS_URL, STATIC_DIR, STATIC_URL, TEMPLATES_DIR
 from app.console.routing import ConsoleStatic, TemplateScripts
 
 ROUTERS = [auth.router, home.router, segments.router, files.router]
 ROUTERS += [schedule.router, reports.router]  # Lịch phát, Báo cáo
+ROUTERS += [devices.router, emergency.router, admin.router]
 
 
 def install(app: FastAPI) -> None:

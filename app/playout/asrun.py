@@ -27,6 +27,7 @@ from app.audit.models import AuditEvent
 from app.devices.service import DeviceState, Telemetry, write_telemetry
 from app.errors import Invalid, describe_validation_errors
 from app.playout.aired import is_aired, master_histories
+from app.playout.emergencies import record_starts
 from app.playout.models import AsRunEvent, Emergency
 from app.playout.schemas import AsRunEventIn, AsRunRejected, AsRunResult
 from app.playout.scope import carries_broadcast, carries_emergency
@@ -275,6 +276,7 @@ def record_as_run(
     duplicates.extend(e.event_id for e in fresh if e.event_id not in inserted)
     _mark_aired(session, device=device, events=accepted, targets=targets, now=now)
     _record_played(session, device=device, events=accepted, telemetry=telemetry, now=now)
+    _record_emergency_starts(session, device=device, events=accepted)
     return AsRunResult(
         accepted=[e.event_id for e in accepted], duplicates=duplicates, rejected=rejected
     )
@@ -345,3 +347,16 @@ def _record_played(
         if device.last_played_at is None or latest > device.last_played_at:
             values["last_played_at"] = latest
     write_telemetry(session, device_id=device.id, values=values)
+
+
+def _record_emergency_starts(
+    session: Session, *, device: DeviceState, events: list[AsRunEventIn]
+) -> None:
+    # What the emergency page shows as "started" on this device: its earliest real start.
+    started: dict[int, datetime] = {}
+    for e in events:
+        if e.emergency_id is not None and e.status in ("played", "interrupted"):
+            prior = started.get(e.emergency_id)
+            started[e.emergency_id] = e.started_at if prior is None else min(prior, e.started_at)
+    if started:
+        record_starts(session, device_id=device.id, started=started)

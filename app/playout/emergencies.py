@@ -13,15 +13,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, and_, bindparam, select
+from sqlalchemy import Executable, Select, Table, and_, bindparam, case, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app import clock
 from app.accounts.models import User
 from app.audio.models import AudioAsset
 from app.audit import service as audit
+from app.db import get_engine
 from app.devices.models import Device
 from app.devices.service import (
     DEVICE_COLUMNS,
@@ -31,9 +34,9 @@ from app.devices.service import (
     device_from_row,
 )
 from app.errors import Invalid, NotFound
-from app.playout.models import Emergency
+from app.playout.models import Emergency, EmergencyDelivery
 from app.playout.polldb import poll_execute, touch_device
-from app.playout.schemas import EmergencyOut
+from app.playout.schemas import DeliveryOut, EmergencyDetail, EmergencyOut
 from app.playout.scope import carries_emergency
 from app.segments.models import Segment, SegmentStatus
 from app.stations import service as stations
@@ -122,6 +125,105 @@ def pull_emergencies(
     device, found = device_emergencies(token_hash=token_hash)
     touch_device(device, telemetry)
     return device, found
+
+
+DELIVERIES = cast(Table, EmergencyDelivery.__table__)
+
+
+@lru_cache(maxsize=16)
+def _pickup_statement(dialect: str, count: int) -> Executable:
+    """INSERT the pickups of `count` emergencies by one device; already recorded: nothing."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    rows: list[dict[str, Any]] = [
+        {
+            "emergency_id": bindparam(f"e{i}"),
+            "device_id": bindparam("device"),
+            "picked_up_at": bindparam("at"),
+        }
+        for i in range(count)
+    ]
+    # The table, not the class: an ORM insert run with parameters is a bulk insert of them.
+    return insert(DELIVERIES).values(rows).on_conflict_do_nothing()
+
+
+def record_pickups(*, device_id: int, emergency_ids: Sequence[int]) -> None:
+    """Note that a poll handed these emergencies to the device (the first time counts).
+
+    Called only when a poll answers 200 with active emergencies: a device that already has
+    them polls with their ETag and gets a 304, which writes nothing. One statement.
+    """
+    ids = sorted(set(emergency_ids))[:50]  # a station has a handful at most
+    if not ids:
+        return
+    params: dict[str, Any] = {f"e{i}": eid for i, eid in enumerate(ids)}
+    params.update(device=device_id, at=clock.now())
+    statement = _pickup_statement(get_engine().dialect.name, len(ids))
+    poll_execute(statement, params, fetch=False)
+
+
+def record_starts(session: Session, *, device_id: int, started: dict[int, datetime]) -> None:
+    """As-run intake: the device started these emergencies (id → its earliest start)."""
+    if not started:
+        return
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(DELIVERIES).values(
+        [
+            {"emergency_id": eid, "device_id": device_id, "started_at": at}
+            for eid, at in sorted(started.items())
+        ]
+    )
+    current = DELIVERIES.c.started_at
+    # The earliest start wins, whatever order the as-run batches arrive in.
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["emergency_id", "device_id"],
+        set_={
+            "started_at": case(
+                (current.is_(None), stmt.excluded.started_at),
+                (stmt.excluded.started_at < current, stmt.excluded.started_at),
+                else_=current,
+            )
+        },
+    )
+    session.execute(stmt)
+
+
+def deliveries(session: Session, *, emergency: Emergency) -> list[DeliveryOut]:
+    """Every device in the emergency's scope, with its pickup and start (None: not yet)."""
+    found = {
+        d.device_id: d
+        for d in session.scalars(
+            select(EmergencyDelivery).where(EmergencyDelivery.emergency_id == emergency.id)
+        )
+    }
+    devices = session.scalars(
+        select(Device).where(Device.station_id == emergency.station_id).order_by(Device.id)
+    )
+    out = []
+    for device in devices:
+        delivery = found.get(device.id)
+        in_scope = device.is_active and carries_emergency(
+            emergency.village_ids, emergency.network, device.village_id
+        )
+        if delivery is None and not in_scope:
+            continue
+        out.append(
+            DeliveryOut(
+                device_id=device.id,
+                device_name=device.name,
+                village_id=device.village_id,
+                picked_up_at=delivery.picked_up_at if delivery else None,
+                started_at=delivery.started_at if delivery else None,
+            )
+        )
+    return out
+
+
+def emergency_detail(session: Session, emergency: Emergency, *, base_url: str) -> EmergencyDetail:
+    """The API shape of one emergency with how it reached each device in scope."""
+    return EmergencyDetail(
+        **emergency_out(session, emergency, base_url=base_url).model_dump(),
+        deliveries=deliveries(session, emergency=emergency),
+    )
 
 
 def active_emergency_audio(

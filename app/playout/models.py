@@ -53,3 +53,20 @@ class Emergency(Base):
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     expires_at: Mapped[datetime]
     cancelled_at: Mapped[datetime | None]
+
+
+class EmergencyDelivery(Base):
+    """How an emergency reached one device: when its poll first returned it (pickup) and
+    when the device reported starting it (its earliest as-run event of the emergency)."""
+
+    __tablename__ = "emergency_deliveries"
+
+    emergency_id: Mapped[int] = mapped_column(
+        ForeignKey("emergencies.id", ondelete="CASCADE"), primary_key=True
+    )
+    device_id: Mapped[int] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    # None when the device reported playing it before a pickup was recorded.
+    picked_up_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]

@@ -29,7 +29,13 @@ from app.http import etag_matches, parse_day, render_json, strong_etag, wants_m3
 from app.pagination import Page, PageDep, paginate
 from app.playout import access, asrun, emergencies, playlists
 from app.playout.polldb import run_db
-from app.playout.schemas import AsRunResult, EmergencyCreate, EmergencyOut, PlaylistOut
+from app.playout.schemas import (
+    AsRunResult,
+    EmergencyCreate,
+    EmergencyDetail,
+    EmergencyOut,
+    PlaylistOut,
+)
 from app.urls import base_url
 
 router = APIRouter(prefix="/api/v1", tags=["playout"])
@@ -130,12 +136,17 @@ async def poll_emergencies(request: Request, token: TokenDep) -> Response:
     headers = request.headers
     token_hash = device_token_hash(token)
     telemetry = _telemetry(headers)
-    _device, active = await run_db(
+    device, active = await run_db(
         lambda: emergencies.pull_emergencies(token_hash=token_hash, telemetry=telemetry)
     )
     base = base_url(request)
     body = render_json([emergencies.emergency_document(e, base_url=base) for e in active])
-    return _conditional(body, JSON_MEDIA_TYPE, headers.get("if-none-match"))
+    response = _conditional(body, JSON_MEDIA_TYPE, headers.get("if-none-match"))
+    if active and response.status_code == status.HTTP_200_OK:
+        # The device did not have this list yet: record its pickup (rare; never on a 304).
+        ids = [e.id for e in active]
+        await run_db(lambda: emergencies.record_pickups(device_id=device.id, emergency_ids=ids))
+    return response
 
 
 @router.post("/playout/as-run", response_model=AsRunResult)
@@ -197,12 +208,13 @@ def list_emergencies(
     )
 
 
-@router.get("/emergencies/{emergency_id}", response_model=EmergencyOut)
+@router.get("/emergencies/{emergency_id}", response_model=EmergencyDetail)
 def get_emergency(
     request: Request, session: SessionDep, user: ViewerUser, emergency_id: DbId
-) -> EmergencyOut:
+) -> EmergencyDetail:
+    """The emergency, with each device in scope: when it picked it up and started it."""
     emergency = emergencies.get_emergency(session, emergency_id, user=user)
-    return emergencies.emergency_out(session, emergency, base_url=base_url(request))
+    return emergencies.emergency_detail(session, emergency, base_url=base_url(request))
 
 
 @router.delete("/emergencies/{emergency_id}", response_model=EmergencyOut)

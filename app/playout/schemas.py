@@ -93,3 +93,23 @@ class EmergencyOut(BaseModel):
     created_at: datetime
     expires_at: datetime
     cancelled_at: datetime | None = None
+
+
+class DeliveryOut(BaseModel):
+    """How an emergency reached one device in its scope."""
+
+    device_id: DbId
+    device_name: str
+    village_id: DbId | None
+    picked_up_at: datetime | None = Field(
+        description="when the device's poll first returned the emergency; null: not yet"
+    )
+    started_at: datetime | None = Field(
+        description="when the device reported starting it (as-run); null: not yet"
+    )
+
+
+class EmergencyDetail(EmergencyOut):
+    deliveries: list[DeliveryOut] = Field(
+        description="every device in scope (and any that picked it up), in id order"
+    )

@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse
 
 from app import clock
 from app.console import dashboard
-from app.console.auth import ApproverPage, safe_next, signed_in_user
+from app.console.auth import safe_next, signed_in_user
 from app.console.i18n import N_
 from app.console.pages.auth import sign_in_page
 from app.console.render import render
@@ -26,13 +26,3 @@ def home(request: Request, next: str = "/", expired: bool = False) -> HTMLRespon
     with unit_of_work(write=False) as db:
         summary = dashboard.home(db, user=user, now=clock.now())
         return render(request, "home.html", {"title": N_("Trang chủ"), "home": summary})
-
-
-def _placeholder(request: Request, title: str) -> HTMLResponse:
-    return render(request, "placeholder.html", {"title": title})
-
-
-# Placeholders until their pages are built (devices).
-@router.get("/devices", response_class=HTMLResponse)
-def devices_page(request: Request, user: ApproverPage) -> HTMLResponse:
-    return _placeholder(request, N_("Thiết bị"))

@@ -1,0 +1,198 @@
+"""What the Thiết bị, Phát khẩn cấp and Quản trị pages show, shaped from the services' rows.
+
+Plain functions over the rows the services return (no queries of their own beyond the
+services'), so the page handlers stay thin. Words are message ids, translated in templates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.accounts.models import User
+from app.console.forms import ConsoleForm
+from app.console.i18n import N_, _, format_number
+from app.console.labels import StatusLabel
+from app.devices import service as devices
+from app.devices.models import Device
+from app.errors import Invalid, NotFound
+from app.playout.models import Emergency
+from app.playout.schemas import EmergencyOut
+from app.stations import service as stations
+from app.stations.models import Station, Village
+
+ONLINE = StatusLabel(N_("Đang kết nối"), "●", "good")
+OFFLINE = StatusLabel(N_("Mất kết nối"), "✗", "bad")
+NEVER = StatusLabel(N_("Chưa kết nối lần nào"), "○", "neutral")
+
+EMERGENCY_LIVE = StatusLabel(N_("Đang phát khẩn cấp"), "!", "bad")
+EMERGENCY_CANCELLED = StatusLabel(N_("Đã huỷ"), "–", "neutral")
+EMERGENCY_ENDED = StatusLabel(N_("Đã kết thúc"), "✓", "good")
+
+DELIVERY_WAITING = StatusLabel(N_("Chưa nhận"), "○", "warn")
+DELIVERY_PICKED = StatusLabel(N_("Đã nhận"), "◐", "info")
+DELIVERY_STARTED = StatusLabel(N_("Đã phát"), "✓", "good")
+
+# Python's weekdays (0 = Monday), as Vietnamese name them.
+WEEKDAYS = [
+    N_("Thứ Hai"),
+    N_("Thứ Ba"),
+    N_("Thứ Tư"),
+    N_("Thứ Năm"),
+    N_("Thứ Sáu"),
+    N_("Thứ Bảy"),
+    N_("Chủ nhật"),
+]
+WEEKS = {
+    1: N_("tuần thứ nhất"),
+    2: N_("tuần thứ hai"),
+    3: N_("tuần thứ ba"),
+    4: N_("tuần thứ tư"),
+    5: N_("tuần thứ năm"),
+    -1: N_("tuần cuối"),
+}
+
+
+def clock_time(value: datetime | None, tz: ZoneInfo) -> str:
+    """17:05:09 in the station's zone (seconds count when watching an emergency arrive)."""
+    return value.astimezone(tz).strftime("%H:%M:%S") if value else ""
+
+
+def disk(free_bytes: int | None) -> str:
+    """Free space in GB (or MB below 1 GB), with the language's decimal separator."""
+    if free_bytes is None:
+        return ""
+    if free_bytes >= 1024**3:
+        return f"{format_number(free_bytes / 1024**3)} GB"
+    return f"{format_number(free_bytes / 1024**2, 0)} MB"
+
+
+def connection(device: Device, now: datetime) -> StatusLabel:
+    if device.last_seen_at is None:
+        return NEVER
+    return ONLINE if devices.is_online(device.last_seen_at, now) else OFFLINE
+
+
+def station_for(db: Session, user: User, requested: int | None = None) -> Station | None:
+    """The station a page works on: the user's own; an admin's choice, else the first."""
+    if user.station_id is not None:
+        return stations.get_station(db, user.station_id, user=user)
+    if requested is not None:
+        return stations.get_station(db, requested, user=user)
+    return db.scalars(select(Station).order_by(Station.id).limit(1)).first()
+
+
+def village_names(db: Session, station_id: int) -> dict[int, str]:
+    return {v.id: v.name for v in stations.list_villages(db, station_id=station_id)}
+
+
+@dataclass(frozen=True)
+class EmergencyChoice:
+    """What the approver chose, read from the form: checked before anything goes on air."""
+
+    segment_id: int
+    village_ids: list[int] | None  # None: the whole station
+
+
+def emergency_choice(form: ConsoleForm) -> EmergencyChoice:
+    segment_id = form.get_int("segment_id")
+    if segment_id is None:
+        raise Invalid(_("Hãy chọn một tin bài đã duyệt."))
+    if form.get("scope") != "villages":
+        return EmergencyChoice(segment_id, None)
+    ids = sorted({int(v) for v in form.getlist("village_ids") if v.isdigit() and len(v) < 18})
+    if not ids:
+        raise Invalid(_("Hãy chọn ít nhất một thôn, hoặc chọn cả xã."))
+    return EmergencyChoice(segment_id, ids)
+
+
+def devices_in_scope(
+    db: Session, *, station_id: int, village_ids: list[int] | None
+) -> list[Device]:
+    """The active devices an emergency with this scope would play on (today's network)."""
+    from app.playout.scope import carries_emergency
+    from app.stations.models import Station
+    from app.stations.network import local_today, network_on
+
+    station = db.get_one(Station, station_id)
+    network = network_on(station, local_today(station))
+    return [
+        d
+        for d in devices.list_devices(db, station_id=station_id)
+        if d.is_active and carries_emergency(village_ids, network, d.village_id)
+    ]
+
+
+def emergency_state(e: Emergency | EmergencyOut, now: datetime) -> StatusLabel:
+    if e.cancelled_at is not None:
+        return EMERGENCY_CANCELLED
+    return EMERGENCY_LIVE if e.expires_at > now else EMERGENCY_ENDED
+
+
+def delivery_state(picked_up_at: datetime | None, started_at: datetime | None) -> StatusLabel:
+    if started_at is not None:
+        return DELIVERY_STARTED
+    return DELIVERY_PICKED if picked_up_at is not None else DELIVERY_WAITING
+
+
+def cadence_text(cadence: dict[str, Any] | None) -> str:
+    """A cadence in words, in the page's language: "hằng tháng: Thứ Bảy thứ ba, 17:00"."""
+    if not cadence:
+        return _("theo lịch chung")
+    time = cadence.get("time", "")
+    if cadence.get("kind") == "weekly":
+        days = ", ".join(_(WEEKDAYS[d]) for d in cadence.get("weekdays", []) if 0 <= d <= 6)
+        return _("hằng tuần: %(days)s, %(time)s") % {"days": days, "time": time}
+    if cadence.get("day") is not None:
+        return _("hằng tháng: ngày %(day)s, %(time)s") % {"day": cadence["day"], "time": time}
+    week = WEEKS.get(cadence.get("week") or 0)
+    return _("hằng tháng: %(weekday)s %(week)s, %(time)s") % {
+        "weekday": _(WEEKDAYS[cadence.get("weekday") or 0]),
+        "week": _(week) if week else str(cadence.get("week")),
+        "time": time,
+    }
+
+
+def monthly_from(form: ConsoleForm) -> dict[str, Any]:
+    """A monthly cadence from the programme form: n-th weekday, or a day of the month."""
+    time = form.get("time").strip()
+    if form.get("by") == "day":
+        return {"kind": "monthly", "day": form.get_int("day") or 0, "time": time}
+    raw_week = form.get("week").strip()
+    week = -1 if raw_week == "-1" else (form.get_int("week") or 0)
+    return {"kind": "monthly", "week": week, "weekday": form.get_int("weekday") or 0, "time": time}
+
+
+def weekly_from(form: ConsoleForm) -> dict[str, Any]:
+    days = sorted(
+        {int(d) for d in form.getlist("weekdays") if d in {"0", "1", "2", "3", "4", "5", "6"}}
+    )
+    if not days:
+        raise Invalid(_("Hãy chọn ít nhất một ngày trong tuần."))
+    return {"kind": "weekly", "weekdays": days, "time": form.get("time").strip()}
+
+
+def minutes_ms(form: ConsoleForm, name: str) -> int:
+    """A duration typed as mm:ss (or whole minutes) in milliseconds; 422 otherwise."""
+    raw = form.get(name).strip()
+    minutes, _colon, seconds = raw.partition(":")
+    if not minutes.isdigit() or (seconds and not (seconds.isdigit() and len(seconds) == 2)):
+        raise Invalid(_("Thời lượng ghi theo phút:giây, ví dụ 10:00."))
+    ms = (int(minutes[:4]) * 60 + int(seconds or 0)) * 1000
+    if ms <= 0:
+        raise Invalid(_("Thời lượng ghi theo phút:giây, ví dụ 10:00."))
+    return ms
+
+
+def village_of(db: Session, station: Station, village_id: int | None) -> Village | None:
+    if village_id is None:
+        return None
+    village = db.get(Village, village_id)
+    if village is None or village.station_id != station.id:
+        raise NotFound(f"village {village_id} does not exist in station {station.id}")
+    return village

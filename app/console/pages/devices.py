@@ -1,0 +1,101 @@
+"""Thiết bị: each playout PC's health for approvers and admins; an admin adds one and sees
+its token once (the page answers the post directly: the token is never stored, never in a
+cookie nor a redirect, and no later page can show it again)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session
+
+from app import clock
+from app.accounts.models import User
+from app.console import ops_views as views
+from app.console.auth import AdminPage, ApproverPage
+from app.console.forms import FormDep, run_form
+from app.console.i18n import N_, _
+from app.console.render import render
+from app.console.routing import ConsoleRoute
+from app.db import unit_of_work
+from app.devices import service as devices
+from app.errors import Invalid
+from app.stations import service as stations
+
+router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
+
+
+def _page(
+    request: Request,
+    user: User,
+    *,
+    values: dict[str, str] | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    now = clock.now()
+    with unit_of_work(write=False) as db:
+        station_list = stations.list_stations(db, user=user)
+        names = {s.id: s.name for s in station_list}
+        villages = {s.id: views.village_names(db, s.id) for s in station_list}
+        rows = [
+            {
+                "device": d,
+                "state": views.connection(d, now),
+                "station": names.get(d.station_id, ""),
+                "village": villages.get(d.station_id, {}).get(d.village_id or 0),
+                "disk": views.disk(d.free_disk_bytes),
+            }
+            for d in devices.list_devices(db, station_id=user.station_id)
+            if d.station_id in names
+        ]
+        return render(
+            request,
+            "devices/list.html",
+            {
+                "title": N_("Thiết bị"),
+                "rows": rows,
+                "stations": station_list,
+                "villages": villages,
+                "values": values or {},
+                "error": error,
+            },
+            status=status,
+        )
+
+
+@router.get("/devices", response_class=HTMLResponse)
+def devices_page(request: Request, user: ApproverPage) -> HTMLResponse:
+    """Every device of the user's station (an admin: of every station), with its health."""
+    return _page(request, user)
+
+
+@router.post("/devices/new")
+def add_device(request: Request, user: AdminPage, form: FormDep) -> Response:
+    """Register a device; the answer is the one page that ever shows its token."""
+
+    def again(message: str, status: int) -> Response:
+        return _page(request, user, values=form.typed(), error=message, status=status)
+
+    def action(db: Session) -> Response:
+        name = form.get("name").strip()
+        if not name:
+            raise Invalid(_("Hãy đặt tên cho thiết bị."))
+        station_id, _sep, village = form.get("place").partition(":")
+        if not station_id.isdigit():
+            raise Invalid(_("Hãy chọn nơi đặt thiết bị."))
+        device, token = devices.create_device(
+            db,
+            name=name[:200],
+            station_id=int(station_id),
+            village_id=int(village) if village.isdigit() else None,
+            actor=user,
+        )
+        place = views.village_names(db, device.station_id).get(device.village_id or 0)
+        return render(
+            request,
+            "devices/token.html",
+            {"title": N_("Mã của thiết bị mới"), "device": device, "token": token, "place": place},
+            status=201,
+        )
+
+    return run_form(form, again=again, action=action)
