@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from app import clock
+from app import clock, metrics
 from app.audio.models import AudioAsset
 from app.audit import service as audit
 from app.audit.models import AuditEvent
@@ -263,6 +263,8 @@ def record_as_run(
     duplicates.extend(e.event_id for e in fresh if e.event_id not in inserted)
     _mark_aired(session, device=device, events=accepted, targets=targets, now=now)
     _record_played(session, device=device, events=accepted, telemetry=telemetry, now=now)
+    for e in accepted:  # how late reports arrive: an agent offline for days shows here
+        metrics.ASRUN_LAG.observe(max(0.0, (now - e.ended_at).total_seconds()))
     return AsRunResult(
         accepted=[e.event_id for e in accepted], duplicates=duplicates, rejected=rejected
     )

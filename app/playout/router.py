@@ -22,6 +22,7 @@ from fastapi import APIRouter, Body, Header, Request, Response, status
 from fastapi.responses import FileResponse
 from starlette.datastructures import Headers
 
+from app import metrics
 from app.accounts.deps import ApproverUser, CurrentPrincipal, TokenDep, ViewerUser
 from app.db import DbId, SessionDep, unit_of_work
 from app.devices.service import Telemetry, device_by_token, device_token_hash, parse_telemetry
@@ -111,9 +112,14 @@ async def get_playlist(request: Request, token: TokenDep) -> Response:
     base = base_url(request)
     inm = headers.get("if-none-match")
     if as_m3u:
-        return _conditional(playlists.render_m3u(playlist, base_url=base), M3U_MEDIA_TYPE, inm)
-    body = render_json(playlists.playlist_document(playlist, base_url=base))
-    return _conditional(body, JSON_MEDIA_TYPE, inm)
+        answer = _conditional(playlists.render_m3u(playlist, base_url=base), M3U_MEDIA_TYPE, inm)
+    else:
+        body = render_json(playlists.playlist_document(playlist, base_url=base))
+        answer = _conditional(body, JSON_MEDIA_TYPE, inm)
+    metrics.PLAYLIST_PULLS.labels(
+        "not_modified" if answer.status_code == 304 else "full", "m3u" if as_m3u else "json"
+    ).inc()
+    return answer
 
 
 @router.get(
@@ -215,7 +221,18 @@ def cancel_emergency(
     return emergencies.emergency_out(session, emergency, base_url=base_url(request))
 
 
-@audio_router.get("/audio/{sha256}")
+@audio_router.get(
+    "/audio/{sha256}",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"audio/mpeg": {"schema": {"type": "string", "format": "binary"}}}},
+        206: {
+            "description": "the part of the file a Range asked for",
+            "content": {"audio/mpeg": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        416: {"description": "the Range lies outside the file"},
+    },
+)
 def download_audio(principal: CurrentPrincipal, sha256: str) -> FileResponse:
     """The playout file; supports Range requests (resumable downloads) and ETag."""
     with unit_of_work(write=False) as session:

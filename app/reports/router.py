@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse
 
 from app.accounts.deps import ViewerUser
 from app.db import DbId, SessionDep
+from app.errors import responses
 from app.reports import calendar, formats, pdf, podcast, service
 from app.reports.schemas import ComplianceReport
 from app.urls import base_url
@@ -25,7 +26,10 @@ MEDIA_TYPES = {
 @router.get(
     "/reports/compliance",
     response_model=ComplianceReport,
-    responses={200: {"content": {media.split(";")[0]: {} for media in MEDIA_TYPES.values()}}},
+    responses={
+        200: {"content": {media.split(";")[0]: {} for media in MEDIA_TYPES.values()}},
+        **responses(503),
+    },
 )
 def compliance(
     session: SessionDep,
@@ -95,11 +99,29 @@ def podcast_feed(session: SessionDep, request: Request, station_id: DbId) -> Res
     )
 
 
-# HEAD too: podcast apps ask for the size before they download.
-@router.api_route(
-    "/stations/{station_id}/podcast/{broadcast_id}.mp3",
-    methods=["GET", "HEAD"],
+EPISODE_PATH = "/stations/{station_id}/podcast/{broadcast_id}.mp3"
+EPISODE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"audio/mpeg": {"schema": {"type": "string", "format": "binary"}}}},
+    206: {
+        "description": "the part of the file a Range asked for",
+        "content": {"audio/mpeg": {"schema": {"type": "string", "format": "binary"}}},
+    },
+    416: {"description": "the Range lies outside the file"},
+}
+
+
+# HEAD too, as an operation of its own: podcast apps ask for the size before they download.
+@router.head(
+    EPISODE_PATH,
     response_class=FileResponse,
+    responses=EPISODE_RESPONSES,
+    operation_id="podcast_episode_head",
+)
+@router.get(
+    EPISODE_PATH,
+    response_class=FileResponse,
+    responses=EPISODE_RESPONSES,
+    operation_id="podcast_episode",
 )
 def podcast_episode(session: SessionDep, station_id: DbId, broadcast_id: DbId) -> FileResponse:
     """The master of an aired CCHC column (Range supported). Public: no token needed."""
