@@ -36,6 +36,22 @@ _SECRETS = [
 ]
 
 
+_base_factory = logging.getLogRecordFactory()
+
+
+def _record_with_request_id(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    # Stamped when the record is made, not when it is written: a handler may format it
+    # later, outside the request (a queue, a test's capture).
+    record = _base_factory(*args, **kwargs)
+    if not hasattr(record, "request_id"):
+        record.request_id = request_id_var.get()
+    return record
+
+
+if getattr(_base_factory, "__name__", "") != _record_with_request_id.__name__:
+    logging.setLogRecordFactory(_record_with_request_id)
+
+
 def scrub(text: str) -> str:
     """The text with anything that looks like a credential replaced."""
     for pattern, replacement in _SECRETS:
@@ -53,7 +69,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": scrub(record.getMessage()),
         }
-        request_id = getattr(record, "request_id", None) or request_id_var.get()
+        request_id = getattr(record, "request_id", None)
         if request_id:
             entry["request_id"] = request_id
         for name in EXTRA_FIELDS:
@@ -73,7 +89,7 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = scrub(super().format(record))
-        request_id = getattr(record, "request_id", None) or request_id_var.get()
+        request_id = getattr(record, "request_id", None)
         return f"{line} [{request_id}]" if request_id else line
 
 
