@@ -26,7 +26,7 @@ def serve(
     """Serve the HTTP API with uvicorn."""
     from app.config import get_settings
     from app.logs import logging_config
-    from app.metrics import prepare_multiprocess_dir
+    from app.metricsdir import prepare_multiprocess_dir
 
     settings = get_settings()
     # Before anything imports prometheus_client: the workers inherit the directory.
@@ -184,7 +184,7 @@ def scheduler(
 
     from app.config import get_settings
     from app.logs import configure_logging
-    from app.metrics import prepare_multiprocess_dir
+    from app.metricsdir import prepare_multiprocess_dir
 
     settings = get_settings()
     prepare_multiprocess_dir(settings.data_dir, "scheduler")

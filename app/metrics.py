@@ -33,8 +33,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-ROLES = ("serve", "scheduler")
+from app.metricsdir import MULTIPROC_ENV, ROLES
 
 # Request latency by route template (never the raw path: ids would make a series each).
 HTTP_LATENCY = Histogram(
@@ -74,26 +73,6 @@ JOB_SECONDS = Histogram(
     ["job"],
     buckets=(0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900),
 )
-
-
-def metrics_root(data_dir: Path) -> Path:
-    return data_dir / "metrics"
-
-
-def prepare_multiprocess_dir(data_dir: Path, role: str) -> Path:
-    """Empty (or create) this command's metrics directory and point prometheus-client at it.
-
-    Call before prometheus_client is imported by anything that counts: the value class is
-    chosen at import. `loaxa serve` calls it before uvicorn starts its workers, which inherit
-    the environment.
-    """
-    assert role in ROLES
-    directory = metrics_root(data_dir) / role
-    directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob("*.db"):
-        stale.unlink(missing_ok=True)
-    os.environ[MULTIPROC_ENV] = str(directory)
-    return directory
 
 
 class _MergedMultiProcess(Collector):
