@@ -70,11 +70,16 @@ class Tally:
         self.operations: set[str] = set()
         self.statuses: Counter[int] = Counter()
         self.failures: list[str] = []
+        # Valid cases (by the schema) the app refused as invalid: where the schema says less
+        # than the validation enforces.
+        self.bounced: Counter[str] = Counter()
 
     def check(self, case: schemathesis.Case, response: Any, who: str, phase: str) -> None:
         self.cases += 1
         self.operations.add(case.operation.label)
         self.statuses[response.status_code] += 1
+        if phase == "positive" and response.status_code == 422:
+            self.bounced[case.operation.label] += 1
         try:
             case.validate_response(response, checks=CHECKS)
         except (Exception, BaseExceptionGroup) as exc:  # a FailureGroup, or one AssertionError
@@ -150,5 +155,6 @@ def test_fuzz_every_operation_no_server_error_and_answers_as_documented(
         f"5xx: {sum(n for s, n in tally.statuses.items() if s >= 500)}"
     )
     print(summary)
+    print("valid cases answered 422, by operation:", dict(tally.bounced.most_common()))
     assert len(tally.operations) == len(operations), "an operation was never called"
     assert not tally.failures, summary + "\n" + "\n".join(tally.failures[:40])
