@@ -266,9 +266,14 @@ class LoaxaMiddleware:
     @staticmethod
     def _guarded_receive(receive: Receive, limit: int, idle_s: float) -> Receive:
         received = 0
+        body_done = False
 
         async def guarded() -> Message:
-            nonlocal received
+            nonlocal received, body_done
+            if body_done:
+                # After the body, receive() only waits for the client to go away (streaming
+                # responses listen for it while they send): no deadline on that.
+                return await receive()
             try:
                 message = await asyncio.wait_for(receive(), timeout=idle_s)
             except TimeoutError:
@@ -278,9 +283,10 @@ class LoaxaMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise HTTPException(
-                        413, f"the request body is larger than {limit} bytes"
-                    )
+                    raise HTTPException(413, f"the request body is larger than {limit} bytes")
+                body_done = not message.get("more_body", False)
+            else:
+                body_done = True
             return message
 
         return guarded

@@ -43,12 +43,14 @@ AgentVersion = Annotated[str | None, Header(alias="X-Loaxa-Agent-Version")]
 FreeDisk = Annotated[str | None, Header(alias="X-Loaxa-Free-Disk-Bytes")]
 
 
-def _parameter(where: str, name: str, description: str) -> dict[str, Any]:
+def _parameter(
+    where: str, name: str, description: str, **schema: Any
+) -> dict[str, Any]:
     return {
         "in": where,
         "name": name,
         "required": False,
-        "schema": {"type": "string"},
+        "schema": {"type": "string", **schema},
         "description": description,
     }
 
@@ -89,8 +91,19 @@ def _conditional(body: bytes, media_type: str, if_none_match: str | None) -> Res
     },
     openapi_extra={
         "parameters": [
-            _parameter("query", "date", "YYYY-MM-DD, the station's local day; default: today"),
-            _parameter("query", "format", "json (the default) or m3u; or send Accept"),
+            _parameter(
+                "query",
+                "date",
+                "YYYY-MM-DD, the station's local day; default: today",
+                format="date",
+                pattern=r"^(20\d\d|2100)-\d\d-\d\d$",
+            ),
+            _parameter(
+                "query",
+                "format",
+                "json (the default) or m3u; or send Accept",
+                enum=["json", "m3u", "m3u8"],
+            ),
             *CONDITIONAL_PARAMETERS,
             *TELEMETRY_PARAMETERS,
         ]

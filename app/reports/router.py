@@ -16,6 +16,11 @@ from app.urls import base_url
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 
+YEAR = r"^(20\d\d|2100)$"
+MONTH = r"^(0?[1-9]|1[0-2]|(20\d\d|2100)-(0[1-9]|1[0-2]))$"
+FORMATS = list(service.FORMATS)
+VIEWS = list(formats.VIEWS)
+
 MEDIA_TYPES = {
     "csv": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -35,11 +40,22 @@ def compliance(
     session: SessionDep,
     user: ViewerUser,
     station_id: DbId,
-    year: Annotated[str | None, Query(description="local year, e.g. 2024")] = None,
-    month: Annotated[str | None, Query(description='1 to 12, or "2024-03"')] = None,
-    fmt: Annotated[str | None, Query(alias="format", description="json|csv|xlsx|pdf")] = None,
+    # Read by the service (its messages name the parameter); the schema says what it takes.
+    year: Annotated[
+        str | None,
+        Query(description="local year, e.g. 2024", json_schema_extra={"pattern": YEAR}),
+    ] = None,
+    month: Annotated[
+        str | None,
+        Query(description='1 to 12, or "2024-03"', json_schema_extra={"pattern": MONTH}),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        Query(alias="format", description="|".join(FORMATS), json_schema_extra={"enum": FORMATS}),
+    ] = None,
     view: Annotated[
-        str | None, Query(description="CSV only: months|villages|topics|summary")
+        str | None,
+        Query(description="CSV only: " + "|".join(VIEWS), json_schema_extra={"enum": VIEWS}),
     ] = None,
 ) -> Any:
     """Planned versus aired for a local year or month, as JSON, CSV, XLSX or PDF."""

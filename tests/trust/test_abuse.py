@@ -245,6 +245,32 @@ def test_an_upload_that_stops_arriving_is_cut_off_with_408(
     assert status == 408 and took < 5, answer
 
 
+def test_a_slow_answer_is_not_cut_off_by_the_body_deadline(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the body has arrived, waiting on the client (a streaming answer listens for its
+    disconnect) has no deadline: a long download over a slow link goes on."""
+    from fastapi.responses import StreamingResponse
+
+    from app.main import create_app
+
+    monkeypatch.setattr(get_settings(), "body_idle_seconds", 0.2)
+    app = create_app()
+
+    @app.get("/test-slow", include_in_schema=False)
+    def slow() -> StreamingResponse:
+        def chunks() -> Iterator[bytes]:
+            for n in range(3):
+                time.sleep(0.3)
+                yield f"{n};".encode()
+
+        return StreamingResponse(chunks(), media_type="text/plain")
+
+    with TestClient(app) as client:
+        r = client.get("/test-slow")
+    assert r.status_code == 200 and r.text == "0;1;2;"
+
+
 # --- security headers ----------------------------------------------------------------------------
 
 
