@@ -26,9 +26,16 @@ app.add_typer(audio_app, name="audio")
 def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
-    workers: Annotated[int, typer.Option(help="worker processes")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
 ) -> None:
     """Serve the HTTP API with uvicorn."""
+    from app.config import get_settings
+    from app.logs import logging_config
+    from app.metricsdir import prepare_multiprocess_dir
+
+    settings = get_settings()
+    # Before anything imports prometheus_client: the workers inherit the directory.
+    prepare_multiprocess_dir(settings.data_dir, "serve")
     import uvicorn
 
     uvicorn.run(
@@ -37,7 +44,11 @@ def serve(
         host=host,
         port=port,
         workers=workers,
-        proxy_headers=True,
+        # X-Forwarded-* are read by app.middleware, from LOAXA_TRUSTED_PROXIES only; loaxa's
+        # access log (JSON, route template, request id, no query string) replaces uvicorn's.
+        proxy_headers=False,
+        access_log=False,
+        log_config=logging_config(fmt=settings.log_format, level=settings.log_level),
     )
 
 
@@ -258,6 +269,13 @@ def scheduler(
     """Run the scheduler process (APScheduler): fill, assemble, warn, publish, mark missed."""
     from datetime import datetime
 
+    from app.config import get_settings
+    from app.logs import configure_logging
+    from app.metricsdir import prepare_multiprocess_dir
+
+    settings = get_settings()
+    prepare_multiprocess_dir(settings.data_dir, "scheduler")
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
     from app import clock
     from app.schedule import runner
 

@@ -67,6 +67,29 @@ class Settings(BaseSettings):
     # Absolute URLs handed to playout PCs and feeds; derived from the request when unset.
     public_base_url: str | None = None
 
+    # Abuse limits. The token endpoint: attempts per client address and per username.
+    token_rate_per_address: str = "30/minute"
+    token_rate_per_username: str = "10/minute"
+    # Where the counters live: "memory://" (per process) or e.g. "redis://127.0.0.1:6379"
+    # (shared by every worker and replica).
+    rate_limit_storage: str = "memory://"
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed: addresses or
+    # networks, comma-separated ("" trusts none).
+    trusted_proxies: str = "127.0.0.1,::1"
+    # Request bodies other than audio uploads (JSON, forms), and the query string.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_query_bytes: int = Field(default=192 * 1024, ge=256)
+    # A request body that stops arriving for this long is cut off (408); an upload that takes
+    # longer than the deadline in all is too.
+    body_idle_seconds: float = Field(default=30.0, gt=0)
+    upload_deadline_seconds: float = Field(default=1800.0, gt=0)
+
+    # Logs: one JSON object per line ("json") or plain text ("text"); the level of loaxa's
+    # loggers; whether every request is logged.
+    log_format: str = Field(default="json", pattern="^(json|text)$")
+    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    access_log: bool = True
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 
 class LoaxaError(Exception):
@@ -59,8 +60,80 @@ class PayloadTooLarge(LoaxaError):
     status_code = 413
 
 
+class RequestTimeout(LoaxaError):
+    status_code = 408
+
+
+class TooManyRequests(LoaxaError):
+    """Slow down: `retry_after` seconds until the limit lets the caller in again."""
+
+    status_code = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+        self.retry_after = retry_after
+
+
 class ServiceUnavailable(LoaxaError):
     status_code = 503
+
+
+class ErrorOut(BaseModel):
+    """Every error answer: a human-readable message."""
+
+    detail: str
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorOut(BaseModel):
+    """Unacceptable content; when it does not fit the schema, `errors` has one entry a field."""
+
+    detail: str
+    errors: list[FieldError] | None = None
+
+
+ERROR_DESCRIPTIONS = {
+    400: "the request could not be read",
+    401: "not signed in, or the token is invalid or has expired",
+    403: "signed in, but this role or kind of token may not do this",
+    404: "no such resource (or not one the caller may see)",
+    408: "the request body stopped arriving, or took too long",
+    409: "the request clashes with the resource's current state",
+    412: "the resource changed since the version the caller sent",
+    413: "the request body is too large",
+    414: "the query string or path is too long",
+    415: "the body is not of a media type this operation takes",
+    422: "the request is well-formed but its content is not acceptable",
+    428: "the operation needs the resource's version (If-Match or 'version')",
+    429: "too many requests; Retry-After says when to come back",
+    503: "a service this operation needs is not available; try again",
+    507: "the server has no room to store the result",
+}
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for the error statuses an operation may answer."""
+    documented: dict[int | str, dict[str, Any]] = {
+        code: {
+            "model": ValidationErrorOut if code == 422 else ErrorOut,
+            "description": ERROR_DESCRIPTIONS[code],
+        }
+        for code in codes
+    }
+    if 400 in documented:
+        # uvicorn answers a request it cannot parse (a bad request line) itself, in text.
+        documented[400]["content"] = {"text/plain": {"schema": {"type": "string"}}}
+    return documented
+
+
+# What any operation under /api/v1 may answer: the caller's identity and rights, a missing
+# resource, a state clash, invalid content, and the limits every request is held to.
+COMMON_RESPONSES = responses(400, 401, 403, 404, 408, 409, 413, 414, 422)
 
 
 def _location(loc: tuple[Any, ...] | list[Any]) -> str:

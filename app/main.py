@@ -13,8 +13,9 @@ from app.audit.router import router as audit_router
 from app.console.router import install as install_console
 from app.db import INT64_MAX
 from app.devices.router import router as devices_router
-from app.errors import install_handlers
+from app.errors import COMMON_RESPONSES, install_handlers
 from app.health import router as health_router
+from app.middleware import LoaxaMiddleware
 from app.playout.router import audio_router
 from app.playout.router import router as playout_router
 from app.reports.router import router as reports_router
@@ -76,8 +77,21 @@ def create_app() -> FastAPI:
         reports_router,
         audit_router,
     ):
-        app.include_router(router)
+        # Health and metrics answer what they document themselves.
+        app.include_router(router, responses=None if router is health_router else COMMON_RESPONSES)
     # Last: the staff console's pages (/, /segments, …) and its static files.
     install_console(app)
     app.openapi = _openapi_with_exact_bounds(app)  # type: ignore[method-assign]
+    _outermost(app)
     return app
+
+
+def _outermost(app: FastAPI) -> None:
+    """Wrap the whole stack, Starlette's error handler included, so that a 500 gets the
+    security headers and the request id, and its latency is counted, like every answer."""
+    build = app.build_middleware_stack
+
+    def build_middleware_stack() -> Any:
+        return LoaxaMiddleware(build(), routes=lambda: app.routes)
+
+    app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]

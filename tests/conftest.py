@@ -90,12 +90,16 @@ def engine(database_url: str) -> Engine:
 
 @pytest.fixture(autouse=True)
 def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Every test that touches the database starts from empty tables and the real clock."""
+    """Every test that touches the database starts from empty tables, the real clock and
+    no sign-in attempts counted."""
     yield
     clock.reset()
     if "database_url" not in request.fixturenames:
         return
     _truncate_all(request.getfixturevalue("engine"))
+    from app.accounts import throttle
+
+    throttle.reset()
 
 
 def _truncate_all(engine: Engine) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.db import INT64_MAX
+from app.db import INT32_MAX, INT64_MAX
 from app.main import create_app
 from tests.helpers import make_station, staff
 
@@ -77,8 +77,9 @@ def admin(client: TestClient) -> dict[str, str]:
     return staff(client, 1)["admin"]
 
 
-def test_an_id_past_64_bits_gets_a_4xx_naming_it_on_every_operation(
-    client: TestClient, admin: dict[str, str]
+@pytest.mark.parametrize("too_big", [TOO_BIG, INT32_MAX + 1], ids=["64-bit", "32-bit"])
+def test_an_id_past_what_its_column_holds_gets_a_4xx_naming_it_on_every_operation(
+    client: TestClient, admin: dict[str, str], too_big: int
 ) -> None:
     spec = client.app.openapi()  # type: ignore[attr-defined]
     checked = 0
@@ -89,7 +90,7 @@ def test_an_id_past_64_bits_gets_a_4xx_naming_it_on_every_operation(
             continue
         url = path
         for p in params:
-            url = url.replace("{" + p["name"] + "}", str(TOO_BIG) if p["name"] in ints else "x")
+            url = url.replace("{" + p["name"] + "}", str(too_big) if p["name"] in ints else "x")
         r = client.request(method, url, headers=admin)
         assert 400 <= r.status_code < 500, (method, path, r.status_code, r.text)
         if r.status_code == 422:

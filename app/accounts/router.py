@@ -4,26 +4,33 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from app.accounts import service
+from app.accounts import service, throttle
 from app.accounts.deps import AdminUser, CurrentUser
 from app.accounts.schemas import PasswordSet, Token, UserCreate, UserOut, UserUpdate
 from app.accounts.security import create_access_token
 from app.db import DbId, SessionDep
-from app.errors import Unauthorized
+from app.errors import Unauthorized, responses
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
 
-@router.post("/auth/token", response_model=Token)
+@router.post("/auth/token", response_model=Token, responses=responses(401, 429))
 def issue_token(
-    session: SessionDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]
+    request: Request, session: SessionDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]
 ) -> Token:
-    """OAuth2 password flow: a signed, expiring bearer token."""
+    """OAuth2 password flow: a signed, expiring bearer token.
+
+    Throttled per client address and per username (app.accounts.throttle): 429 with
+    Retry-After.
+    """
+    address = request.client.host if request.client else "unknown"
+    throttle.check_sign_in(address=address, username=form.username)
     user = service.authenticate(session, username=form.username, password=form.password)
     if user is None:
+        throttle.record_failure(username=form.username)
         raise Unauthorized("incorrect username or password")
     token, lifetime = create_access_token(user_id=user.id, role=user.role)
     return Token(access_token=token, expires_in=lifetime)

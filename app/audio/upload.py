@@ -2,12 +2,16 @@
 
 Starlette's own form parsing spools the whole body before the endpoint sees it; for 100 MB
 recordings over village networks we want to stop reading the moment the limit is passed.
+A sender that stops sending for `idle_s`, or has not finished after `deadline_s`, is cut
+off with 408 (a slow-loris upload would otherwise hold a worker's connection for ever).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +20,7 @@ from typing import BinaryIO
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from app.errors import Invalid, LoaxaError, PayloadTooLarge
+from app.errors import Invalid, LoaxaError, PayloadTooLarge, RequestTimeout
 
 # Multipart framing around the file: boundaries and part headers.
 FRAMING_SLACK = 64 * 1024
@@ -38,9 +42,19 @@ def _limit_message(limit: int) -> str:
 
 
 async def receive_file(
-    request: Request, *, field: str, dest_dir: Path, max_bytes: int
+    request: Request,
+    *,
+    field: str,
+    dest_dir: Path,
+    max_bytes: int,
+    idle_s: float = 30.0,
+    deadline_s: float = 1800.0,
 ) -> ReceivedFile:
-    """Stream the multipart field `field` into a temp file in dest_dir; 413 past max_bytes."""
+    """Stream the multipart field `field` into a temp file in dest_dir.
+
+    413 past max_bytes; 408 when nothing arrives for idle_s or the whole body takes longer
+    than deadline_s.
+    """
     ctype, params = parse_options_header(request.headers.get("content-type", ""))
     if ctype != b"multipart/form-data" or b"boundary" not in params:
         raise UnsupportedMediaType(f"send the audio as multipart/form-data with a '{field}' field")
@@ -52,8 +66,23 @@ async def receive_file(
     sink = _FieldSink(field, os.fdopen(fd, "wb"), max_bytes)
     parser = MultipartParser(params[b"boundary"], callbacks=sink.callbacks())  # type: ignore[arg-type]
     received = 0
+    deadline = time.monotonic() + deadline_s
+    chunks = request.stream().__aiter__()
     try:
-        async for chunk in request.stream():
+        while True:
+            wait = min(idle_s, deadline - time.monotonic())
+            try:
+                chunk = await asyncio.wait_for(chunks.__anext__(), timeout=max(wait, 0.001))
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    raise RequestTimeout(
+                        f"the upload took longer than {deadline_s:g} s; send it again"
+                    ) from None
+                raise RequestTimeout(
+                    f"the upload stopped arriving for {idle_s:g} s; send it again"
+                ) from None
             received += len(chunk)
             if received > max_bytes + FRAMING_SLACK:
                 raise PayloadTooLarge(_limit_message(max_bytes))

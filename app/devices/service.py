@@ -14,13 +14,14 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Executable, Select, bindparam, select, update
+from sqlalchemy import Executable, Select, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from app import clock
 from app.accounts.models import User
 from app.accounts.security import DEVICE_TOKEN_PREFIX, hash_device_token, new_device_token
 from app.audit import service as audit
+from app.db import unit_of_work
 from app.devices.models import Device
 from app.errors import Forbidden, NotFound, Unauthorized
 from app.stations.models import Station, Village
@@ -72,6 +73,17 @@ def list_devices(session: Session, *, station_id: int | None = None) -> list[Dev
     if station_id is not None:
         stmt = stmt.where(Device.station_id == station_id)
     return list(session.scalars(stmt))
+
+
+def device_counts(now: datetime | None = None) -> tuple[int, int]:
+    """(online, active): active devices seen within ONLINE_WITHIN, and all active devices."""
+    since = (now or clock.now()) - ONLINE_WITHIN
+    with unit_of_work(write=False) as session:
+        online = session.scalar(
+            select(func.count(Device.id)).where(Device.is_active, Device.last_seen_at >= since)
+        )
+        active = session.scalar(select(func.count(Device.id)).where(Device.is_active))
+    return online or 0, active or 0
 
 
 def is_online(last_seen_at: datetime | None, now: datetime | None = None) -> bool:

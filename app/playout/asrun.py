@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from app import clock
+from app import clock, metrics
 from app.audio.models import AudioAsset
 from app.audit import service as audit
 from app.audit.models import AuditEvent
@@ -277,6 +277,8 @@ def record_as_run(
     _mark_aired(session, device=device, events=accepted, targets=targets, now=now)
     _record_played(session, device=device, events=accepted, telemetry=telemetry, now=now)
     _record_emergency_starts(session, device=device, events=accepted)
+    for e in accepted:  # how late reports arrive: an agent offline for days shows here
+        metrics.ASRUN_LAG.observe(max(0.0, (now - e.ended_at).total_seconds()))
     return AsRunResult(
         accepted=[e.event_id for e in accepted], duplicates=duplicates, rejected=rejected
     )

@@ -22,6 +22,7 @@ from fastapi import APIRouter, Body, Header, Request, Response, status
 from fastapi.responses import FileResponse
 from starlette.datastructures import Headers
 
+from app import metrics
 from app.accounts.deps import ApproverUser, CurrentPrincipal, TokenDep, ViewerUser
 from app.db import DbId, SessionDep, unit_of_work
 from app.devices.service import Telemetry, device_by_token, device_token_hash, parse_telemetry
@@ -48,12 +49,14 @@ AgentVersion = Annotated[str | None, Header(alias="X-Loaxa-Agent-Version")]
 FreeDisk = Annotated[str | None, Header(alias="X-Loaxa-Free-Disk-Bytes")]
 
 
-def _parameter(where: str, name: str, description: str) -> dict[str, Any]:
+def _parameter(
+    where: str, name: str, description: str, **schema: Any
+) -> dict[str, Any]:
     return {
         "in": where,
         "name": name,
         "required": False,
-        "schema": {"type": "string"},
+        "schema": {"type": "string", **schema},
         "description": description,
     }
 
@@ -94,8 +97,19 @@ def _conditional(body: bytes, media_type: str, if_none_match: str | None) -> Res
     },
     openapi_extra={
         "parameters": [
-            _parameter("query", "date", "YYYY-MM-DD, the station's local day; default: today"),
-            _parameter("query", "format", "json (the default) or m3u; or send Accept"),
+            _parameter(
+                "query",
+                "date",
+                "YYYY-MM-DD, the station's local day; default: today",
+                format="date",
+                pattern=r"^(20\d\d|2100)-\d\d-\d\d$",
+            ),
+            _parameter(
+                "query",
+                "format",
+                "json (the default) or m3u; or send Accept",
+                enum=["json", "m3u", "m3u8"],
+            ),
             *CONDITIONAL_PARAMETERS,
             *TELEMETRY_PARAMETERS,
         ]
@@ -117,9 +131,14 @@ async def get_playlist(request: Request, token: TokenDep) -> Response:
     base = base_url(request)
     inm = headers.get("if-none-match")
     if as_m3u:
-        return _conditional(playlists.render_m3u(playlist, base_url=base), M3U_MEDIA_TYPE, inm)
-    body = render_json(playlists.playlist_document(playlist, base_url=base))
-    return _conditional(body, JSON_MEDIA_TYPE, inm)
+        answer = _conditional(playlists.render_m3u(playlist, base_url=base), M3U_MEDIA_TYPE, inm)
+    else:
+        body = render_json(playlists.playlist_document(playlist, base_url=base))
+        answer = _conditional(body, JSON_MEDIA_TYPE, inm)
+    metrics.PLAYLIST_PULLS.labels(
+        "not_modified" if answer.status_code == 304 else "full", "m3u" if as_m3u else "json"
+    ).inc()
+    return answer
 
 
 @router.get(
@@ -227,7 +246,18 @@ def cancel_emergency(
     return emergencies.emergency_out(session, emergency, base_url=base_url(request))
 
 
-@audio_router.get("/audio/{sha256}")
+@audio_router.get(
+    "/audio/{sha256}",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"audio/mpeg": {"schema": {"type": "string", "format": "binary"}}}},
+        206: {
+            "description": "the part of the file a Range asked for",
+            "content": {"audio/mpeg": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        416: {"description": "the Range lies outside the file"},
+    },
+)
 def download_audio(principal: CurrentPrincipal, sha256: str) -> FileResponse:
     """The playout file; supports Range requests (resumable downloads) and ETag."""
     with unit_of_work(write=False) as session:

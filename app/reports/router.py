@@ -9,11 +9,17 @@ from fastapi.responses import FileResponse
 
 from app.accounts.deps import ApproverUser, ViewerUser
 from app.db import DbId, SessionDep
+from app.errors import responses
 from app.reports import calendar, formats, issue, pdf, podcast, service
 from app.reports.schemas import ComplianceReport, IssuedReportOut, IssueRequest
 from app.urls import base_url
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
+
+YEAR = r"^(20\d\d|2100)$"
+MONTH = r"^(0?[1-9]|1[0-2]|(20\d\d|2100)-(0[1-9]|1[0-2]))$"
+FORMATS = list(service.FORMATS)
+VIEWS = list(formats.VIEWS)
 
 MEDIA_TYPES = {
     "csv": "text/csv; charset=utf-8",
@@ -25,17 +31,31 @@ MEDIA_TYPES = {
 @router.get(
     "/reports/compliance",
     response_model=ComplianceReport,
-    responses={200: {"content": {media.split(";")[0]: {} for media in MEDIA_TYPES.values()}}},
+    responses={
+        200: {"content": {media.split(";")[0]: {} for media in MEDIA_TYPES.values()}},
+        **responses(503),
+    },
 )
 def compliance(
     session: SessionDep,
     user: ViewerUser,
     station_id: DbId,
-    year: Annotated[str | None, Query(description="local year, e.g. 2024")] = None,
-    month: Annotated[str | None, Query(description='1 to 12, or "2024-03"')] = None,
-    fmt: Annotated[str | None, Query(alias="format", description="json|csv|xlsx|pdf")] = None,
+    # Read by the service (its messages name the parameter); the schema says what it takes.
+    year: Annotated[
+        str | None,
+        Query(description="local year, e.g. 2024", json_schema_extra={"pattern": YEAR}),
+    ] = None,
+    month: Annotated[
+        str | None,
+        Query(description='1 to 12, or "2024-03"', json_schema_extra={"pattern": MONTH}),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        Query(alias="format", description="|".join(FORMATS), json_schema_extra={"enum": FORMATS}),
+    ] = None,
     view: Annotated[
-        str | None, Query(description="CSV only: months|villages|reach|topics|summary")
+        str | None,
+        Query(description="CSV only: " + "|".join(VIEWS), json_schema_extra={"enum": VIEWS}),
     ] = None,
     issued_id: Annotated[
         DbId | None, Query(description="an issued copy, as it was issued (with its number)")
@@ -133,11 +153,29 @@ def podcast_feed(session: SessionDep, request: Request, station_id: DbId) -> Res
     )
 
 
-# HEAD too: podcast apps ask for the size before they download.
-@router.api_route(
-    "/stations/{station_id}/podcast/{broadcast_id}.mp3",
-    methods=["GET", "HEAD"],
+EPISODE_PATH = "/stations/{station_id}/podcast/{broadcast_id}.mp3"
+EPISODE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"audio/mpeg": {"schema": {"type": "string", "format": "binary"}}}},
+    206: {
+        "description": "the part of the file a Range asked for",
+        "content": {"audio/mpeg": {"schema": {"type": "string", "format": "binary"}}},
+    },
+    416: {"description": "the Range lies outside the file"},
+}
+
+
+# HEAD too, as an operation of its own: podcast apps ask for the size before they download.
+@router.head(
+    EPISODE_PATH,
     response_class=FileResponse,
+    responses=EPISODE_RESPONSES,
+    operation_id="podcast_episode_head",
+)
+@router.get(
+    EPISODE_PATH,
+    response_class=FileResponse,
+    responses=EPISODE_RESPONSES,
+    operation_id="podcast_episode",
 )
 def podcast_episode(session: SessionDep, station_id: DbId, broadcast_id: DbId) -> FileResponse:
     """The master of an aired CCHC column (Range supported). Public: no token needed."""

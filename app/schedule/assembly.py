@@ -6,6 +6,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import clock
+from app import clock, metrics
 from app.accounts.models import User
 from app.audio import pipeline
 from app.audio import service as audio
@@ -137,10 +138,12 @@ def assemble_broadcast(broadcast_id: int, *, actor_id: int | None = None) -> Run
             and broadcast.master_sha256
             and audio.store().exists(broadcast.master_sha256)
         ):
+            metrics.ASSEMBLIES.labels("reused").inc()
             return view
     store = audio.store()
     sources = [(i.label, i.path or store.path_for(i.sha256 or "")) for i in items]
     scratch = Path(tempfile.mkdtemp(prefix="assemble-", dir=audio.work_dir()))
+    started = time.perf_counter()
     try:
         settings = get_settings()
         result = pipeline.assemble(
@@ -152,8 +155,13 @@ def assemble_broadcast(broadcast_id: int, *, actor_id: int | None = None) -> Run
         )
         sha = store.put(result.path)
         size = store.path_for(sha).stat().st_size
+    except BaseException:
+        metrics.ASSEMBLIES.labels("failed").inc()
+        raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    metrics.ASSEMBLIES.labels("rendered").inc()
+    metrics.ASSEMBLY_SECONDS.observe(time.perf_counter() - started)
     with unit_of_work() as session:
         actor = session.get(User, actor_id) if actor_id else None
         broadcast = service.get_broadcast(session, broadcast_id, for_update=True)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from app.accounts.deps import ApproverUser, ViewerUser
 from app.db import DbId, SessionDep
+from app.errors import responses
 from app.pagination import Page, PageDep, paginate
 from app.schedule import assembly, planning, service
 from app.schedule import warnings as schedule_warnings
@@ -73,7 +74,7 @@ def get_broadcast(session: SessionDep, user: ViewerUser, broadcast_id: DbId) -> 
     return service.to_out(session, service.get_broadcast(session, broadcast_id, user=user))
 
 
-@router.patch("/{broadcast_id}", response_model=BroadcastOut)
+@router.patch("/{broadcast_id}", response_model=BroadcastOut, responses=responses(412))
 def move_broadcast(
     session: SessionDep, user: ApproverUser, broadcast_id: DbId, body: BroadcastMove
 ) -> BroadcastOut:

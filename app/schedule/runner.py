@@ -148,7 +148,10 @@ def register(scheduler: BlockingScheduler) -> None:
 
 def run(*, once: bool = False) -> None:
     """The scheduler process's main loop."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if not logging.getLogger().handlers:  # `loaxa scheduler` configured it (app.logs)
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        )
     catch_up()
     if once:
         return

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import CursorResult, select, update
 
-from app import clock
+from app import clock, metrics
 from app.db import add_unique, unit_of_work
 from app.schedule.models import JobRun
 
@@ -84,11 +85,20 @@ def run_exclusive(job: str, run_key: str, fn: Callable[[], T], *, now: datetime)
     if not claim(job, run_key, now=now):
         log.debug("skip %s %s: claimed elsewhere", job, run_key)
         return None
+    started = time.perf_counter()
     try:
         result = fn()
     except Exception as exc:
         log.exception("job %s %s failed", job, run_key)
+        _count(job, "failed", started)
         finish(job, run_key, status="failed", detail=f"{type(exc).__name__}: {exc}"[:2000])
         return None
+    _count(job, "done", started)
     finish(job, run_key, status="done", detail=str(result)[:2000] if result is not None else None)
     return result
+
+
+def _count(job: str, outcome: str, started: float) -> None:
+    """Runs, failures and durations for /metrics (app.metrics: the scheduler's directory)."""
+    metrics.JOB_RUNS.labels(job, outcome).inc()
+    metrics.JOB_SECONDS.labels(job).observe(time.perf_counter() - started)

@@ -12,6 +12,7 @@ from app.audio import service as audio
 from app.audio.upload import receive_file
 from app.config import get_settings
 from app.db import DbId, SessionDep
+from app.errors import responses
 from app.http import expected_version, parse_if_match, version_etag
 from app.pagination import Page, PageDep, paginate
 from app.segments import audio as segment_audio
@@ -20,6 +21,20 @@ from app.segments.models import SegmentStatus
 from app.segments.schemas import Month, RejectBody, SegmentCreate, SegmentOut, SegmentUpdate
 
 router = APIRouter(prefix="/api/v1/segments", tags=["segments"])
+
+# Read by app.audio.upload as it streams, so documented by hand.
+UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {"file": {"type": "string", "format": "binary"}},
+            }
+        }
+    },
+}
 
 IfMatch = Annotated[str | None, Header(description='the ETag from a read, e.g. "3"')]
 
@@ -77,7 +92,7 @@ def get_segment(
     return _reply(response, service.to_out(session, segment))
 
 
-@router.patch("/{segment_id}", response_model=SegmentOut)
+@router.patch("/{segment_id}", response_model=SegmentOut, responses=responses(412, 428))
 def update_segment(
     session: SessionDep,
     user: EditorUser,
@@ -99,7 +114,9 @@ def update_segment(
     return _reply(response, service.to_out(session, segment))
 
 
-@router.delete("/{segment_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{segment_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(412)
+)
 def delete_segment(
     session: SessionDep, user: EditorUser, segment_id: DbId, if_match: IfMatch = None
 ) -> Response:
@@ -110,7 +127,7 @@ def delete_segment(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{segment_id}/submit", response_model=SegmentOut)
+@router.post("/{segment_id}/submit", response_model=SegmentOut, responses=responses(412))
 def submit_segment(
     session: SessionDep,
     user: EditorUser,
@@ -125,7 +142,7 @@ def submit_segment(
     return _reply(response, service.to_out(session, segment))
 
 
-@router.post("/{segment_id}/approve", response_model=SegmentOut)
+@router.post("/{segment_id}/approve", response_model=SegmentOut, responses=responses(412))
 def approve_segment(
     session: SessionDep,
     user: ApproverUser,
@@ -140,7 +157,7 @@ def approve_segment(
     return _reply(response, service.to_out(session, segment))
 
 
-@router.post("/{segment_id}/reject", response_model=SegmentOut)
+@router.post("/{segment_id}/reject", response_model=SegmentOut, responses=responses(412))
 def reject_segment(
     session: SessionDep,
     user: ApproverUser,
@@ -160,7 +177,12 @@ def reject_segment(
     return _reply(response, service.to_out(session, segment))
 
 
-@router.put("/{segment_id}/audio", response_model=SegmentOut)
+@router.put(
+    "/{segment_id}/audio",
+    response_model=SegmentOut,
+    responses=responses(412, 415),
+    openapi_extra={"requestBody": UPLOAD_BODY},
+)
 async def upload_audio(
     request: Request,
     response: Response,
@@ -177,11 +199,14 @@ async def upload_audio(
         user=user,
         expected_version=expected,
     )
+    settings = get_settings()
     received = await receive_file(
         request,
         field="file",
         dest_dir=audio.work_dir(),
-        max_bytes=get_settings().max_upload_bytes,
+        max_bytes=settings.max_upload_bytes,
+        idle_s=settings.body_idle_seconds,
+        deadline_s=settings.upload_deadline_seconds,
     )
     try:
         # Decoding and encoding take seconds: off the event loop, no transaction open.

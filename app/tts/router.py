@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.accounts.deps import EditorUser, ViewerUser
 from app.db import DbId, SessionDep
+from app.errors import responses
 from app.http import version_etag
 from app.stations import service as stations
 from app.tts import service
@@ -31,7 +32,9 @@ def tts_preview(
     )
 
 
-@router.post("/segments/{segment_id}/tts", response_model=SegmentTTSOut)
+@router.post(
+    "/segments/{segment_id}/tts", response_model=SegmentTTSOut, responses=responses(412, 503)
+)
 async def draft_tts(
     user: EditorUser, segment_id: DbId, body: TTSRequest, response: Response
 ) -> SegmentTTSOut:
