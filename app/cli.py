@@ -17,14 +17,41 @@ app.add_typer(user_app, name="user")
 app.add_typer(device_app, name="device")
 
 
+def _require_migrated(what: str) -> None:
+    """Refuse to start `what` on a database that is not at this code's revision.
+
+    An unreachable database is only a warning: it may come up later, and /readyz says so.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.db import get_engine
+    from app.migrations import schema_problem
+
+    try:
+        with get_engine().connect() as conn:
+            problem = schema_problem(conn)
+    except SQLAlchemyError as exc:
+        typer.echo(
+            f"warning: the database does not answer ({type(exc).__name__}); starting {what} "
+            "anyway, /readyz fails until it does",
+            err=True,
+        )
+        return
+    if problem is not None:
+        typer.echo(f"error: {what} not started: {problem}", err=True)
+        raise typer.Exit(1)
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     workers: Annotated[int, typer.Option(help="worker processes")] = 1,
 ) -> None:
-    """Serve the HTTP API with uvicorn."""
+    """Serve the HTTP API with uvicorn (refused on a database that is not migrated)."""
     import uvicorn
+
+    _require_migrated("loaxa serve")
 
     uvicorn.run(
         "app.main:create_app",
@@ -180,6 +207,7 @@ def scheduler(
             typer.echo("error: --at needs an offset, e.g. 2024-03-13T10:00:00+07:00", err=True)
             raise typer.Exit(2)
         clock.set_now(lambda: fixed)
+    _require_migrated("loaxa scheduler")
     runner.run(once=once)
 
 
