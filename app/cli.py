@@ -271,5 +271,58 @@ def assemble(broadcast_id: Annotated[int, typer.Argument(help="broadcast id")]) 
         typer.echo(f"  {cue.offset_ms:>9} ms  {cue.duration_ms:>8} ms  {cue.label}")
 
 
+@app.command()
+def backup(
+    output: Annotated[Path, typer.Option("-o", "--output", help="archive to write (.tar.gz)")],
+) -> None:
+    """Write one consistent archive: the database, the audio it names, the secret key, and a
+    manifest of sha256 sums. Safe while loaxa runs."""
+    from app.backup.archive import BackupError
+    from app.backup.service import backup as run
+
+    try:
+        result = run(output)
+    except BackupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"wrote {result.path}: {result.size_bytes / 1e6:.1f} MB, database at revision "
+        f"{result.revision}, {result.audio_files} audio files "
+        f"({result.audio_bytes / 1e6:.1f} MB), in {result.seconds:.1f} s"
+    )
+    if result.missing_audio:
+        typer.echo(
+            f"warning: {len(result.missing_audio)} audio files the database names were already "
+            f"missing from the store, e.g. {result.missing_audio[0]}",
+            err=True,
+        )
+
+
+@app.command()
+def restore(
+    archive: Annotated[Path, typer.Argument(help="an archive written by `loaxa backup`")],
+    force: Annotated[
+        bool, typer.Option(help="replace a database that is not empty, and its secret key")
+    ] = False,
+) -> None:
+    """Restore an archive into an empty database and data directory (stop loaxa first).
+    The whole archive is checked before anything changes."""
+    from app.backup.archive import BackupError
+    from app.backup.service import restore as run
+
+    try:
+        result = run(archive, force=force)
+    except BackupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    migrated = (
+        f", migrated to {result.migrated_to}" if result.migrated_to != result.revision else ""
+    )
+    typer.echo(
+        f"restored {archive}: {result.rows} rows at revision {result.revision}{migrated}, "
+        f"{result.audio_files} audio files, in {result.seconds:.1f} s"
+    )
+
+
 if __name__ == "__main__":
     app()

@@ -17,6 +17,11 @@ missing_system_packages() {
   # Italic faces for the PDF report; pdftotext/pdffonts check the PDFs in the tests.
   [ -f /usr/share/fonts/truetype/dejavu/DejaVuSerif-Italic.ttf ] || missing+=(fonts-dejavu-extra)
   command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)
+  # `loaxa backup` and `loaxa restore` on PostgreSQL run pg_dump and psql.
+  case "${LOAXA_DATABASE_URL:-}${LOAXA_TEST_DATABASE_URL:-}" in
+    postgres*) command -v pg_dump >/dev/null 2>&1 && command -v psql >/dev/null 2>&1 \
+                 || missing+=(postgresql-client) ;;
+  esac
   [ "${#missing[@]}" -eq 0 ] || printf '%s\n' "${missing[@]}"
 }
 
