@@ -71,7 +71,8 @@ def write_archive(out: Path, members: list[Member], manifest: dict[str, Any]) ->
     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, "wb") as raw:
-            with tarfile.open(fileobj=raw, mode="w:gz", compresslevel=6) as tar:
+            # Level 1: the audio (most of it) is MP3 already; more effort buys nothing.
+            with tarfile.open(fileobj=raw, mode="w:gz", compresslevel=1) as tar:
                 for member in members:
                     stat = member.path.stat()
                     info = tarfile.TarInfo(member.name)
