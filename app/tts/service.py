@@ -120,6 +120,17 @@ def _cached_asset(session: Session, keys: list[str]) -> AudioAsset | None:
 def draft_segment_audio(
     *, segment_id: int, user: User, engine: str, expected_version: int | None = None
 ) -> SegmentTTSOut:
+    """`_draft_segment_audio`; a full disk while synthesising or storing is a 507, the
+    segment unchanged."""
+    with audio.disk_full_is_507():
+        return _draft_segment_audio(
+            segment_id=segment_id, user=user, engine=engine, expected_version=expected_version
+        )
+
+
+def _draft_segment_audio(
+    *, segment_id: int, user: User, engine: str, expected_version: int | None = None
+) -> SegmentTTSOut:
     """Synthesise the segment's script and make it its audio; the segment as it now is.
 
     Its own short transactions: read the script, (synthesise and encode with no transaction
@@ -144,66 +155,62 @@ def draft_segment_audio(
         keys = [_cache_key(settings, normalized, e, extra) for e in candidates]
         cached = _cached_asset(session, keys[:1] if engine == "auto" else keys)
         cached_id = cached.id if cached else None
-    # A full disk while synthesising or storing is a 507, the segment unchanged.
-    with audio.disk_full_is_507():
-        scratch = Path(tempfile.mkdtemp(prefix="tts-", dir=audio.work_dir()))
-        try:
-            if cached_id is None:
-                try:
-                    result = synthesis.synthesize_script(
-                        script,
-                        engine=engine,
-                        work_dir=scratch,
-                        extra_abbreviations=extra,
-                        sentence_pause_ms=settings.tts_sentence_pause_ms,
-                        paragraph_pause_ms=settings.tts_paragraph_pause_ms,
-                        timeout_s=settings.tts_timeout_seconds,
-                        gtts_endpoint=settings.tts_gtts_endpoint,
-                        gtts_cooldown_s=settings.tts_gtts_cooldown_seconds,
-                        tz=settings.tz,
-                        max_chars=settings.max_script_chars,
-                    )
-                except ScriptProblem as exc:
-                    raise Invalid(str(exc)) from exc
-                except SynthesisFailed as exc:
-                    raise ServiceUnavailable(f"text-to-speech failed: {exc}") from exc
-                # The script's warnings, and why espeak-ng read it when "auto" asked for gTTS.
-                warnings = result.warnings
-                try:
-                    ingested = pipeline.ingest(
-                        result.path,
-                        work_dir=scratch,
-                        target_lufs=settings.target_lufs,
-                        max_peak_dbfs=settings.max_peak_dbfs,
-                        min_ms=settings.min_audio_ms,
-                        max_ms=settings.max_audio_ms,
-                    )
-                except pipeline.AudioRejected as exc:
-                    # Never keep an empty or silent synthesis as the segment's audio.
-                    raise ServiceUnavailable(
-                        f"text-to-speech produced unusable audio: {exc}"
-                    ) from exc
-                sha = audio.store().put(ingested.playout_path)
-                key = _cache_key(settings, result.normalized_text, result.engine, extra)
-            segment_audio.attach_asset(
-                segment_id=segment_id,
-                user=user,
-                expected_version=version,
-                action="segment.tts",
-                asset_id=cached_id,
-                new_asset=None
-                if cached_id is not None
-                else {
-                    "sha256": sha,
-                    **audio.asset_fields(ingested, sha),
-                    "origin": "tts",
-                    "tts_engine": result.engine,
-                    "tts_voice": result.voice,
-                    "tts_key": key,
-                },
-            )
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+    scratch = Path(tempfile.mkdtemp(prefix="tts-", dir=audio.work_dir()))
+    try:
+        if cached_id is None:
+            try:
+                result = synthesis.synthesize_script(
+                    script,
+                    engine=engine,
+                    work_dir=scratch,
+                    extra_abbreviations=extra,
+                    sentence_pause_ms=settings.tts_sentence_pause_ms,
+                    paragraph_pause_ms=settings.tts_paragraph_pause_ms,
+                    timeout_s=settings.tts_timeout_seconds,
+                    gtts_endpoint=settings.tts_gtts_endpoint,
+                    gtts_cooldown_s=settings.tts_gtts_cooldown_seconds,
+                    tz=settings.tz,
+                    max_chars=settings.max_script_chars,
+                )
+            except ScriptProblem as exc:
+                raise Invalid(str(exc)) from exc
+            except SynthesisFailed as exc:
+                raise ServiceUnavailable(f"text-to-speech failed: {exc}") from exc
+            # The script's warnings, and why espeak-ng read it when "auto" asked for gTTS.
+            warnings = result.warnings
+            try:
+                ingested = pipeline.ingest(
+                    result.path,
+                    work_dir=scratch,
+                    target_lufs=settings.target_lufs,
+                    max_peak_dbfs=settings.max_peak_dbfs,
+                    min_ms=settings.min_audio_ms,
+                    max_ms=settings.max_audio_ms,
+                )
+            except pipeline.AudioRejected as exc:
+                # Never keep an empty or silent synthesis as the segment's audio.
+                raise ServiceUnavailable(f"text-to-speech produced unusable audio: {exc}") from exc
+            sha = audio.store().put(ingested.playout_path)
+            key = _cache_key(settings, result.normalized_text, result.engine, extra)
+        segment_audio.attach_asset(
+            segment_id=segment_id,
+            user=user,
+            expected_version=version,
+            action="segment.tts",
+            asset_id=cached_id,
+            new_asset=None
+            if cached_id is not None
+            else {
+                "sha256": sha,
+                **audio.asset_fields(ingested, sha),
+                "origin": "tts",
+                "tts_engine": result.engine,
+                "tts_voice": result.voice,
+                "tts_key": key,
+            },
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return _drafted(segment_id, user, warnings, cached=cached_id is not None)
 
 
