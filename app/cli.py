@@ -282,7 +282,7 @@ def backup(
 
     try:
         result = run(output)
-    except BackupError as exc:
+    except (BackupError, OSError) as exc:  # OSError: the disk (full, unwritable), not loaxa
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(
@@ -312,7 +312,7 @@ def restore(
 
     try:
         result = run(archive, force=force)
-    except BackupError as exc:
+    except (BackupError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     migrated = (
