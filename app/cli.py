@@ -22,13 +22,38 @@ app.add_typer(station_app, name="station")
 app.add_typer(audio_app, name="audio")
 
 
+def _require_migrated(what: str) -> None:
+    """Refuse to start `what` on a database that is not at this code's revision.
+
+    An unreachable database is only a warning: it may come up later, and /readyz says so.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.db import get_engine
+    from app.migrations import schema_problem
+
+    try:
+        with get_engine().connect() as conn:
+            problem = schema_problem(conn)
+    except SQLAlchemyError as exc:
+        typer.echo(
+            f"warning: the database does not answer ({type(exc).__name__}); starting {what} "
+            "anyway, /readyz fails until it does",
+            err=True,
+        )
+        return
+    if problem is not None:
+        typer.echo(f"error: {what} not started: {problem}", err=True)
+        raise typer.Exit(1)
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
 ) -> None:
-    """Serve the HTTP API with uvicorn."""
+    """Serve the HTTP API with uvicorn (refused on a database that is not migrated)."""
     from app.config import get_settings
     from app.logs import logging_config
     from app.metricsdir import prepare_multiprocess_dir
@@ -37,6 +62,8 @@ def serve(
     # Before anything imports prometheus_client: the workers inherit the directory.
     prepare_multiprocess_dir(settings.data_dir, "serve")
     import uvicorn
+
+    _require_migrated("loaxa serve")
 
     uvicorn.run(
         "app.main:create_app",
@@ -285,6 +312,7 @@ def scheduler(
             typer.echo("error: --at needs an offset, e.g. 2024-03-13T10:00:00+07:00", err=True)
             raise typer.Exit(2)
         clock.set_now(lambda: fixed)
+    _require_migrated("loaxa scheduler")
     runner.run(once=once)
 
 
@@ -346,6 +374,59 @@ def assemble(broadcast_id: Annotated[int, typer.Argument(help="broadcast id")]) 
     )
     for cue in view.cue_sheet or []:
         typer.echo(f"  {cue.offset_ms:>9} ms  {cue.duration_ms:>8} ms  {cue.label}")
+
+
+@app.command()
+def backup(
+    output: Annotated[Path, typer.Option("-o", "--output", help="archive to write (.tar.gz)")],
+) -> None:
+    """Write one consistent archive: the database, the audio it names, the secret key, and a
+    manifest of sha256 sums. Safe while loaxa runs."""
+    from app.backup.archive import BackupError
+    from app.backup.service import backup as run
+
+    try:
+        result = run(output)
+    except (BackupError, OSError) as exc:  # OSError: the disk (full, unwritable), not loaxa
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"wrote {result.path}: {result.size_bytes / 1e6:.1f} MB, database at revision "
+        f"{result.revision}, {result.audio_files} audio files "
+        f"({result.audio_bytes / 1e6:.1f} MB), in {result.seconds:.1f} s"
+    )
+    if result.missing_audio:
+        typer.echo(
+            f"warning: {len(result.missing_audio)} audio files the database names were already "
+            f"missing from the store, e.g. {result.missing_audio[0]}",
+            err=True,
+        )
+
+
+@app.command()
+def restore(
+    archive: Annotated[Path, typer.Argument(help="an archive written by `loaxa backup`")],
+    force: Annotated[
+        bool, typer.Option(help="replace a database that is not empty, and its secret key")
+    ] = False,
+) -> None:
+    """Restore an archive into an empty database and data directory (stop loaxa first).
+    The whole archive is checked before anything changes."""
+    from app.backup.archive import BackupError
+    from app.backup.service import restore as run
+
+    try:
+        result = run(archive, force=force)
+    except (BackupError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    migrated = (
+        f", migrated to {result.migrated_to}" if result.migrated_to != result.revision else ""
+    )
+    typer.echo(
+        f"restored {archive}: {result.rows} rows at revision {result.revision}{migrated}, "
+        f"{result.audio_files} audio files, in {result.seconds:.1f} s"
+    )
 
 
 if __name__ == "__main__":

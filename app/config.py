@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -133,17 +134,38 @@ class Settings(BaseSettings):
 
 
 def _load_or_create_secret(path: Path) -> str:
+    """The key in `path`, created on first use (mode 0600) and never rewritten.
+
+    The key is written whole to a private temp file and then hard-linked into place: the
+    link fails if another process got there first (its key is used), and no process ever
+    reads a half-written file.
+    """
     if path.exists():
-        return path.read_text(encoding="utf-8").strip()
+        return _read_secret(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
-    # O_EXCL: when two processes start at once, one writes and the other reads its key.
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text(encoding="utf-8").strip()
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(key)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(key)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp_name, path)
+        except FileExistsError:
+            return _read_secret(path)
+    finally:
+        os.unlink(tmp_name)
+    return key
+
+
+def _read_secret(path: Path) -> str:
+    key = path.read_text(encoding="utf-8").strip()
+    if len(key) < MIN_SECRET_LENGTH:
+        raise RuntimeError(
+            f"{path} holds no usable key (fewer than {MIN_SECRET_LENGTH} characters): remove "
+            "it to have a new one generated (signed-in users will have to sign in again)"
+        )
     return key
 
 

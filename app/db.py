@@ -78,7 +78,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
+    # A connection that died while the server was away is replaced at checkout, so the
+    # service recovers by itself once the server is back.
     kwargs.setdefault("pool_pre_ping", True)
+    if url.startswith("postgresql") and "connect_timeout" not in make_url(url).query:
+        # A server that cannot be reached (not one that refuses) answers 503 in seconds,
+        # not after the operating system's two-minute TCP timeout.
+        kwargs.setdefault("connect_args", {"connect_timeout": 5})
     return create_engine(url, **kwargs)
 
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy import exc as sa_exc
+
+log = logging.getLogger("loaxa.errors")
+
+# How long a client should wait before trying again when the database is away.
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 
 class LoaxaError(Exception):
@@ -135,6 +143,32 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 # resource, a state clash, invalid content, and the limits every request is held to.
 COMMON_RESPONSES = responses(400, 401, 403, 404, 408, 409, 413, 414, 422)
 
+class InsufficientStorage(LoaxaError):
+    """The server's disk is full: nothing was stored, the caller may try again later."""
+
+    status_code = 507
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether an OSError is the disk (or the user's quota) being full."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+# Errors that mean the database cannot be reached or used right now (the server is down, a
+# connection was cut, the pool is exhausted, SQLite is locked or unreadable), as opposed
+# to a bug in a query: the request may well succeed later, so 503 with Retry-After.
+_DATABASE_AWAY = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,
+)
+
+
+def database_away(exc: BaseException) -> bool:
+    """Whether `exc` means the database is unreachable or unusable for now."""
+    return isinstance(exc, _DATABASE_AWAY)
+
 
 def _location(loc: tuple[Any, ...] | list[Any]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "form")]
@@ -160,6 +194,26 @@ def install_handlers(app: FastAPI) -> None:
         return JSONResponse(
             {"detail": exc.message}, status_code=exc.status_code, headers=exc.headers
         )
+
+    async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+        # The message names no host or driver detail; the log has the error.
+        log.error(
+            "database unavailable during %s %s: %s",
+            request.method,
+            request.url.path,
+            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+        )
+        return JSONResponse(
+            {
+                "detail": "the database is unavailable for the moment; try again in "
+                f"{DATABASE_RETRY_AFTER_SECONDS} seconds"
+            },
+            status_code=503,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
+
+    for away in _DATABASE_AWAY:
+        app.add_exception_handler(away, _database_error)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
@@ -11,8 +13,11 @@ from starlette.concurrency import run_in_threadpool
 
 from app import metrics
 from app.db import get_engine
+from app.errors import DATABASE_RETRY_AFTER_SECONDS
+from app.migrations import schema_problem
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger("loaxa.health")
 
 
 class NotReady(BaseModel):
@@ -31,12 +36,26 @@ def healthz() -> dict[str, str]:
     responses={503: {"model": NotReady, "description": "the database does not answer"}},
 )
 def readyz() -> JSONResponse:
-    """The database answers."""
+    """The database answers and is at the revision this code expects."""
     try:
         with get_engine().connect() as conn:
             conn.execute(text("SELECT 1"))
+            problem = schema_problem(conn)
     except SQLAlchemyError as exc:
-        return JSONResponse({"status": "unavailable", "detail": str(exc.__class__.__name__)}, 503)
+        log.warning("not ready: the database does not answer (%s)", exc.__class__.__name__)
+        return JSONResponse(
+            {
+                "status": "unavailable",
+                "database": "unavailable",
+                "detail": f"the database does not answer ({exc.__class__.__name__})",
+            },
+            503,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
+    if problem is not None:
+        return JSONResponse(
+            {"status": "unavailable", "database": "not migrated", "detail": problem}, 503
+        )
     return JSONResponse({"status": "ok", "database": "ok"})
 
 

@@ -20,6 +20,11 @@ missing_system_packages() {
   command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)
   # The console's browser tests drive Debian's chromium (never `playwright install`).
   [ -x /usr/bin/chromium ] || missing+=(chromium)
+  # `loaxa backup` and `loaxa restore` on PostgreSQL run pg_dump and psql.
+  case "${LOAXA_DATABASE_URL:-}${LOAXA_TEST_DATABASE_URL:-}" in
+    postgres*) command -v pg_dump >/dev/null 2>&1 && command -v psql >/dev/null 2>&1 \
+                 || missing+=(postgresql-client) ;;
+  esac
   [ "${#missing[@]}" -eq 0 ] || printf '%s\n' "${missing[@]}"
 }
 

@@ -132,6 +132,20 @@ def data_dir(database_url: str) -> Path:
 
 
 @pytest.fixture
+def scratch_url(tmp_path: Path) -> Iterator[str]:
+    """An empty, never migrated database of its own (the suite's is at head and in use)."""
+    server = os.environ.get("LOAXA_TEST_DATABASE_URL")
+    if not server:
+        yield f"sqlite:///{tmp_path / 'scratch.db'}"
+        return
+    url, name = _create_pg_database(server)
+    try:
+        yield url
+    finally:
+        _drop_pg_database(server, name)
+
+
+@pytest.fixture
 def client(database_url: str) -> Iterator[TestClient]:
     from app.main import create_app
 

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -17,7 +12,6 @@ from alembic import command
 from app import migrations
 from app.db import Base, make_engine
 from app.migrations import alembic_config
-from tests.conftest import _create_pg_database, _drop_pg_database
 
 
 def test_models_and_migrations_do_not_differ(engine: Engine) -> None:
@@ -41,20 +35,6 @@ def test_database_is_at_the_single_head(engine: Engine) -> None:
 def test_once_a_month_rule_is_a_unique_index_in_the_database(engine: Engine) -> None:
     indexes = {ix["name"]: ix for ix in inspect(engine).get_indexes("broadcasts")}
     assert indexes["uq_broadcasts_period"]["unique"]
-
-
-@pytest.fixture
-def scratch_url(tmp_path: Path) -> Iterator[str]:
-    """An empty database of its own (the suite's is at head and in use)."""
-    server = os.environ.get("LOAXA_TEST_DATABASE_URL")
-    if not server:
-        yield f"sqlite:///{tmp_path / 'scratch.db'}"
-        return
-    url, name = _create_pg_database(server)
-    try:
-        yield url
-    finally:
-        _drop_pg_database(server, name)
 
 
 def _counts(url: str) -> dict[str, int]:

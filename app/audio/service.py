@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -22,7 +24,7 @@ from app.audio.storage import AudioStore, sha256_file
 from app.audio.templates import DEFAULT_TEMPLATES_DIR, template_paths
 from app.config import get_settings
 from app.db import add_unique
-from app.errors import Invalid
+from app.errors import InsufficientStorage, Invalid, ServiceUnavailable, disk_full
 
 
 def store() -> AudioStore:
@@ -161,8 +163,47 @@ def ingest_upload(upload: Path, *, filename: str | None) -> dict[str, object]:
     (sha256 included). 422 for unusable audio.
 
     The heavy part (decode, measure, normalise, encode) runs here: call it with no
-    transaction open. Its scratch directory is removed whatever happens.
+    transaction open. Its scratch directory is removed whatever happens. A full disk is
+    507: the store only ever holds complete files (see AudioStore.put), and nothing is
+    registered.
     """
+    with disk_full_is_507():
+        return _ingest_upload(upload, filename=filename)
+
+
+@contextmanager
+def disk_full_is_507() -> Iterator[None]:
+    """Turn a full disk while making or storing audio into a 507 that says so.
+
+    What ran inside must leave no partial file behind (the store writes a temp file and
+    renames it; scratch directories are removed), so the caller's data is unchanged.
+    """
+    try:
+        yield
+    except (OSError, RuntimeError, ServiceUnavailable) as exc:
+        if out_of_space(exc):
+            raise InsufficientStorage(
+                "the server's disk is full: the audio could not be stored (nothing was "
+                "changed); free some space and try again"
+            ) from exc
+        raise
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """Whether a failure to write audio was the disk being full, ffmpeg's included (its
+    error is only text on its stderr)."""
+    return any(disk_full(e) or "No space left on device" in str(e) for e in _chain(exc))
+
+
+def _chain(exc: BaseException | None) -> list[BaseException]:
+    seen: list[BaseException] = []
+    while exc is not None and exc not in seen:
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return seen
+
+
+def _ingest_upload(upload: Path, *, filename: str | None) -> dict[str, object]:
     scratch = Path(tempfile.mkdtemp(prefix="ingest-", dir=work_dir()))
     try:
         result = ingest_file(upload, scratch)

@@ -20,7 +20,14 @@ from typing import BinaryIO
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from app.errors import Invalid, LoaxaError, PayloadTooLarge, RequestTimeout
+from app.errors import (
+    InsufficientStorage,
+    Invalid,
+    LoaxaError,
+    PayloadTooLarge,
+    RequestTimeout,
+    disk_full,
+)
 
 # Multipart framing around the file: boundaries and part headers.
 FRAMING_SLACK = 64 * 1024
@@ -96,6 +103,11 @@ async def receive_file(
     except BaseException as exc:
         sink.out.close()
         Path(name).unlink(missing_ok=True)
+        if disk_full(exc):
+            raise InsufficientStorage(
+                "the server's disk is full: the upload could not be received (nothing was "
+                "stored); free some space and send it again"
+            ) from exc
         if isinstance(exc, Exception) and not isinstance(exc, LoaxaError | OSError):
             raise Invalid(f"the multipart body is malformed: {exc}") from exc
         raise

@@ -120,6 +120,17 @@ def _cached_asset(session: Session, keys: list[str]) -> AudioAsset | None:
 def draft_segment_audio(
     *, segment_id: int, user: User, engine: str, expected_version: int | None = None
 ) -> SegmentTTSOut:
+    """`_draft_segment_audio`; a full disk while synthesising or storing is a 507, the
+    segment unchanged."""
+    with audio.disk_full_is_507():
+        return _draft_segment_audio(
+            segment_id=segment_id, user=user, engine=engine, expected_version=expected_version
+        )
+
+
+def _draft_segment_audio(
+    *, segment_id: int, user: User, engine: str, expected_version: int | None = None
+) -> SegmentTTSOut:
     """Synthesise the segment's script and make it its audio; the segment as it now is.
 
     Its own short transactions: read the script, (synthesise and encode with no transaction

@@ -501,7 +501,11 @@ def test_items_around_local_midnight(
     }
     assert "2025-01-01" in failed_pulls
     pulled = {s.query["date"] for s in server.requests("/api/v1/playout/playlist")}
-    assert pulled == {"2024-12-31", "2025-01-01", "2025-01-02"}
+    # Today and the prefetch horizon after it, on each side of midnight.
+    horizon = agent.config.prefetch_days
+    assert pulled == {
+        (date(2024, 12, 31) + timedelta(days=n)).isoformat() for n in range(horizon + 2)
+    }
 
 
 def test_emergency_interrupts_the_item_which_then_resumes(

@@ -66,6 +66,9 @@ class AgentConfig(BaseModel):
     timezone: str | None = None
 
     playlist_poll_seconds: float = Field(default=60.0, gt=0)
+    # Days after today whose playlists and audio are kept ready, so the agent plays on
+    # through an outage that long (1: tomorrow only).
+    prefetch_days: int = Field(default=7, ge=1, le=31)
     emergency_poll_seconds: float = Field(default=5.0, gt=0, le=MAX_EMERGENCY_POLL_SECONDS)
     upload_interval_seconds: float = Field(default=15.0, gt=0)
     upload_batch_size: int = Field(default=50, ge=1, le=1000)

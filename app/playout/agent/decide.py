@@ -121,10 +121,12 @@ def emergency_slots(notices: Iterable[EmergencyNotice]) -> list[PlayoutSlot]:
     return [emergency_slot(n) for n in sorted(notices, key=lambda n: n.created_at)]
 
 
-def local_days(now: datetime, zone: ZoneInfo) -> tuple[date, date, date]:
-    """Yesterday, today and tomorrow in the station's zone: the playlists that matter now."""
+def local_days(now: datetime, zone: ZoneInfo, ahead: int = 1) -> tuple[date, ...]:
+    """Yesterday, today and the `ahead` days after it in the station's zone: the playlists
+    that matter now (yesterday's for an item that runs past midnight; the coming days' so
+    that a cut from the server for days loses nothing of them)."""
     today = now.astimezone(zone).date()
-    return today - timedelta(days=1), today, today + timedelta(days=1)
+    return tuple(today + timedelta(days=n) for n in range(-1, ahead + 1))
 
 
 @dataclass(frozen=True)

@@ -140,8 +140,8 @@ class Agent:
             log.error("unknown time zone %r; using %s", name, DEFAULT_TIMEZONE)
             return ZoneInfo(DEFAULT_TIMEZONE)
 
-    def _days(self, now: datetime) -> tuple[date, date, date]:
-        return local_days(now, self._zone)
+    def _days(self, now: datetime) -> tuple[date, ...]:
+        return local_days(now, self._zone, self.config.prefetch_days)
 
     # The loop.
 
@@ -399,11 +399,12 @@ class Agent:
         if self.dry_run or now < self._next_housekeeping:
             return
         self._next_housekeeping = now + timedelta(seconds=self.config.housekeeping_seconds)
-        yesterday, today, tomorrow = self._days(now)
+        days = self._days(now)
+        yesterday, today = days[0], days[1]
         if self.journal.playlist(today) is None:
             return  # without today's playlist there is no telling what is still needed
         playlists: dict[date, list[PlaylistItem]] = {}
-        for day in (yesterday, today, tomorrow):
+        for day in days:
             stored = self.journal.playlist(day)
             if stored is not None:
                 playlists[day] = parse_items(stored.body)

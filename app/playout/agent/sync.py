@@ -31,6 +31,11 @@ from app.playout.agent.schemas import EmergencyNotice, parse_emergencies, parse_
 
 log = logging.getLogger("loaxa.agent")
 
+# The playlists after tomorrow's are pulled this often: they only matter if the server is
+# lost for days, and every device asking for a week every minute would be 4 times the load
+# of today and tomorrow (ETag revalidations, but requests all the same).
+AHEAD_POLL_SECONDS = 900.0
+
 
 class Backoff:
     """Exponential backoff with jitter, on the agent's clock (it never sleeps itself)."""
@@ -46,7 +51,9 @@ class Backoff:
 
     def failed(self, now: datetime) -> float:
         """Note a failure; the delay before the next attempt (half fixed, half random)."""
-        delay = min(self.cap, self.base * 2**self.failures)
+        # The exponent is bounded: after a thousand failures (three days offline) 2**n
+        # no longer fits a float, and every step of the loop would fail on it.
+        delay = min(self.cap, self.base * 2 ** min(self.failures, 32))
         delay = delay / 2 + delay / 2 * self._rng()
         self.failures += 1
         self.next_at = now + timedelta(seconds=delay)
@@ -89,9 +96,12 @@ class ServerSync:
         self.cache = cache
         self._rng = rng
         # When each channel is next due; `pulled_days` are (today, tomorrow) of the last
-        # complete pull, so a new local day pulls at once.
+        # complete pull, so a new local day pulls at once; `pulled_ahead` the later days
+        # of the last complete pull of those.
         self.next_emergency_poll = now
         self.next_playlist_pull = now
+        self.next_ahead_pull = now
+        self.pulled_ahead: tuple[date, ...] | None = None
         self.next_upload = now
         self.pulled_days: tuple[date, date] | None = None
         self.downloading = False  # a download ran out of its budget: step again soon
@@ -156,14 +166,19 @@ class ServerSync:
 
     # Playlists.
 
-    def pull_playlists(self, now: datetime, days: tuple[date, date]) -> Pulled:
-        """Pull the playlists of `days` (today, tomorrow) when due, into the journal."""
-        if days == self.pulled_days and now < self.next_playlist_pull:
+    def pull_playlists(self, now: datetime, days: tuple[date, ...]) -> Pulled:
+        """Pull the playlists of `days` (today, tomorrow, the days after) when due, into the
+        journal: today's and tomorrow's every `playlist_poll_seconds`, the later ones (which
+        change seldom, and only matter if the server is lost for days) every
+        AHEAD_POLL_SECONDS, and a day new to the list at once."""
+        near, ahead = (days[0], days[1]), days[2:]
+        ahead_due = bool(ahead) and (ahead != self.pulled_ahead or now >= self.next_ahead_pull)
+        if near == self.pulled_days and now < self.next_playlist_pull and not ahead_due:
             return Pulled()
         if not self.playlist_backoff.ready(now):
             return Pulled()
         failed = changed = zone_changed = False
-        for day in days:
+        for day in near + (ahead if ahead_due else ()):
             stored = self.journal.playlist(day)
             try:
                 fetched = self.client.playlist(day, etag=stored.etag if stored else None)
@@ -197,8 +212,11 @@ class ServerSync:
             return Pulled(changed, zone_changed)
         self._ok("playlists")
         self.playlist_backoff.succeeded()
-        self.pulled_days = days
+        self.pulled_days = near
         self.next_playlist_pull = now + timedelta(seconds=self.config.playlist_poll_seconds)
+        if ahead_due:
+            self.pulled_ahead = ahead
+            self.next_ahead_pull = now + timedelta(seconds=AHEAD_POLL_SECONDS)
         return Pulled(changed, zone_changed)
 
     # Audio.
@@ -332,11 +350,11 @@ class ServerSync:
     # Sleeping.
 
     def wake_times(
-        self, now: datetime, days: tuple[date, date], *, uploads: bool
+        self, now: datetime, days: tuple[date, ...], *, uploads: bool
     ) -> list[datetime]:
         """When each channel is next due (a new local day's pull is due at once)."""
         wake = [self.next_emergency_poll]
-        if self.pulled_days != days:
+        if self.pulled_days != (days[0], days[1]):
             wake.append(self.playlist_backoff.not_before(now))
         else:
             wake.append(self.playlist_backoff.not_before(self.next_playlist_pull))
