@@ -186,21 +186,37 @@ def scheduler(
 @app.command()
 def plan(
     station: Annotated[int, typer.Option(help="station id")],
-    year: Annotated[int, typer.Option(help="the plan's year, e.g. 2024")],
+    year: Annotated[int | None, typer.Option(help="a whole year, e.g. 2024")] = None,
+    months: Annotated[
+        int | None,
+        typer.Option(help="the coming months (1-36); default LOAXA_PLAN_HORIZON_MONTHS"),
+    ] = None,
 ) -> None:
-    """Create the year's broadcasts from the programmes' cadences (idempotent)."""
+    """Create broadcasts from the programmes' cadences: a year, or the coming months
+    (what the scheduler's rolling plan does every day). Idempotent."""
+    from app.config import get_settings
     from app.db import unit_of_work
-    from app.schedule.planning import plan_year
+    from app.errors import LoaxaError
+    from app.schedule.planning import plan_station_for
     from app.stations.models import Station
 
-    with unit_of_work() as session:
-        if session.get(Station, station) is None:
-            typer.echo(f"error: station {station} does not exist", err=True)
-            raise typer.Exit(1)
-        result = plan_year(session, station_id=station, year=year)
+    if year is None and months is None:
+        months = get_settings().plan_horizon_months
+    try:
+        with unit_of_work() as session:
+            if session.get(Station, station) is None:
+                typer.echo(f"error: station {station} does not exist", err=True)
+                raise typer.Exit(1)
+            window, result = plan_station_for(
+                session, station_id=station, year=year, horizon_months=months
+            )
+    except LoaxaError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
+    what = str(year) if year is not None else f"{window.first} to {window.last}"
     typer.echo(
-        f"station {station}, {year}: {result.created} broadcasts created, "
-        f"{result.existing} already there, {result.cancelled} cancelled"
+        f"station {station}, {what}: {result.created} broadcasts created, "
+        f"{result.existing} already there, {result.cancelled} cancelled, {result.moved} moved"
     )
 
 

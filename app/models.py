@@ -5,7 +5,15 @@ from app.audio.models import AudioAsset
 from app.audit.models import AuditEvent
 from app.devices.models import Device
 from app.playout.models import AsRunEvent, Emergency
-from app.schedule.models import Broadcast, JobRun, RundownItem, ScheduleWarning
+from app.schedule.models import (
+    Broadcast,
+    JobRun,
+    PlanState,
+    RundownItem,
+    SchedulerJob,
+    SchedulerProcess,
+    ScheduleWarning,
+)
 from app.segments.models import Segment, SegmentVillage
 from app.stations.models import Programme, Station, Village
 from app.tts.models import StationAbbreviation
@@ -18,9 +26,12 @@ __all__ = [
     "Device",
     "Emergency",
     "JobRun",
+    "PlanState",
     "Programme",
     "RundownItem",
     "ScheduleWarning",
+    "SchedulerJob",
+    "SchedulerProcess",
     "Segment",
     "SegmentVillage",
     "Station",

@@ -123,16 +123,24 @@ def assemble(user: ApproverUser, broadcast_id: int) -> RundownOut:
 
 
 @planning_router.post("/stations/{station_id}/plan", response_model=PlanOut)
-def plan_station_year(
+def plan_station(
     session: SessionDep,
     user: ApproverUser,
     station_id: int,
-    year: Annotated[int, Query(ge=2000, le=2100)],
+    year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+    horizon_months: Annotated[
+        int | None, Query(description="the coming months instead of a year: 1 to 36")
+    ] = None,
 ) -> PlanOut:
-    """Create the year's broadcasts from the cadences; running it again changes nothing."""
+    """Create a year's broadcasts (or the coming months') from the cadences; running it
+    again changes nothing."""
     stations.get_station(session, station_id, user=user)
-    result = planning.plan_year(session, station_id=station_id, year=year, actor=user)
-    return PlanOut(station_id=station_id, year=year, **result.__dict__)
+    window, result = planning.plan_station_for(
+        session, station_id=station_id, year=year, horizon_months=horizon_months, actor=user
+    )
+    return PlanOut(
+        station_id=station_id, year=year, months=(window.first, window.last), **result.counts()
+    )
 
 
 @planning_router.get("/warnings", response_model=Page[WarningOut])

@@ -85,10 +85,12 @@ class RundownOut(BaseModel):
 
 class PlanOut(BaseModel):
     station_id: int
-    year: int
+    year: int | None
+    months: tuple[str, str] = Field(description="the local months planned, first and last")
     created: int
     existing: int
     cancelled: int
+    moved: int = Field(description="untouched future broadcasts moved to their new slot")
 
 
 class WarningOut(BaseModel):
