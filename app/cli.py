@@ -165,22 +165,30 @@ def tts(
 def scheduler(
     once: Annotated[bool, typer.Option(help="run every job once (catch up) and exit")] = False,
     at: Annotated[
-        str | None, typer.Option(help="pretend it is this ISO time (testing)", hidden=True)
+        str | None,
+        typer.Option(help="start the clock at this ISO time; it runs on (testing)", hidden=True),
     ] = None,
+    rate: Annotated[
+        float, typer.Option(help="the clock runs this many times faster (testing)", hidden=True)
+    ] = 1.0,
 ) -> None:
-    """Run the scheduler process (APScheduler): fill, assemble, warn, publish, mark missed."""
-    from datetime import datetime
+    """Run the scheduler process (APScheduler): plan, fill, assemble, warn, mark missed."""
+    from datetime import UTC, datetime
 
     from app import clock
     from app.schedule import runner
 
-    if at is not None:
-        fixed = datetime.fromisoformat(at)
-        if fixed.tzinfo is None:
+    if rate <= 0:
+        typer.echo("error: --rate must be above 0", err=True)
+        raise typer.Exit(2)
+    if at is not None or rate != 1.0:
+        start = datetime.fromisoformat(at) if at is not None else datetime.now(UTC)
+        if start.tzinfo is None:
             typer.echo("error: --at needs an offset, e.g. 2024-03-13T10:00:00+07:00", err=True)
             raise typer.Exit(2)
-        clock.set_now(lambda: fixed)
-    runner.run(once=once)
+        real_start = datetime.now(UTC)
+        clock.set_now(lambda: start + (datetime.now(UTC) - real_start) * rate)
+    runner.run(once=once, rate=rate)
 
 
 @app.command()

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response, status
 from app.accounts.deps import ApproverUser, SessionDep, ViewerUser
 from app.pagination import Page, PageDep, paginate
 from app.schedule import assembly, planning, service
+from app.schedule import status as schedule_status
 from app.schedule import warnings as schedule_warnings
 from app.schedule.schemas import (
     BroadcastCreate,
@@ -17,7 +18,9 @@ from app.schedule.schemas import (
     PlanOut,
     RundownOut,
     RundownSet,
+    SchedulerOut,
     WarningOut,
+    WarningsPage,
 )
 from app.segments.schemas import Month
 from app.stations import service as stations
@@ -143,20 +146,32 @@ def plan_station(
     )
 
 
-@planning_router.get("/warnings", response_model=Page[WarningOut])
+@planning_router.get("/warnings", response_model=WarningsPage)
 def list_warnings(
     session: SessionDep,
     user: ViewerUser,
     page: PageDep,
     station_id: int | None = None,
     kind: Annotated[str | None, Query(max_length=40)] = None,
-) -> Page[WarningOut]:
-    """What the scheduler found wrong or missing, newest first."""
-    stmt = schedule_warnings.list_query(user=user, station_id=station_id, kind=kind)
-    rows, total = paginate(session, stmt, page)
-    return Page(
-        items=[WarningOut.model_validate(w) for w in rows],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
+    open: Annotated[
+        bool | None, Query(description="true: unresolved only; false: resolved only")
+    ] = None,
+) -> WarningsPage:
+    """What the scheduler found wrong or missing, grouped by kind, station and month, most
+    recently changed first; led by a "scheduler not running" warning while none runs."""
+    return schedule_warnings.list_page(
+        session, user=user, page=page, station_id=station_id, kind=kind, open_only=open
     )
+
+
+@planning_router.post("/warnings/{warning_id}/ack", response_model=WarningOut)
+def acknowledge_warning(session: SessionDep, user: ViewerUser, warning_id: int) -> WarningOut:
+    """Acknowledge a warning (who and when); 404 for an unknown one or another station's."""
+    warning = schedule_warnings.acknowledge(session, warning_id=warning_id, user=user)
+    return schedule_warnings.to_out_many(session, [warning])[0]
+
+
+@planning_router.get("/scheduler", response_model=SchedulerOut)
+def scheduler_overview(session: SessionDep, user: ViewerUser) -> SchedulerOut:
+    """The scheduler's jobs (last run, outcome, next run) and whether one is running."""
+    return schedule_status.overview(session)
