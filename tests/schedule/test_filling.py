@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -20,7 +16,6 @@ from sqlalchemy.orm import Session
 from app import clock
 from app.accounts.security import hash_device_token
 from app.audio.jobs import housekeeping
-from app.config import get_settings
 from app.db import unit_of_work
 from app.devices.models import Device
 from app.playout.models import AsRunEvent
@@ -65,33 +60,6 @@ def world(client: TestClient) -> dict:
             .values(min_duration_ms=20_000, max_duration_ms=40_000)
         )
     return {**ids, "h": staff(client, ids["station_id"])}
-
-
-class _Hook(BaseHTTPRequestHandler):
-    bodies: list[dict] = []
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length", 0))
-        type(self).bodies.append(json.loads(self.rfile.read(length)))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict]]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    _Hook.bodies = []
-    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    monkeypatch.setattr(get_settings(), "warnings_webhook_url", url)
-    monkeypatch.setenv("LOAXA_WARNINGS_WEBHOOK_URL", url)
-    try:
-        yield _Hook.bodies
-    finally:
-        server.shutdown()
 
 
 def _warnings(session: Session) -> list[ScheduleWarning]:
