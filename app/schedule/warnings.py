@@ -339,11 +339,10 @@ def list_query(
 def to_out_many(session: Session, rows: Sequence[ScheduleWarning]) -> list[WarningOut]:
     """Warnings as the API shows them (who acknowledged them by name)."""
     ackers = {w.acked_by_id for w in rows if w.acked_by_id is not None}
-    names = (
-        dict(session.execute(select(User.id, User.username).where(User.id.in_(ackers))).tuples())
-        if ackers
-        else {}
-    )
+    names: dict[int, str] = {}
+    if ackers:
+        found = session.execute(select(User.id, User.username).where(User.id.in_(ackers)))
+        names = dict(found.tuples().all())
     return [
         WarningOut(
             id=w.id,
