@@ -277,8 +277,8 @@ def run(*, once: bool = False, rate: float = 1.0) -> None:
         return
     scheduler = BlockingScheduler(timezone=ZoneInfo("UTC"), job_defaults=JOB_DEFAULTS)
     register(scheduler)
-    # SIGTERM (docker stop, systemd) stops it cleanly, as Ctrl-C does.
-    signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
+    # SIGTERM (docker stop, systemd) stops it cleanly, as Ctrl-C does: running jobs finish.
+    signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=True))
     log.info("scheduler %s started with %d jobs", HOLDER, len(scheduler.get_jobs()))
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         scheduler.start()

@@ -52,9 +52,10 @@ def beat(*, holder: str, now: datetime, started: bool = False) -> None:
     """This process is alive (and, at start, just started)."""
     row = {"holder": holder, "started_at": now, "last_seen_at": now, "stopped_at": None}
     with unit_of_work() as session:
-        _upsert(
-            session, SchedulerProcess, row, key="holder", keep=() if started else ("started_at",)
-        )
+        # Only a start clears stopped_at: a beat of a job still finishing after the stop
+        # must not bring the process back to life.
+        keep = () if started else ("started_at", "stopped_at")
+        _upsert(session, SchedulerProcess, row, key="holder", keep=keep)
 
 
 def stopped(*, holder: str, now: datetime) -> None:
