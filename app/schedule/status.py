@@ -31,12 +31,15 @@ ALIVE_WITHIN = timedelta(minutes=3)
 DOWN_KIND = "scheduler-down"
 
 
+def _insert(session: Session) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
 def _upsert(
     session: Session, model: type[Any], row: dict[str, Any], *, key: str, keep: tuple[str, ...]
 ) -> None:
     """Insert the row, or update it but for the key and the `keep` columns."""
-    make = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = make(model).values(**row)
+    stmt = _insert(session)(model).values(**row)
     session.execute(
         stmt.on_conflict_do_update(
             index_elements=[key],
@@ -79,30 +82,35 @@ def record_run(
 ) -> None:
     """A job's run and its outcome ("ok", "failed"); runs claimed by another process are
     that process's to record."""
+    row = {
+        "job": job,
+        "last_started_at": started_at,
+        "last_finished_at": finished_at,
+        "last_outcome": outcome,
+        "last_detail": (detail or "")[:2000] or None,
+        "last_holder": holder,
+        "runs": 1,
+    }
     with unit_of_work() as session:
-        existing = session.get(SchedulerJob, job, with_for_update=True)
-        if existing is None:
-            existing = SchedulerJob(job=job, runs=0)
-            session.add(existing)
-        existing.last_started_at = started_at
-        existing.last_finished_at = finished_at
-        existing.last_outcome = outcome
-        existing.last_detail = (detail or "")[:2000] or None
-        existing.last_holder = holder
-        existing.runs = (existing.runs or 0) + 1
+        # One statement: two processes recording the same job's first run cannot clash.
+        stmt = _insert(session)(SchedulerJob).values(**row)
+        session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["job"],
+                set_={
+                    **{k: getattr(stmt.excluded, k) for k in row if k not in ("job", "runs")},
+                    "runs": SchedulerJob.runs + 1,
+                },
+            )
+        )
 
 
 def record_next_runs(next_runs: Mapping[str, datetime | None]) -> None:
-    """When each job of this process will run next (the earliest of all processes' is
-    not worth a lock: any scheduler's answer is a true one)."""
+    """When each job of this process will run next (any process's answer is a true one)."""
     with unit_of_work() as session:
-        known = {j.job: j for j in session.scalars(select(SchedulerJob))}
-        for job, at in next_runs.items():
-            row = known.get(job)
-            if row is None:
-                session.add(SchedulerJob(job=job, runs=0, next_run_at=at))
-            else:
-                row.next_run_at = at
+        for job, at in sorted(next_runs.items()):
+            row = {"job": job, "runs": 0, "next_run_at": at}
+            _upsert(session, SchedulerJob, row, key="job", keep=("runs",))
 
 
 # --------------------------------------------------------------------------- the API's side

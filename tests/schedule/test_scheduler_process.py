@@ -2,9 +2,10 @@
 misfired trigger runs once, late; after three days down the first pass catches up once
 without replaying the past; two processes run every job once; SIGTERM stops it cleanly.
 
-The processes run on a shifted clock that runs 600 times faster (`--at`, `--rate`), with
+The processes run on a shifted clock that runs 60 times faster (`--at`, `--rate`), with
 every trigger a one-second interval (LOAXA_SCHEDULER_TICK_SECONDS): the run keys, not the
-triggers, decide what runs.
+triggers, decide what runs. (Faster still, the 30-minute claim leases would last a few real
+seconds, shorter than a job on a busy test machine.)
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from app.schedule.models import (
 )
 from tests.helpers import make_station, staff
 
-RATE = 600
+RATE = 60
 
 
 def _start(at: str, *, once: bool = False) -> subprocess.Popen[str]:
@@ -103,8 +104,8 @@ def test_after_three_days_down_the_scheduler_catches_up_once_then_its_triggers_f
         select(Broadcast).where(Broadcast.period_key == "2024-03", Broadcast.village_id.is_(None))
     ).one()
     webhook.clear()
-    # Three days later, Wednesday 16:30, it starts again (and its clock runs on, fast).
-    p = _start("2024-03-13T16:30:00+07:00")
+    # Three days later, Wednesday 16:59, it starts again (and its clock runs on, fast).
+    p = _start("2024-03-13T16:59:00+07:00")
     processes.append(p)
 
     def caught_up() -> bool:
@@ -120,14 +121,15 @@ def test_after_three_days_down_the_scheduler_catches_up_once_then_its_triggers_f
         return ("underfilled", "2024-03") in _warnings(session)
 
     _wait_for(filled)
-    # A trigger missed while the process cannot run (suspended) runs once, late.
-    before = _runs(session, "mark_missed")
+    # A trigger missed while the process cannot run (suspended) runs once, late: fill runs
+    # on every one-second trigger, and five missed seconds make one run, not five.
+    before = _runs(session, "fill")
     p.send_signal(signal.SIGSTOP)
     time.sleep(5)
     p.send_signal(signal.SIGCONT)
-    _wait_for(lambda: _runs(session, "mark_missed") > before, timeout=30)
+    _wait_for(lambda: _runs(session, "fill") > before, timeout=30)
     time.sleep(1.5)
-    assert _runs(session, "mark_missed") - before <= 3  # not one per second missed
+    assert _runs(session, "fill") - before <= 3
 
     session.rollback()
     seen = session.scalar(select(func.max(SchedulerProcess.last_seen_at)))
@@ -183,7 +185,7 @@ def test_two_scheduler_processes_run_every_job_once(
     processes: list[subprocess.Popen[str]],
 ) -> None:
     make_station(villages=1)
-    at = "2024-03-13T16:30:00+07:00"
+    at = "2024-03-13T16:59:00+07:00"
     processes += [_start(at), _start(at)]
 
     def both_beat() -> bool:
@@ -194,16 +196,15 @@ def test_two_scheduler_processes_run_every_job_once(
 
     _wait_for(both_beat)
     time.sleep(3)
-    for p in processes:
-        _stop(p)
+    logs = "\n".join(_stop(p) for p in processes)
     session.rollback()
     # Each claimed run ran in one process: the runs both recorded add up to the claims.
     claims = Counter(job for (job,) in session.execute(select(JobRun.job)))
     assert {s for (s,) in session.execute(select(JobRun.status))} == {"done"}
     recorded = {j.job.split(":")[0]: j.runs for j in session.scalars(select(SchedulerJob))}
     for job in ("plan", "mark_missed", "check_cchc", "count_playlists", "housekeeping"):
-        assert recorded[job] == claims[job], job
-    assert claims["plan"] >= 2  # the first pass, and triggers in later (fast) hours
+        assert recorded[job] == claims[job], (job, logs)
+    assert claims["plan"] >= 1 and claims["mark_missed"] >= 2  # first pass, then triggers
     # The rolling plan made each slot once: March's column and every Sunday ahead.
     live = session.scalars(select(Broadcast).where(Broadcast.status != "cancelled")).all()
     assert len({(b.programme_id, b.period_key) for b in live}) == len(live)
