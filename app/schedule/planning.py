@@ -279,6 +279,9 @@ def _stage(session: Session, targets: Sequence[Target], window: Window) -> int:
             with cur.copy(f"COPY plan_slots ({', '.join(SLOT_COLUMNS)}) FROM STDIN") as copy:
                 for block in copy_text(targets, window):
                     copy.write(block)
+            # A temporary table has no statistics: without them the planner guesses it is
+            # tiny and compares it row by row with `broadcasts` (hours for a country).
+            cur.execute("ANALYZE plan_slots")
     else:
         session.execute(text(_SLOTS_DDL.format(ts="datetime", tail="")))
         session.execute(delete(PLAN_SLOTS))
@@ -362,6 +365,14 @@ def _reconcile(
         s.station_id == b.station_id, s.programme_id == b.programme_id, s.period_key == b.plan_key
     )
     table = cast(Table, Broadcast.__table__)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        # Rows just inserted have no statistics yet: the planner then expects a handful of
+        # broadcasts and looks each one up in plan_slots. With this index that costs a probe,
+        # not a scan of the whole staged plan (hours for a country's first run).
+        session.execute(
+            text("CREATE INDEX plan_slots_key ON plan_slots (station_id, programme_id, period_key)")
+        )
     cancelled = session.execute(
         update(table)
         .where(untouched, ~exists().where(same_slot))
@@ -375,21 +386,19 @@ def _reconcile(
         )
         .returning(b.station_id)
     ).all()
-    new_start = select(s.starts_at).where(same_slot).limit(1).scalar_subquery()
     moved = session.execute(
         update(table)
-        .where(
-            untouched,
-            exists().where(same_slot, s.starts_at > after_now, s.starts_at != b.starts_at),
-        )
+        .where(untouched, same_slot, s.starts_at > after_now, s.starts_at != b.starts_at)
         .values(
-            starts_at=new_start,
+            starts_at=s.starts_at,  # UPDATE ... FROM plan_slots: one join, not a lookup a row
             version=b.version + 1,
             plan_version=b.version + 1,
             updated_at=after_now,
         )
         .returning(b.station_id)
     ).all()
+    if postgres:
+        session.execute(text("DROP INDEX plan_slots_key"))
     return Counter(sid for (sid,) in cancelled), Counter(sid for (sid,) in moved)
 
 
@@ -410,14 +419,16 @@ def plan_window(
     current cadences (see _reconcile); nothing else is changed and nothing is deleted.
     """
     considered = _stage(session, targets, window)
-    created = _insert_staged(session, window=window, now=now)
-    result = PlanResult(created=created, existing=considered - created)
+    result = PlanResult()
     if replan and station_ids:
+        # Before inserting: what is re-planned is what was there, never what this run made.
         cancelled, moved = _reconcile(session, station_ids=station_ids, window=window, now=now)
         result.cancelled, result.moved = sum(cancelled.values()), sum(moved.values())
         result.by_station = {
             sid: (cancelled.get(sid, 0), moved.get(sid, 0)) for sid in {*cancelled, *moved}
         }
+    result.created = _insert_staged(session, window=window, now=now)
+    result.existing = considered - result.created
     return result
 
 
