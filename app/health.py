@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
-from app.db import get_engine
+from app import clock
+from app.db import get_sessionmaker
+from app.schedule import status
 
 router = APIRouter(tags=["health"])
 
@@ -20,10 +25,25 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz() -> JSONResponse:
-    """The database answers."""
+    """Ready when the database answers. The body also says whether a scheduler is running;
+    that never makes this fail: an API that can serve is ready, and taking it out of a
+    load balancer would not bring the scheduler back (see app.schedule.status)."""
     try:
-        with get_engine().connect() as conn:
-            conn.execute(text("SELECT 1"))
+        with get_sessionmaker()() as session:
+            session.execute(text("SELECT 1"))
+            body: dict[str, Any] = {"status": "ok", "database": "ok", **_scheduler(session)}
     except SQLAlchemyError as exc:
         return JSONResponse({"status": "unavailable", "detail": str(exc.__class__.__name__)}, 503)
-    return JSONResponse({"status": "ok", "database": "ok"})
+    return JSONResponse(body)
+
+
+def _scheduler(session: Session) -> dict[str, Any]:
+    try:
+        seen = status.last_seen(session)
+    except SQLAlchemyError:  # not migrated yet: the database answers, the rest is unknown
+        return {"scheduler": "unknown"}
+    down = seen is None or clock.now() - seen >= status.DOWN_AFTER
+    return {
+        "scheduler": status.down_message(seen) if down else "running",
+        "scheduler_last_seen_at": seen.isoformat() if seen else None,
+    }
