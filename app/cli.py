@@ -290,11 +290,15 @@ def audio_renormalise(
 def scheduler(
     once: Annotated[bool, typer.Option(help="run every job once (catch up) and exit")] = False,
     at: Annotated[
-        str | None, typer.Option(help="pretend it is this ISO time (testing)", hidden=True)
+        str | None,
+        typer.Option(help="start the clock at this ISO time; it runs on (testing)", hidden=True),
     ] = None,
+    rate: Annotated[
+        float, typer.Option(help="the clock runs this many times faster (testing)", hidden=True)
+    ] = 1.0,
 ) -> None:
-    """Run the scheduler process (APScheduler): fill, assemble, warn, publish, mark missed."""
-    from datetime import datetime
+    """Run the scheduler process (APScheduler): plan, fill, assemble, warn, mark missed."""
+    from datetime import UTC, datetime
 
     from app.config import get_settings
     from app.logs import configure_logging
@@ -306,34 +310,54 @@ def scheduler(
     from app import clock
     from app.schedule import runner
 
-    if at is not None:
-        fixed = datetime.fromisoformat(at)
-        if fixed.tzinfo is None:
+    if rate <= 0:
+        typer.echo("error: --rate must be above 0", err=True)
+        raise typer.Exit(2)
+    if at is not None or rate != 1.0:
+        start = datetime.fromisoformat(at) if at is not None else datetime.now(UTC)
+        if start.tzinfo is None:
             typer.echo("error: --at needs an offset, e.g. 2024-03-13T10:00:00+07:00", err=True)
             raise typer.Exit(2)
-        clock.set_now(lambda: fixed)
+        real_start = datetime.now(UTC)
+        clock.set_now(lambda: start + (datetime.now(UTC) - real_start) * rate)
     _require_migrated("loaxa scheduler")
-    runner.run(once=once)
+    runner.run(once=once, rate=rate)
 
 
 @app.command()
 def plan(
     station: Annotated[int, typer.Option(help="station id")],
-    year: Annotated[int, typer.Option(help="the plan's year, e.g. 2024")],
+    year: Annotated[int | None, typer.Option(help="a whole year, e.g. 2024")] = None,
+    months: Annotated[
+        int | None,
+        typer.Option(help="the coming months (1-36); default LOAXA_PLAN_HORIZON_MONTHS"),
+    ] = None,
 ) -> None:
-    """Create the year's broadcasts from the programmes' cadences (idempotent)."""
+    """Create broadcasts from the programmes' cadences: a year, or the coming months
+    (what the scheduler's rolling plan does every day). Idempotent."""
+    from app.config import get_settings
     from app.db import unit_of_work
-    from app.schedule.planning import plan_year
+    from app.errors import LoaxaError
+    from app.schedule.planning import plan_station_for
     from app.stations.models import Station
 
-    with unit_of_work() as session:
-        if session.get(Station, station) is None:
-            typer.echo(f"error: station {station} does not exist", err=True)
-            raise typer.Exit(1)
-        result = plan_year(session, station_id=station, year=year)
+    if year is None and months is None:
+        months = get_settings().plan_horizon_months
+    try:
+        with unit_of_work() as session:
+            if session.get(Station, station) is None:
+                typer.echo(f"error: station {station} does not exist", err=True)
+                raise typer.Exit(1)
+            window, result = plan_station_for(
+                session, station_id=station, year=year, horizon_months=months
+            )
+    except LoaxaError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
+    what = str(year) if year is not None else f"{window.first} to {window.last}"
     typer.echo(
-        f"station {station}, {year}: {result.created} broadcasts created, "
-        f"{result.existing} already there, {result.cancelled} cancelled"
+        f"station {station}, {what}: {result.created} broadcasts created, "
+        f"{result.existing} already there, {result.cancelled} cancelled, {result.moved} moved"
     )
 
 

@@ -14,6 +14,18 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SECRET_FILE_NAME = "secret_key"
 MIN_SECRET_LENGTH = 32
+# The rolling plan looks 1 to 36 months ahead: none would plan nothing, and three years of
+# weekly village slots is already more than any commune plans for.
+MAX_PLAN_HORIZON_MONTHS = 36
+
+
+def check_plan_horizon(months: int) -> int:
+    """The horizon in months, or ValueError naming the allowed range."""
+    if not 1 <= months <= MAX_PLAN_HORIZON_MONTHS:
+        raise ValueError(
+            f"the plan horizon must be from 1 to {MAX_PLAN_HORIZON_MONTHS} months, got {months}"
+        )
+    return months
 
 
 class Settings(BaseSettings):
@@ -52,6 +64,11 @@ class Settings(BaseSettings):
     fill_days_ahead: int = Field(default=3, ge=0, le=60)
     missed_grace_minutes: int = Field(default=60, ge=1)
     warnings_webhook_url: str | None = None
+    # The rolling plan: the current local month and the next months, this many in all.
+    plan_horizon_months: int = 12
+    # Testing and demos: every scheduler job (interval and daily) is triggered every N
+    # seconds instead of on its own schedule; the run keys still decide what runs.
+    scheduler_tick_seconds: float | None = Field(default=None, gt=0)
 
     # Text-to-speech.
     tts_timeout_seconds: float = Field(default=10.0, gt=0)
@@ -99,6 +116,14 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
+
+    @field_validator("plan_horizon_months")
+    @classmethod
+    def _plan_horizon(cls, value: int) -> int:
+        try:
+            return check_plan_horizon(value)
+        except ValueError as exc:
+            raise ValueError(f"LOAXA_PLAN_HORIZON_MONTHS: {exc}") from exc
 
     @field_validator("secret_key")
     @classmethod

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from app import metrics
-from app.db import get_engine
+from app import clock, metrics
+from app.db import get_engine, get_sessionmaker
 from app.errors import DATABASE_RETRY_AFTER_SECONDS
 from app.migrations import schema_problem
+from app.schedule import status
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger("loaxa.health")
@@ -36,7 +39,10 @@ def healthz() -> dict[str, str]:
     responses={503: {"model": NotReady, "description": "the database does not answer"}},
 )
 def readyz() -> JSONResponse:
-    """The database answers and is at the revision this code expects."""
+    """Ready when the database answers and is at the revision this code expects. The body
+    also says whether a scheduler is running; that never makes this fail: an API that can
+    serve is ready, and taking it out of a load balancer would not bring the scheduler back
+    (see app.schedule.status)."""
     try:
         with get_engine().connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -56,7 +62,21 @@ def readyz() -> JSONResponse:
         return JSONResponse(
             {"status": "unavailable", "database": "not migrated", "detail": problem}, 503
         )
-    return JSONResponse({"status": "ok", "database": "ok"})
+    with get_sessionmaker()() as session:
+        body: dict[str, Any] = {"status": "ok", "database": "ok", **_scheduler(session)}
+    return JSONResponse(body)
+
+
+def _scheduler(session: Session) -> dict[str, Any]:
+    try:
+        seen = status.last_seen(session)
+    except SQLAlchemyError:  # the database answers, the rest is unknown
+        return {"scheduler": "unknown"}
+    down = seen is None or clock.now() - seen >= status.DOWN_AFTER
+    return {
+        "scheduler": status.down_message(seen) if down else "running",
+        "scheduler_last_seen_at": seen.isoformat() if seen else None,
+    }
 
 
 @router.get(

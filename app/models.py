@@ -6,7 +6,15 @@ from app.audit.models import AuditEvent
 from app.devices.models import Device
 from app.playout.models import AsRunEvent, Emergency, EmergencyDelivery
 from app.reports.models import IssuedReport
-from app.schedule.models import Broadcast, JobRun, RundownItem, ScheduleWarning
+from app.schedule.models import (
+    Broadcast,
+    JobRun,
+    PlanState,
+    RundownItem,
+    SchedulerJob,
+    SchedulerProcess,
+    ScheduleWarning,
+)
 from app.segments.models import Segment, SegmentVillage
 from app.stations.models import Programme, Station, StationNetwork, Village
 from app.tts.models import StationAbbreviation
@@ -21,9 +29,12 @@ __all__ = [
     "EmergencyDelivery",
     "IssuedReport",
     "JobRun",
+    "PlanState",
     "Programme",
     "RundownItem",
     "ScheduleWarning",
+    "SchedulerJob",
+    "SchedulerProcess",
     "Segment",
     "SegmentVillage",
     "Station",

@@ -113,3 +113,48 @@ def test_upgrading_and_downgrading_keeps_every_row(scratch_url: str) -> None:
     assert _counts(scratch_url) == before
     migrations.upgrade(scratch_url)
     assert _counts(scratch_url) == before
+
+
+def test_broadcasts_the_plan_made_before_0008_get_their_plan_key(scratch_url: str) -> None:
+    # Made by the plan (no broadcast.create in the audit log) and never changed since: the
+    # plan may re-plan it. Changed since (version 2): kept as it is. Made by hand, or
+    # cancelled: no plan key.
+    migrations.upgrade(scratch_url, "0004")
+    engine = make_engine(scratch_url)
+    now = "2024-01-01 00:00:00+00:00"
+    with engine.begin() as conn:
+        run = conn.exec_driver_sql
+        run(
+            "INSERT INTO stations (id, name, timezone, created_at) "
+            f"VALUES (1, 'Xuân Phúc', 'Asia/Ho_Chi_Minh', '{now}')"
+        )
+        run(
+            "INSERT INTO programmes (id, station_id, code, name, scope, cadence, "
+            "min_duration_ms, max_duration_ms, created_at) VALUES (1, 1, 'cchc', 'CCHC', "
+            f"'station', '{{}}', 600000, 900000, '{now}')"
+        )
+        rows = ((1, "2024-01", "planned", 1), (2, "2024-02", "planned", 2))
+        rows += ((3, "2024-03", "planned", 1), (4, "2024-04", "cancelled", 2))
+        for bid, key, status, version in rows:
+            run(
+                "INSERT INTO broadcasts (id, station_id, programme_id, starts_at, period_key, "
+                "local_month, status, priority, created_at, updated_at, version) VALUES "
+                f"({bid}, 1, 1, '{now}', '{key}', '{key}', '{status}', 'normal', '{now}', "
+                f"'{now}', {version})"
+            )
+        run(
+            "INSERT INTO audit_events (actor, action, entity, entity_id, created_at) "
+            f"VALUES ('vanphong', 'broadcast.create', 'broadcast', 3, '{now}')"
+        )
+    migrations.upgrade(scratch_url)
+    with engine.connect() as conn:
+        got = conn.exec_driver_sql(
+            "SELECT id, plan_key, plan_version FROM broadcasts ORDER BY id"
+        ).all()
+    engine.dispose()
+    assert [tuple(r) for r in got] == [
+        (1, "2024-01", 1),
+        (2, "2024-02", None),
+        (3, None, None),
+        (4, None, None),
+    ]

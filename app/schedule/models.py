@@ -47,6 +47,17 @@ class Broadcast(Base):
             sqlite_where=text("status != 'cancelled'"),
             postgresql_where=text("status != 'cancelled'"),
         ),
+        # The rolling plan makes each slot of a cadence once: a slot it made stays made,
+        # whatever staff did with the broadcast since (moved it, cancelled it).
+        Index(
+            "uq_broadcasts_plan_key",
+            "station_id",
+            "programme_id",
+            "plan_key",
+            unique=True,
+            sqlite_where=text("plan_key IS NOT NULL"),
+            postgresql_where=text("plan_key IS NOT NULL"),
+        ),
         Index("ix_broadcasts_station_starts", "station_id", "starts_at"),
         # The programme and the village are the station's own: each key pairs them with
         # station_id. The station itself is reached through the programme (whose station
@@ -93,6 +104,12 @@ class Broadcast(Base):
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # The cadence slot the plan made this broadcast for (its period key then); None for a
+    # broadcast made by hand, or a slot the plan itself retired when the cadence changed.
+    plan_key: Mapped[str | None] = mapped_column(String(64))
+    # The version the plan last left it at: equal to `version` while nobody else changed
+    # it (moved, filled, cancelled, assembled...), so the plan may still re-plan it.
+    plan_version: Mapped[int | None] = mapped_column(Integer)
 
     __mapper_args__ = {"version_id_col": version}
 
@@ -112,7 +129,12 @@ class RundownItem(Base):
 
 
 class ScheduleWarning(Base):
-    """Something the scheduler found wrong or missing."""
+    """Something the scheduler found wrong or missing: one row per kind, station and month.
+
+    A group's items are what it is about (broadcasts, or the month itself); the count follows
+    them as they arrive and go, and the group resolves itself when none is left. Rows from
+    before grouping (month None) are single findings.
+    """
 
     __tablename__ = "warnings"
 
@@ -120,14 +142,69 @@ class ScheduleWarning(Base):
     station_id: Mapped[int | None] = mapped_column(
         ForeignKey("stations.id", ondelete="CASCADE"), index=True
     )
+    # Only for a single finding about one broadcast; a group lists its broadcasts in items.
     broadcast_id: Mapped[int | None] = mapped_column(
         ForeignKey("broadcasts.id", ondelete="CASCADE"), index=True
     )
     kind: Mapped[str] = mapped_column(String(40))
     message: Mapped[str] = mapped_column(Text)
-    # The same finding raised twice (a job run twice) is stored once.
+    # The group (kind, station, month), or a single finding: stored once either way.
     dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    month: Mapped[str | None] = mapped_column(String(7))  # the station's local month
+    stage: Mapped[str | None] = mapped_column(String(8))  # "T-7", "T-1": how close it is
+    item_count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    items: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    updated_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    acked_at: Mapped[datetime | None]
+    acked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # The count when acknowledged: a group that grew since needs a look again.
+    acked_count: Mapped[int | None] = mapped_column(Integer)
+
+
+class PlanState(Base):
+    """How far the rolling plan has planned a station, and from which rules.
+
+    The fingerprint covers everything the plan reads (time zone, programmes, villages,
+    cadences): while it and the horizon stay the same, the daily run has nothing to do.
+    """
+
+    __tablename__ = "plan_states"
+
+    station_id: Mapped[int] = mapped_column(
+        ForeignKey("stations.id", ondelete="CASCADE"), primary_key=True
+    )
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    planned_through: Mapped[str] = mapped_column(String(7))  # last local month planned
+    updated_at: Mapped[datetime]
+
+
+class SchedulerProcess(Base):
+    """A `loaxa scheduler` process and its heartbeat; the API tells a dead one from it."""
+
+    __tablename__ = "scheduler_processes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    holder: Mapped[str] = mapped_column(String(120), unique=True)  # host:pid
+    started_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime] = mapped_column(index=True)
+    stopped_at: Mapped[datetime | None]
+
+
+class SchedulerJob(Base):
+    """A scheduler job's last run, its outcome and its next run, for `GET /api/v1/scheduler`."""
+
+    __tablename__ = "scheduler_jobs"
+
+    job: Mapped[str] = mapped_column(String(120), primary_key=True)
+    last_started_at: Mapped[datetime | None]
+    last_finished_at: Mapped[datetime | None]
+    last_outcome: Mapped[str | None] = mapped_column(String(16))  # ok, failed
+    last_detail: Mapped[str | None] = mapped_column(Text)
+    last_holder: Mapped[str | None] = mapped_column(String(120))
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    next_run_at: Mapped[datetime | None]
 
 
 class JobRun(Base):

@@ -1,30 +1,56 @@
-"""Planning: turn programmes' cadences into a year of broadcasts, idempotently and in bulk."""
+"""Planning: turn programmes' cadences into broadcasts, idempotently and in bulk.
+
+One way to plan, whatever asks for it: a year (`loaxa plan --year`, the API), the coming
+months (`loaxa plan --months`, the scheduler's rolling plan, app.schedule.rolling), or the
+whole country at once (plan_stations_parallel). The slots the cadences ask for are staged
+in a temporary table and compared with `broadcasts` in a few statements (plan_window).
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from bisect import bisect_right
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, select, text, update
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    delete,
+    exists,
+    insert,
+    literal,
+    select,
+    text,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
 
 from app import clock
 from app.accounts.models import User
 from app.audit import service as audit
-from app.schedule.cadence import year_occurrences
+from app.config import check_plan_horizon
+from app.db import UTCDateTime
+from app.errors import Invalid
+from app.schedule.cadence import local_month, parse_month, year_occurrences
 from app.schedule.models import Broadcast, BroadcastStatus, RundownItem
 from app.stations.cadence import parse_cadence
 from app.stations.models import Programme, Station, Village
 from app.stations.network import History, history_of, network_at
 
-UNIQUE_PERIOD = ["station_id", "programme_id", "period_key"]
-UNIQUE_WHERE = text("status != 'cancelled'")
+DEFAULT_COLUMNS = ("status", "priority", "created_at", "updated_at", "version")
 
 
 @dataclass(frozen=True)
@@ -45,6 +71,51 @@ class PlanResult:
     created: int = 0
     existing: int = 0
     cancelled: int = 0
+    moved: int = 0
+    # station -> (cancelled, moved): who the re-planning changed, for the audit log.
+    by_station: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "created": self.created,
+            "existing": self.existing,
+            "cancelled": self.cancelled,
+            "moved": self.moved,
+        }
+
+    def add(self, other: PlanResult) -> None:
+        self.created += other.created
+        self.existing += other.existing
+        self.cancelled += other.cancelled
+        self.moved += other.moved
+        self.by_station.update(other.by_station)
+
+
+@dataclass(frozen=True)
+class Window:
+    """Local months first..last ("YYYY-MM", both included) of a plan; slots starting at or
+    before not_before are not made (the rolling plan makes no history)."""
+
+    first: str
+    last: str
+    not_before: datetime | None = None
+
+    @classmethod
+    def year(cls, year: int) -> Window:
+        return cls(f"{year:04d}-01", f"{year:04d}-12")
+
+    @classmethod
+    def horizon(cls, now: datetime, tz: ZoneInfo, months: int) -> Window:
+        """The current local month and the next ones, `months` in all, from now on."""
+        first = local_month(now, tz)
+        return cls(first, add_months(first, months - 1), now)
+
+
+def add_months(month: str, n: int) -> str:
+    """ "2024-11" plus 3 is "2025-02"."""
+    year, mon = parse_month(month)
+    index = year * 12 + (mon - 1) + n
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
 @dataclass(frozen=True)
@@ -80,8 +151,8 @@ def plan_targets(
     return targets
 
 
-def target_slots(target: Target, year: int) -> list[PlannedSlot]:
-    """Pure: every slot of the year for one target (local months and days)."""
+def target_slots(target: Target, window: Window) -> list[PlannedSlot]:
+    """Pure: every slot of the window's months for one target (local months and days)."""
     return [
         PlannedSlot(
             target.station_id,
@@ -92,7 +163,7 @@ def target_slots(target: Target, year: int) -> list[PlannedSlot]:
             occurrence.month,
             network_at(target.networks, occurrence.day),
         )
-        for occurrence in _year_slots(target.cadence, target.timezone, year)
+        for occurrence in _window_slots(target.cadence, target.timezone, window.first, window.last)
     ]
 
 
@@ -101,7 +172,7 @@ def station_slots(
 ) -> list[PlannedSlot]:
     """Pure: every slot of the year for the station's programmes (local months and days)."""
     targets = plan_targets(station, programmes, villages)
-    return [slot for target in targets for slot in target_slots(target, year)]
+    return [slot for target in targets for slot in target_slots(target, Window.year(year))]
 
 
 @dataclass(frozen=True)
@@ -146,8 +217,22 @@ def _year_slots(cadence_json: str, tz_name: str, year: int) -> tuple[_Occurrence
     return tuple(out)
 
 
-def copy_text(targets: Sequence[Target], year: int) -> Iterator[str]:
-    """The slots of targets as PostgreSQL COPY text (SLOT_COLUMNS), one block per target.
+@lru_cache(maxsize=4096)
+def _window_slots(
+    cadence_json: str, tz_name: str, first: str, last: str
+) -> tuple[_Occurrence, ...]:
+    """A cadence's occurrences in the local months first..last, in time order (cached)."""
+    return tuple(
+        o
+        for year in range(int(first[:4]), int(last[:4]) + 1)
+        for o in _year_slots(cadence_json, tz_name, year)
+        if first <= o.month <= last
+    )
+
+
+def copy_text(targets: Sequence[Target], window: Window) -> Iterator[str]:
+    """The window's slots of targets as PostgreSQL COPY text (SLOT_COLUMNS), one block per
+    target.
 
     The bulk path of a country-wide plan: formatting text is several times cheaper than
     making a PlannedSlot and a tuple per row, and COPY reads it as it is.
@@ -155,7 +240,7 @@ def copy_text(targets: Sequence[Target], year: int) -> Iterator[str]:
     for t in targets:
         village = "\\N" if t.village_id is None else t.village_id
         head = f"{t.station_id}\t{t.programme_id}\t{village}\t"
-        occurrences = _year_slots(t.cadence, t.timezone, year)
+        occurrences = _window_slots(t.cadence, t.timezone, window.first, window.last)
         if len({kind for _, kind in t.networks}) <= 1:  # one kind all along: the usual case
             kind = network_at(t.networks, date.min)
             yield "".join(
@@ -170,31 +255,6 @@ def copy_text(targets: Sequence[Target], year: int) -> Iterator[str]:
             )
 
 
-def insert_slots(session: Session, slots: Sequence[PlannedSlot], *, now: datetime) -> int:
-    """Insert the slots that do not exist yet (ON CONFLICT DO NOTHING); returns how many."""
-    if not slots:
-        return 0
-    if session.get_bind().dialect.name == "postgresql":
-        lines = ("\t".join(_copy_field(v) for v in _slot_values(s)) + "\n" for s in slots)
-        return _copy_insert_pg(session, lines, now=now)
-    rows: list[dict[str, Any]] = [
-        {**dict(zip(SLOT_COLUMNS, _slot_values(s), strict=True)), **_row_defaults(now)}
-        for s in slots
-    ]
-    table = cast(Table, Broadcast.__table__)
-    # Existing periods are skipped by the partial unique index; RETURNING counts the new rows.
-    stmt = (
-        sqlite.insert(table)
-        .on_conflict_do_nothing(index_elements=UNIQUE_PERIOD, index_where=UNIQUE_WHERE)
-        .returning(table.c.id)
-    )
-    created = 0
-    connection = session.connection()
-    for start in range(0, len(rows), 5000):
-        created += len(connection.execute(stmt, rows[start : start + 5000]).all())
-    return created
-
-
 SLOT_COLUMNS = (
     "station_id",
     "programme_id",
@@ -204,7 +264,25 @@ SLOT_COLUMNS = (
     "local_month",
     "network",
 )
-DEFAULT_COLUMNS = ("status", "priority", "created_at", "updated_at", "version")
+
+# What the cadences ask for, staged per transaction; the plan is then a few set operations
+# between it and `broadcasts`, the same SQL on SQLite and PostgreSQL.
+PLAN_SLOTS = Table(
+    "plan_slots",
+    MetaData(),
+    Column("station_id", Integer),
+    Column("programme_id", Integer),
+    Column("village_id", Integer),
+    Column("starts_at", UTCDateTime()),
+    Column("period_key", String(64)),
+    Column("local_month", String(7)),
+    Column("network", String(8)),
+)
+_SLOTS_DDL = (
+    "CREATE TEMP TABLE IF NOT EXISTS plan_slots (station_id int, programme_id int, "
+    "village_id int, starts_at {ts}, period_key varchar(64), local_month varchar(7), "
+    "network varchar(8)){tail}"
+)
 
 
 def _slot_values(s: PlannedSlot) -> tuple[Any, ...]:
@@ -219,59 +297,225 @@ def _slot_values(s: PlannedSlot) -> tuple[Any, ...]:
     )
 
 
-def _row_defaults(now: datetime) -> dict[str, Any]:
+def _stage(session: Session, targets: Sequence[Target], window: Window) -> int:
+    """Put the window's slots of targets into the plan_slots table; how many there are."""
+    if session.get_bind().dialect.name == "postgresql":
+        raw = session.connection().connection.dbapi_connection
+        assert raw is not None
+        with raw.cursor() as cur:  # type: ignore[attr-defined]
+            cur.execute(_SLOTS_DDL.format(ts="timestamptz", tail=" ON COMMIT DELETE ROWS"))
+            cur.execute("TRUNCATE plan_slots")
+            # Row-by-row INSERTs manage a few thousand rows a second; a country-wide plan
+            # has millions of slots.
+            with cur.copy(f"COPY plan_slots ({', '.join(SLOT_COLUMNS)}) FROM STDIN") as copy:
+                for block in copy_text(targets, window):
+                    copy.write(block)
+            # A temporary table has no statistics: without them the planner guesses it is
+            # tiny and compares it row by row with `broadcasts` (hours for a country).
+            cur.execute("ANALYZE plan_slots")
+    else:
+        session.execute(text(_SLOTS_DDL.format(ts="datetime", tail="")))
+        session.execute(delete(PLAN_SLOTS))
+        rows = [
+            dict(zip(SLOT_COLUMNS, _slot_values(s), strict=True))
+            for t in targets
+            for s in target_slots(t, window)
+        ]
+        for start in range(0, len(rows), 5000):
+            session.execute(insert(PLAN_SLOTS), rows[start : start + 5000])
+    return sum(_count_after(t, window) for t in targets)
+
+
+def _count_after(target: Target, window: Window) -> int:
+    slots = _window_slots(target.cadence, target.timezone, window.first, window.last)
+    if window.not_before is None:
+        return len(slots)
+    return len(slots) - bisect_right(slots, window.not_before, key=lambda o: o.at)
+
+
+def _insert_staged(session: Session, *, window: Window, now: datetime) -> int:
+    """Insert the staged slots nobody has made yet; how many were inserted.
+
+    A slot is skipped when its period already has a live broadcast (the once-a-period
+    index) or when the plan made it before (the plan-key index): a broadcast staff moved
+    or cancelled is not made again. Slots at or before window.not_before are left out.
+    """
+    s = PLAN_SLOTS.c
+    b = cast(Table, Broadcast.__table__)
+    at = literal(now, UTCDateTime())
+    rows = select(
+        s.station_id,
+        s.programme_id,
+        s.village_id,
+        s.starts_at,
+        s.period_key,
+        s.local_month,
+        s.network,
+        s.period_key,
+        literal(1),
+        literal(BroadcastStatus.planned.value),
+        literal("normal"),
+        at,
+        at,
+        literal(1),
+    ).where(true())  # SQLite reads ON CONFLICT after a bare SELECT as a join clause
+    if window.not_before is not None:
+        rows = rows.where(s.starts_at > literal(window.not_before, UTCDateTime()))
+    columns = [*SLOT_COLUMNS, "plan_key", "plan_version", *DEFAULT_COLUMNS]
+    dialect = session.get_bind().dialect.name
+    make = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = make(b).from_select(columns, rows).on_conflict_do_nothing()
+    # Core, not the ORM's bulk insert; SQLAlchemy keeps an INSERT's row count only when asked.
+    result = session.connection().execute(stmt, execution_options={"preserve_rowcount": True})
+    return max(result.rowcount, 0)
+
+
+def _reconcile(
+    session: Session, *, station_ids: Sequence[int], window: Window, now: datetime
+) -> tuple[dict[int, int], dict[int, int]]:
+    """Re-plan the future broadcasts the plan made and nobody touched since, against the
+    staged slots: cancel those the cadence no longer asks for, move those whose slot moved
+    (a monthly programme's new day, a new time zone). Returns {station: count} of both.
+
+    Untouched: made by the plan, at the version the plan left it (not moved, filled,
+    assembled, cancelled by anyone else), planned, with no rundown, still ahead.
+    """
+    s = PLAN_SLOTS.c
+    b = cast(Table, Broadcast.__table__).c
+    after_now = literal(now, UTCDateTime())
+    untouched = and_(
+        b.station_id.in_(station_ids),
+        b.plan_key.is_not(None),
+        b.version == b.plan_version,
+        b.status == BroadcastStatus.planned.value,
+        b.starts_at > after_now,
+        b.local_month >= window.first,
+        b.local_month <= window.last,
+        ~exists().where(RundownItem.broadcast_id == b.id),
+    )
+    same_slot = and_(
+        s.station_id == b.station_id, s.programme_id == b.programme_id, s.period_key == b.plan_key
+    )
+    table = cast(Table, Broadcast.__table__)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        # Rows just inserted have no statistics yet: the planner then expects a handful of
+        # broadcasts and looks each one up in plan_slots. With this index that costs a probe,
+        # not a scan of the whole staged plan (hours for a country's first run).
+        session.execute(
+            text("CREATE INDEX plan_slots_key ON plan_slots (station_id, programme_id, period_key)")
+        )
+    cancelled = session.execute(
+        update(table)
+        .where(untouched, ~exists().where(same_slot))
+        # The plan retires the slot: it no longer stands for it (plan_key None), so the
+        # slot may be made again if the cadence comes back to it.
+        .values(
+            status=BroadcastStatus.cancelled.value,
+            plan_key=None,
+            version=b.version + 1,
+            updated_at=after_now,
+        )
+        .returning(b.station_id)
+    ).all()
+    moved = session.execute(
+        update(table)
+        .where(untouched, same_slot, s.starts_at > after_now, s.starts_at != b.starts_at)
+        .values(
+            starts_at=s.starts_at,  # UPDATE ... FROM plan_slots: one join, not a lookup a row
+            network=s.network,  # the kind of the new slot's local day
+            version=b.version + 1,
+            plan_version=b.version + 1,
+            updated_at=after_now,
+        )
+        .returning(b.station_id)
+    ).all()
+    if postgres:
+        session.execute(text("DROP INDEX plan_slots_key"))
+    return Counter(sid for (sid,) in cancelled), Counter(sid for (sid,) in moved)
+
+
+def plan_window(
+    session: Session,
+    *,
+    targets: Sequence[Target],
+    station_ids: Sequence[int],
+    window: Window,
+    now: datetime,
+    replan: bool = True,
+) -> PlanResult:
+    """Make the window's broadcasts for these stations' targets: the one way the plan is
+    made (`loaxa plan`, the API, the scheduler's rolling plan, the country-wide bulk plan).
+
+    Idempotent: a slot the plan made once is never made again, whatever became of its
+    broadcast. With replan, future broadcasts the plan made and nobody touched follow the
+    current cadences (see _reconcile); nothing else is changed and nothing is deleted.
+    """
+    considered = _stage(session, targets, window)
+    result = PlanResult()
+    if replan and station_ids:
+        # Before inserting: what is re-planned is what was there, never what this run made.
+        cancelled, moved = _reconcile(session, station_ids=station_ids, window=window, now=now)
+        result.cancelled, result.moved = sum(cancelled.values()), sum(moved.values())
+        result.by_station = {
+            sid: (cancelled.get(sid, 0), moved.get(sid, 0)) for sid in {*cancelled, *moved}
+        }
+    result.created = _insert_staged(session, window=window, now=now)
+    result.existing = considered - result.created
+    return result
+
+
+def station_targets(session: Session, station_ids: Sequence[int]) -> dict[int, list[Target]]:
+    """The targets of each station (see plan_targets), read in three queries."""
+    stations = {
+        s.id: s
+        for s in session.scalars(
+            select(Station)
+            .where(Station.id.in_(station_ids))
+            .options(selectinload(Station.networks))
+        )
+    }
+    programmes: dict[int, list[Programme]] = {}
+    for p in session.scalars(
+        select(Programme).where(Programme.station_id.in_(station_ids)).order_by(Programme.id)
+    ):
+        programmes.setdefault(p.station_id, []).append(p)
+    villages: dict[int, list[Village]] = {}
+    for v in session.scalars(
+        select(Village).where(Village.station_id.in_(station_ids)).order_by(Village.id)
+    ):
+        villages.setdefault(v.station_id, []).append(v)
     return {
-        "status": BroadcastStatus.planned.value,
-        "priority": "normal",
-        "created_at": now,
-        "updated_at": now,
-        "version": 1,
+        sid: plan_targets(stations[sid], programmes.get(sid, []), villages.get(sid, []))
+        for sid in station_ids
+        if sid in stations
     }
 
 
-def insert_targets(session: Session, targets: Sequence[Target], *, year: int, now: datetime) -> int:
-    """Insert the year's slots of targets that do not exist yet; returns how many."""
-    if session.get_bind().dialect.name == "postgresql":
-        return _copy_insert_pg(session, copy_text(targets, year), now=now)
-    return insert_slots(session, [s for t in targets for s in target_slots(t, year)], now=now)
-
-
-def _copy_field(value: Any) -> str:
-    """One value in COPY text format (our values hold no tabs, newlines or backslashes)."""
-    if value is None:
-        return "\\N"
-    return value.isoformat() if isinstance(value, datetime) else str(value)
-
-
-def _copy_insert_pg(session: Session, text_blocks: Iterable[str], *, now: datetime) -> int:
-    """COPY slots (COPY text, SLOT_COLUMNS) into a temporary table, then insert the missing
-    ones in one statement.
-
-    Row-by-row INSERTs manage a few thousand rows a second; a country-wide plan has
-    millions of slots.
-    """
-    cols = ", ".join(SLOT_COLUMNS)
-    raw = session.connection().connection.dbapi_connection
-    assert raw is not None
-    with raw.cursor() as cur:  # type: ignore[attr-defined]
-        cur.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS plan_slots "
-            "(station_id int, programme_id int, village_id int, starts_at timestamptz, "
-            "period_key varchar(64), local_month varchar(7), network varchar(8)) "
-            "ON COMMIT DELETE ROWS"
-        )
-        cur.execute("TRUNCATE plan_slots")
-        with cur.copy(f"COPY plan_slots ({cols}) FROM STDIN") as copy:
-            for block in text_blocks:
-                copy.write(block)
-        cur.execute(
-            f"INSERT INTO broadcasts ({cols}, {', '.join(DEFAULT_COLUMNS)}) "
-            f"SELECT {cols}, 'planned', 'normal', %s, %s, 1 FROM plan_slots "
-            "ON CONFLICT (station_id, programme_id, period_key) WHERE status != 'cancelled' "
-            "DO NOTHING",
-            (now, now),
-        )
-        return max(cur.rowcount, 0)
+def plan_station(
+    session: Session,
+    *,
+    station_id: int,
+    window: Window,
+    actor: User | None = None,
+    now: datetime | None = None,
+) -> PlanResult:
+    """Plan one station's window (see plan_window) and record it in the audit log."""
+    now = now or clock.now()
+    session.get_one(Station, station_id)
+    targets = station_targets(session, [station_id])[station_id]
+    result = plan_window(
+        session, targets=targets, station_ids=[station_id], window=window, now=now
+    )
+    audit.record(
+        session,
+        actor=actor,
+        action="broadcast.plan",
+        entity="station",
+        entity_id=station_id,
+        after={"months": [window.first, window.last], **result.counts()},
+    )
+    return result
 
 
 def plan_year(
@@ -284,94 +528,54 @@ def plan_year(
 ) -> PlanResult:
     """Create the year's broadcasts from the cadences; running it again changes nothing.
 
-    A monthly programme's month that already has a broadcast (whenever it was moved to) is
-    left alone. Weekly slots that the cadence no longer asks for are cancelled only when they
-    are still in the future, planned, and have no rundown; nothing is ever deleted.
+    The whole local year, past months included (history entered late). A monthly
+    programme's month that already has a broadcast (whenever it was moved to) is left
+    alone; a slot the plan made once is not made again. Future broadcasts the plan made
+    and nobody touched follow a changed cadence: cancelled when their slot is gone, moved
+    when it moved; nothing is ever deleted.
     """
-    now = now or clock.now()
-    station = session.get_one(Station, station_id)
-    programmes = list(session.scalars(select(Programme).where(Programme.station_id == station_id)))
-    villages = list(session.scalars(select(Village).where(Village.station_id == station_id)))
-    slots = station_slots(station, programmes, villages, year)
-    created = insert_slots(session, slots, now=now)
-    cancelled = _cancel_obsolete(
-        session, station=station, programmes=programmes, slots=slots, year=year, now=now
+    return plan_station(
+        session, station_id=station_id, window=Window.year(year), actor=actor, now=now
     )
-    result = PlanResult(created=created, existing=len(slots) - created, cancelled=cancelled)
-    audit.record(
-        session,
-        actor=actor,
-        action="broadcast.plan",
-        entity="station",
-        entity_id=station_id,
-        after={"year": year, **result.__dict__},
-    )
-    return result
 
 
-def _cancel_obsolete(
+def plan_station_for(
     session: Session,
     *,
-    station: Station,
-    programmes: Sequence[Programme],
-    slots: Sequence[PlannedSlot],
-    year: int,
-    now: datetime,
-) -> int:
-    weekly = [p.id for p in programmes if parse_cadence(p.cadence).kind == "weekly"]
-    if not weekly:
-        return 0
-    wanted = {(s.programme_id, s.period_key) for s in slots}
-    has_rundown = select(RundownItem.broadcast_id).distinct()
-    candidates = session.execute(
-        select(Broadcast.id, Broadcast.programme_id, Broadcast.period_key).where(
-            Broadcast.station_id == station.id,
-            Broadcast.programme_id.in_(weekly),
-            Broadcast.status == BroadcastStatus.planned.value,
-            Broadcast.local_month.like(f"{year:04d}-%"),
-            Broadcast.starts_at > now,
-            Broadcast.id.not_in(has_rundown),
-        )
-    ).all()
-    obsolete = [bid for bid, pid, key in candidates if (pid, key) not in wanted]
-    if obsolete:
-        session.execute(
-            update(Broadcast)
-            .where(Broadcast.id.in_(obsolete))
-            .values(
-                status=BroadcastStatus.cancelled.value,
-                updated_at=now,
-                version=Broadcast.version + 1,
-            )
-        )
-    return len(obsolete)
+    station_id: int,
+    year: int | None = None,
+    horizon_months: int | None = None,
+    actor: User | None = None,
+) -> tuple[Window, PlanResult]:
+    """Plan a year, or the coming months (the rolling plan's window): exactly one of them."""
+    if (year is None) == (horizon_months is None):
+        raise Invalid("give either year (a whole year) or horizon_months (the coming months)")
+    now = clock.now()
+    if year is not None:
+        window = Window.year(year)
+        return window, plan_year(session, station_id=station_id, year=year, actor=actor, now=now)
+    assert horizon_months is not None
+    try:
+        check_plan_horizon(horizon_months)
+    except ValueError as exc:
+        raise Invalid(str(exc)) from exc
+    station = session.get_one(Station, station_id)
+    window = Window.horizon(now, ZoneInfo(station.timezone), horizon_months)
+    result = plan_station(session, station_id=station_id, window=window, actor=actor, now=now)
+    return window, result
 
 
 def plan_many(session: Session, *, station_ids: Sequence[int], year: int) -> PlanResult:
-    """Plan several stations in one go (bulk, for large deployments and the benchmark)."""
-    total = PlanResult()
-    now = clock.now()
-    stations = {
-        s.id: s
-        for s in session.scalars(
-            select(Station)
-            .where(Station.id.in_(station_ids))
-            .options(selectinload(Station.networks))
-        )
-    }
-    programmes: dict[int, list[Programme]] = {}
-    for p in session.scalars(select(Programme).where(Programme.station_id.in_(station_ids))):
-        programmes.setdefault(p.station_id, []).append(p)
-    villages: dict[int, list[Village]] = {}
-    for v in session.scalars(select(Village).where(Village.station_id.in_(station_ids))):
-        villages.setdefault(v.station_id, []).append(v)
-    targets: list[Target] = []
-    for sid in station_ids:
-        targets += plan_targets(stations[sid], programmes.get(sid, []), villages.get(sid, []))
-    slots = sum(len(_year_slots(t.cadence, t.timezone, year)) for t in targets)
-    total.created = insert_targets(session, targets, year=year, now=now)
-    total.existing = slots - total.created
-    return total
+    """Plan several stations' year in one go (bulk, for large deployments and the benchmark)."""
+    targets = [t for ts in station_targets(session, station_ids).values() for t in ts]
+    return plan_window(
+        session,
+        targets=targets,
+        station_ids=station_ids,
+        window=Window.year(year),
+        now=clock.now(),
+        replan=False,
+    )
 
 
 def today_local(tz: ZoneInfo) -> date:
@@ -399,6 +603,5 @@ def plan_stations_parallel(
     total = PlanResult()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for part in pool.map(one, chunks):
-            total.created += part.created
-            total.existing += part.existing
+            total.add(part)
     return total

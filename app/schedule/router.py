@@ -11,6 +11,7 @@ from app.db import DbId, SessionDep
 from app.errors import responses
 from app.pagination import Page, PageDep, paginate
 from app.schedule import assembly, planning, service
+from app.schedule import status as schedule_status
 from app.schedule import warnings as schedule_warnings
 from app.schedule.schemas import (
     BroadcastCreate,
@@ -19,7 +20,9 @@ from app.schedule.schemas import (
     PlanOut,
     RundownOut,
     RundownSet,
+    SchedulerOut,
     WarningOut,
+    WarningsPage,
 )
 from app.segments.schemas import Month
 from app.stations import service as stations
@@ -125,32 +128,53 @@ def assemble(user: ApproverUser, broadcast_id: DbId) -> RundownOut:
 
 
 @planning_router.post("/stations/{station_id}/plan", response_model=PlanOut)
-def plan_station_year(
+def plan_station(
     session: SessionDep,
     user: ApproverUser,
     station_id: DbId,
-    year: Annotated[int, Query(ge=2000, le=2100)],
+    year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
+    horizon_months: Annotated[
+        int | None,
+        Query(ge=1, le=36, description="the coming months instead of a year: 1 to 36"),
+    ] = None,
 ) -> PlanOut:
-    """Create the year's broadcasts from the cadences; running it again changes nothing."""
+    """Create a year's broadcasts (or the coming months') from the cadences; running it
+    again changes nothing."""
     stations.get_station(session, station_id, user=user)
-    result = planning.plan_year(session, station_id=station_id, year=year, actor=user)
-    return PlanOut(station_id=station_id, year=year, **result.__dict__)
+    window, result = planning.plan_station_for(
+        session, station_id=station_id, year=year, horizon_months=horizon_months, actor=user
+    )
+    return PlanOut(
+        station_id=station_id, year=year, months=(window.first, window.last), **result.counts()
+    )
 
 
-@planning_router.get("/warnings", response_model=Page[WarningOut])
+@planning_router.get("/warnings", response_model=WarningsPage)
 def list_warnings(
     session: SessionDep,
     user: ViewerUser,
     page: PageDep,
     station_id: DbId | None = None,
     kind: Annotated[str | None, Query(max_length=40)] = None,
-) -> Page[WarningOut]:
-    """What the scheduler found wrong or missing, newest first."""
-    stmt = schedule_warnings.list_query(user=user, station_id=station_id, kind=kind)
-    rows, total = paginate(session, stmt, page)
-    return Page(
-        items=[WarningOut.model_validate(w) for w in rows],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
+    open: Annotated[
+        bool | None, Query(description="true: unresolved only; false: resolved only")
+    ] = None,
+) -> WarningsPage:
+    """What the scheduler found wrong or missing, grouped by kind, station and month, most
+    recently changed first; led by a "scheduler not running" warning while none runs."""
+    return schedule_warnings.list_page(
+        session, user=user, page=page, station_id=station_id, kind=kind, open_only=open
     )
+
+
+@planning_router.post("/warnings/{warning_id}/ack", response_model=WarningOut)
+def acknowledge_warning(session: SessionDep, user: ViewerUser, warning_id: DbId) -> WarningOut:
+    """Acknowledge a warning (who and when); 404 for an unknown one or another station's."""
+    warning = schedule_warnings.acknowledge(session, warning_id=warning_id, user=user)
+    return schedule_warnings.to_out_many(session, [warning])[0]
+
+
+@planning_router.get("/scheduler", response_model=SchedulerOut)
+def scheduler_overview(session: SessionDep, user: ViewerUser) -> SchedulerOut:
+    """The scheduler's jobs (last run, outcome, next run) and whether one is running."""
+    return schedule_status.overview(session)

@@ -1,35 +1,51 @@
 """`loaxa scheduler`: APScheduler 3.11 in its own process, never inside the web workers.
 
-The database is the source of truth. The job list below is rebuilt from it at start and every
-ten minutes (one set of local-time jobs per station time zone), in an in-memory job store: no
-pickled jobs to go stale. Every job claims its run in the database first (app.schedule.runs),
-so two scheduler processes run each job once. At start every job runs once to catch up on
-what was missed while the process was down; since jobs derive their work from the database,
-that single run covers all missed triggers (coalesced).
+The database is the source of truth. The job list below is built from it at start and
+brought up to date every ten minutes (one set of local-time jobs per station time zone), in
+an in-memory job store: no pickled jobs to go stale. Every job claims its run in the
+database first (app.schedule.runs), so two scheduler processes run each job once.
+
+At start every job runs once to catch up on what was missed while the process was down;
+since jobs derive their work from the database, that single run covers all missed
+triggers (coalesced): missed broadcasts are marked and told once per station and month,
+what is still ahead is filled and assembled, and nothing is replayed for days already past
+(fill looks only ahead; the daily jobs' run keys are today's). A trigger missed while the
+process was busy or suspended runs once, late (coalesce, no misfire grace limit).
+
+Each process beats every minute (scheduler_processes) and records each job's last run,
+outcome and next run (scheduler_jobs): that is how the API knows when no scheduler runs
+(app.schedule.status). LOAXA_SCHEDULER_TICK_SECONDS makes every trigger a short interval,
+for tests and demos; `--at` and `--rate` (hidden) run the process on a shifted, faster
+clock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 
 from app import clock
 from app.audio import jobs as audio_jobs
+from app.config import get_settings
 from app.db import unit_of_work
 from app.playout import jobs as playout_jobs
 from app.playout.models import Emergency
-from app.schedule import jobs
+from app.schedule import jobs, rolling, status
 from app.schedule.models import Broadcast
-from app.schedule.runs import run_exclusive
+from app.schedule.runs import HOLDER, run_exclusive
 from app.stations.models import Station
 
 log = logging.getLogger("loaxa.scheduler")
@@ -41,8 +57,23 @@ JOB_DEFAULTS: dict[str, Any] = {"coalesce": True, "misfire_grace_time": None, "m
 AUDIO_KEPT_BY = (Broadcast.master_sha256, Emergency.audio_sha256)
 
 
+class Skipped:
+    """A run another scheduler process claimed: its outcome is that process's to record."""
+
+
+SKIPPED = Skipped()
+
+
+class _Failed(Exception):
+    pass
+
+
 def _five_minutes(now: datetime) -> str:
     return now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0).isoformat()
+
+
+def _hour(now: datetime) -> str:
+    return now.strftime("%Y-%m-%dT%H")
 
 
 def station_zones() -> list[str]:
@@ -50,58 +81,123 @@ def station_zones() -> list[str]:
         return sorted(set(session.scalars(select(Station.timezone))))
 
 
-def run_fill() -> None:
-    jobs.fill_and_assemble(clock.now())
+def _claimed(job: str, run_key: str, fn: Callable[[], object], now: datetime) -> object:
+    """run_exclusive, telling a run claimed elsewhere (SKIPPED) from a failed one."""
+    seen: dict[str, str] = {}
+
+    def inner() -> object:
+        seen["ran"] = "yes"
+        try:
+            return fn()
+        except Exception as exc:
+            seen["error"] = f"{type(exc).__name__}: {exc}"
+            raise
+
+    result = run_exclusive(job, run_key, inner, now=now)
+    if "error" in seen:
+        raise _Failed(seen["error"])
+    return result if "ran" in seen else SKIPPED
 
 
-def run_check_cchc() -> None:
+def run_plan() -> object:
+    """The rolling plan (app.schedule.rolling), once an hour across processes."""
     now = clock.now()
-    run_exclusive("check_cchc", now.strftime("%Y-%m-%dT%H"), lambda: jobs.check_cchc(now), now=now)
+    return _claimed("plan", _hour(now), lambda: rolling.roll(now=now).counts(), now)
 
 
-def run_check_overlaps() -> None:
+def run_fill() -> object:
+    return jobs.fill_and_assemble(clock.now())
+
+
+def run_check_cchc() -> object:
     now = clock.now()
-    run_exclusive(
-        "check_overlaps", now.strftime("%Y-%m-%dT%H"), lambda: jobs.check_overlaps(now), now=now
-    )
+    return _claimed("check_cchc", _hour(now), lambda: jobs.check_cchc(now), now)
 
 
-def run_mark_missed() -> None:
+def run_check_overlaps() -> object:
     now = clock.now()
-    run_exclusive("mark_missed", _five_minutes(now), lambda: jobs.mark_missed(now), now=now)
+    return _claimed("check_overlaps", _hour(now), lambda: jobs.check_overlaps(now), now)
 
 
-def run_count_playlists(tz_name: str) -> None:
+def run_mark_missed() -> object:
+    now = clock.now()
+    return _claimed("mark_missed", _five_minutes(now), lambda: jobs.mark_missed(now), now)
+
+
+def run_count_playlists(tz_name: str) -> object:
     """Count the playlists of the stations in this zone, once per local day of the zone."""
     now = clock.now()
     day = now.astimezone(ZoneInfo(tz_name)).date().isoformat()
-    run_exclusive(
+    return _claimed(
         "count_playlists",
         f"{tz_name}:{day}",
         lambda: playout_jobs.count_coming_playlists(now, tz_name=tz_name),
-        now=now,
+        now,
     )
 
 
-def run_housekeeping(tz_name: str) -> None:
+def run_housekeeping(tz_name: str) -> object:
     """Audio housekeeping (all files), once per local date: the first zone to reach it runs."""
     now = clock.now()
     day = now.astimezone(ZoneInfo(tz_name)).date().isoformat()
-    run_exclusive(
-        "housekeeping",
-        day,
-        lambda: audio_jobs.housekeeping(now, kept_by=AUDIO_KEPT_BY),
-        now=now,
+    return _claimed(
+        "housekeeping", day, lambda: audio_jobs.housekeeping(now, kept_by=AUDIO_KEPT_BY), now
     )
 
 
-def job_table(zones: list[str]) -> list[tuple[str, Callable[[], None], object]]:
+def tracked(job_id: str, fn: Callable[[], object]) -> Callable[[], None]:
+    """The job as the scheduler runs it: its run and outcome recorded for the API."""
+
+    def run() -> None:
+        started, t0 = clock.now(), time.perf_counter()
+        detail: str | None
+        try:
+            result = fn()
+        except Exception as exc:
+            if not isinstance(exc, _Failed):
+                log.exception("job %s failed", job_id)
+            outcome, detail = "failed", str(exc)
+        else:
+            if result is SKIPPED:
+                return
+            outcome, detail = "ok", None if result is None else str(result)
+        log.info("job %s %s in %.1f s: %s", job_id, outcome, time.perf_counter() - t0, detail)
+        try:
+            status.record_run(
+                job_id,
+                started_at=started,
+                finished_at=clock.now(),
+                outcome=outcome,
+                detail=detail,
+                holder=HOLDER,
+            )
+        except Exception:  # the job's own work is done; its record is a courtesy
+            log.exception("could not record the run of %s", job_id)
+
+    run.__name__ = f"run_{job_id}"
+    return run
+
+
+def _every(**interval: float) -> BaseTrigger:
+    tick = get_settings().scheduler_tick_seconds
+    return IntervalTrigger(seconds=tick) if tick else IntervalTrigger(**interval)
+
+
+def _daily(tz: ZoneInfo, hour: int, minute: int) -> BaseTrigger:
+    tick = get_settings().scheduler_tick_seconds
+    if tick:
+        return IntervalTrigger(seconds=tick)
+    return CronTrigger(hour=hour, minute=minute, timezone=tz)
+
+
+def job_table(zones: list[str]) -> list[tuple[str, Callable[[], object], BaseTrigger]]:
     """(job id, function, trigger): the one explicit list of what runs when."""
-    table: list[tuple[str, Callable[[], None], object]] = [
-        ("fill", run_fill, IntervalTrigger(minutes=15)),
-        ("check_cchc", run_check_cchc, IntervalTrigger(hours=1)),
-        ("check_overlaps", run_check_overlaps, IntervalTrigger(hours=1)),
-        ("mark_missed", run_mark_missed, IntervalTrigger(minutes=5)),
+    table: list[tuple[str, Callable[[], object], BaseTrigger]] = [
+        ("plan", run_plan, _every(hours=1)),
+        ("mark_missed", run_mark_missed, _every(minutes=5)),
+        ("fill", run_fill, _every(minutes=15)),
+        ("check_cchc", run_check_cchc, _every(hours=1)),
+        ("check_overlaps", run_check_overlaps, _every(hours=1)),
     ]
     for tz_name in zones:
         tz = ZoneInfo(tz_name)
@@ -109,56 +205,91 @@ def job_table(zones: list[str]) -> list[tuple[str, Callable[[], None], object]]:
             (
                 f"count_playlists:{tz_name}",
                 partial(run_count_playlists, tz_name),
-                CronTrigger(hour=0, minute=5, timezone=tz),
+                _daily(tz, 0, 5),
             )
         )
         table.append(
-            (
-                f"housekeeping:{tz_name}",
-                partial(run_housekeeping, tz_name),
-                CronTrigger(hour=3, minute=30, timezone=tz),
-            )
+            (f"housekeeping:{tz_name}", partial(run_housekeeping, tz_name), _daily(tz, 3, 30))
         )
     return table
 
 
 def catch_up() -> None:
-    """Run every job once now (start-up, or `loaxa scheduler --once`)."""
-    run_fill()
-    run_check_cchc()
-    run_check_overlaps()
-    run_mark_missed()
-    for tz_name in station_zones():
-        run_count_playlists(tz_name)
-        run_housekeeping(tz_name)
+    """Run every job once now (start-up, or `loaxa scheduler --once`), in the order that
+    lets each see the last one's work: plan, mark missed, fill, then check."""
+    for job_id, fn, _ in job_table(station_zones()):
+        tracked(job_id, fn)()
+
+
+def heartbeat(scheduler: BlockingScheduler | None = None) -> None:
+    """This process is alive; when its jobs run next."""
+    status.beat(holder=HOLDER, now=clock.now())
+    if scheduler is not None:
+        status.record_next_runs(
+            {
+                j.id: _on_clock(j.next_run_time)
+                for j in scheduler.get_jobs()
+                if j.id not in ("refresh", "heartbeat")
+            }
+        )
+
+
+def _on_clock(at: datetime | None) -> datetime | None:
+    """A trigger's real time as the job's clock will read it (the same unless --at/--rate)."""
+    if at is None:
+        return None
+    return clock.now() + (at - datetime.now(at.tzinfo)) * _rate
+
+
+_rate = 1.0
 
 
 def register(scheduler: BlockingScheduler) -> None:
-    """(Re)build the job list from the database; fixed ids, replace_existing."""
-    for job_id, fn, trigger in job_table(station_zones()):
-        scheduler.add_job(fn, trigger=trigger, id=job_id, replace_existing=True, **JOB_DEFAULTS)
-    scheduler.add_job(
-        lambda: register(scheduler),
-        IntervalTrigger(minutes=10),
-        id="refresh",
-        replace_existing=True,
-        **JOB_DEFAULTS,
-    )
+    """Bring the job list up to date with the database's zones: add what is new, remove
+    what is gone, leave the rest (replacing a job would push its next run back)."""
+    table = {job_id: (fn, trigger) for job_id, fn, trigger in job_table(station_zones())}
+    existing = {j.id for j in scheduler.get_jobs()}
+    for job_id, (fn, trigger) in table.items():
+        if job_id not in existing:
+            scheduler.add_job(tracked(job_id, fn), trigger=trigger, id=job_id, **JOB_DEFAULTS)
+    for job_id in existing - set(table) - {"refresh", "heartbeat"}:
+        scheduler.remove_job(job_id)
+    if "refresh" not in existing:
+        scheduler.add_job(
+            lambda: register(scheduler),
+            _every(minutes=10),
+            id="refresh",
+            **JOB_DEFAULTS,
+        )
+    if "heartbeat" not in existing:
+        scheduler.add_job(
+            lambda: heartbeat(scheduler),
+            _every(minutes=1),
+            id="heartbeat",
+            next_run_time=datetime.now(UTC),  # at once: the next runs are known from then
+            **JOB_DEFAULTS,
+        )
 
 
-def run(*, once: bool = False) -> None:
+def run(*, once: bool = False, rate: float = 1.0) -> None:
     """The scheduler process's main loop."""
+    global _rate
+    _rate = rate
     if not logging.getLogger().handlers:  # `loaxa scheduler` configured it (app.logs)
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
         )
+    status.beat(holder=HOLDER, now=clock.now(), started=True)
     catch_up()
     if once:
+        status.stopped(holder=HOLDER, now=clock.now())
         return
     scheduler = BlockingScheduler(timezone=ZoneInfo("UTC"), job_defaults=JOB_DEFAULTS)
     register(scheduler)
-    log.info("scheduler started with %d jobs", len(scheduler.get_jobs()))
-    try:
+    # SIGTERM (docker stop, systemd) stops it cleanly, as Ctrl-C does: running jobs finish.
+    signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=True))
+    log.info("scheduler %s started with %d jobs", HOLDER, len(scheduler.get_jobs()))
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
         scheduler.start()
-    except (KeyboardInterrupt, SystemExit):
-        log.info("scheduler stopped")
+    status.stopped(holder=HOLDER, now=clock.now())
+    log.info("scheduler %s stopped", HOLDER)

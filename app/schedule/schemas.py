@@ -102,18 +102,86 @@ class RundownOut(BaseModel):
 
 class PlanOut(BaseModel):
     station_id: DbId
-    year: int
+    year: int | None
+    months: tuple[str, str] = Field(description="the local months planned, first and last")
     created: int
     existing: int
     cancelled: int
+    moved: int = Field(description="untouched future broadcasts moved to their new slot")
+
+
+class WarningItemOut(BaseModel):
+    """One thing a warning group is about: a broadcast, or the month itself."""
+
+    key: str
+    broadcast_id: int | None = None
+    starts_at: datetime | None = None
+    village_id: int | None = None
+    village: str | None = None
+    detail: str | None = None
+    stage: str | None = None
+
+
+class VillageCountOut(BaseModel):
+    village_id: int | None = Field(description="None: the station's own broadcasts")
+    village: str | None
+    count: int
 
 
 class WarningOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    """A warning group (kind, station, month) with what it is about, or a single finding."""
 
     id: int
     station_id: DbId | None
-    broadcast_id: DbId | None
+    broadcast_id: DbId | None = Field(None, description="only for a single-broadcast finding")
     kind: str
+    month: str | None = None
+    stage: str | None = Field(None, description='"T-7" or "T-1": how close it is')
+    count: int = Field(description="items now; 0 once resolved")
+    items: list[WarningItemOut] = []
+    by_village: list[VillageCountOut] = []
     message: str
     created_at: datetime
+    updated_at: datetime | None = None
+    resolved_at: datetime | None = None
+    acked_at: datetime | None = None
+    acked_by: str | None = None
+    acked_count: int | None = None
+    acknowledged: bool = Field(False, description="acknowledged, and not grown since")
+
+
+class WarningsPage(BaseModel):
+    items: list[WarningOut]
+    total: int
+    limit: int
+    offset: int
+    scheduler_running: bool = Field(description="False: no scheduler seen for 30 minutes")
+
+
+class SchedulerJobOut(BaseModel):
+    job: str
+    last_started_at: datetime | None
+    last_finished_at: datetime | None
+    last_outcome: str | None = Field(description='"ok" or "failed"')
+    last_detail: str | None
+    runs: int
+    next_run_at: datetime | None
+
+
+class SchedulerProcessOut(BaseModel):
+    holder: str = Field(description="host:pid")
+    started_at: datetime
+    last_seen_at: datetime
+    stopped_at: datetime | None
+    running: bool
+
+
+class SchedulerOut(BaseModel):
+    running: bool = Field(description="a scheduler process was seen in the last 3 minutes")
+    last_seen_at: datetime | None
+    down_since: datetime | None = Field(
+        description="set when no scheduler was seen for 30 minutes (or ever: then null "
+        "with running false)"
+    )
+    processes: list[SchedulerProcessOut]
+    jobs: list[SchedulerJobOut]

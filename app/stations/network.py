@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import CursorResult, update
+from sqlalchemy import CursorResult, case, update
 from sqlalchemy.orm import Session
 
 from app import clock
@@ -139,7 +139,17 @@ def set_network(
             Broadcast.starts_at >= local_midnight(station, tomorrow),
             Broadcast.network != network.value,
         )
-        .values(network=network.value, updated_at=now, version=Broadcast.version + 1)
+        .values(
+            network=network.value,
+            updated_at=now,
+            version=Broadcast.version + 1,
+            # A restamp is not a change by staff: a broadcast the plan may still re-plan
+            # (plan_version == version, app.schedule.planning) stays so.
+            plan_version=case(
+                (Broadcast.plan_version == Broadcast.version, Broadcast.version + 1),
+                else_=Broadcast.plan_version,
+            ),
+        )
     )
     restamped = cast(CursorResult[Any], result).rowcount
     after = network_state(station, now)

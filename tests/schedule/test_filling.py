@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -17,9 +13,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from app import clock
 from app.accounts.security import hash_device_token
 from app.audio.jobs import housekeeping
-from app.config import get_settings
 from app.db import unit_of_work
 from app.devices.models import Device
 from app.playout.models import AsRunEvent
@@ -66,33 +62,6 @@ def world(client: TestClient) -> dict:
     return {**ids, "h": staff(client, ids["station_id"])}
 
 
-class _Hook(BaseHTTPRequestHandler):
-    bodies: list[dict] = []
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length", 0))
-        type(self).bodies.append(json.loads(self.rfile.read(length)))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict]]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    _Hook.bodies = []
-    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    monkeypatch.setattr(get_settings(), "warnings_webhook_url", url)
-    monkeypatch.setenv("LOAXA_WARNINGS_WEBHOOK_URL", url)
-    try:
-        yield _Hook.bodies
-    finally:
-        server.shutdown()
-
-
 def _warnings(session: Session) -> list[ScheduleWarning]:
     session.rollback()
     return list(session.scalars(select(ScheduleWarning).order_by(ScheduleWarning.id)))
@@ -136,7 +105,12 @@ def test_underfilled_broadcast_is_not_padded_and_the_warning_names_the_minutes(
     jobs.fill_and_assemble(MARCH_16 - timedelta(days=2) + timedelta(hours=1))
     assert len(_warnings(session)) == 1
     api = client.get("/api/v1/warnings", headers=world["h"]["viewer"]).json()
-    assert api["items"][0]["kind"] == "underfilled"
+    # No scheduler has ever run here: the list says so first, then the finding.
+    assert [i["kind"] for i in api["items"]] == ["scheduler-down", "underfilled"]
+    assert api["scheduler_running"] is False and api["total"] == 2
+    underfilled = api["items"][1]
+    assert (underfilled["count"], underfilled["month"]) == (1, "2024-03")
+    assert underfilled["by_village"] == [{"village_id": None, "village": None, "count": 1}]
 
 
 def test_a_rundown_set_by_a_person_is_left_alone(
@@ -159,20 +133,51 @@ def test_a_rundown_set_by_a_person_is_left_alone(
 
 
 def test_t7_and_t1_warnings_for_the_cchc_column(
-    client: TestClient, world: dict, session: Session
+    client: TestClient, world: dict, session: Session, webhook: list[dict]
 ) -> None:
-    # No CCHC broadcast for March; five days before the month ends: T-7 "missing".
+    # No CCHC broadcast planned at all: each month from now to two ahead is told at once,
+    # March (five days before it ends) at T-7.
     jobs.check_cchc(datetime(2024, 3, 26, 10, 0, tzinfo=UTC))
-    kinds = [(w.kind, w.message[:4]) for w in _warnings(session)]
-    assert kinds == [("cchc-missing", "T-7:")]
-    # A broadcast that is not filled: T-7 then T-1, each once.
+    found = [(w.kind, w.month, w.stage, w.message) for w in _warnings(session)]
+    assert found == [
+        ("cchc-missing", "2024-03", "T-7", "T-7: Tháng 3/2024: chưa có buổi phát chuyên mục CCHC"),
+        ("cchc-missing", "2024-04", None, "Tháng 4/2024: chưa có buổi phát chuyên mục CCHC"),
+        ("cchc-missing", "2024-05", None, "Tháng 5/2024: chưa có buổi phát chuyên mục CCHC"),
+    ]
+    # A broadcast that is not filled: one group for its month, raised at T-7 and
+    # escalated at T-1, one webhook message each; the hour after T-7 changes nothing.
     b = new_broadcast(client, world, "2024-04-20T17:00:00+07:00").json()
+    webhook.clear()
     jobs.check_cchc(datetime(2024, 4, 15, 10, 0, tzinfo=UTC))
     jobs.check_cchc(datetime(2024, 4, 15, 11, 0, tzinfo=UTC))
     jobs.check_cchc(datetime(2024, 4, 19, 12, 0, tzinfo=UTC))
-    about_b = [w for w in _warnings(session) if w.broadcast_id == b["id"]]
-    assert [w.message.split(":")[0] for w in about_b] == ["T-7", "T-1"]
-    assert all("no segments" in w.message for w in about_b)
+    [group] = [w for w in _warnings(session) if w.kind == "cchc-outside-window"]
+    assert (group.month, group.stage, group.item_count) == ("2024-04", "T-1", 1)
+    assert [i["broadcast_id"] for i in group.items or []] == [b["id"]]
+    assert group.message.startswith("T-1: Tháng 4/2024: 1 buổi phát ngoài khung thời lượng")
+    assert "no segments" in group.message
+    about_b = [
+        (w["change"], w["stage"])
+        for body in webhook
+        for w in body["warnings"]
+        if w["kind"] == "cchc-outside-window"
+    ]
+    assert about_b == [("raised", "T-7"), ("escalated", "T-1")]
+    # April got its broadcast on the 15th: that month's "missing" resolved itself then.
+    april = next(w for w in _warnings(session) if w.kind == "cchc-missing" and w.month == "2024-04")
+    assert april.resolved_at is not None and april.item_count == 0
+    # The broadcast is cancelled: the outside-window group has nothing left and resolves;
+    # April is without a broadcast again, and that group reopens.
+    client.delete(f"/api/v1/broadcasts/{b['id']}", headers=world["h"]["approver"])
+    webhook.clear()
+    jobs.check_cchc(datetime(2024, 4, 19, 13, 0, tzinfo=UTC))
+    changes = sorted(
+        (w["kind"], w["month"], w["change"]) for body in webhook for w in body["warnings"]
+    )
+    assert changes == [
+        ("cchc-missing", "2024-04", "reopened"),
+        ("cchc-outside-window", "2024-04", "resolved"),
+    ]
 
 
 def test_missed_broadcasts_are_marked_and_aired_ones_are_not(
@@ -180,8 +185,9 @@ def test_missed_broadcasts_are_marked_and_aired_ones_are_not(
 ) -> None:
     seg = approved_segment(client, world, pink(tmp_path / "a.mp3", 12, 1))
     h = world["h"]["approver"]
-    aired = new_broadcast(client, world, "2024-03-16T17:00:00+07:00").json()
-    silent = new_broadcast(client, world, "2024-04-20T17:00:00+07:00").json()
+    with clock.frozen(datetime(2024, 3, 1, tzinfo=UTC)):  # planned ahead, not history
+        aired = new_broadcast(client, world, "2024-03-16T17:00:00+07:00").json()
+        silent = new_broadcast(client, world, "2024-04-20T17:00:00+07:00").json()
     for b in (aired, silent):
         client.put(
             f"/api/v1/broadcasts/{b['id']}/rundown", json={"segment_ids": [seg["id"]]}, headers=h
@@ -210,7 +216,9 @@ def test_missed_broadcasts_are_marked_and_aired_ones_are_not(
     session.rollback()
     assert session.get_one(Broadcast, silent["id"]).status == "missed"
     assert session.get_one(Broadcast, aired["id"]).status == "assembled"
-    assert [w.kind for w in _warnings(session)] == ["missed"]
+    [missed] = _warnings(session)
+    assert (missed.kind, missed.month, missed.item_count) == ("missed", "2024-04", 1)
+    assert missed.message == "Tháng 4/2024: 1 buổi phát chưa báo đã phát, Đài xã (1)"
 
 
 def test_housekeeping_removes_only_old_orphans(

@@ -277,3 +277,36 @@ def test_planning_refuses_a_village_slot_on_the_commune_s_time_in_an_ip_station(
     assert "up to 40 min" in r.json()["detail"]
     rules = client.get(programme, headers=h["viewer"]).json()
     assert {p["code"]: p["max_duration_ms"] for p in rules}["village-weekly"] == MIN10
+
+
+def test_a_switch_leaves_the_plan_s_broadcasts_to_the_plan(
+    client: TestClient, admin: dict[str, str], session: Session
+) -> None:
+    # Restamping is not staff changing a broadcast: the plan may still re-plan it
+    # (plan_version follows version), and planning again stamps each day's kind.
+    from app.schedule.models import Broadcast
+    from app.schedule.planning import plan_year
+
+    ids = make_station(network="fm", villages=1)
+    sid = ids["station_id"]
+    clock.set_now(lambda: NOON_ISH)
+    plan_year(session, station_id=sid, year=2024)
+    session.commit()
+    assert client.patch(f"/api/v1/stations/{sid}", json={"network": "ip"}, headers=admin).is_success
+    session.expire_all()
+    rows = session.scalars(select(Broadcast).where(Broadcast.station_id == sid)).all()
+    switch = datetime(2024, 3, 16, 17, 0, tzinfo=UTC)  # 00:00 on the 17th in Vietnam
+    assert rows
+    assert all(b.network == ("ip" if b.starts_at >= switch else "fm") for b in rows)
+    assert all(b.plan_key is None or b.plan_version == b.version for b in rows)
+    again = plan_year(session, station_id=sid, year=2025)
+    session.commit()
+    assert again.created > 0
+    later = session.scalars(
+        select(Broadcast.network).where(
+            Broadcast.station_id == sid, Broadcast.local_month >= "2025-01"
+        )
+    ).all()
+    assert set(later) == {"ip"}
+    same = plan_year(session, station_id=sid, year=2024)
+    assert (same.created, same.cancelled, same.moved) == (0, 0, 0)

@@ -213,6 +213,22 @@ def issue_report(ctx: Ctx, who: str) -> Call:
     return Call(json={"station_id": ctx.world.station_a, "year": 2030})
 
 
+def warning(ctx: Ctx, who: str) -> Call:
+    """A fresh warning of station A for each caller (acknowledging twice is fine, too)."""
+    from app.db import unit_of_work
+    from app.schedule import warnings
+
+    with unit_of_work() as session:
+        w = warnings.raise_warning(
+            session, kind="overlap", station_id=ctx.world.station_a,
+            message="thử", dedupe_key=f"matrix:{next(ctx.n)}",
+        )  # fmt: skip
+        assert w is not None
+        session.flush()
+        wid = w.id
+    return Call(path={"warning_id": wid})
+
+
 def new_device(ctx: Ctx, who: str) -> Call:
     return Call(json={"name": f"PC {next(ctx.n)}", "station_id": ctx.world.station_a})
 
@@ -397,6 +413,8 @@ MATRIX: dict[tuple[str, str], tuple[tuple[int, ...], Builder]] = {
     ("PUT", "/api/v1/broadcasts/{broadcast_id}/rundown"): (APPROVER(), rundown_set),
     ("POST", "/api/v1/broadcasts/{broadcast_id}/assemble"): (APPROVER(), ready_broadcast),
     ("GET", "/api/v1/warnings"): (STAFF_LIST(), nothing),
+    ("POST", "/api/v1/warnings/{warning_id}/ack"): (STAFF_READ(), warning),
+    ("GET", "/api/v1/scheduler"): (STAFF_LIST(), nothing),
     ("GET", "/api/v1/reports/compliance"): (STAFF_READ(), station_report),
     ("GET", "/api/v1/audit"): (ADMIN(), nothing),
     ("GET", "/api/v1/playout/playlist"): (DEVICE(), nothing),
