@@ -237,7 +237,7 @@ def seed(url: str, data_dir: Path, *, stations: int, villages: int, warmup: int)
                     "sha256": sha,
                     "duration_ms": duration_ms,
                     "loudness_lufs": -16.0,
-                    "peak_dbfs": -1.5,
+                    "true_peak_dbtp": -1.5,
                     "size_bytes": size,
                     "origin": "assembly",
                     "created_at": now,

@@ -40,7 +40,7 @@ def planned(station: dict[str, object]) -> dict[str, int]:
                 sha256=hashlib.sha256(f"seg{n}".encode()).hexdigest(),
                 duration_ms=120_000,
                 loudness_lufs=-16.0,
-                peak_dbfs=-2.0,
+                true_peak_dbtp=-2.0,
                 size_bytes=1000,
                 origin="upload",
             )
