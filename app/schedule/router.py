@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from app.accounts.deps import ApproverUser, ViewerUser
-from app.db import DbId, SessionDep
+from app.db import DbCount, DbId, SessionDep
 from app.errors import responses
 from app.pagination import Page, PageDep, paginate
 from app.schedule import assembly, planning, service
@@ -168,7 +168,12 @@ def list_warnings(
 
 
 @planning_router.post("/warnings/{warning_id}/ack", response_model=WarningOut)
-def acknowledge_warning(session: SessionDep, user: ViewerUser, warning_id: DbId) -> WarningOut:
+def acknowledge_warning(
+    session: SessionDep,
+    user: ViewerUser,
+    # From 0: the computed "scheduler not running" warning has id 0 (answered with a 404).
+    warning_id: DbCount,
+) -> WarningOut:
     """Acknowledge a warning (who and when); 404 for an unknown one or another station's."""
     warning = schedule_warnings.acknowledge(session, warning_id=warning_id, user=user)
     return schedule_warnings.to_out_many(session, [warning])[0]

@@ -140,7 +140,7 @@ def test_after_three_days_down_the_scheduler_catches_up_once_then_its_triggers_f
     assert page["running"] is True and listed["scheduler_running"] is True
     jobs = {j["job"]: j for j in page["jobs"]}
     zone = "Asia/Ho_Chi_Minh"
-    expected_jobs = {"plan", "mark_missed", "fill", "check_cchc"}
+    expected_jobs = {"plan", "mark_missed", "fill", "check_cchc", "check_overlaps"}
     expected_jobs |= {f"count_playlists:{zone}", f"housekeeping:{zone}"}
     assert set(jobs) == expected_jobs
     assert all(j["last_outcome"] == "ok" and j["next_run_at"] for j in jobs.values())
@@ -202,7 +202,8 @@ def test_two_scheduler_processes_run_every_job_once(
     claims = Counter(job for (job,) in session.execute(select(JobRun.job)))
     assert {s for (s,) in session.execute(select(JobRun.status))} == {"done"}
     recorded = {j.job.split(":")[0]: j.runs for j in session.scalars(select(SchedulerJob))}
-    for job in ("plan", "mark_missed", "check_cchc", "count_playlists", "housekeeping"):
+    names = ("plan", "mark_missed", "check_cchc", "check_overlaps", "count_playlists")
+    for job in (*names, "housekeeping"):
         assert recorded[job] == claims[job], (job, logs)
     assert claims["plan"] >= 1 and claims["mark_missed"] >= 2  # first pass, then triggers
     # The rolling plan made each slot once: March's column and every Sunday ahead.
