@@ -71,12 +71,14 @@ def test_every_attempt_from_one_address_counts(
 def test_the_limit_expires_it_never_locks_for_good(
     client: TestClient, viewer: str, limits: pytest.MonkeyPatch
 ) -> None:
-    limits.setattr(get_settings(), "token_rate_per_username", "2 per 1 second")
+    limits.setattr(get_settings(), "token_rate_per_username", "2 per 4 seconds")
     for _ in range(2):
         assert _sign_in(client, viewer, "sai-mật-khẩu").status_code == 401
     r = _sign_in(client, viewer, PASSWORD)
-    assert r.status_code == 429 and r.headers["Retry-After"] == "1"
-    time.sleep(1.2)
+    assert r.status_code == 429
+    wait = int(r.headers["Retry-After"])
+    assert 1 <= wait <= 4
+    time.sleep(wait + 0.3)
     assert _sign_in(client, viewer, PASSWORD).status_code == 200
 
 
