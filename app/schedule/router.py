@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from app.accounts.deps import ApproverUser, ViewerUser
-from app.db import DbCount, DbId, SessionDep
+from app.db import INT32_MAX, DbId, SessionDep
 from app.errors import responses
 from app.pagination import Page, PageDep, paginate
 from app.schedule import assembly, planning, service
@@ -172,7 +172,7 @@ def acknowledge_warning(
     session: SessionDep,
     user: ViewerUser,
     # From 0: the computed "scheduler not running" warning has id 0 (answered with a 404).
-    warning_id: DbCount,
+    warning_id: Annotated[int, Path(ge=0, le=INT32_MAX)],
 ) -> WarningOut:
     """Acknowledge a warning (who and when); 404 for an unknown one or another station's."""
     warning = schedule_warnings.acknowledge(session, warning_id=warning_id, user=user)
