@@ -11,13 +11,15 @@ database holds the same rows and the store the same files.
     LOAXA_BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test \\
         .venv/bin/python scripts/bench_backup.py                   # PostgreSQL
 
-On PostgreSQL two scratch databases are created on that server and dropped at the end.
+On PostgreSQL two scratch databases are created on that server; they, and the scratch
+directory, are removed at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -216,6 +218,7 @@ def main() -> None:
         print(f"restore {restore_s:.1f} s (whole process, checks and migration included)")
         print("restored: the same rows in every table, the same audio files")
     finally:
+        shutil.rmtree(work, ignore_errors=True)
         if server:
             from app.db import get_engine
 

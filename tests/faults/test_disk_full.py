@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import tempfile
 import wave
 from pathlib import Path
 
@@ -31,11 +32,12 @@ TMPFS_BYTES = 4 * 1024 * 1024
 def _can_mount_tmpfs() -> bool:
     if os.geteuid() != 0:
         return False
-    probe = subprocess.run(
-        ["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
-        capture_output=True,
-        check=False,
-    )
+    with tempfile.TemporaryDirectory() as where:
+        probe = subprocess.run(
+            ["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {where}"],
+            capture_output=True,
+            check=False,
+        )
     return probe.returncode == 0
 
 
