@@ -397,6 +397,10 @@ def _reconcile(
         s.station_id == b.station_id, s.programme_id == b.programme_id, s.period_key == b.plan_key
     )
     table = cast(Table, Broadcast.__table__)
+    if not session.execute(select(exists().where(untouched))).scalar():
+        # A window planned for the first time (the rolling plan's first run for a country):
+        # nothing to re-plan, so neither the staged plan's index nor the two joins.
+        return Counter(), Counter()
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
         # Rows just inserted have no statistics yet: the planner then expects a handful of
