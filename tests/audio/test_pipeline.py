@@ -33,8 +33,10 @@ from app.audio.pipeline.ffmpeg import (  # pydub's AudioSegment, its warning mut
     AudioSegment,
     _encode,
     _segment,
+    gapless_trim,
 )
 from app.audio.pipeline.gain import TP_MARGIN_DB
+from app.audio.pipeline.measure import ASSUMED_PRIMING, analyse_file, encode_measured
 from app.audio.storage import AudioStore, sha256_file
 from app.audio.templates import DEFAULT_TEMPLATES_DIR, load_manifest, template_paths
 
@@ -446,6 +448,55 @@ def test_a_failed_encode_leaves_no_file(tmp_path: Path) -> None:
     out = tmp_path / "missing-dir" / "out.mp3"  # ffmpeg cannot create it
     with pytest.raises(RuntimeError, match="ffmpeg MP3 encode failed"):
         _encode([np.zeros(RATE, dtype="<i2")], out)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("frames", [1000, 3 * RATE + 77, 10 * RATE + 4096, 21 * RATE + 5])
+def test_measuring_while_encoding_equals_measuring_the_stored_file(
+    tmp_path: Path, frames: int
+) -> None:
+    # The tee'd encode stores the same bytes as the plain one, and the figures taken from
+    # the decode of its piped copy (priming and padding trimmed) are, to the last bit, those
+    # of decoding the stored file, also when its name holds the tee muxer's own syntax.
+    rng = np.random.default_rng(frames)
+    pcm = (rng.standard_normal(frames) * 4000).astype("<i2")
+    chunks = [pcm[i : i + 4 * RATE] for i in range(0, pcm.size, 4 * RATE)]
+    plain, teed = tmp_path / "plain.mp3", tmp_path / "it's [a|b]:c.mp3"
+    _encode(chunks, plain)
+    measured = encode_measured(chunks, teed)
+    assert teed.read_bytes() == plain.read_bytes()
+    assert measured == analyse_file(plain)
+    assert measured.frames == len(decode_s16(plain)) // 2 == frames
+    trim = gapless_trim(plain)
+    assert trim is not None and trim[0] == ASSUMED_PRIMING
+
+
+def test_measuring_while_encoding_falls_back_when_the_priming_differs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Should another LAME prime differently, the header says so and the stored file is
+    # measured the slow way: never figures from a misaligned stream.
+    import app.audio.pipeline.measure as measure
+
+    pcm = (np.random.default_rng(9).standard_normal(2 * RATE) * 4000).astype("<i2")
+    monkeypatch.setattr(measure, "ASSUMED_PRIMING", ASSUMED_PRIMING + 1)
+    out = tmp_path / "out.mp3"
+    assert measure.encode_measured([pcm], out) == analyse_file(out)
+    headerless = tmp_path / "raw.mp3"
+    headerless.write_bytes(out.read_bytes()[2000:])  # from inside the stream: no Xing frame
+    assert gapless_trim(headerless) is None
+
+
+def test_a_failed_measurement_while_encoding_leaves_no_file(tmp_path: Path) -> None:
+    # The measuring thread fails half-way: the encode stops, its error reaches the caller,
+    # and no file is left behind.
+    def broken(_: bytes) -> None:
+        raise ValueError("measuring failed")
+
+    out = tmp_path / "out.mp3"
+    pcm = np.zeros(30 * RATE, dtype="<i2")
+    with pytest.raises(ValueError, match="measuring failed"):
+        _encode([pcm[i : i + RATE] for i in range(0, pcm.size, RATE)], out, decoded=broken)
     assert not out.exists()
 
 

@@ -14,6 +14,13 @@ Where pydub is used (``pydub.AudioSegment``, mono, 44.1 kHz, 16-bit): ``assemble
 each decoded item as an ``AudioSegment`` (see its module). pydub imports ``audioop``,
 which Python 3.13 removed: the ``audioop-lts`` package (a dependency on 3.13+) provides it.
 
+Verifying while encoding (``_encode(decoded=...)``): ffmpeg's tee muxer writes the
+encoder's packets both to the file and to a pipe into a decoding ffmpeg, so the MP3 is
+decoded and measured as it is made, on the core LAME leaves free. The file's bytes are
+the same as without the tee (a test compares them); the piped copy lacks the Xing/LAME
+header, so its decode still holds the encoder's priming and padding, which
+``gapless_trim`` reads from the file's header afterwards.
+
 Where ffmpeg is called directly (decoding uploads, assembly items and MP3s to be
 verified; probing uploads), each caller's module says why: pydub's ``from_file`` cannot
 tell a cut file from a short one, reads the whole decode in several copies, starts one
@@ -39,7 +46,7 @@ import subprocess
 import tempfile
 import threading
 import warnings
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -180,15 +187,38 @@ def _segment(data: bytes | bytearray) -> AudioSegment:
     return AudioSegment(data=data, sample_width=2, frame_rate=RATE, channels=1)
 
 
-def _encode(chunks: Iterable[np.ndarray], out: Path) -> None:
+def _encode(
+    chunks: Iterable[np.ndarray], out: Path, *, decoded: Callable[[bytes], None] | None = None
+) -> None:
     """Encode int16 mono 44.1 kHz chunks, piped as they come, to the playout MP3 at out
-    (replaced). On failure out is removed and RuntimeError names ffmpeg's error."""
+    (replaced). On failure out is removed and RuntimeError names ffmpeg's error.
+
+    decoded: also decode the MP3 while it is being made, and call decoded() from another
+    thread with every CHUNK_FRAMES of it (mono 44.1 kHz f32le, in order, the last chunk
+    shorter). The encoder's tee muxer writes its packets twice, to out and to a pipe into
+    a decoding ffmpeg, so verifying a file costs no pass of its own after the encode. The
+    piped copy has no Xing/LAME header (a pipe cannot be rewound to fill it in), so the
+    stream it decodes to also holds the encoder's priming and padding: ``gapless_trim``
+    says how much of each, from the header of out."""
     cmd = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-f", "s16le"]
-    cmd += ["-ar", str(RATE), "-ac", "1", "-i", "pipe:0", *ENCODE_ARGS, "-y", str(out)]
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=err)
+    cmd += ["-ar", str(RATE), "-ac", "1", "-i", "pipe:0"]
+    if decoded is None:
+        cmd += [*ENCODE_ARGS, "-y", str(out)]
+    else:
+        # The same encode; the file muxer gets the options ENCODE_ARGS gives it (a test
+        # checks the bytes are the same), the piped copy only needs to be raw MP3 frames.
+        options = "f=mp3:id3v2_version=0:write_xing=1:fflags=+bitexact"
+        cmd += ["-map", "0:a", "-c:a", "libmp3lame", "-q:a", "2", "-map_metadata", "-1"]
+        cmd += ["-fflags", "+bitexact", "-f", "tee", "-y"]
+        cmd += [f"[{options}]{_tee_escaped(str(out))}|[f=mp3:id3v2_version=0]pipe:1"]
+    with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as decode_err:
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stderr=err,
+            stdout=subprocess.PIPE if decoded is not None else None,
+        )  # fmt: skip
         assert proc.stdin is not None
         _widen_pipe(proc.stdin)
+        reader = _Decoding(proc, decoded, decode_err) if decoded is not None else None
         try:
             try:
                 for chunk in chunks:
@@ -198,14 +228,91 @@ def _encode(chunks: Iterable[np.ndarray], out: Path) -> None:
                 with contextlib.suppress(OSError):
                     proc.stdin.close()
             returncode = proc.wait()
+            if reader is not None:
+                reader.finish()
         except BaseException:
             proc.kill()
             proc.wait()
+            if reader is not None:
+                reader.abort()
             Path(out).unlink(missing_ok=True)
             raise
         if returncode:
             Path(out).unlink(missing_ok=True)
             raise RuntimeError(f"ffmpeg MP3 encode failed: {_err_text(err)}")
+
+
+def _tee_escaped(name: str) -> str:
+    """A file name as the tee muxer reads it (av_get_token: backslash escapes)."""
+    return "".join("\\" + c if c in "\\'|[]" else c for c in name)
+
+
+class _Decoding:
+    """A decoding ffmpeg fed by an encoder's stdout, and the thread that reads it."""
+
+    def __init__(
+        self, encoder: subprocess.Popen[bytes], decoded: Callable[[bytes], None], err: IO[bytes]
+    ) -> None:
+        assert encoder.stdout is not None
+        cmd = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-f", "mp3", "-i", "pipe:0"]
+        cmd += ["-ac", "1", "-ar", str(RATE), "-f", "f32le", "pipe:1"]
+        self.err = err
+        self.proc = subprocess.Popen(cmd, stdin=encoder.stdout, stdout=subprocess.PIPE, stderr=err)
+        _widen_pipe(encoder.stdout)  # LAME may run ahead of the measuring by a minute or so
+        encoder.stdout.close()  # the decoder holds the pipe now; EOF reaches it when ours closes
+        assert self.proc.stdout is not None
+        _widen_pipe(self.proc.stdout)
+        self.decoded = decoded
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._read, name="mp3-verify", daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        try:
+            while chunk := self.proc.stdout.read(CHUNK_FRAMES * 4):
+                self.decoded(chunk)
+        except BaseException as exc:  # re-raised in finish(), on the encoding thread
+            self.error = exc
+            self.proc.kill()
+            with contextlib.suppress(OSError):
+                self.proc.stdout.read()  # drain, so that nothing upstream blocks
+
+    def finish(self) -> None:
+        """Wait for the decode to end; raise what went wrong in it."""
+        self.thread.join()
+        if self.proc.wait() and self.error is None:
+            self.error = RuntimeError(f"ffmpeg could not decode its own MP3: {_err_text(self.err)}")
+        if self.error is not None:
+            raise self.error
+
+    def abort(self) -> None:
+        """Stop the decode (the encode failed)."""
+        self.proc.kill()
+        self.proc.wait()
+        self.thread.join()
+
+
+def gapless_trim(path: Path) -> tuple[int, int] | None:
+    """(frames at the start, frames at the end) that a decoder drops from the MP3 at path,
+    as its LAME header says (encoder delay + the decoder's 529; padding - 529), or None when
+    the file has no such header. What ffmpeg's own demuxer does when it reads the file."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    # ffmpeg's muxer writes the header into the first frame: "Xing" (VBR) or "Info" (CBR)
+    # after the side information, then its LAME extension 120 bytes on.
+    for tag in (b"Xing", b"Info"):
+        at = head.find(tag, 0, 64)
+        if at >= 0 and len(head) >= at + 144:
+            packed = int.from_bytes(head[at + 141 : at + 144], "big")
+            delay, padding = packed >> 12, packed & 0xFFF
+            if padding < _DECODER_DELAY:
+                return None
+            return delay + _DECODER_DELAY, padding - _DECODER_DELAY
+    return None
+
+
+_DECODER_DELAY = 529  # samples an MP3 decoder lags its input (528 + 1, as LAME counts)
 
 
 def _ffprobe(path: Path) -> tuple[dict, str] | None:

@@ -159,9 +159,7 @@ def _decode_source(src: Path, probe: _Probe, max_ms: int, highpass_hz: float) ->
         raise AudioRejected("audio is corrupt or truncated (Ogg stream has no end)", "corrupt")
     try:
         cap = ms_to_frames(max_ms + 60_000)  # bounds memory even if the header lies
-        buf = _decode_to_buffer(
-            src, "f32le", strict=True, max_frames=cap, highpass_hz=highpass_hz
-        )
+        buf = _decode_to_buffer(src, "f32le", strict=True, max_frames=cap, highpass_hz=highpass_hz)
     except _TooLong as exc:
         limit = describe_ms(max_ms)
         raise AudioRejected(
