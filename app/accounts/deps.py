@@ -11,7 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.accounts.models import Role, User
-from app.accounts.security import DEVICE_TOKEN_PREFIX, decode_access_token
+from app.accounts.security import (
+    DEVICE_TOKEN_PREFIX,
+    decode_access_token,
+    password_fingerprint,
+)
 from app.db import unit_of_work
 from app.devices.models import Device
 from app.devices.service import device_token_hash
@@ -40,6 +44,8 @@ def _user_for_token(session: Session, token: str | None) -> User:
     user = session.get(User, int(claims["sub"]))
     if user is None or not user.is_active:
         raise Unauthorized("the token's user no longer exists or is disabled")
+    if claims.get("pw") != password_fingerprint(user.password_hash):
+        raise Unauthorized("the token was issued before the password changed: sign in again")
     session.expunge(user)
     return user
 

@@ -32,7 +32,9 @@ def issue_token(
     if user is None:
         throttle.record_failure(username=form.username)
         raise Unauthorized("incorrect username or password")
-    token, lifetime = create_access_token(user_id=user.id, role=user.role)
+    token, lifetime = create_access_token(
+        user_id=user.id, role=user.role, password_hash=user.password_hash
+    )
     return Token(access_token=token, expires_in=lifetime)
 
 

@@ -40,12 +40,25 @@ def verify_password(password: str, password_hash: str | None) -> bool:
         return False
 
 
-def create_access_token(*, user_id: int, role: str) -> tuple[str, int]:
-    """A signed token for the user, and its lifetime in seconds."""
+def password_fingerprint(password_hash: str | None) -> str:
+    """A short digest of the stored hash, carried by API tokens and console sessions: a new
+    password ends both (the hash itself never leaves the database)."""
+    return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
+
+
+def create_access_token(*, user_id: int, role: str, password_hash: str | None) -> tuple[str, int]:
+    """A signed token for the user, and its lifetime in seconds. It names the password it
+    was issued under (``password_fingerprint``), so a password reset revokes it."""
     settings = get_settings()
     lifetime = timedelta(minutes=settings.access_token_minutes)
     issued = clock.now()
-    payload = {"sub": str(user_id), "role": role, "iat": issued, "exp": issued + lifetime}
+    payload = {
+        "sub": str(user_id),
+        "role": role,
+        "pw": password_fingerprint(password_hash),
+        "iat": issued,
+        "exp": issued + lifetime,
+    }
     token = jwt.encode(payload, settings.signing_key(), algorithm=ALGORITHM)
     return token, int(lifetime.total_seconds())
 

@@ -21,6 +21,7 @@ from urllib.parse import quote, urlsplit
 from fastapi import Depends, Request
 
 from app.accounts.models import Role, User
+from app.accounts.security import password_fingerprint
 from app.console import session as console_session
 from app.db import unit_of_work
 from app.stations.models import Station
@@ -83,7 +84,7 @@ def signed_in_user(request: Request) -> User | None:
     if (
         user is None
         or not user.is_active
-        or session.pw != console_session.password_fingerprint(user.password_hash)
+        or session.pw != password_fingerprint(user.password_hash)
     ):
         console_session.sign_out(request)
         return None

@@ -28,6 +28,7 @@ from fastapi import Request, Response
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from app import clock
+from app.accounts.security import password_fingerprint
 from app.config import get_settings
 
 COOKIE = "loaxa_session"
@@ -54,11 +55,6 @@ def _serializer() -> URLSafeSerializer:
 
 def _new(*, dirty: bool = True, expired: bool = False) -> ConsoleSession:
     return ConsoleSession(sid=secrets.token_urlsafe(18), dirty=dirty, expired=expired)
-
-
-def password_fingerprint(password_hash: str) -> str:
-    """A short digest of the stored hash: a new password ends the old sessions."""
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
 
 
 def _decode(raw: str | None) -> ConsoleSession:

@@ -51,7 +51,12 @@ def test_admin_lists_changes_disables_and_resets_users(client: TestClient) -> No
         ).status_code
         == 422
     )
-    login(client, "bientap", new)
+    # The reset revokes the tokens issued under the old password (whoever holds one, the
+    # reason for a reset), and the old password signs in no more.
+    revoked = client.get("/api/v1/users/me", headers=editor)
+    assert revoked.status_code == 401
+    assert "password changed" in revoked.json()["detail"]
+    assert client.get("/api/v1/users/me", headers=login(client, "bientap", new)).status_code == 200
     old = client.post("/api/v1/auth/token", data={"username": "bientap", "password": PASSWORD})
     assert old.status_code == 401
 
