@@ -208,6 +208,57 @@ def test_admin_manages_users(as_role: RoleClient, browser_client: ClientFactory)
     assert post(admin, mine + "/role", {"role": "viewer"}).status_code == 409
 
 
+def test_admin_sets_the_network_and_how_the_report_is_signed(
+    as_role: RoleClient, station: dict[str, Any]
+) -> None:
+    # The fields of PATCH /api/v1/stations/{id} that the console lacked: the network kind
+    # (from the next local day) and the report's number pattern, signer and recipients.
+    from app.stations.models import Station
+    from app.stations.network import network_state
+
+    admin = as_role("admin")
+    sid = station["station_id"]
+    page = admin.get("/admin/station").text
+    assert re.search(r'value="ip" checked', page)  # a new station's loudspeakers are networked
+    details = {
+        "name": "Xuân Phúc",
+        "hotline": "",
+        "network": "fm",
+        "report_number_pattern": "{n}/BC-UBND",
+        "report_signer_name": "Nguyễn Văn Bình",
+        "report_signer_title": "Phó Chủ tịch",
+        "report_recipients": "UBND huyện Quảng Xương;\r\n\r\n  Lưu: VT, VP.  \r\n",
+    }
+    assert post(admin, f"/admin/station/{sid}", details).status_code == 303
+    page = admin.get("/admin/station").text
+    assert "chuyển sang FM từ ngày" in page and re.search(r'value="fm" checked', page)
+    with unit_of_work(write=False) as db:
+        saved = db.get_one(Station, sid)
+        assert network_state(saved).today == "ip" and network_state(saved).pending == "fm"
+        assert saved.report_signer_name == "Nguyễn Văn Bình"
+        assert saved.report_signer_title == "Phó Chủ tịch"
+        assert saved.report_recipients == ["UBND huyện Quảng Xương;", "Lưu: VT, VP."]
+
+    # A pattern without its number and a title too long for the signature block: 422 naming
+    # the field, what was typed kept, nothing saved.
+    bad = {**details, "report_number_pattern": "BC-UBND", "report_signer_name": "Trần Thị Hoa"}
+    r = post(admin, f"/admin/station/{sid}", bad)
+    assert r.status_code == 422 and "Số hiệu văn bản" in r.text and 'value="BC-UBND"' in r.text
+    r = post(admin, f"/admin/station/{sid}", {**details, "report_signer_title": "Phó " * 10})
+    assert r.status_code == 422 and "Chức vụ người ký" in r.text
+    r = post(admin, f"/admin/station/{sid}", {**details, "network": "dab"})
+    assert r.status_code == 422 and "IP hoặc FM" in r.text
+
+    # Emptied fields restore the defaults; choosing IP again cancels the pending change.
+    cleared = {**details, "network": "ip", "report_number_pattern": "", "report_recipients": ""}
+    assert post(admin, f"/admin/station/{sid}", cleared).status_code == 303
+    with unit_of_work(write=False) as db:
+        saved = db.get_one(Station, sid)
+        assert saved.report_number_pattern is None and saved.report_recipients is None
+        assert saved.report_signer_name == "Nguyễn Văn Bình"
+        assert network_state(saved).pending is None
+
+
 def test_admin_edits_the_station_villages_and_programmes(
     as_role: RoleClient, station: dict[str, Any]
 ) -> None:

@@ -28,9 +28,11 @@ from app.console.render import NOTICES, redirect, render
 from app.console.routing import ConsoleRoute
 from app.db import DbId, unit_of_work
 from app.errors import Invalid
+from app.stations import document
 from app.stations import service as stations
 from app.stations.models import Station
-from app.stations.schemas import Phone
+from app.stations.network import network_state
+from app.stations.schemas import NumberPattern, Phone, Recipient, SignerName, SignerTitle
 from app.text import Name
 
 router = APIRouter(prefix="/admin", route_class=ConsoleRoute, include_in_schema=False)
@@ -234,6 +236,7 @@ def _station_page(
                 "all_stations": stations.list_stations(db, user=user),
                 "villages": villages,
                 "programmes": programmes,
+                "network": network_state(station) if station else None,
                 "cadence_text": views.cadence_text,
                 "weekdays": views.WEEKDAYS,
                 "weeks": views.WEEKS,
@@ -269,7 +272,8 @@ def _station_change(
 
 @router.post("/station/{station_id}")
 def save_station(request: Request, user: AdminPage, station_id: DbId, form: FormDep) -> Response:
-    """The station's details. (Its network and the report's signer join these fields.)"""
+    """The station's details, its network kind and how its report is signed: the same
+    changes as PATCH /api/v1/stations/{id}, checked by the same types."""
 
     def change(db: Session, station: Station) -> None:
         name = _checked(_NAME, form.get("name"), _("Hãy nhập tên đài."))
@@ -279,9 +283,55 @@ def save_station(request: Request, user: AdminPage, station_id: DbId, form: Form
                 _PHONE, hotline, _("Số điện thoại chỉ gồm chữ số, dấu cách, . + ( ) -")
             )
         changes: dict[str, Any] = {"name": name, "hotline": hotline or None}
+        changes.update(_report_fields(form))
+        network = form.get("network")
+        if network not in ("", "ip", "fm"):
+            raise Invalid(_("Hãy chọn hệ thống loa: IP hoặc FM."))
+        state = network_state(station)
+        if network and network != (state.pending or state.today):
+            changes["network"] = network  # from the next local day (stations.set_network)
         stations.update_station(db, station=station, changes=changes, actor=user)
 
     return _station_change(request, user, station_id, form, "details", change)
+
+
+_NUMBER_PATTERN: TypeAdapter[str] = TypeAdapter(NumberPattern)
+_SIGNER_NAME: TypeAdapter[str] = TypeAdapter(SignerName)
+_SIGNER_TITLE: TypeAdapter[str] = TypeAdapter(SignerTitle)
+_RECIPIENT: TypeAdapter[str] = TypeAdapter(Recipient)
+
+
+def _report_fields(form: ConsoleForm) -> dict[str, Any]:
+    """The report's signing fields from the form; an empty one restores its default."""
+
+    def field(name: str, adapter: TypeAdapter[str], message: str) -> str | None:
+        value = form.get(name).strip()
+        return str(_checked(adapter, value, message)) if value else None
+
+    lines = [line.strip() for line in form.get("report_recipients").splitlines()]
+    recipients = [line for line in lines if line]
+    if len(recipients) > document.MAX_RECIPIENTS:
+        raise Invalid(_("Nơi nhận: nhiều nhất %(n)s dòng.") % {"n": document.MAX_RECIPIENTS})
+    too_long = _("Mỗi nơi nhận tối đa %(n)s ký tự.") % {"n": document.MAX_RECIPIENT}
+    return {
+        "report_number_pattern": field(
+            "report_number_pattern",
+            _NUMBER_PATTERN,
+            _("Số hiệu văn bản cần có {n} đúng một lần (có thể thêm {year}), tối đa %(n)s ký tự.")
+            % {"n": document.MAX_PATTERN},
+        ),
+        "report_signer_name": field(
+            "report_signer_name",
+            _SIGNER_NAME,
+            _("Tên người ký: một dòng, tối đa %(n)s ký tự.") % {"n": document.MAX_SIGNER_NAME},
+        ),
+        "report_signer_title": field(
+            "report_signer_title",
+            _SIGNER_TITLE,
+            _("Chức vụ người ký: tối đa %(n)s ký tự, cho vừa chỗ ký.") % {"n": document.MAX_TITLE},
+        ),
+        "report_recipients": [_checked(_RECIPIENT, line, too_long) for line in recipients] or None,
+    }
 
 
 @router.post("/station/{station_id}/villages")

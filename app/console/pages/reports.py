@@ -69,6 +69,7 @@ def report_page(
             db, station_id=station.id, period=period, user=user, now=clock.now()
         )
     query = f"year={period.year}" + (f"&month={period.month}" if period.month else "")
+    figure = airtime_chart(report)
     return render(
         request,
         "reports/report.html",
@@ -77,7 +78,9 @@ def report_page(
             "report": report,
             "period": period,
             "query": query,
-            "chart": views.chart_svg(airtime_chart(report)),
+            "chart": views.chart_svg(figure),
+            "legend": views.chart_legend(figure),
+            "reach": any(m.network == "ip" for m in report.months),
             "results": views.RESULTS,
             "extra": views.optional_fields(report),
             "podcast": podcast.feed_path(report.station.id),
