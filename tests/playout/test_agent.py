@@ -56,6 +56,7 @@ def tones(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
         "one_c": (1, 660),
         "two": (2, 330),
         "four": (4, 220),
+        "ten": (10, 247),
     }
     return {
         name: make_tone(folder / f"{name}.mp3", seconds=seconds, frequency=freq)
@@ -357,8 +358,11 @@ def _wait(condition: Callable[[], bool], timeout: float) -> None:
 def test_agent_killed_mid_item_resumes_it_without_replaying_it(
     tmp_path: Path, server: FakeServer, tones: dict[str, bytes]
 ) -> None:
-    """`loaxa agent` as a real process, SIGKILLed during an item, then started again."""
-    a = server.add_audio(tones["four"])
+    """`loaxa agent` as a real process, SIGKILLed during an item, then started again.
+
+    The item lasts 10 s so that the second agent, a cold Python process, has time to start
+    before it ends even on a busy machine (with 4 s it sometimes did not, at load 10)."""
+    a = server.add_audio(tones["ten"])
     (tmp_path / "token").write_text(TOKEN + "\n")
     config = tmp_path / "agent.toml"
     config.write_text(
@@ -394,7 +398,7 @@ def test_agent_killed_mid_item_resumes_it_without_replaying_it(
         # Publish only once the agent is up, so that a slow start cannot make it late.
         _wait(lambda: bool(server.requests("/api/v1/playout/playlist")), timeout=30)
         starts_at = datetime.now(UTC) + timedelta(seconds=1.5)
-        publish(server, [server.item(41, starts_at, a, duration_ms=4000)])
+        publish(server, [server.item(41, starts_at, a, duration_ms=10_000)])
         _wait(lambda: any(r["status"] == "playing" for r in _journal_rows(journal)), timeout=10)
         _wait(lambda: bool(_players_of(cache_dir)), timeout=2)
         _wait(lambda: datetime.now(UTC) > starts_at + timedelta(seconds=0.8), timeout=5)
@@ -412,7 +416,7 @@ def test_agent_killed_mid_item_resumes_it_without_replaying_it(
 
     second = start_agent("agent2.log")
     try:
-        _wait(lambda: len(server.as_run) == 2, timeout=15)
+        _wait(lambda: len(server.as_run) == 2, timeout=25)
     finally:
         second.send_signal(signal.SIGTERM)
         assert second.wait(timeout=10) == 0
@@ -426,7 +430,7 @@ def test_agent_killed_mid_item_resumes_it_without_replaying_it(
     # Resumed where it should be by now, not from the start, and it ends on time.
     assert at(resumed["started_at"]) > killed_at
     assert resumed["offset_ms"] > 1000
-    assert abs(at(resumed["ended_at"]) - (starts_at + timedelta(seconds=4))) < timedelta(
+    assert abs(at(resumed["ended_at"]) - (starts_at + timedelta(seconds=10))) < timedelta(
         seconds=0.6
     )
     assert {e["status"] for e in server.as_run.values()} == {"interrupted", "played"}
