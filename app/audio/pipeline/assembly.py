@@ -55,6 +55,7 @@ from app.audio.pipeline.gain import encode_normalised
 from app.audio.pipeline.measure import AudioStats, Envelopes, measure_pcm
 
 DECODE_PROCESSES = 2  # ffmpeg processes that decode an assembly's items, a share each
+INPUT_QUEUE_PACKETS = 4096  # per input of a decoding ffmpeg (~100 s of MP3, ~2 MB)
 ANALYSIS_THREADS = 2  # threads that measure a joined programme, a part each
 MASTER_TOLERANCE_LU = 0.2  # the master gets an overall gain only if off by more than this
 
@@ -204,7 +205,10 @@ def _decode_group(
     """Decode several items with one ffmpeg: item i becomes scratch/item-i.pcm (s16le)."""
     cmd = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-xerror"]
     for index in indexes:
-        cmd += ["-i", str(paths[index])]
+        # ffmpeg reads each input in a thread of its own that hands over packets through a
+        # queue of 8 by default: six inputs then spent a third of their time in futex calls
+        # (0.49 s -> 0.40 s for six 90 s items with a deep queue; measured).
+        cmd += ["-thread_queue_size", str(INPUT_QUEUE_PACKETS), "-i", str(paths[index])]
     for n, index in enumerate(indexes):
         out = scratch / f"item-{index}.pcm"
         cmd += ["-map", f"{n}:a:0", *highpass_args(highpass_hz), "-ac", "1"]

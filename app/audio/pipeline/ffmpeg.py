@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import queue
 import shutil
 import subprocess
@@ -200,46 +201,76 @@ def _encode(
     piped copy has no Xing/LAME header (a pipe cannot be rewound to fill it in), so the
     stream it decodes to also holds the encoder's priming and padding: ``gapless_trim``
     says how much of each, from the header of out."""
-    cmd = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-f", "s16le"]
-    cmd += ["-ar", str(RATE), "-ac", "1", "-i", "pipe:0"]
-    if decoded is None:
-        cmd += [*ENCODE_ARGS, "-y", str(out)]
-    else:
-        # The same encode; the file muxer gets the options ENCODE_ARGS gives it (a test
-        # checks the bytes are the same), the piped copy only needs to be raw MP3 frames.
-        options = "f=mp3:id3v2_version=0:write_xing=1:fflags=+bitexact"
-        cmd += ["-map", "0:a", "-c:a", "libmp3lame", "-q:a", "2", "-map_metadata", "-1"]
-        cmd += ["-fflags", "+bitexact", "-f", "tee", "-y"]
-        cmd += [f"[{options}]{_tee_escaped(str(out))}|[f=mp3:id3v2_version=0]pipe:1"]
-    with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as decode_err:
-        proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stderr=err,
+    Encoder(out, decoded=decoded).encode(chunks)
+
+
+class Encoder:
+    """An ffmpeg encoding to the playout MP3 at out (see ``_encode``), started before its
+    audio is ready: ffmpeg takes ~80 ms to start (it loads some 200 libraries), which the
+    caller spends on its own work meanwhile. Use it once: ``encode`` or ``cancel``."""
+
+    def __init__(self, out: Path, *, decoded: Callable[[bytes], None] | None = None) -> None:
+        self.out = Path(out)
+        cmd = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-f", "s16le"]
+        cmd += ["-ar", str(RATE), "-ac", "1", "-i", "pipe:0"]
+        if decoded is None:
+            cmd += [*ENCODE_ARGS, "-y", str(out)]
+        else:
+            # The same encode; the file muxer gets the options ENCODE_ARGS gives it (a test
+            # checks the bytes are the same), the piped copy only needs raw MP3 frames.
+            options = "f=mp3:id3v2_version=0:write_xing=1:fflags=+bitexact"
+            cmd += ["-map", "0:a", "-c:a", "libmp3lame", "-q:a", "2", "-map_metadata", "-1"]
+            cmd += ["-fflags", "+bitexact", "-f", "tee", "-y"]
+            cmd += [f"[{options}]{_tee_escaped(str(out))}|[f=mp3:id3v2_version=0]pipe:1"]
+        self.err = tempfile.TemporaryFile()  # noqa: SIM115  (lives until encode or cancel)
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stderr=self.err,
             stdout=subprocess.PIPE if decoded is not None else None,
         )  # fmt: skip
-        assert proc.stdin is not None
-        _widen_pipe(proc.stdin)
-        reader = _Decoding(proc, decoded, decode_err) if decoded is not None else None
+        assert self.proc.stdin is not None
+        _widen_pipe(self.proc.stdin)
+        self.reader = _Decoding(self.proc, decoded) if decoded is not None else None
+        self.made = False
+
+    def encode(self, chunks: Iterable[np.ndarray]) -> None:
+        """Feed the audio, wait for the file (and the decode); raise what went wrong."""
+        proc, stdin = self.proc, self.proc.stdin
+        assert stdin is not None
         try:
             try:
                 for chunk in chunks:
-                    proc.stdin.write(np.ascontiguousarray(chunk, dtype=S16).tobytes())
-                proc.stdin.close()
+                    stdin.write(np.ascontiguousarray(chunk, dtype=S16).tobytes())
+                stdin.close()
             except BrokenPipeError:  # ffmpeg stopped early: its exit status and stderr say why
                 with contextlib.suppress(OSError):
-                    proc.stdin.close()
+                    stdin.close()
             returncode = proc.wait()
-            if reader is not None:
-                reader.finish()
+            if self.reader is not None:
+                self.reader.finish()
         except BaseException:
-            proc.kill()
-            proc.wait()
-            if reader is not None:
-                reader.abort()
-            Path(out).unlink(missing_ok=True)
+            self.cancel()
             raise
         if returncode:
-            Path(out).unlink(missing_ok=True)
-            raise RuntimeError(f"ffmpeg MP3 encode failed: {_err_text(err)}")
+            message = _err_text(self.err)
+            self.cancel()
+            raise RuntimeError(f"ffmpeg MP3 encode failed: {message}")
+        self.err.close()
+        self.made = True
+
+    def cancel(self) -> None:
+        """Stop the encode (and its decode) and remove what it wrote; nothing once the file
+        has been made."""
+        if self.made:
+            return
+        self.proc.kill()
+        self.proc.wait()
+        with contextlib.suppress(OSError):
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+        if self.reader is not None:
+            self.reader.abort()
+        self.out.unlink(missing_ok=True)
+        self.err.close()
 
 
 def _tee_escaped(name: str) -> str:
@@ -250,16 +281,17 @@ def _tee_escaped(name: str) -> str:
 class _Decoding:
     """A decoding ffmpeg fed by an encoder's stdout, and the thread that reads it."""
 
-    def __init__(
-        self, encoder: subprocess.Popen[bytes], decoded: Callable[[bytes], None], err: IO[bytes]
-    ) -> None:
+    def __init__(self, encoder: subprocess.Popen[bytes], decoded: Callable[[bytes], None]) -> None:
         assert encoder.stdout is not None
         cmd = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-f", "mp3", "-i", "pipe:0"]
         cmd += ["-ac", "1", "-ar", str(RATE), "-f", "f32le", "pipe:1"]
-        self.err = err
-        self.proc = subprocess.Popen(cmd, stdin=encoder.stdout, stdout=subprocess.PIPE, stderr=err)
+        self.err = tempfile.TemporaryFile()  # noqa: SIM115  (lives until encode or cancel)
+        self.proc = subprocess.Popen(
+            cmd, stdin=encoder.stdout, stdout=subprocess.PIPE, stderr=self.err
+        )
         _widen_pipe(encoder.stdout)  # LAME may run ahead of the measuring by a minute or so
         encoder.stdout.close()  # the decoder holds the pipe now; EOF reaches it when ours closes
+        _yield_to_encoder(self.proc.pid)
         assert self.proc.stdout is not None
         _widen_pipe(self.proc.stdout)
         self.decoded = decoded
@@ -269,6 +301,7 @@ class _Decoding:
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
+        _yield_to_encoder(threading.get_native_id())
         try:
             while chunk := self.proc.stdout.read(CHUNK_FRAMES * 4):
                 self.decoded(chunk)
@@ -283,6 +316,7 @@ class _Decoding:
         self.thread.join()
         if self.proc.wait() and self.error is None:
             self.error = RuntimeError(f"ffmpeg could not decode its own MP3: {_err_text(self.err)}")
+        self._close()
         if self.error is not None:
             raise self.error
 
@@ -291,6 +325,24 @@ class _Decoding:
         self.proc.kill()
         self.proc.wait()
         self.thread.join()
+        self._close()
+
+    def _close(self) -> None:
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+        self.err.close()
+
+
+VERIFY_NICENESS = 10
+
+
+def _yield_to_encoder(task_id: int) -> None:
+    """Lower the priority of a process or (on Linux) a thread of the verification: LAME is
+    the one step that cannot be split, so when the two cores are short the decode and the
+    measuring of its output wait, not the encoder; they catch up from the pipes' buffers
+    (a minute of MP3) when it is done. Best effort: lowering one's priority is allowed."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, task_id, VERIFY_NICENESS)
 
 
 def gapless_trim(path: Path) -> tuple[int, int] | None:

@@ -29,6 +29,7 @@ and with its true peak under the ceiling.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -50,7 +51,7 @@ from app.audio.pipeline.limiter import (
     render,
     render_chunk,
 )
-from app.audio.pipeline.measure import AudioStats, Envelopes, encode_measured
+from app.audio.pipeline.measure import AudioStats, Envelopes, MeasuredEncode
 
 TP_MARGIN_DB = 0.5  # the limiter's ceiling sits this far under the true-peak ceiling
 RETRY_MARGIN_DB = 0.2  # extra cut when a decoded MP3 still peaks above the ceiling ...
@@ -65,13 +66,12 @@ LOUDNESS_TOLERANCE_LU = 0.5  # a stored file further off target is reported (DES
 STANDARD_VERSION = 1  # bump when a change to the code changes how files sound
 
 
-def _codec_overshoot(pcm: np.ndarray, envelopes: Envelopes, chosen: Plan, scratch: Path) -> float:
+def _codec_overshoot(
+    pcm: np.ndarray, envelopes: Envelopes, chosen: Plan, preview: MeasuredEncode
+) -> float:
     """How far (dB) LAME raises the true peak of the planned audio's loudest moments: the
     PREVIEW_SPANS 100 ms stretches with the highest planned true peak, +-300 ms, rendered,
-    faded in and out, encoded together and decoded. 0 for audio up to 30 s (no preview:
-    its one full encode costs as little)."""
-    if pcm.size <= PREVIEW_MIN_FRAMES:
-        return 0.0
+    faded in and out, encoded together (by preview, already started) and decoded."""
     gain = chosen.block_gain if chosen.block_gain is not None else np.float32(chosen.factor())
     after = envelopes.true_peak * gain
     per_sub = SUB_BLOCK // ENV_BLOCK
@@ -87,9 +87,7 @@ def _codec_overshoot(pcm: np.ndarray, envelopes: Envelopes, chosen: Plan, scratc
             spans.append([start, end])
     gap = np.zeros(SUB_BLOCK, dtype=S16)
     parts = [np.concatenate((_faded(render_chunk(pcm[s:e], s, chosen)), gap)) for s, e in spans]
-    with tempfile.TemporaryDirectory(dir=scratch, prefix=".preview-") as tmp:
-        preview = Path(tmp) / "preview.mp3"
-        decoded = encode_measured(parts, preview).true_peak_dbtp
+    decoded = preview.encode(parts).true_peak_dbtp
     planned = 20 * math.log10(float(loudest.max())) if loudest.size else -math.inf
     return max(0.0, decoded - planned)
 
@@ -125,6 +123,41 @@ def encode_normalised(
     """Gain, limit and encode pcm to the playout MP3 at out, and verify the decoded result
     (see the module docstring). tolerance_lu: leave audio that close to the target (and
     under the ceiling) at its level."""
+    with contextlib.ExitStack() as started:
+        return _encode_checked(
+            pcm, envelopes, out, started, target_lufs, ceiling_dbtp, tolerance_lu
+        )
+
+
+def _preview_dir(parent: Path) -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(dir=parent, prefix=".preview-")
+
+
+def _encode_checked(
+    pcm: np.ndarray,
+    envelopes: Envelopes,
+    out: Path,
+    started: contextlib.ExitStack,
+    target_lufs: float,
+    ceiling_dbtp: float,
+    tolerance_lu: float,
+) -> Encoded:
+    """The plan, preview, encode and verify loop of encode_normalised.
+
+    Each encoder is started one step before it gets its audio, so that ffmpeg's ~80 ms of
+    start-up overlap the planning: the preview's before the plan, the file's before the
+    plan is corrected by the preview (one at a time: each is two ffmpeg processes)."""
+
+    def start(path: Path) -> MeasuredEncode:
+        encoder = MeasuredEncode(path)
+        started.callback(encoder.cancel)  # nothing, once it has made the file
+        return encoder
+
+    preview: MeasuredEncode | None = None
+    if pcm.size > PREVIEW_MIN_FRAMES:
+        scratch = Path(started.enter_context(_preview_dir(out.parent)))
+        preview = start(scratch / "preview.mp3")
+    encoder = start(out) if preview is None else None
     limit, aim = ceiling_dbtp - TP_MARGIN_DB, target_lufs
     chosen: Plan | None = None
     for attempt in range(1, MAX_ENCODES + 1):
@@ -133,21 +166,22 @@ def encode_normalised(
         chosen = plan(
             envelopes, target_lufs=aim, ceiling_dbtp=limit, tolerance_lu=tolerance, hint=hint
         )
-        if attempt == 1 and chosen.reduction_db > 0:
-            overshoot = _codec_overshoot(pcm, envelopes, chosen, out.parent)
-            if overshoot + PREVIEW_MARGIN_DB > TP_MARGIN_DB:
-                limit = ceiling_dbtp - overshoot - PREVIEW_MARGIN_DB
-                chosen = plan(
-                    envelopes,
-                    target_lufs=aim,
-                    ceiling_dbtp=limit,
-                    tolerance_lu=tolerance,
-                    hint=chosen,
-                )
-        # One measuring thread: the encoder has a core of its own and the decode, the
-        # measuring and the render share the other; a second measuring thread only takes
-        # time from LAME (15 minutes: 2.71 s with one, 3.19 s with two; measured).
-        stats = encode_measured(render(pcm, chosen), out)
+        overshoot = 0.0
+        if attempt == 1 and preview is not None:
+            if chosen.reduction_db > 0:
+                overshoot = _codec_overshoot(pcm, envelopes, chosen, preview)
+            preview.cancel()  # nothing if it ran
+        encoder = encoder or start(out)
+        if overshoot + PREVIEW_MARGIN_DB > TP_MARGIN_DB:
+            limit = ceiling_dbtp - overshoot - PREVIEW_MARGIN_DB
+            chosen = plan(
+                envelopes, target_lufs=aim, ceiling_dbtp=limit, tolerance_lu=tolerance, hint=chosen
+            )
+        # Verified while LAME encodes, in one measuring thread: the encoder has a core of
+        # its own and the decode, the measuring and the render share the other; a second
+        # measuring thread only takes time from LAME (15 minutes: 2.71 s against 3.19 s).
+        stats = encoder.encode(render(pcm, chosen))
+        encoder = None
         over = stats.true_peak_dbtp - ceiling_dbtp
         off = target_lufs - stats.loudness_lufs
         reachable = abs(chosen.predicted_lufs - aim) <= 0.1 or chosen.gain_db == 0

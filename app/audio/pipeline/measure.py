@@ -44,8 +44,8 @@ from scipy.signal import sosfilt
 from threadpoolctl import threadpool_limits
 
 from app.audio.pipeline.ffmpeg import (
+    Encoder,
     _DecodeError,
-    _encode,
     _pcm_chunks,
     _prefetched,
     gapless_trim,
@@ -413,22 +413,38 @@ def analyse_file(path: Path, *, strict: bool = True, threads: int = 1) -> AudioS
         return analyser.result()
 
 
-def encode_measured(chunks: Iterable[np.ndarray], out: Path, *, threads: int = 1) -> AudioStats:
+def encode_measured(chunks: Iterable[np.ndarray], out: Path) -> AudioStats:
     """Encode int16 chunks to the playout MP3 at out (``ffmpeg._encode``) and measure it as a
     player decodes it: the same figures as ``analyse_file(out)``, but taken while the file
     is being made, from the encoder's own output decoded beside it (see ``_encode``), so
     that LAME, the only step that cannot be split, runs on one core while the measuring
     runs on the other. Should the file's header not match the priming that was assumed,
     the file is measured again the slow way."""
-    with ThreadPoolExecutor(1, thread_name_prefix="true-peak") as pool:
-        analyser = _Analyser(pool if threads > 1 else None)
-        stream = _GaplessStream(analyser)
-        _encode(chunks, out, decoded=stream.feed)
-        trim = gapless_trim(out)
+    return MeasuredEncode(out).encode(chunks)
+
+
+class MeasuredEncode:
+    """``encode_measured`` in two steps: the encoder started first (``ffmpeg.Encoder``),
+    the audio given when it is ready. Use it once: ``encode`` or ``cancel``."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = Path(out)
+        self.analyser = _Analyser()
+        self.stream = _GaplessStream(self.analyser)
+        self.encoder = Encoder(self.out, decoded=self.stream.feed)
+
+    def encode(self, chunks: Iterable[np.ndarray]) -> AudioStats:
+        """The file, made and measured."""
+        self.encoder.encode(chunks)
+        trim = gapless_trim(self.out)
         if trim is None or trim[0] != ASSUMED_PRIMING:
-            return analyse_file(out, threads=threads)
-        stream.finish(trim[1])
-        return analyser.result()
+            return analyse_file(self.out)
+        self.stream.finish(trim[1])
+        return self.analyser.result()
+
+    def cancel(self) -> None:
+        """Stop an encode that will not be needed (nothing once it has been made)."""
+        self.encoder.cancel()
 
 
 ASSUMED_PRIMING = 1105  # libmp3lame's encoder delay (576) and the decoder's (529), frames
