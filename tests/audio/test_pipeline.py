@@ -651,3 +651,19 @@ def test_a_twelve_minute_master_of_speech_is_on_standard(tmp_path: Path) -> None
     ).stdout.split()
     samples = sum(int(f) for f in frames if f.strip())
     assert abs(samples - ms_to_frames(result.planned_ms)) <= 1152
+
+
+def test_the_limiters_moving_minimum_and_mean_are_scipys() -> None:
+    # The limiter's curve is smoothed by a moving minimum and mean of its own (scipy's
+    # filters were half of its planning time): the same minima to the bit, the same means
+    # to float32 rounding, edges repeated as scipy's "nearest" mode repeats them.
+    from scipy.ndimage import minimum_filter1d, uniform_filter1d
+
+    from app.audio.pipeline.limiter import _moving_mean, _moving_min
+
+    x = np.random.default_rng(4).standard_normal(10_007).astype(np.float32)
+    for reach in (1, 2, 3):
+        width = 2 * reach + 1
+        assert np.array_equal(_moving_min(x, reach), minimum_filter1d(x, width, mode="nearest"))
+        mean = uniform_filter1d(x, width, mode="nearest")
+        assert np.allclose(_moving_mean(x, reach), mean, rtol=0, atol=1e-6)
