@@ -7,8 +7,9 @@ renders the same ~15-minute programme three ways, each in a fresh process:
   (a) ours      app.audio.pipeline.assemble(): decode every item once, high-passed (two
                 ffmpeg processes, a share each) into pydub AudioSegments, join, measure
                 loudness and true-peak envelopes (two threads), plan one gain and the
-                true-peak limiter, render, one MP3 export via pydub, decode and verify
-                loudness, true peak and length.
+                true-peak limiter, preview LAME's overshoot on the loudest moments,
+                render into one LAME encode whose output is decoded and measured
+                (loudness, true peak, length) while it is being made.
   (b) one-liner ffmpeg concat filter + loudnorm=I=-16:TP=-1 + MP3 encode (same settings).
   (c) floor     ffmpeg concat filter + MP3 encode, no loudness processing at all.
 
