@@ -115,6 +115,16 @@ def test_approver_sets_the_rundown_assembles_and_downloads_the_report(
     page.get_by_role("link", name="Báo cáo", exact=True).click()
     expect(page.locator("svg.chart")).to_be_visible()
     person.shot("reports")
+    # Every column of the report's tables in view, at 360 px too (a table may scroll
+    # inside its frame, which the page-wide check above cannot see), and each month's
+    # result shown once: under the month on a phone, in its own column on a desk.
+    hidden = page.evaluate(
+        """Array.from(document.querySelectorAll('.table-wrap'))
+             .map(w => w.scrollWidth - w.clientWidth).filter(d => d > 0)"""
+    )
+    assert hidden == [], f"report tables scroll sideways by {hidden}px at {width}px"
+    results = page.locator(".report-table.months tbody tr").first.locator(".status")
+    expect(results.locator("visible=true")).to_have_count(1)
     with page.expect_download() as info:
         page.get_by_role("link", name="Tải CSV").click()
     body = Path(info.value.path()).read_bytes()
