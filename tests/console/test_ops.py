@@ -249,6 +249,11 @@ def test_admin_sets_the_network_and_how_the_report_is_signed(
     r = post(admin, f"/admin/station/{sid}", {**details, "network": "dab"})
     assert r.status_code == 422 and "IP hoặc FM" in r.text
 
+    # A form without the report's fields (a page loaded before they existed) keeps them.
+    assert post(admin, f"/admin/station/{sid}", {"name": "Xuân Phúc"}).status_code == 303
+    with unit_of_work(write=False) as db:
+        assert db.get_one(Station, sid).report_signer_title == "Phó Chủ tịch"
+
     # Emptied fields restore the defaults; choosing IP again cancels the pending change.
     cleared = {**details, "network": "ip", "report_number_pattern": "", "report_recipients": ""}
     assert post(admin, f"/admin/station/{sid}", cleared).status_code == 303

@@ -302,7 +302,8 @@ _RECIPIENT: TypeAdapter[str] = TypeAdapter(Recipient)
 
 
 def _report_fields(form: ConsoleForm) -> dict[str, Any]:
-    """The report's signing fields from the form; an empty one restores its default."""
+    """The report's signing fields the form holds (a form without them, say a page loaded
+    before they existed, changes none); an emptied one restores its default."""
 
     def field(name: str, adapter: TypeAdapter[str], message: str) -> str | None:
         value = form.get(name).strip()
@@ -313,7 +314,7 @@ def _report_fields(form: ConsoleForm) -> dict[str, Any]:
     if len(recipients) > document.MAX_RECIPIENTS:
         raise Invalid(_("Nơi nhận: nhiều nhất %(n)s dòng.") % {"n": document.MAX_RECIPIENTS})
     too_long = _("Mỗi nơi nhận tối đa %(n)s ký tự.") % {"n": document.MAX_RECIPIENT}
-    return {
+    fields = {
         "report_number_pattern": field(
             "report_number_pattern",
             _NUMBER_PATTERN,
@@ -332,6 +333,7 @@ def _report_fields(form: ConsoleForm) -> dict[str, Any]:
         ),
         "report_recipients": [_checked(_RECIPIENT, line, too_long) for line in recipients] or None,
     }
+    return {name: value for name, value in fields.items() if name in form.values}
 
 
 @router.post("/station/{station_id}/villages")
