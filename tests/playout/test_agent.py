@@ -167,9 +167,15 @@ class SimClock:
 
 
 def simulate(agent: Agent, clock: SimClock, until: datetime) -> None:
-    """Step the agent on a simulated clock, sleeping (advancing the clock) as it asks."""
+    """Step the agent on a simulated clock, sleeping (advancing the clock) as it asks.
+
+    The sleep is taken exactly: a retry's random jitter can leave the clock a few
+    milliseconds before a start, and a rounded-up sleep would then start it late.
+    Only a step with nothing to wait for (0 s) moves the clock by a fixed 10 ms.
+    """
     while clock.now < until:
-        clock.advance(max(agent.step(), 0.01))
+        seconds = agent.step()
+        clock.advance(seconds if seconds > 0 else 0.01)
 
 
 # Real time, real player.
