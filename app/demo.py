@@ -65,8 +65,12 @@ def seed_demo(session: Session) -> SeedResult:
 EDITOR_NAME, APPROVER_NAME = "bientap", "vanphong"
 ONLINE_DEVICE, OFFLINE_DEVICE = "Máy phát trung tâm", "Loa Thôn 3"
 OFFLINE_VILLAGE = "Thôn 3"
+CLUSTER_PREFIX = "Loa "  # each village's loudspeaker cluster: "Loa Thôn 1", ...
 HISTORY_MONTHS = 11  # as-run history for the months before this one (into last year)
 MISSED_BACK, SHORT_BACK = 6, 3  # one CCHC month missed, one aired short (months ago)
+# One month whose column aired at the station but not on one village's cluster (power cut):
+# the report's "aired in 7 of 8 villages; not in Thôn 5".
+SILENT_VILLAGE, SILENT_BACK = "Thôn 5", 2
 TARGET_MS = 11 * 60_000  # this month's column: fill to at least 11 minutes
 
 _OPENING = "Kính thưa bà con nhân dân trong xã. "
@@ -311,24 +315,44 @@ def _fill_to_window(session: Session, broadcast: Broadcast, segment_ids: list[in
 def _past_airings(
     session: Session, station_id: int, this_month: str, sha: str, now: datetime
 ) -> list[str]:
-    """Two devices (one offline), as-run events of the past months, statuses, warnings."""
+    """The station PC and a cluster in every village (one offline), as-run events of the
+    past months, statuses, warnings.
+
+    The station is on an ``ip`` network: each village's cluster carries the commune's
+    column as well as the village's own broadcasts, so the report shows each month's
+    reach. The devices were set up before the history begins.
+    """
     from app.devices import service as devices
     from app.playout.models import AsRunEvent
     from app.schedule import warnings as schedule_warnings
 
     created: list[str] = []
-    village = session.scalars(
-        select(Village).where(Village.station_id == station_id, Village.name == OFFLINE_VILLAGE)
-    ).one()
-    online, _token = devices.create_device(session, name=ONLINE_DEVICE, station_id=station_id)
-    offline, _token = devices.create_device(
-        session, name=OFFLINE_DEVICE, station_id=station_id, village_id=village.id
+    villages = list(
+        session.scalars(
+            select(Village).where(Village.station_id == station_id).order_by(Village.id)
+        )
     )
-    online.last_seen_at = online.last_playlist_at = now - timedelta(minutes=3)
-    online.agent_version, online.free_disk_bytes = "1.0.0", 48 * 1024**3
+    installed = now - timedelta(days=31 * (HISTORY_MONTHS + 1))
+    online, _token = devices.create_device(session, name=ONLINE_DEVICE, station_id=station_id)
+    clusters: dict[int, Device] = {}
+    for village in villages:
+        cluster, _token = devices.create_device(
+            session, name=CLUSTER_PREFIX + village.name, station_id=station_id,
+            village_id=village.id,
+        )  # fmt: skip
+        clusters[village.id] = cluster
+    for device in (online, *clusters.values()):
+        device.created_at = installed
+        device.last_seen_at = device.last_playlist_at = now - timedelta(minutes=3)
+        device.agent_version, device.free_disk_bytes = "1.0.0", 48 * 1024**3
+    offline = next(d for d in clusters.values() if d.name == OFFLINE_DEVICE)
     offline.last_seen_at = offline.last_playlist_at = now - timedelta(days=3, hours=2)
-    offline.agent_version, offline.free_disk_bytes = "1.0.0", 3 * 1024**3
-    created.append(f"devices {ONLINE_DEVICE!r} (online) and {OFFLINE_DEVICE!r} (offline)")
+    offline.free_disk_bytes = 3 * 1024**3
+    silent = next(v.id for v in villages if v.name == SILENT_VILLAGE)
+    created.append(
+        f"devices {ONLINE_DEVICE!r} and {len(clusters)} village clusters "
+        f"({OFFLINE_DEVICE!r} offline)"
+    )
     past = list(
         session.scalars(
             select(Broadcast)
@@ -344,29 +368,33 @@ def _past_airings(
     )
     aired = missed = 0
     events: list[AsRunEvent] = []
-    missed_month, short_month = (months_ago(this_month, n) for n in (MISSED_BACK, SHORT_BACK))
+    missed_month, short_month, silent_month = (
+        months_ago(this_month, n) for n in (MISSED_BACK, SHORT_BACK, SILENT_BACK)
+    )
     for b in past:
         month = int(b.local_month[5:])
         played_ms: int | None
-        device = online
+        players: list[Device]
         if b.village_id is None:
-            # The CCHC column: most months within 10–15 min, one missed, one short.
+            # The CCHC column: most months within 10–15 min, one missed, one short; the
+            # station PC and every cluster play it, but for one cluster in one month.
             played_ms = {missed_month: None, short_month: 8 * 60_000 + 20_000}.get(
                 b.local_month, 11 * 60_000 + (month * 37_000) % 180_000
             )
-        elif b.village_id == village.id and b.starts_at < offline.last_seen_at:
-            device, played_ms = offline, 5 * 60_000
+            cut = silent if b.local_month == silent_month else None
+            players = [online, *(d for v, d in clusters.items() if v != cut)]
         else:
-            played_ms = None  # no loudspeaker reports for the other villages
-        if played_ms is None:
+            played_ms, players = 5 * 60_000, [clusters[b.village_id]]
+        players = [d for d in players if d.last_seen_at and b.starts_at < d.last_seen_at]
+        if played_ms is None or not players:
             b.status = BroadcastStatus.missed.value
             missed += 1
             continue
         b.status = BroadcastStatus.aired.value
         aired += 1
-        events.append(
+        events += [
             AsRunEvent(
-                event_id=f"demo-{b.id}",
+                event_id=f"demo-{b.id}-{device.id}",
                 device_id=device.id,
                 broadcast_id=b.id,
                 sha256=sha,
@@ -375,14 +403,13 @@ def _past_airings(
                 status="played",
                 received_at=b.starts_at + timedelta(milliseconds=played_ms, seconds=40),
             )
-        )
+            for device in players
+        ]
     session.add_all(events)
-    online.last_played_at = max(
-        (e.ended_at for e in events if e.device_id == online.id), default=None
-    )
-    offline.last_played_at = max(
-        (e.ended_at for e in events if e.device_id == offline.id), default=None
-    )
+    for device in (online, *clusters.values()):
+        device.last_played_at = max(
+            (e.ended_at for e in events if e.device_id == device.id), default=None
+        )
     session.flush()
     created.append(f"as-run history: {aired} broadcasts aired, {missed} missed")
     missed_column = next(
@@ -398,8 +425,7 @@ def _past_airings(
         ),
         (
             "short",
-            f"the CCHC column of {short_month} aired 08:20, under the "
-            "10:00 minimum",
+            f"the CCHC column of {short_month} aired 08:20, under the 10:00 minimum",
             f"demo:short:{station_id}",
             None,
         ),

@@ -7,7 +7,14 @@ from sqlalchemy.orm import Session
 
 from app import clock
 from app.audio.models import AudioAsset
-from app.demo import HISTORY_MONTHS, months_ago
+from app.demo import (
+    HISTORY_MONTHS,
+    OFFLINE_DEVICE,
+    SILENT_BACK,
+    SILENT_VILLAGE,
+    VILLAGE_COUNT,
+    months_ago,
+)
 from app.devices import service as devices
 from app.devices.models import Device
 from app.playout.models import AsRunEvent
@@ -63,21 +70,32 @@ def test_sample_history_looks_lived_in_and_loads_once(database_url: str, session
     column = session.get_one(Broadcast, row.broadcasts[0].id)
     assert column.status == "assembled" and column.master_sha256
 
-    # Earlier months (here or last year): most aired, one missed, one short.
-    results = []
+    # Earlier months (here or last year): most aired, one missed, one short, and one that
+    # aired at the station but not on one village's loudspeakers.
+    past = []
     since = months_ago(month, HISTORY_MONTHS)
     for year in {int(month[:4]) - 1, int(month[:4])}:
         r = reports.compliance_report(
             session, station_id=station.id, period=reports.Period(year), now=now
         )
-        results += [m.result for m in r.months if since <= m.month < month and m.planned]
+        past += [m for m in r.months if since <= m.month < month and m.planned]
+    results = [m.result for m in past]
     assert results.count("not-aired") == 1 and results.count("too-short") == 1
+    assert results.count("villages-missing") == 1
     assert results.count("compliant") >= 8
+    # Every past month has all eight clusters in service: the report's reach is real.
+    assert {len(m.villages_in_service) for m in past} == {VILLAGE_COUNT}
+    silent = next(m for m in past if m.result == "villages-missing")
+    assert silent.month == months_ago(month, SILENT_BACK)
+    assert [v.name for v in silent.villages_in_service if not v.aired] == [SILENT_VILLAGE]
+    compliant = [m for m in past if m.result == "compliant"]
+    assert all(all(v.aired == 1 for v in m.villages_in_service) for m in compliant)
 
     assert session.scalar(select(func.count()).select_from(ScheduleWarning)) == 3
-    found = session.scalars(select(Device))
+    found = list(session.scalars(select(Device)))
     state = {d.name: devices.is_online(d.last_seen_at, now) for d in found}
-    assert sorted(state.values()) == [False, True]
+    assert state.pop(OFFLINE_DEVICE) is False
+    assert len(state) == VILLAGE_COUNT and all(state.values())  # the PC and 7 clusters
 
 
 def station_tz(station: Station):  # type: ignore[no-untyped-def]
