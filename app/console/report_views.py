@@ -22,6 +22,8 @@ RESULTS: dict[str, tuple[str, str, str]] = {
     "aired-too-often": (N_("Phát quá số lần"), "!", "warn"),
     "too-few": (N_("Phát chưa đủ số lần"), "!", "warn"),
     "pending": (N_("Chưa đến hạn"), "○", "neutral"),
+    # ip stations: aired at the station, but not heard in every village in service.
+    "villages-missing": (N_("Chưa phát đủ các thôn"), "✗", "bad"),
 }
 
 # The chart's canvas (SVG user units); it scales to the page's width.

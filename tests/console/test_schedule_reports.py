@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import get_args
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,12 +15,18 @@ from sqlalchemy import select
 
 from app.accounts.models import User
 from app.audio import service as audio
+from app.console.report_views import RESULTS
 from app.db import unit_of_work
+from app.devices import service as devices
+from app.devices.models import Device
+from app.playout.models import AsRunEvent
 from app.reports import formats
+from app.reports.schemas import MonthResult
 from app.schedule import service as schedule
 from app.schedule.models import Broadcast
 from app.schedule.planning import plan_year
 from app.segments import service as segments
+from app.stations.models import Village
 from tests.console.helpers import post
 
 RoleClient = Callable[[str], TestClient]
@@ -161,6 +169,47 @@ def test_report_page_has_the_chart_tables_and_downloads(
     month = viewer.get(f"/reports?year={YEAR}&month=3")
     assert month.status_code == 200 and "tháng 03/2024" in month.text
     assert len(r.content) < 100_000
+
+
+def test_every_month_result_has_words_on_the_report_page() -> None:
+    assert set(RESULTS) == set(get_args(MonthResult))
+
+
+def test_report_page_names_the_village_that_did_not_hear_the_column(
+    as_role: RoleClient, planned: dict[str, int], station: dict[str, object]
+) -> None:
+    """An ip month aired at the station and in Thôn 1, not in Thôn 2: 1 of 2, Thôn 2 named."""
+    station_id = int(station["station_id"])  # type: ignore[call-overload]
+    with unit_of_work() as db:
+        march = db.get_one(Broadcast, planned["march"])
+        assert march.network == "ip"
+        villages = list(
+            db.scalars(select(Village).where(Village.station_id == station_id).order_by(Village.id))
+        )
+        pc, _ = devices.create_device(db, name="Máy phát trung tâm", station_id=station_id)
+        played: list[Device] = [pc]
+        for village in villages[:2]:
+            cluster, _ = devices.create_device(
+                db, name=f"Loa {village.name}", station_id=station_id, village_id=village.id
+            )
+            cluster.created_at = datetime(2024, 1, 1, tzinfo=UTC)
+            played += [cluster] if village is villages[0] else []
+        db.flush()
+        march.status = "aired"
+        ended = march.starts_at + timedelta(minutes=12)
+        db.add_all(
+            AsRunEvent(
+                event_id=f"ev-{device.id}", device_id=device.id, broadcast_id=march.id,
+                sha256="0" * 64, started_at=march.starts_at, ended_at=ended, status="played",
+                received_at=ended,
+            )
+            for device in played
+        )  # fmt: skip
+    page = as_role("viewer").get(f"/reports?year={YEAR}")
+    assert page.status_code == 200
+    row = next(r for r in page.text.split("<tr>") if "03/2024" in r)
+    assert "Chưa phát đủ các thôn" in row and "1&nbsp;/&nbsp;2" in row
+    assert f"Chưa nghe: {villages[1].name}" in row
 
 
 def test_downloads_are_the_api_files_for_the_cookie(
