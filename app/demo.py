@@ -63,9 +63,10 @@ def seed_demo(session: Session) -> SeedResult:
 # Never loaded by plain `seed-demo`: a real commune's report must not count invented airings.
 
 EDITOR_NAME, APPROVER_NAME = "bientap", "vanphong"
-ONLINE_DEVICE, OFFLINE_DEVICE = "Máy phát trung tâm", "Loa Thôn 3"
-OFFLINE_VILLAGE = "Thôn 3"
+ONLINE_DEVICE = "Máy phát trung tâm"  # the station PC
 CLUSTER_PREFIX = "Loa "  # each village's loudspeaker cluster: "Loa Thôn 1", ...
+OFFLINE_VILLAGE = "Thôn 3"  # its cluster has not been seen for three days
+OFFLINE_DEVICE = CLUSTER_PREFIX + OFFLINE_VILLAGE
 HISTORY_MONTHS = 11  # as-run history for the months before this one (into last year)
 MISSED_BACK, SHORT_BACK = 6, 3  # one CCHC month missed, one aired short (months ago)
 # One month whose column aired at the station but not on one village's cluster (power cut):
@@ -336,11 +337,10 @@ def _past_airings(
     online, _token = devices.create_device(session, name=ONLINE_DEVICE, station_id=station_id)
     clusters: dict[int, Device] = {}
     for village in villages:
-        cluster, _token = devices.create_device(
-            session, name=CLUSTER_PREFIX + village.name, station_id=station_id,
-            village_id=village.id,
-        )  # fmt: skip
-        clusters[village.id] = cluster
+        name = CLUSTER_PREFIX + village.name
+        clusters[village.id], _token = devices.create_device(
+            session, name=name, station_id=station_id, village_id=village.id
+        )
     for device in (online, *clusters.values()):
         device.created_at = installed
         device.last_seen_at = device.last_playlist_at = now - timedelta(minutes=3)
