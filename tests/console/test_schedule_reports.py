@@ -187,14 +187,15 @@ def test_report_page_names_the_village_that_did_not_hear_the_column(
             db.scalars(select(Village).where(Village.station_id == station_id).order_by(Village.id))
         )
         pc, _ = devices.create_device(db, name="Máy phát trung tâm", station_id=station_id)
-        played: list[Device] = [pc]
-        for village in villages[:2]:
+        clusters: list[Device] = []
+        for village in villages[:2]:  # Thôn 3 has no cluster: not in service
             cluster, _ = devices.create_device(
                 db, name=f"Loa {village.name}", station_id=station_id, village_id=village.id
             )
             cluster.created_at = datetime(2024, 1, 1, tzinfo=UTC)
-            played += [cluster] if village is villages[0] else []
+            clusters.append(cluster)
         db.flush()
+        played = [pc, clusters[0]]  # Thôn 2's cluster stayed silent
         march.status = "aired"
         ended = march.starts_at + timedelta(minutes=12)
         db.add_all(
