@@ -21,17 +21,18 @@ clock.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import signal
+import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -221,17 +222,10 @@ def catch_up() -> None:
         tracked(job_id, fn)()
 
 
-def heartbeat(scheduler: BlockingScheduler | None = None) -> None:
+def heartbeat(scheduler: BaseScheduler) -> None:
     """This process is alive; when its jobs run next."""
     status.beat(holder=HOLDER, now=clock.now())
-    if scheduler is not None:
-        status.record_next_runs(
-            {
-                j.id: _on_clock(j.next_run_time)
-                for j in scheduler.get_jobs()
-                if j.id not in ("refresh", "heartbeat")
-            }
-        )
+    status.record_next_runs({j.id: _on_clock(j.next_run_time) for j in scheduler.get_jobs()})
 
 
 def _on_clock(at: datetime | None) -> datetime | None:
@@ -244,7 +238,7 @@ def _on_clock(at: datetime | None) -> datetime | None:
 _rate = 1.0
 
 
-def register(scheduler: BlockingScheduler) -> None:
+def register(scheduler: BaseScheduler) -> None:
     """Bring the job list up to date with the database's zones: add what is new, remove
     what is gone, leave the rest (replacing a job would push its next run back)."""
     table = {job_id: (fn, trigger) for job_id, fn, trigger in job_table(station_zones())}
@@ -252,44 +246,66 @@ def register(scheduler: BlockingScheduler) -> None:
     for job_id, (fn, trigger) in table.items():
         if job_id not in existing:
             scheduler.add_job(tracked(job_id, fn), trigger=trigger, id=job_id, **JOB_DEFAULTS)
-    for job_id in existing - set(table) - {"refresh", "heartbeat"}:
+    for job_id in existing - set(table):
         scheduler.remove_job(job_id)
-    if "refresh" not in existing:
-        scheduler.add_job(
-            lambda: register(scheduler),
-            _every(minutes=10),
-            id="refresh",
-            **JOB_DEFAULTS,
-        )
-    if "heartbeat" not in existing:
-        scheduler.add_job(
-            lambda: heartbeat(scheduler),
-            _every(minutes=1),
-            id="heartbeat",
-            next_run_time=datetime.now(UTC),  # at once: the next runs are known from then
-            **JOB_DEFAULTS,
-        )
+
+
+def _seconds(**interval: float) -> float:
+    tick = get_settings().scheduler_tick_seconds
+    return tick or timedelta(**interval).total_seconds()
+
+
+def _housekeep(scheduler: BaseScheduler, what: Callable[[BaseScheduler], None]) -> None:
+    try:
+        what(scheduler)
+    except Exception:  # the database may be away for a while: try again next time
+        log.exception("scheduler %s failed", what.__name__)
 
 
 def run(*, once: bool = False, rate: float = 1.0) -> None:
-    """The scheduler process's main loop."""
+    """The scheduler process's main loop, until SIGTERM or SIGINT.
+
+    APScheduler runs the jobs in its threads; this main thread beats, refreshes the job
+    list, and stops. Two rules keep the stop from hanging, as it once did in CI:
+    - Jobs never call the scheduler. `shutdown(wait=True)` holds the job store's lock while
+      it waits for running jobs, so a job that asked for the job list (the heartbeat and
+      the refresh were jobs once) waited for the lock forever, and shutdown for it.
+    - The signal handlers only ask to stop. A handler runs in the main thread between any
+      two bytecodes, possibly inside APScheduler with one of its locks held.
+    """
     global _rate
     _rate = rate
     if not logging.getLogger().handlers:  # `loaxa scheduler` configured it (app.logs)
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
         )
+    stop = threading.Event()
+    # SIGTERM (docker stop, systemd, `loaxa up`) stops it cleanly, as Ctrl-C does: running
+    # jobs finish. A stop asked for during the first pass takes effect after it.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
     status.beat(holder=HOLDER, now=clock.now(), started=True)
     catch_up()
-    if once:
+    if once or stop.is_set():
         status.stopped(holder=HOLDER, now=clock.now())
         return
-    scheduler = BlockingScheduler(timezone=ZoneInfo("UTC"), job_defaults=JOB_DEFAULTS)
+    scheduler = BackgroundScheduler(timezone=ZoneInfo("UTC"), job_defaults=JOB_DEFAULTS)
     register(scheduler)
-    # SIGTERM (docker stop, systemd) stops it cleanly, as Ctrl-C does: running jobs finish.
-    signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=True))
+    scheduler.start()
     log.info("scheduler %s started with %d jobs", HOLDER, len(scheduler.get_jobs()))
-    with contextlib.suppress(KeyboardInterrupt, SystemExit):
-        scheduler.start()
+    beat_every, refresh_every = _seconds(minutes=1), _seconds(minutes=10)
+    next_beat = time.monotonic()  # at once: the next runs are known from then
+    next_refresh = next_beat + refresh_every
+    while not stop.is_set():
+        now = time.monotonic()
+        if now >= next_refresh:
+            _housekeep(scheduler, register)
+            next_refresh = now + refresh_every
+        if now >= next_beat:  # after a refresh, so the next runs of new jobs are known
+            _housekeep(scheduler, heartbeat)
+            next_beat = now + beat_every
+        # A timed wait: signal handlers run between the waits.
+        stop.wait(max(0.0, min(1.0, next_beat - now, next_refresh - now)))
+    scheduler.shutdown(wait=True)
     status.stopped(holder=HOLDER, now=clock.now())
     log.info("scheduler %s stopped", HOLDER)
