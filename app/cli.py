@@ -80,6 +80,30 @@ def serve(
 
 
 @app.command()
+def up(
+    host: Annotated[str, typer.Option(help="interface the web server listens on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="the web server's TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="web worker processes")] = 1,
+) -> None:
+    """Run everything one commune needs: the web server and the scheduler, stopped together."""
+    from app.config import get_settings
+    from app.logs import configure_logging
+    from app.supervisor import Part, Supervisor, loaxa_command
+
+    settings = get_settings()
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
+    _require_migrated("loaxa up")
+    parts = [
+        Part(
+            "web server",
+            loaxa_command("serve", "--host", host, "--port", str(port), "--workers", str(workers)),
+        ),
+        Part("scheduler", loaxa_command("scheduler")),
+    ]
+    raise typer.Exit(Supervisor(parts).run())
+
+
+@app.command()
 def migrate() -> None:
     """Migrate the database to the newest revision."""
     from app import migrations
