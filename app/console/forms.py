@@ -240,7 +240,7 @@ def run_form(
         with unit_of_work() as db:
             response = action(db)
     except FieldErrors as exc:
-        return _refuse(form, again, fields_message(), exc.status_code, exc.fields)
+        return _refuse(form, again, fields_message(exc.fields), exc.status_code, exc.fields)
     except LoaxaError as exc:
         return _refuse(form, again, describe_error(exc), exc.status_code)
     _forget(form)
@@ -265,7 +265,7 @@ def run_form_task(
     try:
         response = task()
     except FieldErrors as exc:
-        return _refuse(form, again, fields_message(), exc.status_code, exc.fields)
+        return _refuse(form, again, fields_message(exc.fields), exc.status_code, exc.fields)
     except LoaxaError as exc:
         return _refuse(form, again, describe_error(exc), exc.status_code)
     _forget(form)
@@ -280,9 +280,11 @@ def csrf_message() -> str:
     )
 
 
-def fields_message() -> str:
-    """What a form with refused fields says above them."""
-    return _("Chưa lưu: hãy sửa các ô được đánh dấu bên dưới.")
+def fields_message(fields: dict[str, str]) -> str:
+    """What a form with refused fields says above them: each reason once (the fields are
+    marked too, but a hidden one, such as the page's version, has no place to show it)."""
+    reasons = " ".join(dict.fromkeys(fields.values()))
+    return _("Chưa lưu, hãy sửa các ô được đánh dấu:") + " " + reasons
 
 
 def files_message(names: list[str]) -> str:

@@ -19,10 +19,12 @@ from sqlalchemy.orm import Session
 from app.accounts.models import User, display_name
 from app.audit import service as audit
 from app.audit.models import AuditEvent
+from app.console.auth import can
 from app.console.forms import ConsoleForm, FieldErrors
 from app.console.i18n import N_, _
 from app.console.labels import SEGMENT_ACTIONS
 from app.errors import LoaxaError
+from app.segments import service as segments
 from app.segments.models import Segment, SegmentStatus, Topic
 from app.segments.schemas import SegmentCreate, SegmentOut
 from app.stations import service as stations
@@ -159,6 +161,18 @@ def changes_from(form: ConsoleForm) -> dict[str, Any]:
 def version_of(form: ConsoleForm) -> int | None:
     """The version the page was showing (hidden field); a malformed one is refused."""
     return form.int_value("version", _("Trang này đã cũ: hãy tải lại trang rồi làm lại."))
+
+
+NEEDS_AUDIO_LIMIT = 20
+
+
+def needing_audio(session: Session, *, user: User) -> list[Segment]:
+    """Approved segments with no audio yet (their text approved before recording): they
+    cannot air until someone records or reads them. Empty for viewers."""
+    if not can(user, "editor"):
+        return []
+    stmt = segments.list_query(user=user, status=SegmentStatus.approved)
+    return list(session.scalars(stmt.where(Segment.audio_id.is_(None)).limit(NEEDS_AUDIO_LIMIT)))
 
 
 def read_aloud(session: Session, segment: Segment) -> tuple[str | None, str | None]:
