@@ -51,7 +51,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request, Response, UploadFile
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from app import clock
@@ -362,20 +362,30 @@ def _refuse(
     return redirect(page + "#error")
 
 
+# Fields a page fills in by itself: a kept form holding only these holds nothing typed.
+_NOT_TYPED = frozenset({PAGE_FIELD, "version", "replace", "engine", "audio_id", "op"})
+
+
 def _forget(form: ConsoleForm) -> None:
-    """A form that succeeded no longer needs what was kept of it on its page."""
+    """A form that succeeded no longer needs what was kept of it on its page; nor does the
+    page keep another form's refusal that held nothing typed (a refused file, a stale
+    button), so the page no longer says what is over. Typed text stays until its own form
+    succeeds."""
     request = form.request
     if request is None or getattr(request.state, "console_user", None) is None:
         return
     page = page_of(request, form)
+    action = form.action or request.url.path
     with unit_of_work() as db:
-        db.execute(
-            delete(KeptForm).where(
-                KeptForm.session_key == _session_key(request),
-                KeptForm.page == page,
-                KeptForm.action == (form.action or request.url.path),
+        for kept in db.scalars(
+            select(KeptForm).where(
+                KeptForm.session_key == _session_key(request), KeptForm.page == page
             )
-        )
+        ):
+            typed = any(v and any(x.strip() for x in v) for k, v in kept.values.items()
+                        if k not in _NOT_TYPED)
+            if kept.action == action or not typed:
+                db.delete(kept)
 
 
 @dataclass(frozen=True)
@@ -387,7 +397,9 @@ class Kept:
 
 
 def kept_for(request: Request, page: str) -> Kept | None:
-    """The refused form kept for `page` in this session, if any (and not expired)."""
+    """The refused form kept for `page` in this session, if any (and not expired). The
+    refusal's status answers the first showing (right after the redirect); later showings
+    (a reload, coming back) answer 200 with the same words and what was typed."""
     session = console_session.current(request)
     if session.uid is None:
         return None
@@ -402,10 +414,15 @@ def kept_for(request: Request, page: str) -> Kept | None:
         ).first()
         if row is None:
             return None
+        status = row.status
         form = ConsoleForm(
             values={str(k): [str(x) for x in v] for k, v in row.values.items()},
             csrf_ok=False,
             request=request,
-            replay=Refusal(row.error, row.status, {str(k): str(v) for k, v in row.fields.items()}),
+            replay=Refusal(row.error, status, {str(k): str(v) for k, v in row.fields.items()}),
         )
-        return Kept(action=row.action, form=form)
+        kept = Kept(action=row.action, form=form)
+    if status != 200:  # shown once with its status: later showings are plain pages
+        with unit_of_work() as db:
+            db.execute(update(KeptForm).where(KeptForm.id == row.id).values(status=200))
+    return kept

@@ -179,7 +179,8 @@ def test_emergency_two_steps_then_watch_devices_pick_it_up(
 
 def test_admin_manages_users(as_role: RoleClient, browser_client: ClientFactory) -> None:
     admin = as_role("admin")
-    r = refused(admin, "/admin/users/new", {"username": "x y", "password": "ngắn", "role": "editor"})
+    bad = {"username": "x y", "password": "ngắn", "role": "editor"}
+    r = refused(admin, "/admin/users/new", bad)
     assert r.status_code == 422 and 'value="x y"' in r.text
     r = post(admin, "/admin/users/new", {"username": "lan", "password": PASSWORD, "role": "editor"})
     assert r.status_code == 303

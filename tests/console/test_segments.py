@@ -98,7 +98,8 @@ def test_a_stale_save_shows_a_message_not_an_overwrite(as_role: RoleClient) -> N
         {"title": "Sửa của người khác", "version": seen, **fields},
     )
     assert r.status_code == 303
-    r = refused(mine, f"/segments/{segment_id}", {"title": "Sửa của tôi", "version": seen, **fields})
+    mine_now = {"title": "Sửa của tôi", "version": seen, **fields}
+    r = refused(mine, f"/segments/{segment_id}", mine_now)
     assert r.status_code == 412
     assert "Đã có người khác sửa mục này" in r.text
     assert 'value="Sửa của tôi"' in r.text  # what I typed is still there

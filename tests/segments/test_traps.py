@@ -113,9 +113,12 @@ def test_another_stations_audio_cannot_be_restored_or_listed(
     make_user("bientap2", Role.editor, other["station_id"])
     stranger = login(client, "bientap2")
     theirs = _create(client, stranger)["id"]
-    assert client.get(f"/api/v1/segments/{sid}/audio-history", headers=stranger).status_code == 404
+    listed = client.get(f"/api/v1/segments/{sid}/audio-history", headers=stranger)
+    assert listed.status_code == 404
     r = client.post(
-        f"/api/v1/segments/{sid}/audio/restore", json={"audio_id": asset["audio_id"]}, headers=stranger
+        f"/api/v1/segments/{sid}/audio/restore",
+        json={"audio_id": asset["audio_id"]},
+        headers=stranger,
     )
     assert r.status_code == 404
     # Nor made the audio of their own segment: it was never that segment's.

@@ -165,7 +165,8 @@ def create(request: Request, user: EditorPage, form: UploadFormDep) -> Response:
     if created is None or "file" not in form.files:
         return response
     # The file's refusal belongs to the new draft's page, where the audio is attached.
-    form.values[PAGE_FIELD] = [f"/segments/{created}"]
+    # What was typed is saved in the draft: only the file's refusal is kept for its page.
+    form.values = {PAGE_FIELD: [f"/segments/{created}"]}
     form.action = f"/segments/{created}/audio"
     return _attach_file(
         request,
