@@ -94,6 +94,14 @@ class FieldErrors(Invalid):
         self.fields = fields
 
 
+class Refused(LoaxaError):
+    """A refusal the console has put in the person's words itself: shown as it is."""
+
+    def __init__(self, message: str, *, status: int = 409) -> None:
+        super().__init__(message)
+        self.status_code = status
+
+
 def parse_int(raw: str, *, low: int = 1, high: int = INT32_MAX) -> int | None:
     """An integer written in ASCII digits within [low, high], else None."""
     text = raw.strip()
@@ -241,6 +249,8 @@ def run_form(
             response = action(db)
     except FieldErrors as exc:
         return _refuse(form, again, fields_message(exc.fields), exc.status_code, exc.fields)
+    except Refused as exc:
+        return _refuse(form, again, exc.message, exc.status_code)
     except LoaxaError as exc:
         return _refuse(form, again, describe_error(exc), exc.status_code)
     _forget(form)
@@ -266,6 +276,8 @@ def run_form_task(
         response = task()
     except FieldErrors as exc:
         return _refuse(form, again, fields_message(exc.fields), exc.status_code, exc.fields)
+    except Refused as exc:
+        return _refuse(form, again, exc.message, exc.status_code)
     except LoaxaError as exc:
         return _refuse(form, again, describe_error(exc), exc.status_code)
     _forget(form)

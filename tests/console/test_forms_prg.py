@@ -229,3 +229,74 @@ def test_admin_and_emergency_forms_redirect_after_refusal_too(as_role: RoleClien
     )
     assert location == "/emergency#error" and statuses == [422, 200, 200]
     assert "Hãy chọn một tin bài đã duyệt." in text
+
+
+def test_deleting_anothers_draft_or_withdrawing_an_approved_segment_is_refused_in_words(
+    as_role: RoleClient, station: dict[str, Any]
+) -> None:
+    from app.accounts.models import Role
+    from tests.console.helpers import refused, sign_in
+    from tests.helpers import make_user
+
+    make_user("editor2", Role.editor, station["station_id"])
+    editor, approver = as_role("editor"), as_role("approver")
+    other = as_role("viewer")  # a fresh client, signed in as the second editor below
+    sign_in(other, "editor2")
+    mine = make_segment("editor1")
+    page = f"/segments/{mine}"
+    assert "Xóa bản nháp…" not in other.get(page).text  # not offered to another editor
+    r = refused(other, f"{page}/delete", {"version": "1"})
+    assert r.status_code == 403 and "Chỉ người tạo bản nháp mới xóa được nó." in r.text
+    r = refused(editor, f"{page}/withdraw", {"version": "1"})
+    assert r.status_code == 409 and "Chỉ rút lại được tin bài đang chờ duyệt" in r.text
+    post(editor, f"{page}/submit", {})
+    assert "Rút lại" not in other.get(page).text
+    r = refused(other, f"{page}/withdraw", {})
+    assert r.status_code == 403 and "Chỉ người tạo tin bài mới rút lại được." in r.text
+    post(approver, f"{page}/approve", {})
+    r = refused(editor, f"{page}/withdraw", {})
+    assert r.status_code == 409 and "tin bài đã duyệt thì không" in r.text
+    r = refused(editor, f"{page}/delete", {})
+    assert r.status_code == 409 and "Chỉ xóa được bản nháp" in r.text
+    with unit_of_work(write=False) as db:
+        segment = db.get(Segment, mine)
+        assert segment is not None and segment.status == "approved"
+
+
+def test_approving_leaves_nothing_typed_behind_and_the_reason_has_its_own_step(
+    as_role: RoleClient,
+) -> None:
+    sid = make_segment("editor1", submit=True)
+    approver = as_role("approver")
+    page = approver.get(f"/segments/{sid}").text
+    assert 'name="reason"' not in page and 'href="/segments/{}/reject"'.format(sid) in page
+    step = approver.get(f"/segments/{sid}/reject").text
+    assert '<label for="reason">Lý do</label>' in step and ">Trả lại</button>" in step
+    assert "Duyệt</button>" not in step
+    location, statuses, text = _send_and_reload(
+        approver, f"/segments/{sid}/reject", f"/segments/{sid}/reject", {"reason": ""}
+    )
+    assert location == f"/segments/{sid}/reject#error" and statuses[0] == 422
+    assert "Hãy ghi lý do trả lại." in text
+
+
+def test_home_lists_approved_segments_that_still_need_audio(as_role: RoleClient) -> None:
+    sid = make_segment("editor1", title="Lời đã duyệt, chưa ghi âm", submit=True)
+    approver = as_role("approver")
+    post(approver, f"/segments/{sid}/approve", {})
+    for role in ("editor", "approver"):
+        home = as_role(role).get("/").text
+        assert "Đã duyệt nhưng chưa có âm thanh" in home
+        assert f'href="/segments/{sid}#audio">Lời đã duyệt, chưa ghi âm</a>' in home
+    assert "Đã duyệt nhưng chưa có âm thanh" not in as_role("viewer").get("/").text
+
+
+def test_submitting_without_audio_says_it_cannot_air_yet(as_role: RoleClient) -> None:
+    sid = make_segment("editor1")
+    editor = as_role("editor")
+    assert "chưa phát được cho đến khi có bản ghi" in editor.get(f"/segments/{sid}").text
+    location, _statuses, text = _send_and_reload(
+        editor, f"/segments/{sid}", f"/segments/{sid}/submit", {}
+    )
+    assert location == f"/segments/{sid}#flow"
+    assert "Đã gửi duyệt. Tin bài chưa có âm thanh nên chưa phát được" in text

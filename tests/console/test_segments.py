@@ -206,7 +206,7 @@ def test_approving_twice_says_it_cannot_in_words(as_role: RoleClient) -> None:
     assert post(approver, f"/segments/{segment_id}/approve", {}).status_code == 303
     r = refused(approver, f"/segments/{segment_id}/approve", {})
     assert r.status_code == 409
-    assert "Không làm được việc này ở trạng thái hiện tại." in r.text
+    assert "Tin bài này không còn chờ duyệt" in r.text
 
 
 def test_list_filters_by_status_month_topic_and_programme(as_role: RoleClient) -> None:

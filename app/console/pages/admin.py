@@ -177,7 +177,7 @@ def _user_page(
             request,
             "admin/user.html",
             {
-                "page_title": target.username,  # a name, not a message
+                "page_title": target.full_name or target.username,  # a name, not a message
                 "section": "users",
                 "target": target,
                 "station": station,

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,6 +35,7 @@ from app.console.forms import (
     ConsoleForm,
     FieldErrors,
     FormDep,
+    Refused,
     read_form,
     run_form,
     run_form_task,
@@ -42,6 +44,7 @@ from app.console.i18n import N_, _
 from app.console.render import NOTICES, redirect, render
 from app.console.routing import ConsoleRoute
 from app.db import DbId, unit_of_work
+from app.errors import Conflict, Forbidden, Invalid, LoaxaError
 from app.pagination import PageParams, paginate
 from app.segments import audio as segment_audio
 from app.segments import service as segments
@@ -367,16 +370,56 @@ def restore_audio(request: Request, user: EditorPage, segment_id: DbId, form: Fo
         if audio_id is None:
             raise FieldErrors({"audio_id": _("Hãy chọn bản âm thanh cần khôi phục.")})
         segment = segments.get_segment(db, segment_id, user=user, for_update=True)
-        segment_audio.restore_audio(
-            db,
-            segment=segment,
-            user=user,
-            audio_id=audio_id,
-            expected_version=views.version_of(form),
-        )
+        with in_words("restore_audio"):
+            segment_audio.restore_audio(
+                db,
+                segment=segment,
+                user=user,
+                audio_id=audio_id,
+                expected_version=views.version_of(form),
+            )
         return redirect(f"/segments/{segment_id}#audio", notice="restored")
 
     return run_form(form, again=_again(request, user, segment_id, form, "audio"), action=action)
+
+
+def _refusals() -> dict[str, dict[type[LoaxaError], str]]:
+    """What each step says when the segment's state or its owner refuses it."""
+    not_waiting = _("Tin bài này không còn chờ duyệt (có thể đã được duyệt hoặc đã rút lại).")
+    return {
+        "submit_segment": {
+            Conflict: _("Tin bài này không còn là bản nháp, nên không gửi duyệt lại được."),
+            Invalid: _("Hãy viết nội dung hoặc gắn âm thanh trước khi gửi duyệt."),
+        },
+        "withdraw_segment": {
+            Conflict: _("Chỉ rút lại được tin bài đang chờ duyệt; tin bài đã duyệt thì không."),
+            Forbidden: _("Chỉ người tạo tin bài mới rút lại được."),
+        },
+        "approve_segment": {Conflict: not_waiting},
+        "reject_segment": {Conflict: not_waiting},
+        "delete_segment": {
+            Conflict: _("Chỉ xóa được bản nháp; tin bài này đã gửi duyệt hoặc đã duyệt."),
+            Forbidden: _("Chỉ người tạo bản nháp mới xóa được nó."),
+        },
+        "restore_audio": {
+            Conflict: _("Chỉ đổi âm thanh được khi tin bài là bản nháp, hoặc bản này đang dùng."),
+        },
+    }
+
+
+@contextmanager
+def in_words(step: str) -> Iterator[None]:
+    """The service's refusal of `step` said in the person's words (stale versions keep
+    their own message: what to do about them differs)."""
+    try:
+        yield
+    except (Conflict, Forbidden, Invalid) as exc:
+        if "changed by someone else" in exc.message or isinstance(exc, FieldErrors):
+            raise
+        for kind, words in _refusals().get(step, {}).items():
+            if isinstance(exc, kind):
+                raise Refused(words, status=exc.status_code) from exc
+        raise
 
 
 def _workflow(
@@ -394,7 +437,9 @@ def _workflow(
     def action(db: Session) -> Response:
         segment = segments.get_segment(db, segment_id, user=user, for_update=True)
         arguments = {name: make() for name, make in extra.items()}
-        step(db, user=user, segment=segment, expected_version=views.version_of(form), **arguments)
+        with in_words(step.__name__):
+            step(db, user=user, segment=segment, expected_version=views.version_of(form),
+                 **arguments)
         said = notice(segment) if callable(notice) else notice
         return redirect(f"/segments/{segment_id}#flow", notice=said)
 
@@ -464,9 +509,10 @@ def delete(request: Request, user: EditorPage, segment_id: DbId, form: FormDep) 
 
     def action(db: Session) -> Response:
         segment = segments.get_segment(db, segment_id, user=user, for_update=True)
-        segments.delete_segment(
-            db, user=user, segment=segment, expected_version=views.version_of(form)
-        )
+        with in_words("delete_segment"):
+            segments.delete_segment(
+                db, user=user, segment=segment, expected_version=views.version_of(form)
+            )
         return redirect("/segments", notice="deleted")
 
     again = _again(request, user, segment_id, form, "delete", "segments/delete.html")
