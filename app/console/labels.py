@@ -62,10 +62,10 @@ AUDIO_ORIGIN = {
     "tts": N_("Giọng đọc máy"),
 }
 
-# Which voice read a text-to-speech draft, in plain words (never an engine's name).
+# Which voice read a text-to-speech draft, in plain words (never an engine's name); the
+# offline one is just "Giọng đọc máy".
 TTS_VOICES = {
     "gtts": N_("giọng Google"),
-    "espeak": N_("giọng đọc máy không cần mạng"),
 }
 
 # Audit actions on a segment, for its history.

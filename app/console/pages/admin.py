@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.accounts import service as accounts
 from app.accounts.models import Role, User
-from app.accounts.schemas import Password, UserCreate, UserUpdate
+from app.accounts.schemas import PasswordSet, UserCreate, UserUpdate
 from app.console import ops_views as views
 from app.console.auth import AdminPage
 from app.console.forms import ConsoleForm, FieldErrors, FormDep, run_form
@@ -66,7 +66,6 @@ def _checked(adapter: TypeAdapter[Any], value: str, message: str) -> Any:
         raise Invalid(message) from exc
 
 
-_PASSWORD: TypeAdapter[str] = TypeAdapter(Password)
 _NAME: TypeAdapter[str] = TypeAdapter(Name)
 _PHONE: TypeAdapter[str] = TypeAdapter(Phone)
 
@@ -82,13 +81,22 @@ def _user_words(fields: dict[str, str]) -> dict[str, str]:
 
 
 def _password(form: ConsoleForm) -> str:
-    return str(_checked(_PASSWORD, form.get("password"), _("Mật khẩu cần ít nhất 8 ký tự.")))
+    """The new password, checked by the API's PasswordSet."""
+    try:
+        return form.model(PasswordSet, {"password": form.get("password")}).password
+    except FieldErrors as exc:
+        raise FieldErrors(_user_words(exc.fields)) from exc
 
 
 def _role(form: ConsoleForm) -> Role:
-    if form.get("role") not in ROLES:
-        raise Invalid(_("Hãy chọn một vai trò."))
-    return Role(form.get("role"))
+    """The role, checked by the API's UserUpdate."""
+    try:
+        role = form.model(UserUpdate, {"role": form.get("role") or None}).role
+    except FieldErrors as exc:
+        raise FieldErrors(_user_words(exc.fields)) from exc
+    if role is None:
+        raise FieldErrors({"role": _("Hãy chọn một vai trò.")})
+    return role
 
 
 # --- users ---------------------------------------------------------------------------------

@@ -49,8 +49,9 @@ from app.pagination import PageParams, paginate
 from app.segments import audio as segment_audio
 from app.segments import service as segments
 from app.segments.models import Segment, SegmentStatus, Topic
-from app.segments.schemas import RejectBody
+from app.segments.schemas import RejectBody, RestoreAudioBody
 from app.tts import service as tts
+from app.tts.schemas import TTSRequest
 
 router = APIRouter(prefix="/segments", route_class=ConsoleRoute, include_in_schema=False)
 
@@ -345,16 +346,20 @@ def upload_audio(
 
 @router.post("/{segment_id}/tts")
 def draft_tts(request: Request, user: EditorPage, segment_id: DbId, form: FormDep) -> Response:
-    """ "Đọc thử": draft the audio from the script with text-to-speech."""
-    engine = form.get("engine") or "auto"
+    """ "Đọc thử": draft the audio from the script with text-to-speech (the choice checked by
+    the API's TTSRequest)."""
 
     def task() -> Response:
+        body = form.model(
+            TTSRequest,
+            {"engine": form.get("engine") or "auto", "version": views.version_of(form)},
+        )
         _check_replace(segment_id, user, form)
         tts.draft_segment_audio(
             segment_id=segment_id,
             user=user,
-            engine=engine if engine in TTS_ENGINES else "auto",
-            expected_version=views.version_of(form),
+            engine=body.engine,
+            expected_version=body.version,
         )
         return redirect(f"/segments/{segment_id}#audio", notice="tts")
 
@@ -366,17 +371,19 @@ def restore_audio(request: Request, user: EditorPage, segment_id: DbId, form: Fo
     """ "Khôi phục": an audio the segment had before becomes its audio again."""
 
     def action(db: Session) -> Response:
-        audio_id = form.int_value("audio_id", _("Hãy chọn bản âm thanh cần khôi phục."))
-        if audio_id is None:
-            raise FieldErrors({"audio_id": _("Hãy chọn bản âm thanh cần khôi phục.")})
+        choose = _("Hãy chọn bản âm thanh cần khôi phục.")
+        body = form.model(
+            RestoreAudioBody,
+            {"audio_id": form.int_value("audio_id", choose), "version": views.version_of(form)},
+        )
         segment = segments.get_segment(db, segment_id, user=user, for_update=True)
         with in_words("restore_audio"):
             segment_audio.restore_audio(
                 db,
                 segment=segment,
                 user=user,
-                audio_id=audio_id,
-                expected_version=views.version_of(form),
+                audio_id=body.audio_id,
+                expected_version=body.version,
             )
         return redirect(f"/segments/{segment_id}#audio", notice="restored")
 
