@@ -146,6 +146,9 @@ def user_add(
     name: Annotated[str, typer.Argument(help="login name")],
     role: Annotated[Role, typer.Option(help="viewer, editor, approver or admin")],
     station: Annotated[int | None, typer.Option(help="the station the user works for")] = None,
+    full_name: Annotated[
+        str | None, typer.Option("--name", help='"Họ và tên", as pages show the person')
+    ] = None,
 ) -> None:
     """Add a user; the password comes from LOAXA_PASSWORD or a prompt."""
     from app.accounts import service
@@ -158,10 +161,25 @@ def user_add(
     if len(password) < 8:
         typer.echo("error: the password must have at least 8 characters", err=True)
         raise typer.Exit(2)
+    if full_name is not None:
+        from pydantic import TypeAdapter, ValidationError
+
+        from app.text import Name
+
+        try:
+            full_name = TypeAdapter(Name).validate_python(full_name)
+        except ValidationError:
+            typer.echo("error: --name must be 1-200 characters, no control characters", err=True)
+            raise typer.Exit(2) from None
     try:
         with unit_of_work() as session:
             user = service.create_user(
-                session, username=name, password=password, role=role, station_id=station
+                session,
+                username=name,
+                password=password,
+                role=role,
+                station_id=station,
+                full_name=full_name,
             )
             user_id = user.id
     except LoaxaError as exc:

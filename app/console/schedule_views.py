@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from app.accounts.models import User
 from app.audio.models import AudioAsset
+from app.console.forms import parse_int
 from app.console.i18n import _, format_duration
 from app.schedule import service as schedule
 from app.schedule.models import Broadcast, BroadcastStatus, RundownItem
@@ -186,7 +187,7 @@ def reordered(ids: list[int], op: str, add: int | None) -> list[int]:
     """The rundown after one button: "up:<id>", "down:<id>", "remove:<id>", "add", "save"."""
     order = list(dict.fromkeys(ids))
     verb, _sep, raw = op.partition(":")
-    target = int(raw) if raw.isdigit() and len(raw) <= 18 else None
+    target = parse_int(raw)
     if verb == "add" and add is not None and add not in order:
         order.append(add)
     elif target is not None and target in order:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from app import clock
-from app.console import dashboard
+from app.console import dashboard, segment_views
 from app.console.auth import safe_next, signed_in_user
 from app.console.i18n import N_
 from app.console.pages.auth import sign_in_page
@@ -25,4 +25,9 @@ def home(request: Request, next: str = "/", expired: bool = False) -> HTMLRespon
         return sign_in_page(request, next_path=safe_next(next), expired=expired)
     with unit_of_work(write=False) as db:
         summary = dashboard.home(db, user=user, now=clock.now())
-        return render(request, "home.html", {"title": N_("Trang chủ"), "home": summary})
+        needs_audio = segment_views.needing_audio(db, user=user)
+        return render(
+            request,
+            "home.html",
+            {"title": N_("Trang chủ"), "home": summary, "needs_audio": needs_audio},
+        )

@@ -20,12 +20,13 @@ from app.console import dashboard
 from app.console import schedule_views as views
 from app.console.auth import ApproverPage, ViewerPage
 from app.console.forms import ConsoleForm, FormDep, run_form, run_form_task
-from app.console.i18n import N_
+from app.console.i18n import N_, _
 from app.console.render import redirect, render
 from app.console.routing import ConsoleRoute
 from app.db import DbId, unit_of_work
 from app.schedule import assembly
 from app.schedule import service as schedule
+from app.schedule.schemas import RundownSet
 
 router = APIRouter(prefix="/schedule", route_class=ConsoleRoute, include_in_schema=False)
 
@@ -99,7 +100,8 @@ def broadcast_page(request: Request, user: ViewerPage, broadcast_id: DbId) -> HT
 
 
 def _ids(form: ConsoleForm) -> list[int]:
-    return [int(v) for v in form.getlist("segment_id") if v.isdigit() and len(v) <= 18]
+    """The rundown as shown, ids read strictly (the order itself is checked by RundownSet)."""
+    return form.int_list("segment_id", _("Thứ tự phát không hợp lệ: hãy tải lại trang."))
 
 
 @router.post("/{broadcast_id}/rundown")
@@ -112,7 +114,9 @@ def set_rundown(
         return _broadcast(request, user, broadcast_id, error=message, status=status)
 
     def action(db: Session) -> Response:
-        order = views.reordered(_ids(form), form.get("op") or "save", form.get_int("add"))
+        add = form.int_value("add", _("Hãy chọn một tin bài đã duyệt."))
+        order = views.reordered(_ids(form), form.get("op") or "save", add)
+        order = form.model(RundownSet, {"segment_ids": order}).segment_ids
         broadcast = schedule.get_broadcast(db, broadcast_id, user=user, for_update=True)
         schedule.set_rundown(db, broadcast=broadcast, segment_ids=order, actor=user)
         return redirect(f"/schedule/{broadcast_id}#rundown", notice="rundown")
