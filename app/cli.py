@@ -79,6 +79,15 @@ def serve(
     )
 
 
+def _loopback_for(host: str) -> str:
+    """Where this machine reaches a server listening on `host`."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
 @app.command()
 def up(
     host: Annotated[str, typer.Option(help="interface the web server listens on")] = "127.0.0.1",
@@ -88,7 +97,7 @@ def up(
     """Run everything one commune needs: the web server and the scheduler, stopped together."""
     from app.config import get_settings
     from app.logs import configure_logging
-    from app.supervisor import Part, Supervisor, loaxa_command
+    from app.supervisor import Part, Supervisor, http_ok, loaxa_command
 
     settings = get_settings()
     configure_logging(fmt=settings.log_format, level=settings.log_level)
@@ -97,6 +106,7 @@ def up(
         Part(
             "web server",
             loaxa_command("serve", "--host", host, "--port", str(port), "--workers", str(workers)),
+            ready=http_ok(f"http://{_loopback_for(host)}:{port}/healthz"),
         ),
         Part("scheduler", loaxa_command("scheduler")),
     ]

@@ -269,7 +269,7 @@ def test_approving_leaves_nothing_typed_behind_and_the_reason_has_its_own_step(
     sid = make_segment("editor1", submit=True)
     approver = as_role("approver")
     page = approver.get(f"/segments/{sid}").text
-    assert 'name="reason"' not in page and 'href="/segments/{}/reject"'.format(sid) in page
+    assert 'name="reason"' not in page and f'href="/segments/{sid}/reject"' in page
     step = approver.get(f"/segments/{sid}/reject").text
     assert '<label for="reason">Lý do</label>' in step and ">Trả lại</button>" in step
     assert "Duyệt</button>" not in step
