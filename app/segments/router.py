@@ -14,6 +14,7 @@ from app.config import get_settings
 from app.db import DbId, SessionDep
 from app.errors import responses
 from app.http import expected_version, parse_if_match, version_etag
+from app.middleware import takes_upload
 from app.pagination import Page, PageDep, paginate
 from app.segments import audio as segment_audio
 from app.segments import service
@@ -114,9 +115,7 @@ def update_segment(
     return _reply(response, service.to_out(session, segment))
 
 
-@router.delete(
-    "/{segment_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(412)
-)
+@router.delete("/{segment_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(412))
 def delete_segment(
     session: SessionDep, user: EditorUser, segment_id: DbId, if_match: IfMatch = None
 ) -> Response:
@@ -183,6 +182,7 @@ def reject_segment(
     responses=responses(412, 415),
     openapi_extra={"requestBody": UPLOAD_BODY},
 )
+@takes_upload
 async def upload_audio(
     request: Request,
     response: Response,
@@ -205,8 +205,6 @@ async def upload_audio(
         field="file",
         dest_dir=audio.work_dir(),
         max_bytes=settings.max_upload_bytes,
-        idle_s=settings.body_idle_seconds,
-        deadline_s=settings.upload_deadline_seconds,
     )
     try:
         # Decoding and encoding take seconds: off the event loop, no transaction open.

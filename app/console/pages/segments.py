@@ -13,22 +13,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
 from app.accounts.models import User
 from app.audio import service as audio
 from app.audio.models import AudioAsset
-from app.config import get_settings
 from app.console import segment_views as views
 from app.console.auth import ApproverPage, EditorPage, ViewerPage
-from app.console.forms import ConsoleForm, FormDep, read_form, run_form, run_form_task
+from app.console.forms import ConsoleForm, FormDep, run_form, run_form_task
 from app.console.i18n import N_, _
 from app.console.render import redirect, render
 from app.console.routing import ConsoleRoute
 from app.db import DbId, unit_of_work
 from app.errors import Invalid
+from app.middleware import takes_upload
 from app.pagination import PageParams, paginate
 from app.segments import audio as segment_audio
 from app.segments import service as segments
@@ -111,14 +111,13 @@ def new_page(request: Request, user: EditorPage) -> HTMLResponse:
     return _new_page(request, user, views.form_values(None))
 
 
-async def _upload_form(request: Request) -> ConsoleForm:
-    return await read_form(request, max_bytes=get_settings().max_upload_bytes)
-
-
-UploadFormDep = Annotated[ConsoleForm, Depends(_upload_form)]
+# The same reading as FormDep: the body's limit (LOAXA_MAX_UPLOAD_BYTES on these routes) is
+# the middleware's, as for every body (app.middleware.takes_upload).
+UploadFormDep = FormDep
 
 
 @router.post("/new")
+@takes_upload
 def create(request: Request, user: EditorPage, form: UploadFormDep) -> Response:
     """A new draft; with a file, its audio too (a refused file leaves the draft saved)."""
 
@@ -246,6 +245,7 @@ def _attach_file(
 
 
 @router.post("/{segment_id}/audio")
+@takes_upload
 def upload_audio(
     request: Request, user: EditorPage, segment_id: DbId, form: UploadFormDep
 ) -> Response:
