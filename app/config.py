@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     min_audio_ms: int = Field(default=1000, ge=0)
     assembly_gap_ms: int = Field(default=500, ge=0, le=10_000)
     assembly_crossfade_ms: int = Field(default=0, ge=0, le=10_000)
+    # Audio work (ingest, text-to-speech drafts, assembly) running at once in one process;
+    # past it, 503 with Retry-After. Each ffmpeg / espeak-ng child's CPU time and memory.
+    max_audio_jobs: int = Field(default=2, ge=1, le=64)
+    child_cpu_seconds: int = Field(default=600, ge=1)
+    child_memory_bytes: int = Field(default=2 * 1024 * 1024 * 1024, ge=64 * 1024 * 1024)
 
     # Scheduling.
     fill_days_ahead: int = Field(default=3, ge=0, le=60)
