@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from app.accounts import service as accounts
+from app.accounts import throttle
 from app.console import i18n
 from app.console import session as console_session
 from app.console.auth import safe_next, signed_in_user
@@ -14,6 +15,7 @@ from app.console.i18n import N_, _
 from app.console.render import redirect, render
 from app.console.routing import ConsoleRoute
 from app.db import unit_of_work
+from app.errors import TooManyRequests
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 
@@ -76,9 +78,23 @@ def sign_in(request: Request, form: FormDep) -> Response:
 
     if not form.csrf_ok:
         return again(csrf_message(), 403)
+    # The API's throttle, in the same counters: a 429 there is a 429 here.
+    address = request.client.host if request.client else "unknown"
+    try:
+        throttle.check_sign_in(address=address, username=username)
+    except TooManyRequests as exc:
+        wait = (exc.headers or {}).get("Retry-After", "60")
+        refused = again(
+            _("Đăng nhập sai quá nhiều lần. Hãy chờ %(seconds)s giây rồi thử lại.")
+            % {"seconds": wait},
+            429,
+        )
+        refused.headers["Retry-After"] = wait
+        return refused
     with unit_of_work(write=False) as db:
         user = accounts.authenticate(db, username=username, password=form.get("password"))
         if user is None:
+            throttle.record_failure(address=address, username=username)
             return again(_("Sai tên đăng nhập hoặc mật khẩu."), 401)
         console_session.sign_in(request, user_id=user.id, password_hash=user.password_hash)
     signed_in_user(request)  # loads the user for the page below
