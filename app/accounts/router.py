@@ -33,7 +33,10 @@ def issue_token(
         throttle.record_failure(address=address, username=form.username)
         raise Unauthorized("incorrect username or password")
     token, lifetime = create_access_token(
-        user_id=user.id, role=user.role, password_hash=user.password_hash
+        user_id=user.id,
+        role=user.role,
+        password_hash=user.password_hash,
+        generation=user.auth_generation,
     )
     return Token(access_token=token, expires_in=lifetime)
 

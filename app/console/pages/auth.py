@@ -9,7 +9,7 @@ from app.accounts import service as accounts
 from app.accounts import throttle
 from app.console import i18n
 from app.console import session as console_session
-from app.console.auth import safe_next, signed_in_user
+from app.console.auth import end_session, safe_next, signed_in_user, start_session
 from app.console.forms import ConsoleForm, FormDep, csrf_message
 from app.console.i18n import N_, _
 from app.console.render import redirect, render
@@ -96,7 +96,8 @@ def sign_in(request: Request, form: FormDep) -> Response:
         if user is None:
             throttle.record_failure(address=address, username=username)
             return again(_("Sai tên đăng nhập hoặc mật khẩu."), 401)
-        console_session.sign_in(request, user_id=user.id, password_hash=user.password_hash)
+        db.expunge(user)
+    start_session(request, user=user)
     signed_in_user(request)  # loads the user for the page below
     if carry and carry_action:
         return render(
@@ -111,7 +112,7 @@ def sign_out_link(request: Request, csrf: str = "") -> Response:
     if not console_session.csrf_valid(request, csrf):
         signed_in_user(request)
         return render(request, "signout.html", {})
-    console_session.sign_out(request)
+    end_session(request)
     return redirect("/", notice="signed-out")
 
 
@@ -120,7 +121,7 @@ def sign_out(request: Request, form: FormDep) -> Response:
     if not form.csrf_ok:
         signed_in_user(request)
         return render(request, "signout.html", {"error": csrf_message()}, status=403)
-    console_session.sign_out(request)
+    end_session(request)
     return redirect("/", notice="signed-out")
 
 
