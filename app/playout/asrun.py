@@ -1,7 +1,9 @@
 """As-run intake: what the playout PCs report they played, checked and stored.
 
 A batch is accepted event by event: a good event is stored, a bad one is rejected with
-its reason, a resent one is a duplicate (idempotent by event_id). An event may name only
+its reason, a resent one is a duplicate (idempotent by event_id). An event cannot end
+after it was received (beyond MAX_FUTURE of clock skew), nor a "played" one cover less of
+its audio than all of it (within MAX_SHORTFALL). An event may name only
 a broadcast or emergency the device carries (scope), and only audio that broadcast has
 or had; a "played" event of the master the broadcast had when it began marks the
 broadcast aired (``app.playout.aired``, the rule the reports count by too).
@@ -36,6 +38,9 @@ from app.schedule.models import Broadcast, BroadcastStatus
 # As-run plausibility: clocks of playout PCs drift a little; audio may be stretched a little.
 MAX_FUTURE = timedelta(minutes=5)
 MAX_OVERRUN = timedelta(seconds=10)
+# A "played" event of a broadcast covers the master it names, to within this much (the
+# player's start, the PC's clock): one that covers less is not an airing ("interrupted").
+MAX_SHORTFALL = timedelta(seconds=5)
 MAX_BATCH = 1000
 # Statuses an airing moves to "aired": planned too, as the rundown may have changed (and
 # cleared the master) after the airing that is reported now.
@@ -162,6 +167,12 @@ def _problem(
         return (
             f"played {played.total_seconds():.1f} s, longer than the {duration / 1000:.1f} s "
             f"audio by more than {MAX_OVERRUN.total_seconds():.0f} s"
+        )
+    short = played < timedelta(milliseconds=duration) - MAX_SHORTFALL
+    if kind == "broadcast" and event.status == "played" and short:
+        return (
+            f"a 'played' event must cover its audio: it lasted {played.total_seconds():.1f} s "
+            f"of the {duration / 1000:.1f} s audio (report a cut-short airing as 'interrupted')"
         )
     return None
 
