@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.db import DbId
+from app.http import Instant
 from app.schedule.models import BroadcastStatus
 
 
@@ -22,14 +23,14 @@ class BroadcastCreate(BaseModel):
 
     programme: Annotated[str, Field(min_length=1, max_length=40)]
     station_id: DbId
-    starts_at: AwareDatetime = Field(description="ISO 8601 with offset")
+    starts_at: Instant = Field(description="ISO 8601 with offset, in the years 2000 to 2100")
     village_id: DbId | None = None
 
 
 class BroadcastMove(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    starts_at: AwareDatetime
+    starts_at: Instant
     version: DbId | None = None
 
 
