@@ -87,8 +87,11 @@ class Settings(BaseSettings):
     tts_paragraph_pause_ms: int = Field(default=900, ge=0, le=10_000)
     max_script_chars: int = Field(default=20_000, ge=1)
 
-    # Absolute URLs handed to playout PCs and feeds; derived from the request when unset.
+    # Absolute URLs handed to playout PCs and feeds; derived from the request when unset,
+    # from its Host only when that is one of trusted_hosts (comma-separated; unset: the
+    # public URL's host, localhost, 127.0.0.1 and ::1), else from the server's own address.
     public_base_url: str | None = None
+    trusted_hosts: str | None = None
 
     # Abuse limits. The token endpoint: attempts per client address and per username.
     token_rate_per_address: str = "30/minute"

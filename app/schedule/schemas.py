@@ -164,7 +164,7 @@ class SchedulerJobOut(BaseModel):
     last_started_at: datetime | None
     last_finished_at: datetime | None
     last_outcome: str | None = Field(description='"ok" or "failed"')
-    last_detail: str | None
+    last_detail: str | None = Field(description="what it did; only for an admin of no station")
     runs: int
     next_run_at: datetime | None
 
@@ -184,5 +184,7 @@ class SchedulerOut(BaseModel):
         description="set when no scheduler was seen for 30 minutes (or ever: then null "
         "with running false)"
     )
-    processes: list[SchedulerProcessOut]
+    processes: list[SchedulerProcessOut] = Field(
+        description="the scheduler processes (host:pid); only for an admin of no station"
+    )
     jobs: list[SchedulerJobOut]
