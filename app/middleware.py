@@ -35,7 +35,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from functools import lru_cache
-from html import escape as html_escape
 from typing import Any, TypeVar
 
 import fastapi.routing
@@ -155,10 +154,10 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def _plain_answer(
-    status: int, detail: str, request_id: str, *, html: bool = False
+    status: int, detail: str, request_id: str, *, html: bool = False, limit: int | None = None
 ) -> tuple[Message, Message]:
     if html:
-        body = _console_page(status, detail)
+        body = _console_page(status, limit)
         ctype = b"text/html; charset=utf-8"
     else:
         body = json.dumps({"detail": detail}).encode()
@@ -186,13 +185,14 @@ _CONSOLE_WORDS = {
 }
 
 
-def _console_page(status: int, detail: str) -> bytes:
+def _console_page(status: int, limit_bytes: int | None) -> bytes:
     title, words = _CONSOLE_WORDS.get(status, ("Chưa làm được", ""))
+    if status == 413 and limit_bytes:
+        words += f" Giới hạn: {max(1, round(limit_bytes / (1024 * 1024)))} MB."
     page = (
         '<!doctype html><html lang="vi"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{title}</title></head><body><main><h1>{title}</h1><p>{words}</p>"
-        f"<p><small>{html_escape(detail)}</small></p>"
         '<p><a href="/">Trang chủ</a></p></main></body></html>'
     )
     return page.encode()
@@ -354,9 +354,11 @@ class LoaxaMiddleware:
             self._record(scope, status_holder[0], started, settings.access_log)
             request_id_var.reset(token)
 
-    @staticmethod
-    async def _refuse(scope: Scope, send: Send, refusal: tuple[int, str], request_id: str) -> None:
-        start, body = _plain_answer(*refusal, request_id, html=_is_console(scope))
+    async def _refuse(
+        self, scope: Scope, send: Send, refusal: tuple[int, str], request_id: str
+    ) -> None:
+        limit = self._body_limit(scope, get_settings())
+        start, body = _plain_answer(*refusal, request_id, html=_is_console(scope), limit=limit)
         await send(start)
         await send(body)
 
