@@ -219,9 +219,12 @@ class BodyRefused(HTTPException):
 class _BodyGuard:
     """receive() with the body's limits: size counted as it arrives, idle time, deadline."""
 
-    def __init__(self, receive: Receive, *, limit: int, idle_s: float, deadline_s: float) -> None:
+    def __init__(
+        self, receive: Receive, *, limit: Callable[[], int], idle_s: float, deadline_s: float
+    ) -> None:
         self._receive = receive
-        self.limit = limit
+        self._limit = limit  # worked out at the first byte: most requests have no body
+        self.limit: int | None = None
         self.idle_s = idle_s
         self.deadline_s = deadline_s
         self.deadline = time.monotonic() + deadline_s
@@ -251,8 +254,11 @@ class _BodyGuard:
             raise self._refuse(408, detail) from None
         if message["type"] == "http.request":
             self.received += len(message.get("body", b""))
-            if self.received > self.limit:
-                raise self._refuse(413, _too_large(self.limit))
+            if self.received:
+                if self.limit is None:
+                    self.limit = self._limit()
+                if self.received > self.limit:
+                    raise self._refuse(413, _too_large(self.limit))
             self.body_done = not message.get("more_body", False)
         else:
             self.body_done = True
@@ -328,7 +334,7 @@ class LoaxaMiddleware:
                 return
             guard = _BodyGuard(
                 receive,
-                limit=self._body_limit(scope, settings),
+                limit=lambda: self._body_limit(scope, settings),
                 idle_s=settings.body_idle_seconds,
                 deadline_s=settings.upload_deadline_seconds,
             )

@@ -15,6 +15,9 @@ from tests.helpers import PASSWORD, make_station, make_user
 
 TOKEN = "/api/v1/auth/token"
 
+# Generous: the machine may be busy (argon2, ffmpeg); no answer should come near it.
+TIMEOUT = 60.0
+
 
 @pytest.fixture
 def people(database_url: str) -> dict[str, int]:
@@ -28,7 +31,7 @@ def people(database_url: str) -> dict[str, int]:
 
 def _console(url: str, username: str) -> tuple[httpx.Client, str]:
     """A browser signed in to the console; and its session cookie, as a thief would copy it."""
-    http = httpx.Client(base_url=url, follow_redirects=False)
+    http = httpx.Client(base_url=url, follow_redirects=False, timeout=TIMEOUT)
     token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', http.get("/").text)
     assert token
     r = http.post(
@@ -40,7 +43,9 @@ def _console(url: str, username: str) -> tuple[httpx.Client, str]:
 
 def _signed_in(url: str, cookie: str) -> bool:
     """Whether a fresh browser holding only this cookie sees a page that needs sign-in."""
-    with httpx.Client(base_url=url, follow_redirects=False, cookies={COOKIE: cookie}) as http:
+    with httpx.Client(
+        base_url=url, follow_redirects=False, cookies={COOKIE: cookie}, timeout=TIMEOUT
+    ) as http:
         r = http.get("/segments")
         if r.status_code == 303:
             assert r.headers["location"].startswith("/?next=")
@@ -50,7 +55,7 @@ def _signed_in(url: str, cookie: str) -> bool:
 
 
 def _bearer(url: str, username: str, password: str = PASSWORD) -> dict[str, str]:
-    r = httpx.post(url + TOKEN, data={"username": username, "password": password})
+    r = httpx.post(url + TOKEN, data={"username": username, "password": password}, timeout=TIMEOUT)
     assert r.status_code == 200, r.text
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
@@ -82,21 +87,38 @@ def test_disabling_or_a_new_password_ends_every_session_and_token_for_good(
     office, office_cookie = _console(server_url, "editor1")
     phone, phone_cookie = _console(server_url, "editor1")
     token = _bearer(server_url, "editor1")
-    assert httpx.get(server_url + "/api/v1/users/me", headers=token).status_code == 200
+    assert (
+        httpx.get(server_url + "/api/v1/users/me", headers=token, timeout=TIMEOUT).status_code
+        == 200
+    )
     user = f"{server_url}/api/v1/users/{people['editor']}"
     new_password = "mật-khẩu-mới-dài-đủ"
     if how == "disable":
-        assert httpx.patch(user, json={"disabled": True}, headers=admin).status_code == 200
-        assert httpx.patch(user, json={"disabled": False}, headers=admin).status_code == 200
+        assert (
+            httpx.patch(user, json={"disabled": True}, headers=admin, timeout=TIMEOUT).status_code
+            == 200
+        )
+        assert (
+            httpx.patch(user, json={"disabled": False}, headers=admin, timeout=TIMEOUT).status_code
+            == 200
+        )
     else:
-        r = httpx.post(user + "/password", json={"password": new_password}, headers=admin)
+        r = httpx.post(
+            user + "/password", json={"password": new_password}, headers=admin, timeout=TIMEOUT
+        )
         assert r.status_code == 204
     assert not _signed_in(server_url, office_cookie)
     assert not _signed_in(server_url, phone_cookie)
-    assert httpx.get(server_url + "/api/v1/users/me", headers=token).status_code == 401
+    assert (
+        httpx.get(server_url + "/api/v1/users/me", headers=token, timeout=TIMEOUT).status_code
+        == 401
+    )
     # Signing in again works, and gives a live session and token.
     password = PASSWORD if how == "disable" else new_password
     fresh = _bearer(server_url, "editor1", password)
-    assert httpx.get(server_url + "/api/v1/users/me", headers=fresh).status_code == 200
+    assert (
+        httpx.get(server_url + "/api/v1/users/me", headers=fresh, timeout=TIMEOUT).status_code
+        == 200
+    )
     office.close()
     phone.close()

@@ -15,9 +15,14 @@ from app.config import get_settings
 from app.schedule import status
 from tests.helpers import login, make_station, make_user, staff
 
+# Generous: the machine may be busy (argon2, ffmpeg); no answer should come near it.
+TIMEOUT = 60.0
+
 
 def _feed(url: str, station_id: int, host: str) -> httpx.Response:
-    r = httpx.get(f"{url}/api/v1/stations/{station_id}/podcast.xml", headers={"Host": host})
+    r = httpx.get(
+        f"{url}/api/v1/stations/{station_id}/podcast.xml", headers={"Host": host}, timeout=TIMEOUT
+    )
     assert r.status_code == 200, r.text
     return r
 

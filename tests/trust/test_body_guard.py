@@ -23,6 +23,9 @@ from tests.helpers import PASSWORD, make_station, make_user
 MB = 1024 * 1024
 BOUNDARY = "loaxaBoundary7"
 
+# Generous: the machine may be busy (argon2, ffmpeg); no answer should come near it.
+TIMEOUT = 60.0
+
 
 def _rss() -> int:
     """This process's resident memory in bytes (the server runs in it)."""
@@ -103,7 +106,7 @@ def test_800_mb_multipart_without_a_token_is_cut_early_and_memory_stays_flat(
 ) -> None:
     """Finding 2: before, the server read all 800 MB (239 MB -> 1.7 GB) and then said 401."""
     total = 800 * MB
-    httpx.get(server_url + "/healthz")  # warm up
+    httpx.get(server_url + "/healthz", timeout=TIMEOUT)  # warm up
     before = _rss()
     # Declared: refused from the header, before a byte of it is read, before sign-in.
     status, sent, answer = _send(
@@ -182,7 +185,7 @@ def test_a_chunked_console_upload_over_the_limit_is_413(
 ) -> None:
     """Finding 5: a 13 MB file sent chunked was accepted under a 5 MiB limit."""
     monkeypatch.setattr(get_settings(), "max_upload_bytes", 5 * MB)
-    with httpx.Client(base_url=server_url, follow_redirects=False) as http:
+    with httpx.Client(base_url=server_url, follow_redirects=False, timeout=TIMEOUT) as http:
         csrf = _console_session(http)
         r = http.post(
             "/segments/new",
@@ -228,7 +231,7 @@ def test_small_forms_still_work_and_uploads_keep_their_own_larger_limit(
     """The guard refuses what is over the limit only: a sign-in, and an upload larger than
     LOAXA_MAX_BODY_BYTES but within LOAXA_MAX_UPLOAD_BYTES, go through to the app."""
     monkeypatch.setattr(get_settings(), "max_body_bytes", 64 * 1024)
-    with httpx.Client(base_url=server_url) as http:
+    with httpx.Client(base_url=server_url, timeout=TIMEOUT) as http:
         r = http.post("/api/v1/auth/token", data={"username": "editor1", "password": PASSWORD})
         assert r.status_code == 200
         headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
