@@ -222,6 +222,28 @@ def device_add(
     typer.echo(f"token (shown once): {token}")
 
 
+@device_app.command("revoke")
+def device_revoke(
+    device_id: Annotated[int, typer.Argument(metavar="ID", help="device id")],
+) -> None:
+    """Revoke a playout PC's token (stolen or retired): it stops working at once."""
+    from app.db import INT32_MAX, unit_of_work
+    from app.devices import service
+    from app.errors import LoaxaError, NotFound
+
+    try:
+        if not 1 <= device_id <= INT32_MAX:
+            raise NotFound(f"device {device_id} does not exist")
+        with unit_of_work() as session:
+            device = service.get_device(session, device_id, for_update=True)
+            service.revoke_device(session, device=device)
+            name = device.name
+    except LoaxaError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"revoked the token of device {device_id} ({name}); it is disabled")
+
+
 @station_app.command("set")
 def station_set(
     station_id: Annotated[int, typer.Argument(metavar="ID", help="station id")],

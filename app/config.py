@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     min_audio_ms: int = Field(default=1000, ge=0)
     assembly_gap_ms: int = Field(default=500, ge=0, le=10_000)
     assembly_crossfade_ms: int = Field(default=0, ge=0, le=10_000)
+    # Audio work (ingest, text-to-speech drafts, assembly) running at once in one process;
+    # past it, 503 with Retry-After. Each ffmpeg / espeak-ng child's CPU time and memory.
+    max_audio_jobs: int = Field(default=2, ge=1, le=64)
+    child_cpu_seconds: int = Field(default=600, ge=1)
+    child_memory_bytes: int = Field(default=2 * 1024 * 1024 * 1024, ge=64 * 1024 * 1024)
 
     # Scheduling.
     fill_days_ahead: int = Field(default=3, ge=0, le=60)
@@ -82,8 +87,11 @@ class Settings(BaseSettings):
     tts_paragraph_pause_ms: int = Field(default=900, ge=0, le=10_000)
     max_script_chars: int = Field(default=20_000, ge=1)
 
-    # Absolute URLs handed to playout PCs and feeds; derived from the request when unset.
+    # Absolute URLs handed to playout PCs and feeds; derived from the request when unset,
+    # from its Host only when that is one of trusted_hosts (comma-separated; unset: the
+    # public URL's host, localhost, 127.0.0.1 and ::1), else from the server's own address.
     public_base_url: str | None = None
+    trusted_hosts: str | None = None
 
     # Abuse limits. The token endpoint: attempts per client address and per username.
     token_rate_per_address: str = "30/minute"

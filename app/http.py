@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AwareDatetime
 
 from app.errors import Invalid, PreconditionFailed
 
@@ -71,6 +73,26 @@ def wants_m3u(format_: str | None, accept: str | None) -> bool:
     return any(t in accept.lower() for t in M3U_TYPES)
 
 
+# Every date and time the API takes lies in these years (a plan, a report, an as-run):
+# outside them a value is a typo or a probe, and the far ones (0001, 9999) overflow when
+# moved to another time zone.
+MIN_YEAR, MAX_YEAR = 2000, 2100
+
+
+def _within_years(value: datetime) -> datetime:
+    try:
+        utc_year = value.astimezone(UTC).year
+    except OverflowError:
+        utc_year = value.year
+    if not (MIN_YEAR <= value.year <= MAX_YEAR and MIN_YEAR <= utc_year <= MAX_YEAR):
+        raise ValueError(f"the year {value.year} is outside the years {MIN_YEAR} to {MAX_YEAR}")
+    return value
+
+
+# An instant with its UTC offset, in the years MIN_YEAR to MAX_YEAR (422 otherwise).
+Instant = Annotated[AwareDatetime, AfterValidator(_within_years)]
+
+
 def parse_day(value: str | None) -> date | None:
     """A YYYY-MM-DD query value (the `date` parameter); 422 naming the parameter otherwise."""
     if value is None or value == "":
@@ -81,8 +103,8 @@ def parse_day(value: str | None) -> date | None:
         day = date.fromisoformat(value)
     except ValueError:
         raise Invalid(f"date: must be a calendar date YYYY-MM-DD, not {value!r}") from None
-    if not 2000 <= day.year <= 2100:
-        raise Invalid(f"date: {value} is outside the years 2000 to 2100")
+    if not MIN_YEAR <= day.year <= MAX_YEAR:
+        raise Invalid(f"date: {value} is outside the years {MIN_YEAR} to {MAX_YEAR}")
     return day
 
 

@@ -6,9 +6,15 @@
   scope["client"]. uvicorn's own proxy handling is off (`loaxa serve`), so this is the one rule.
 - A request id: X-Request-ID when it is sane (1-128 of ``A-Za-z0-9._:-``), else a new one;
   returned on every answer and carried by every log line of the request (app.logs).
-- Limits: a query string past LOAXA_MAX_QUERY_BYTES is 414; a body (other than a multipart
-  upload, which app.audio.upload limits and times itself) past LOAXA_MAX_BODY_BYTES is 413,
-  and one that stops arriving for LOAXA_BODY_IDLE_SECONDS is 408.
+- Limits, one guard for every request body of every content type (multipart and chunked
+  included), before authentication and before anything parses it: a query string past
+  LOAXA_MAX_QUERY_BYTES is 414; a body past its route's limit is 413, refused at once when
+  its Content-Length says so and otherwise counted as it arrives; one that stops arriving
+  for LOAXA_BODY_IDLE_SECONDS, or takes longer than LOAXA_UPLOAD_DEADLINE_SECONDS in all, is
+  408. The routes marked with ``takes_upload`` (those that receive audio) get
+  LOAXA_MAX_UPLOAD_BYTES, every other route LOAXA_MAX_BODY_BYTES. Whatever the app made of
+  a refused body (a 400 from a parser, a 401, a form page), the answer is the guard's own:
+  JSON for the API, a short page in words for the console.
 - Security headers on every answer: nosniff, frame denial, Referrer-Policy, HSTS over HTTPS,
   and a Content-Security-Policy: a page that sets its own (the console) keeps it; other HTML
   gets a strict one; everything else `default-src 'none'; frame-ancestors 'none'`.
@@ -29,10 +35,11 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import fastapi.routing
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
 from app.config import get_settings
 from app.logs import request_id_var
@@ -71,6 +78,17 @@ COMMON_HEADERS = (
 )
 HSTS = b"max-age=31536000"
 UNMATCHED = "<unmatched>"
+# Multipart framing around an uploaded file: boundaries, part headers, the form's other fields.
+FRAMING_SLACK = 64 * 1024
+UPLOAD_MARK = "__loaxa_takes_upload__"
+_Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
+
+
+def takes_upload(endpoint: _Endpoint) -> _Endpoint:
+    """Mark a route's endpoint as one that receives audio: its body may be as large as
+    LOAXA_MAX_UPLOAD_BYTES (every other body is held to LOAXA_MAX_BODY_BYTES)."""
+    setattr(endpoint, UPLOAD_MARK, True)
+    return endpoint
 
 
 def flat_routes(routes: Sequence[Any]) -> list[tuple[frozenset[str], str, Any]]:
@@ -135,19 +153,116 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _plain_answer(status: int, detail: str, request_id: str) -> tuple[Message, Message]:
-    body = json.dumps({"detail": detail}).encode()
+def _plain_answer(
+    status: int, detail: str, request_id: str, *, html: bool = False, limit: int | None = None
+) -> tuple[Message, Message]:
+    if html:
+        body = _console_page(status, limit)
+        ctype = b"text/html; charset=utf-8"
+    else:
+        body = json.dumps({"detail": detail}).encode()
+        ctype = b"application/json"
     start = {
         "type": "http.response.start",
         "status": status,
         "headers": [
-            (b"content-type", b"application/json"),
+            (b"content-type", ctype),
             (b"content-length", str(len(body)).encode()),
             (b"connection", b"close"),
+            (b"cache-control", b"no-store"),
             (b"x-request-id", request_id.encode()),
         ],
     }
     return start, {"type": "http.response.body", "body": body}
+
+
+# What a person in the console sees when the guard refuses a form: the console's own pages
+# cannot be drawn for a body that was never read (nor signed in: the guard comes first).
+_CONSOLE_WORDS = {
+    413: ("Tệp hoặc biểu mẫu quá lớn", "Nội dung gửi lên vượt quá giới hạn nên chưa được lưu."),
+    408: ("Gửi quá chậm", "Nội dung gửi lên bị ngắt giữa chừng nên chưa được lưu. Hãy gửi lại."),
+    414: ("Địa chỉ quá dài", "Địa chỉ này dài quá mức cho phép."),
+}
+
+
+def _console_page(status: int, limit_bytes: int | None) -> bytes:
+    title, words = _CONSOLE_WORDS.get(status, ("Chưa làm được", ""))
+    if status == 413 and limit_bytes:
+        words += f" Giới hạn: {max(1, round(limit_bytes / (1024 * 1024)))} MB."
+    page = (
+        '<!doctype html><html lang="vi"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{title}</title></head><body><main><h1>{title}</h1><p>{words}</p>"
+        '<p><a href="/">Trang chủ</a></p></main></body></html>'
+    )
+    return page.encode()
+
+
+def _is_console(scope: Scope) -> bool:
+    """A console page (not the API, health, metrics or docs): refusals are a page in words."""
+    path: str = scope["path"]
+    return not path.startswith(
+        ("/api/", "/metrics", "/healthz", "/readyz", "/docs", "/redoc", "/openapi")
+    )
+
+
+def _too_large(limit: int, size: int | None = None) -> str:
+    if size is None:
+        return f"the request body is larger than {limit} bytes"
+    return f"the request body is {size} bytes; at most {limit} are accepted"
+
+
+class BodyRefused(HTTPException):
+    """The body guard refused the request body (raised from receive())."""
+
+
+class _BodyGuard:
+    """receive() with the body's limits: size counted as it arrives, idle time, deadline."""
+
+    def __init__(
+        self, receive: Receive, *, limit: Callable[[], int], idle_s: float, deadline_s: float
+    ) -> None:
+        self._receive = receive
+        self._limit = limit  # worked out at the first byte: most requests have no body
+        self.limit: int | None = None
+        self.idle_s = idle_s
+        self.deadline_s = deadline_s
+        self.deadline = time.monotonic() + deadline_s
+        self.received = 0
+        self.body_done = False
+        self.refusal: tuple[int, str] | None = None
+
+    def _refuse(self, status: int, detail: str) -> BodyRefused:
+        self.refusal = (status, detail)
+        return BodyRefused(status, detail)
+
+    async def receive(self) -> Message:
+        if self.refusal is not None:
+            raise BodyRefused(*self.refusal)
+        if self.body_done:
+            # After the body, receive() only waits for the client to go away (streaming
+            # responses listen for it while they send): no deadline on that.
+            return await self._receive()
+        wait = min(self.idle_s, self.deadline - time.monotonic())
+        try:
+            message = await asyncio.wait_for(self._receive(), timeout=max(wait, 0.001))
+        except TimeoutError:
+            if time.monotonic() >= self.deadline:
+                detail = f"the request body took longer than {self.deadline_s:g} s; send it again"
+            else:
+                detail = f"the request body stopped arriving for {self.idle_s:g} s; send it again"
+            raise self._refuse(408, detail) from None
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received:
+                if self.limit is None:
+                    self.limit = self._limit()
+                if self.received > self.limit:
+                    raise self._refuse(413, _too_large(self.limit))
+            self.body_done = not message.get("more_body", False)
+        else:
+            self.body_done = True
+        return message
 
 
 class LoaxaMiddleware:
@@ -157,6 +272,7 @@ class LoaxaMiddleware:
         self.app = app
         self._routes = routes
         self._templates: dict[int, str] = {}
+        self._upload_routes: list[tuple[frozenset[str], re.Pattern[str]]] | None = None
 
     def _template(self, route: Any) -> str:
         """The route's full path template (with its include prefix), by the route's identity."""
@@ -214,21 +330,61 @@ class LoaxaMiddleware:
         try:
             refusal = self._refusal(scope, settings)
             if refusal is not None:
-                start, body = _plain_answer(*refusal, request_id)
-                await send_with_headers(start)
-                await send_with_headers(body)
+                await self._refuse(scope, send_with_headers, refusal, request_id)
                 return
-            ctype = _header(scope, b"content-type") or ""
-            if ctype.startswith("multipart/"):
-                guarded = receive  # app.audio.upload limits and times multipart itself
-            else:
-                guarded = self._guarded_receive(
-                    receive, settings.max_body_bytes, settings.body_idle_seconds
-                )
-            await self.app(scope, guarded, send_with_headers)
+            guard = _BodyGuard(
+                receive,
+                limit=lambda: self._body_limit(scope, settings),
+                idle_s=settings.body_idle_seconds,
+                deadline_s=settings.upload_deadline_seconds,
+            )
+            answered = False
+
+            async def send_unless_refused(message: Message) -> None:
+                # A refused body: what the app made of the half it read is dropped, and the
+                # guard's own answer is sent below.
+                nonlocal answered
+                if guard.refusal is not None and not answered:
+                    return
+                answered = answered or message["type"] == "http.response.start"
+                await send_with_headers(message)
+
+            try:
+                await self.app(scope, guard.receive, send_unless_refused)
+            except BodyRefused:
+                if answered:
+                    raise
+            if guard.refusal is not None and not answered:
+                await self._refuse(scope, send_with_headers, guard.refusal, request_id)
         finally:
             self._record(scope, status_holder[0], started, settings.access_log)
             request_id_var.reset(token)
+
+    async def _refuse(
+        self, scope: Scope, send: Send, refusal: tuple[int, str], request_id: str
+    ) -> None:
+        limit = self._body_limit(scope, get_settings())
+        start, body = _plain_answer(*refusal, request_id, html=_is_console(scope), limit=limit)
+        await send(start)
+        await send(body)
+
+    def _body_limit(self, scope: Scope, settings: Any) -> int:
+        """LOAXA_MAX_UPLOAD_BYTES (and the multipart framing around the file) on the routes
+        that take audio, LOAXA_MAX_BODY_BYTES everywhere else."""
+        if self._takes_upload(scope["method"], scope["path"]):
+            return int(settings.max_upload_bytes) + FRAMING_SLACK
+        return int(settings.max_body_bytes)
+
+    def _takes_upload(self, method: str, path: str) -> bool:
+        if self._upload_routes is None:
+            self._upload_routes = [
+                (methods, compile_path(template)[0])
+                for methods, template, route in flat_routes(self._routes())
+                if getattr(getattr(route, "endpoint", None), UPLOAD_MARK, False)
+            ]
+        return any(
+            method in methods and regex.match(path) for methods, regex in self._upload_routes
+        )
 
     @staticmethod
     def _behind_proxy(scope: Scope, peer: Any, xff: str | None, trusted: str) -> None:
@@ -241,8 +397,7 @@ class LoaxaMiddleware:
         if proto in ("http", "https"):
             scope["scheme"] = proto
 
-    @staticmethod
-    def _refusal(scope: Scope, settings: Any) -> tuple[int, str] | None:
+    def _refusal(self, scope: Scope, settings: Any) -> tuple[int, str] | None:
         query = scope.get("query_string", b"")
         if len(query) > settings.max_query_bytes:
             return 414, (
@@ -251,45 +406,12 @@ class LoaxaMiddleware:
             )
         if len(scope.get("raw_path") or scope["path"].encode()) > MAX_PATH_BYTES:
             return 414, f"the path is longer than {MAX_PATH_BYTES} bytes"
-        ctype = _header(scope, b"content-type") or ""
-        declared = _header(scope, b"content-length")
-        too_big = declared is not None and declared.isdigit()
-        if too_big and not ctype.startswith("multipart/"):
-            size = int(declared or 0)
-            if size > settings.max_body_bytes:
-                return 413, (
-                    f"the request body is {size} bytes; at most "
-                    f"{settings.max_body_bytes} are accepted"
-                )
+        declared = (_header(scope, b"content-length") or "").strip()
+        if declared.isascii() and declared.isdigit():
+            limit = self._body_limit(scope, settings)
+            if int(declared) > limit:
+                return 413, _too_large(limit, int(declared))
         return None
-
-    @staticmethod
-    def _guarded_receive(receive: Receive, limit: int, idle_s: float) -> Receive:
-        received = 0
-        body_done = False
-
-        async def guarded() -> Message:
-            nonlocal received, body_done
-            if body_done:
-                # After the body, receive() only waits for the client to go away (streaming
-                # responses listen for it while they send): no deadline on that.
-                return await receive()
-            try:
-                message = await asyncio.wait_for(receive(), timeout=idle_s)
-            except TimeoutError:
-                raise HTTPException(
-                    408, f"the request body stopped arriving for {idle_s:g} s"
-                ) from None
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise HTTPException(413, f"the request body is larger than {limit} bytes")
-                body_done = not message.get("more_body", False)
-            else:
-                body_done = True
-            return message
-
-        return guarded
 
     def _record(self, scope: Scope, status: int, started: float, log_access: bool) -> None:
         elapsed = time.perf_counter() - started

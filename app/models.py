@@ -1,6 +1,6 @@
 """Imports every domain's models so that Base.metadata knows all tables (Alembic, tests)."""
 
-from app.accounts.models import User
+from app.accounts.models import ConsoleSessionRow, User
 from app.audio.models import AudioAsset
 from app.audit.models import AuditEvent
 from app.console.models import KeptForm
@@ -25,6 +25,7 @@ __all__ = [
     "AudioAsset",
     "AuditEvent",
     "Broadcast",
+    "ConsoleSessionRow",
     "Device",
     "Emergency",
     "EmergencyDelivery",

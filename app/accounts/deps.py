@@ -46,6 +46,8 @@ def _user_for_token(session: Session, token: str | None) -> User:
         raise Unauthorized("the token's user no longer exists or is disabled")
     if claims.get("pw") != password_fingerprint(user.password_hash):
         raise Unauthorized("the token was issued before the password changed: sign in again")
+    if claims.get("gen", 0) != user.auth_generation:
+        raise Unauthorized("the token was revoked (the account was disabled): sign in again")
     session.expunge(user)
     return user
 

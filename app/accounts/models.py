@@ -45,6 +45,22 @@ class User(Base):
     )
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    # Bumped when the user is disabled or their password changes: an API token carries the
+    # generation it was issued under and is dead once it moves on (re-enabling does not
+    # move it back). Console sessions are rows of their own (ConsoleSessionRow).
+    auth_generation: Mapped[int] = mapped_column(default=0, server_default="0")
+
+
+class ConsoleSessionRow(Base):
+    """A signed-in console session the server can end: the cookie's session id must have a
+    row here. Sign-out deletes its row; disabling the user or changing their password
+    deletes all of theirs."""
+
+    __tablename__ = "console_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the sid
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now, index=True)
 
 
 def display_name(user: User | None) -> str:

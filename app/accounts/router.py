@@ -23,17 +23,20 @@ def issue_token(
 ) -> Token:
     """OAuth2 password flow: a signed, expiring bearer token.
 
-    Throttled per client address and per username (app.accounts.throttle): 429 with
-    Retry-After.
+    Throttled per client address and per (username, address), with the console's sign-in
+    (app.accounts.throttle): 429 with Retry-After.
     """
     address = request.client.host if request.client else "unknown"
     throttle.check_sign_in(address=address, username=form.username)
     user = service.authenticate(session, username=form.username, password=form.password)
     if user is None:
-        throttle.record_failure(username=form.username)
+        throttle.record_failure(address=address, username=form.username)
         raise Unauthorized("incorrect username or password")
     token, lifetime = create_access_token(
-        user_id=user.id, role=user.role, password_hash=user.password_hash
+        user_id=user.id,
+        role=user.role,
+        password_hash=user.password_hash,
+        generation=user.auth_generation,
     )
     return Token(access_token=token, expires_in=lifetime)
 

@@ -46,9 +46,12 @@ def password_fingerprint(password_hash: str | None) -> str:
     return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
 
 
-def create_access_token(*, user_id: int, role: str, password_hash: str | None) -> tuple[str, int]:
+def create_access_token(
+    *, user_id: int, role: str, password_hash: str | None, generation: int = 0
+) -> tuple[str, int]:
     """A signed token for the user, and its lifetime in seconds. It names the password it
-    was issued under (``password_fingerprint``), so a password reset revokes it."""
+    was issued under (``password_fingerprint``) and the user's ``auth_generation``, so a
+    password reset or disabling the user revokes it for good."""
     settings = get_settings()
     lifetime = timedelta(minutes=settings.access_token_minutes)
     issued = clock.now()
@@ -56,6 +59,7 @@ def create_access_token(*, user_id: int, role: str, password_hash: str | None) -
         "sub": str(user_id),
         "role": role,
         "pw": password_fingerprint(password_hash),
+        "gen": generation,
         "iat": issued,
         "exp": issued + lifetime,
     }

@@ -1,9 +1,9 @@
 """Users: create, list, change (role, disabled, password) and authenticate.
 
 Every change is audited. loaxa never ends up without an active admin: demoting or
-disabling the last one is refused (409), whoever asks. A disabled user cannot sign in,
-and their existing tokens and console sessions stop working at their next request (both
-check the account on every request).
+disabling the last one is refused (409), whoever asks. A disabled user cannot sign in;
+disabling a user or changing their password ends every console session and API token of
+theirs for good (``app.accounts.sessions``): enabling them again revives none.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.accounts import sessions
 from app.accounts.models import Role, User
 from app.accounts.security import hash_password, verify_password
 from app.audit import service as audit
@@ -119,10 +120,13 @@ def update_user(
             raise Conflict(f"{user.username!r} is the last active admin: appoint another first")
     if new_role != Role.admin and user.station_id is None:
         user.station_id = _only_station(session, Role(new_role))
+    ending = user.is_active and not active
     user.role, user.is_active = new_role, active
     if full_name is not None:
         user.full_name = full_name or None
     session.flush()
+    if ending:
+        sessions.end_all(session, user=user)
     after = _snapshot(user)
     if after != before:
         audit.record(
@@ -145,8 +149,10 @@ def _only_station(session: Session, role: Role) -> int:
 
 
 def set_password(session: Session, *, user: User, password: str, actor: User | None = None) -> User:
-    """A new password (reset by an admin); the user's console sessions end with it."""
+    """A new password (reset by an admin); the user's console sessions and API tokens end
+    with it, for good."""
     user.password_hash = hash_password(password)
     session.flush()
+    sessions.end_all(session, user=user)
     audit.record(session, actor=actor, action="user.password", entity="user", entity_id=user.id)
     return user

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -158,6 +159,35 @@ def ingest_file(src: Path, scratch: Path) -> pipeline.IngestResult:
         raise Invalid(str(exc)) from exc
 
 
+# Audio jobs running now in this process (``audio_job``).
+_jobs_lock = threading.Lock()
+_jobs_running = 0
+JOB_RETRY_AFTER_S = 30
+
+
+@contextmanager
+def audio_job() -> Iterator[None]:
+    """Hold one of the process's LOAXA_MAX_AUDIO_JOBS slots for an audio job (ingest, a
+    text-to-speech draft) while it runs; 503 with Retry-After when they are all taken.
+    Each job peaks at a few hundred MB and a core: a queue of them would only make every
+    one of them slow and the process big, so the caller is told to come back instead."""
+    global _jobs_running
+    limit = get_settings().max_audio_jobs
+    with _jobs_lock:
+        if _jobs_running >= limit:
+            raise ServiceUnavailable(
+                f"the server is busy with other audio work ({limit} at once); nothing was "
+                f"changed: send it again in {JOB_RETRY_AFTER_S} s",
+                headers={"Retry-After": str(JOB_RETRY_AFTER_S)},
+            )
+        _jobs_running += 1
+    try:
+        yield
+    finally:
+        with _jobs_lock:
+            _jobs_running -= 1
+
+
 def ingest_upload(upload: Path, *, filename: str | None) -> dict[str, object]:
     """Ingest an uploaded file and store it beside its playout file; the new asset's columns
     (sha256 included). 422 for unusable audio.
@@ -167,7 +197,7 @@ def ingest_upload(upload: Path, *, filename: str | None) -> dict[str, object]:
     507: the store only ever holds complete files (see AudioStore.put), and nothing is
     registered.
     """
-    with disk_full_is_507():
+    with audio_job(), disk_full_is_507():
         return _ingest_upload(upload, filename=filename)
 
 

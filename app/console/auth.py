@@ -20,6 +20,7 @@ from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request
 
+from app.accounts import sessions
 from app.accounts.models import Role, User
 from app.accounts.security import password_fingerprint
 from app.console import session as console_session
@@ -66,7 +67,8 @@ def sign_in_url(next_path: str, *, expired: bool = False) -> str:
 
 
 def signed_in_user(request: Request) -> User | None:
-    """The signed-in, active user whose password has not changed since; else None."""
+    """The signed-in, active user whose session the server has not ended (sign-out,
+    disabling, a new password: ``app.accounts.sessions``); else None."""
     cached = getattr(request.state, "console_user", None)
     if cached is not None:
         return cached
@@ -75,6 +77,8 @@ def signed_in_user(request: Request) -> User | None:
         return None
     with unit_of_work(write=False) as db:
         user = db.get(User, session.uid)
+        if user is not None and not sessions.is_live(db, sid=session.sid, user_id=user.id):
+            user = None  # signed out, or ended when the user was disabled or re-passworded
         if user is not None:
             db.expunge(user)
             station = db.get(Station, user.station_id) if user.station_id else None
@@ -91,6 +95,20 @@ def signed_in_user(request: Request) -> User | None:
     console_session.touch(request)
     request.state.console_user = user
     return user
+
+
+def start_session(request: Request, *, user: User) -> None:
+    """Sign the user in: a new session id, recorded so that the server can end it."""
+    console_session.sign_in(request, user_id=user.id, password_hash=user.password_hash)
+    with unit_of_work() as db:
+        sessions.start(db, sid=console_session.current(request).sid, user_id=user.id)
+
+
+def end_session(request: Request) -> None:
+    """Sign out: this session ends for good (its cookie, replayed, is signed out)."""
+    with unit_of_work() as db:
+        sessions.end(db, sid=console_session.current(request).sid)
+    console_session.sign_out(request)
 
 
 def can(user: User | None, role: str) -> bool:

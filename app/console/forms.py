@@ -63,12 +63,9 @@ from app.console.messages import describe_error
 from app.console.models import KeptForm
 from app.console.render import redirect
 from app.db import INT32_MAX, unit_of_work
-from app.errors import Invalid, LoaxaError, PayloadTooLarge
+from app.errors import Invalid, LoaxaError
 from app.text import nfc
 
-# Ordinary forms are small; only audio uploads may be large (up to max_upload_bytes).
-MAX_FORM_BYTES = 1024 * 1024
-FRAMING_SLACK = 64 * 1024
 PAGE_FIELD = "_page"  # the page a form was on (every form has it, beside the CSRF token)
 _RAW = frozenset({"password", console_session.CSRF_FIELD})
 _DIGITS = re.compile(r"[0-9]{1,10}")
@@ -205,14 +202,14 @@ def _refusal_words(error: Any) -> str:
     return _("Giá trị này không dùng được.")
 
 
-async def read_form(request: Request, *, max_bytes: int = MAX_FORM_BYTES) -> ConsoleForm:
-    """Parse the posted form (once per request) and check its CSRF token."""
+async def read_form(request: Request) -> ConsoleForm:
+    """Parse the posted form (once per request) and check its CSRF token.
+
+    The body's size and time limits are the middleware's, checked before this reads a byte
+    (LOAXA_MAX_BODY_BYTES; LOAXA_MAX_UPLOAD_BYTES on the routes that take audio)."""
     cached = getattr(request.state, "console_form", None)
     if cached is not None:
         return cached
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes + FRAMING_SLACK:
-        raise PayloadTooLarge(f"the form is larger than {max_bytes // (1024 * 1024)} MB")
     raw = await request.form(max_files=2, max_fields=200)
     form = ConsoleForm(request=request)
     for key, value in raw.multi_items():

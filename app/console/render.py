@@ -72,6 +72,7 @@ NAV: list[NavItem] = [
 # What a redirect may leave for the next page to say, by key (never free text in a cookie).
 NOTICES: dict[str, str] = {
     "signed-out": N_("Bạn đã đăng xuất."),
+    "device-revoked": N_("Đã thu hồi mã của thiết bị: máy không kết nối được nữa."),
     "saved": N_("Đã lưu."),
     "created": N_("Đã tạo tin bài."),
     "audio": N_("Đã gắn tệp âm thanh: đã đo độ dài và chuẩn hoá âm lượng."),

@@ -1,4 +1,5 @@
-"""Device endpoints: register a playout PC, list devices with their health."""
+"""Device endpoints: register a playout PC, list devices with their health, revoke a
+device's token or give it a new one."""
 
 from __future__ import annotations
 
@@ -22,6 +23,25 @@ def create_device(session: SessionDep, admin: AdminUser, body: DeviceCreate) -> 
         village_id=body.village_id,
         actor=admin,
     )
+    return DeviceCreated.model_validate(
+        {**DeviceOut.model_validate(device).model_dump(), "token": token}
+    )
+
+
+@router.post("/devices/{device_id}/revoke", response_model=DeviceOut)
+def revoke_device(session: SessionDep, admin: AdminUser, device_id: DbId) -> DeviceOut:
+    """Revoke the device's token (a stolen or retired PC): it answers 401 at once, and the
+    device is disabled until it gets a new token."""
+    device = service.get_device(session, device_id, for_update=True)
+    service.revoke_device(session, device=device, actor=admin)
+    return DeviceOut.model_validate(device)
+
+
+@router.post("/devices/{device_id}/token", response_model=DeviceCreated)
+def new_device_token(session: SessionDep, admin: AdminUser, device_id: DbId) -> DeviceCreated:
+    """A new token for the device, shown once; the old one is dead at once."""
+    device = service.get_device(session, device_id, for_update=True)
+    token = service.issue_token(session, device=device, actor=admin)
     return DeviceCreated.model_validate(
         {**DeviceOut.model_validate(device).model_dump(), "token": token}
     )

@@ -67,6 +67,53 @@ def create_device(
     return device, token
 
 
+def get_device(session: Session, device_id: int, *, for_update: bool = False) -> Device:
+    """The device; 404 when there is none."""
+    stmt = select(Device).where(Device.id == device_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    device = session.scalar(stmt)
+    if device is None:
+        raise NotFound(f"device {device_id} does not exist")
+    return device
+
+
+def _end_token(session: Session, *, device: Device, actor: User | None, action: str) -> None:
+    """The one place a device token stops working (revoked, or replaced by a new one): its
+    hash is replaced by that of a random token nobody is shown, so the old token answers
+    401 from the next request on, and no later change (enabling the device again) can bring
+    it back. Later, revocations are published to the devices' message broker from here."""
+    device.token_hash = hash_device_token(new_device_token())
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action=action,
+        entity="device",
+        entity_id=device.id,
+        after={"name": device.name, "is_active": device.is_active},
+    )
+
+
+def revoke_device(session: Session, *, device: Device, actor: User | None = None) -> Device:
+    """Revoke the device's token and disable it (a stolen or retired playout PC): its token
+    answers 401 at once. ``issue_token`` gives it a new one."""
+    device.is_active = False
+    _end_token(session, device=device, actor=actor, action="device.revoke")
+    return device
+
+
+def issue_token(session: Session, *, device: Device, actor: User | None = None) -> str:
+    """A new token for the device (returned once, stored hashed); the old one is dead at
+    once. A revoked device is enabled again with it."""
+    device.is_active = True
+    _end_token(session, device=device, actor=actor, action="device.token")
+    token = new_device_token()
+    device.token_hash = hash_device_token(token)
+    session.flush()
+    return token
+
+
 def list_devices(session: Session, *, station_id: int | None = None) -> list[Device]:
     """Devices in id order, of one station or all."""
     stmt = select(Device).order_by(Device.id)

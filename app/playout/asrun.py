@@ -1,7 +1,9 @@
 """As-run intake: what the playout PCs report they played, checked and stored.
 
 A batch is accepted event by event: a good event is stored, a bad one is rejected with
-its reason, a resent one is a duplicate (idempotent by event_id). An event may name only
+its reason, a resent one is a duplicate (idempotent by event_id). An event cannot end
+after it was received (beyond MAX_FUTURE of clock skew), nor a "played" one cover less of
+its audio than all of it (within MAX_SHORTFALL). An event may name only
 a broadcast or emergency the device carries (scope), and only audio that broadcast has
 or had; a "played" event of the master the broadcast had when it began marks the
 broadcast aired (``app.playout.aired``, the rule the reports count by too).
@@ -15,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -36,6 +38,11 @@ from app.schedule.models import Broadcast, BroadcastStatus
 # As-run plausibility: clocks of playout PCs drift a little; audio may be stretched a little.
 MAX_FUTURE = timedelta(minutes=5)
 MAX_OVERRUN = timedelta(seconds=10)
+# A "played" event of a broadcast covers the master it names, to within this much (the
+# player's start, the PC's clock), counted from the device's first part of that master (an
+# airing resumed after an emergency or a restart comes in parts): one that covers less is
+# not an airing ("interrupted").
+MAX_SHORTFALL = timedelta(seconds=5)
 MAX_BATCH = 1000
 # Statuses an airing moves to "aired": planned too, as the rundown may have changed (and
 # cleared the master) after the airing that is reported now.
@@ -78,9 +85,7 @@ def _broadcast_targets(
     rows = session.execute(
         select(
             Broadcast.id, Broadcast.status, Broadcast.master_sha256, Broadcast.master_duration_ms
-        ).where(
-            Broadcast.id.in_(ids), carries_broadcast(device.station_id, device.village_id)
-        )
+        ).where(Broadcast.id.in_(ids), carries_broadcast(device.station_id, device.village_id))
     ).all()
     targets = {
         bid: _Target("broadcast", bid, status, sha, {sha: dur} if sha and dur is not None else {})
@@ -137,8 +142,39 @@ def _emergency_targets(session: Session, device: DeviceState, ids: set[int]) -> 
     }
 
 
+def _first_parts(
+    session: Session, device: DeviceState, events: list[AsRunEventIn]
+) -> dict[tuple[int, str], datetime]:
+    """When this device began each broadcast's master it reports on, (broadcast, sha256) ->
+    the earliest start among its stored events and this batch's: an airing the agent
+    resumed after an interruption (an emergency, a restart) is reported in parts, the last
+    one "played", and covers the master from its first part on."""
+    first: dict[tuple[int, str], datetime] = {}
+    for e in events:
+        if e.broadcast_id is not None:
+            key = (e.broadcast_id, e.sha256)
+            first[key] = min(first.get(key, e.started_at), e.started_at)
+    if first:
+        rows = session.execute(
+            select(AsRunEvent.broadcast_id, AsRunEvent.sha256, func.min(AsRunEvent.started_at))
+            .where(
+                AsRunEvent.device_id == device.id,
+                AsRunEvent.broadcast_id.in_({b for b, _ in first}),
+            )
+            .group_by(AsRunEvent.broadcast_id, AsRunEvent.sha256)
+        )
+        for bid, sha, start in rows:
+            key = (bid, sha)
+            if key in first and start is not None:
+                first[key] = min(first[key], start)
+    return first
+
+
 def _problem(
-    event: AsRunEventIn, targets: dict[tuple[str, int], _Target], now: datetime
+    event: AsRunEventIn,
+    targets: dict[tuple[str, int], _Target],
+    now: datetime,
+    first_parts: dict[tuple[int, str], datetime] | None = None,
 ) -> str | None:
     if (event.broadcast_id is None) == (event.emergency_id is None):
         return "give exactly one of broadcast_id and emergency_id"
@@ -162,6 +198,21 @@ def _problem(
         return (
             f"played {played.total_seconds():.1f} s, longer than the {duration / 1000:.1f} s "
             f"audio by more than {MAX_OVERRUN.total_seconds():.0f} s"
+        )
+    began = min(
+        (first_parts or {}).get((ref or 0, event.sha256), event.started_at), event.started_at
+    )
+    # From the first part to this one's end: the master's length, no less (and its parts
+    # lie within one playing of it: the agent resumes where the master would be by then).
+    length = timedelta(milliseconds=duration)
+    covered = event.ended_at - began
+    whole = played >= length - MAX_SHORTFALL
+    short = not whole and (covered < length - MAX_SHORTFALL or covered > length + MAX_OVERRUN)
+    if kind == "broadcast" and event.status == "played" and short:
+        return (
+            f"a 'played' event must cover its audio: with this device's earlier parts it "
+            f"spans {covered.total_seconds():.1f} s of the {duration / 1000:.1f} s audio "
+            f"(report a cut-short airing as 'interrupted')"
         )
     return None
 
@@ -236,6 +287,7 @@ def record_as_run(
             session, device, {e.emergency_id for e in parsed if e.emergency_id is not None}
         ).values()
     )
+    first_parts = _first_parts(session, device, parsed)
     duplicates: list[str] = []
     fresh: list[AsRunEventIn] = []
     seen: set[str] = set()
@@ -249,7 +301,7 @@ def record_as_run(
                 AsRunRejected(event_id=event.event_id, reason="event_id is taken by another device")
             )
             continue
-        problem = _problem(event, targets, now)
+        problem = _problem(event, targets, now, first_parts)
         if problem is not None:
             rejected.append(AsRunRejected(event_id=event.event_id, reason=problem))
             continue

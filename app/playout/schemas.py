@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.db import DbId
+from app.http import Instant
 
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 EventId = Annotated[
@@ -55,8 +56,8 @@ class AsRunEventIn(BaseModel):
     broadcast_id: DbId | None = None
     emergency_id: DbId | None = None
     sha256: Sha256
-    started_at: AwareDatetime
-    ended_at: AwareDatetime
+    started_at: Instant
+    ended_at: Instant
     status: Literal["played", "interrupted", "failed"]
 
 

@@ -283,9 +283,13 @@ def _csv_cell(value: Any) -> Any:
 
 
 def to_csv(report: ComplianceReport, *, view: str | None = None) -> bytes:
-    """UTF-8 with BOM; the five tables (or the one asked for), separated by an empty row."""
+    """UTF-8 with BOM; the five tables (or the one asked for), separated by an empty row.
+
+    Every cell is quoted: a spreadsheet that splits on ";" (the Vietnamese locale's list
+    separator) rather than "," still sees each cell whole, so a name holding ";=..." cannot
+    put a formula in a cell of its own (the "'" before a leading =, +, - or @ stays)."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
     chosen = [t for t in tables(report) if view is None or t.key == view]
     for i, table in enumerate(chosen):
         if i:

@@ -12,7 +12,7 @@ from app.db import DbId, SessionDep
 from app.errors import responses
 from app.reports import calendar, formats, issue, pdf, podcast, service
 from app.reports.schemas import ComplianceReport, IssuedReportOut, IssueRequest
-from app.urls import base_url
+from app.urls import base_url, from_public_setting
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 
@@ -146,10 +146,13 @@ def schedule_ics(
 def podcast_feed(session: SessionDep, request: Request, station_id: DbId) -> Response:
     """RSS 2.0 feed of the aired CCHC columns, newest first. Public: no token needed."""
     body = podcast.podcast_feed(session, station_id=station_id, base_url=base_url(request))
+    # Links from the request (no LOAXA_PUBLIC_BASE_URL): for this reader only, never kept
+    # by a shared cache for the next one.
+    cache = "public, max-age=300" if from_public_setting() else "private, max-age=300"
     return Response(
         body,
         media_type="application/rss+xml; charset=utf-8",
-        headers={"Cache-Control": "public, max-age=300"},
+        headers={"Cache-Control": cache, "Vary": "Host"},
     )
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response, status
 
 from app.accounts.deps import ApproverUser, ViewerUser
+from app.accounts.models import Role
 from app.db import INT32_MAX, DbId, SessionDep
 from app.errors import responses
 from app.pagination import Page, PageDep, paginate
@@ -181,5 +182,8 @@ def acknowledge_warning(
 
 @planning_router.get("/scheduler", response_model=SchedulerOut)
 def scheduler_overview(session: SessionDep, user: ViewerUser) -> SchedulerOut:
-    """The scheduler's jobs (last run, outcome, next run) and whether one is running."""
-    return schedule_status.overview(session)
+    """The scheduler's jobs (last run, outcome, next run) and whether one is running. Its
+    processes (host:pid) and the jobs' details, which name every station's work, only for
+    an admin of no station."""
+    full = user.role == Role.admin.value and user.station_id is None
+    return schedule_status.overview(session, full=full)

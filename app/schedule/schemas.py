@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.db import DbId
+from app.http import Instant
 from app.schedule.models import BroadcastStatus
 
 
@@ -22,14 +23,14 @@ class BroadcastCreate(BaseModel):
 
     programme: Annotated[str, Field(min_length=1, max_length=40)]
     station_id: DbId
-    starts_at: AwareDatetime = Field(description="ISO 8601 with offset")
+    starts_at: Instant = Field(description="ISO 8601 with offset, in the years 2000 to 2100")
     village_id: DbId | None = None
 
 
 class BroadcastMove(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    starts_at: AwareDatetime
+    starts_at: Instant
     version: DbId | None = None
 
 
@@ -163,7 +164,7 @@ class SchedulerJobOut(BaseModel):
     last_started_at: datetime | None
     last_finished_at: datetime | None
     last_outcome: str | None = Field(description='"ok" or "failed"')
-    last_detail: str | None
+    last_detail: str | None = Field(description="what it did; only for an admin of no station")
     runs: int
     next_run_at: datetime | None
 
@@ -183,5 +184,7 @@ class SchedulerOut(BaseModel):
         description="set when no scheduler was seen for 30 minutes (or ever: then null "
         "with running false)"
     )
-    processes: list[SchedulerProcessOut]
+    processes: list[SchedulerProcessOut] = Field(
+        description="the scheduler processes (host:pid); only for an admin of no station"
+    )
     jobs: list[SchedulerJobOut]

@@ -120,8 +120,14 @@ def last_seen(session: Session) -> datetime | None:
     return session.scalar(select(func.max(SchedulerProcess.last_seen_at)))
 
 
-def overview(session: Session, *, now: datetime | None = None) -> SchedulerOut:
-    """The scheduler's processes and jobs, and whether one is running."""
+def overview(
+    session: Session, *, now: datetime | None = None, full: bool = True
+) -> SchedulerOut:
+    """The scheduler's processes and jobs, and whether one is running.
+
+    Not `full` (everyone but an admin of no station): whether it runs and each job's
+    times and outcome only, without the processes (host names, PIDs) or the jobs' details
+    (which name every station's work)."""
     now = now or clock.now()
     processes = list(
         session.scalars(select(SchedulerProcess).order_by(SchedulerProcess.last_seen_at.desc()))
@@ -143,7 +149,7 @@ def overview(session: Session, *, now: datetime | None = None) -> SchedulerOut:
                 stopped_at=p.stopped_at,
                 running=p in alive,
             )
-            for p in processes[:20]
+            for p in (processes[:20] if full else [])
         ],
         jobs=[
             SchedulerJobOut(
@@ -151,7 +157,7 @@ def overview(session: Session, *, now: datetime | None = None) -> SchedulerOut:
                 last_started_at=j.last_started_at,
                 last_finished_at=j.last_finished_at,
                 last_outcome=j.last_outcome,
-                last_detail=j.last_detail,
+                last_detail=j.last_detail if full else None,
                 runs=j.runs,
                 next_run_at=j.next_run_at,
             )

@@ -14,6 +14,7 @@ from app.config import get_settings
 from app.db import DbId, SessionDep
 from app.errors import responses
 from app.http import expected_version, parse_if_match, version_etag
+from app.middleware import takes_upload
 from app.pagination import Page, PageDep, paginate
 from app.segments import audio as segment_audio
 from app.segments import service
@@ -244,6 +245,7 @@ def reject_segment(
     responses=responses(412, 415),
     openapi_extra={"requestBody": UPLOAD_BODY},
 )
+@takes_upload
 async def upload_audio(
     request: Request,
     response: Response,
@@ -266,8 +268,6 @@ async def upload_audio(
         field="file",
         dest_dir=audio.work_dir(),
         max_bytes=settings.max_upload_bytes,
-        idle_s=settings.body_idle_seconds,
-        deadline_s=settings.upload_deadline_seconds,
     )
     try:
         # Decoding and encoding take seconds: off the event loop, no transaction open.

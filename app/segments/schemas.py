@@ -9,15 +9,18 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from app.db import DbId
+from app.http import MAX_YEAR, MIN_YEAR
 from app.segments.models import Priority, SegmentStatus, Topic
 from app.text import LongText, Name
 
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 
 
 def _month(value: str) -> str:
     if not _MONTH.match(value):
         raise ValueError(f"month must be YYYY-MM with a month from 01 to 12: {value!r}")
+    if not MIN_YEAR <= int(value[:4]) <= MAX_YEAR:
+        raise ValueError(f"month {value} is outside the years {MIN_YEAR} to {MAX_YEAR}")
     return value
 
 

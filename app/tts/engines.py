@@ -50,6 +50,7 @@ from tenacity import (
 )
 
 from app import clock
+from app.children import child_limits
 
 __all__ = [
     "DEFAULT_GTTS_COOLDOWN_S",
@@ -259,7 +260,11 @@ class EspeakEngine:
         ]  # fmt: skip
         try:
             proc = subprocess.run(
-                command, input=text.encode("utf-8"), capture_output=True, timeout=self.timeout_s
+                command,
+                input=text.encode("utf-8"),
+                capture_output=True,
+                timeout=self.timeout_s,
+                preexec_fn=child_limits(),
             )
         except subprocess.TimeoutExpired as exc:
             raise SynthesisFailed(f"espeak-ng took longer than {self.timeout_s:g} s") from exc

@@ -17,10 +17,12 @@ from app.audio.models import AudioAsset
 from app.audit import service as audit
 from app.config import Settings, get_settings
 from app.db import unit_of_work
+from app.durations import describe_ms
 from app.errors import Invalid, ServiceUnavailable
 from app.segments import audio as segment_audio
 from app.segments import service as segments
 from app.stations import service as stations
+from app.stations.models import Programme
 from app.text import nfc
 from app.tts import synthesis
 from app.tts.engines import EspeakEngine, GTTSEngine, SynthesisFailed
@@ -122,7 +124,7 @@ def draft_segment_audio(
 ) -> SegmentTTSOut:
     """`_draft_segment_audio`; a full disk while synthesising or storing is a 507, the
     segment unchanged."""
-    with audio.disk_full_is_507():
+    with audio.audio_job(), audio.disk_full_is_507():
         return _draft_segment_audio(
             segment_id=segment_id, user=user, engine=engine, expected_version=expected_version
         )
@@ -150,6 +152,8 @@ def _draft_segment_audio(
         extra = station_dictionary(session, segment.station_id)
         script, version = segment.script, segment.version
         normalized = preview(script, extra)
+        programme = session.get_one(Programme, segment.programme_id)
+        check_reading_time(normalized, programme.code, programme.max_duration_ms)
         _, warnings = _validated(script)
         candidates = ["gtts", "espeak"] if engine == "auto" else [engine]
         keys = [_cache_key(settings, normalized, e, extra) for e in candidates]
@@ -214,6 +218,26 @@ def _draft_segment_audio(
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return _drafted(segment_id, user, warnings, cached=cached_id is not None)
+
+
+# The fastest reading any engine does (words a minute; espeak-ng reads 150, gTTS fewer):
+# a script whose words would take longer than its programme's window even at this pace
+# is refused before a second is spent synthesising it.
+FASTEST_WORDS_PER_MINUTE = 200
+
+
+def check_reading_time(normalized: str, programme: str, max_ms: int) -> None:
+    """422 when the (normalised) script cannot be read within `max_ms` (the programme's
+    longest, and never past LOAXA_MAX_AUDIO_MS) even at FASTEST_WORDS_PER_MINUTE."""
+    limit = min(max_ms, get_settings().max_audio_ms)
+    words = len(normalized.split())
+    at_least_ms = words * 60_000 // FASTEST_WORDS_PER_MINUTE
+    if at_least_ms > limit:
+        raise Invalid(
+            f"the script has {words} words: read aloud it takes at least "
+            f"{describe_ms(at_least_ms)}, longer than the {describe_ms(limit)} that "
+            f"programme {programme!r} allows; shorten it"
+        )
 
 
 def _drafted(segment_id: int, user: User, warnings: list[str], *, cached: bool) -> SegmentTTSOut:

@@ -42,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
+from app.audio.pipeline.ffmpeg import NotAudio, input_args
+from app.children import child_limits
 from app.tts.engines import (
     DEFAULT_GTTS_COOLDOWN_S,
     AutoEngine,
@@ -155,12 +157,18 @@ def _decode(path: Path, engine: str) -> np.ndarray:
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise SynthesisFailed("ffmpeg is not installed: cannot decode synthesised audio")
+    try:
+        source = input_args(path)  # the file alone, as the container its bytes say
+    except (OSError, NotAudio) as exc:
+        raise SynthesisFailed(f"{engine} audio could not be read: {exc}") from exc
     command = [
-        ffmpeg, "-nostdin", "-v", "error", "-i", str(path),
+        ffmpeg, "-nostdin", "-v", "error", *source,
         "-f", "s16le", "-acodec", "pcm_s16le", "-ac", "1", "-ar", str(RATE), "-",
     ]  # fmt: skip
     try:
-        proc = subprocess.run(command, capture_output=True, timeout=DECODE_TIMEOUT_S)
+        proc = subprocess.run(
+            command, capture_output=True, timeout=DECODE_TIMEOUT_S, preexec_fn=child_limits()
+        )
     except subprocess.TimeoutExpired as exc:
         raise SynthesisFailed(f"ffmpeg took too long to decode {engine} audio") from exc
     if proc.returncode != 0:

@@ -40,6 +40,9 @@ def test_admin_lists_changes_disables_and_resets_users(client: TestClient) -> No
     bad = client.post("/api/v1/auth/token", data={"username": "bientap", "password": PASSWORD})
     assert bad.status_code == 401
     client.patch(f"/api/v1/users/{editor_id}", json={"disabled": False}, headers=admin)
+    # Enabled again: the old token stays dead (issue 21, finding 4); a new sign-in works.
+    assert client.get("/api/v1/users/me", headers=editor).status_code == 401
+    editor = login(client, "bientap")
     assert client.get("/api/v1/users/me", headers=editor).status_code == 200
 
     new = "mật-khẩu-mới-đủ-dài"

@@ -55,7 +55,7 @@ def _event(event_id: str, b: dict[str, Any], sha: str, start: datetime) -> dict[
         "broadcast_id": b["id"],
         "sha256": sha,
         "started_at": start.isoformat(),
-        "ended_at": (start + timedelta(milliseconds=1500)).isoformat(),
+        "ended_at": (start + timedelta(milliseconds=b["master_duration_ms"])).isoformat(),
         "status": "played",
     }
 
@@ -119,6 +119,6 @@ def test_rundown_changed_after_airing_playout_and_report_agree(
     report = reports.compliance_report(session, station_id=sid, period=Period(2024))
     rows = {m.month: m for m in report.months}
     assert (rows["2024-03"].aired, rows["2024-03"].broadcasts[0].state) == (1, "aired")
-    assert rows["2024-03"].aired_ms == 1500
+    assert rows["2024-03"].aired_ms == march["master_duration_ms"]
     assert (rows["2024-04"].aired, rows["2024-04"].broadcasts[0].state) == (0, "missed")
     assert rows["2024-04"].result == "not-aired"

@@ -233,6 +233,14 @@ def new_device(ctx: Ctx, who: str) -> Call:
     return Call(json={"name": f"PC {next(ctx.n)}", "station_id": ctx.world.station_a})
 
 
+def spare_device(ctx: Ctx, who: str) -> Call:
+    """A device of its own (revoking the world's would lock its PC out of the other rows)."""
+    made = new_device(ctx, who).json
+    r = ctx.client.post("/api/v1/devices", json=made, headers=ctx.h["admin"])
+    assert r.status_code == 201, r.text
+    return Call(path={"device_id": r.json()["id"]})
+
+
 def sign_in(ctx: Ctx, who: str) -> Call:
     return Call(data={"username": "viewer1", "password": PASSWORD})
 
@@ -408,6 +416,8 @@ MATRIX: dict[tuple[str, str], tuple[tuple[int, ...], Builder]] = {
     ("HEAD", "/api/v1/stations/{station_id}/podcast/{broadcast_id}.mp3"): (PUBLIC(), podcast_episode),  # noqa: E501
     ("POST", "/api/v1/devices"): (ADMIN(201), new_device),
     ("GET", "/api/v1/devices"): (ADMIN(), nothing),
+    ("POST", "/api/v1/devices/{device_id}/revoke"): (ADMIN(), spare_device),
+    ("POST", "/api/v1/devices/{device_id}/token"): (ADMIN(), spare_device),
     ("POST", "/api/v1/segments"): (EDITOR(201), new_segment),
     ("GET", "/api/v1/segments"): (STAFF_LIST(), nothing),
     ("GET", "/api/v1/segments/{segment_id}"): (STAFF_READ(), segment),

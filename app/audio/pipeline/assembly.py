@@ -36,11 +36,13 @@ import numpy as np
 from app.audio.pipeline.ffmpeg import (
     FFMPEG,
     AudioSegment,
+    NotAudio,
     _decode_to_buffer,
     _DecodeError,
     _err_text,
     _segment,
     highpass_args,
+    input_args,
 )
 from app.audio.pipeline.frames import (
     DURATION_TOLERANCE_MS,
@@ -53,6 +55,7 @@ from app.audio.pipeline.frames import (
 )
 from app.audio.pipeline.gain import encode_normalised
 from app.audio.pipeline.measure import AudioStats, Envelopes, measure_pcm
+from app.children import child_limits
 
 DECODE_PROCESSES = 2  # ffmpeg processes that decode an assembly's items, a share each
 INPUT_QUEUE_PACKETS = 4096  # per input of a decoding ffmpeg (~100 s of MP3, ~2 MB)
@@ -175,7 +178,7 @@ def _decode_item(index: int, label: str, path: Path, highpass_hz: float) -> byte
         return _decode_to_buffer(
             path, "s16le", strict=True, max_frames=2**40, highpass_hz=highpass_hz
         )
-    except _DecodeError as exc:
+    except (_DecodeError, NotAudio) as exc:
         raise ValueError(f"item {index} ({label}): cannot decode {path}: {exc}") from exc
 
 
@@ -208,13 +211,20 @@ def _decode_group(
         # ffmpeg reads each input in a thread of its own that hands over packets through a
         # queue of 8 by default: six inputs then spent a third of their time in futex calls
         # (0.49 s -> 0.40 s for six 90 s items with a deep queue; measured).
-        cmd += ["-thread_queue_size", str(INPUT_QUEUE_PACKETS), "-i", str(paths[index])]
+        try:
+            source = input_args(paths[index])
+        except (OSError, NotAudio) as exc:
+            raise _DecodeError(f"{paths[index]}: {exc}") from exc
+        cmd += ["-thread_queue_size", str(INPUT_QUEUE_PACKETS), *source]
     for n, index in enumerate(indexes):
         out = scratch / f"item-{index}.pcm"
         cmd += ["-map", f"{n}:a:0", *highpass_args(highpass_hz), "-ac", "1"]
         cmd += ["-ar", str(RATE), "-f", "s16le", "-y", str(out)]
     with tempfile.TemporaryFile() as err:
-        if subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=err, check=False).returncode:
+        done = subprocess.run(
+            cmd, stdout=subprocess.DEVNULL, stderr=err, check=False, preexec_fn=child_limits()
+        )
+        if done.returncode:
             raise _DecodeError(_err_text(err))
 
 

@@ -28,6 +28,16 @@ ffmpeg per file and cannot resample properly. Decodes stream through a widened p
 (``_pcm_chunks``), optionally in a background thread (``_prefetched``) so that decoding
 overlaps our processing.
 
+Reading files: every ffmpeg and ffprobe that reads a file (an upload, a stored file, a
+template, a synthesis) gets its input from ``input_args``: only the ``file`` protocol, and
+the input format forced to the container named by the file's own first bytes
+(``sniff_container``, with puremagic) among an allow-list of audio containers. ffmpeg's
+own probing would take a text file for an HLS or DASH playlist, an SDP session or a
+concat list and open whatever it names (another station's audio, by its store path); an
+image or video container is no audio. Those are refused (``NotAudio``, saying what the
+file is) before ffmpeg sees them. Each child also runs under ``app.children``'s CPU and
+memory limits.
+
 The high-pass filter (``highpass_args``) runs inside those decoders, in C, on the source
 before downmix and resampling: a 4th-order Butterworth (two ffmpeg ``highpass`` biquads with
 the Butterworth Qs, in double precision), 24 dB per octave below the corner. Village horn
@@ -52,8 +62,10 @@ from pathlib import Path
 from typing import IO
 
 import numpy as np
+import puremagic
 
 from app.audio.pipeline.frames import CHUNK_FRAMES, RATE, S16
+from app.children import child_limits
 
 with warnings.catch_warnings():
     # pydub imports the stdlib audioop (deprecated in 3.11/3.12; audioop-lts on 3.13+).
@@ -78,6 +90,77 @@ class _DecodeError(RuntimeError):
     """ffmpeg could not decode a file."""
 
 
+class NotAudio(ValueError):
+    """A file that is not one of the accepted audio containers; ``str()`` says what it is."""
+
+
+# The containers loaxa reads (puremagic's best match -> the ffmpeg demuxer forced): MP3,
+# WAV, Ogg (Vorbis, Opus), FLAC, MP4/M4A (AAC; Safari's recorder), ADTS AAC, and WebM
+# (what Chrome's and Firefox's MediaRecorder post; a Matroska demuxer reads it).
+ALLOWED_CONTAINERS = {
+    ".mp3": "mp3",
+    ".mpga": "mp3",  # MPEG audio frames without an ID3 tag
+    ".wav": "wav",
+    ".ogg": "ogg",
+    ".oga": "ogg",
+    ".opus": "ogg",
+    ".flac": "flac",
+    ".m4a": "mov",
+    ".mp4": "mov",
+    ".f4a": "mov",
+    ".aac": "aac",
+    ".webm": "matroska",
+}
+# Text that ffmpeg would follow to other files or hosts, named for the refusal.
+_TEXT_FORMATS = (
+    (b"#EXTM3U", "a playlist (M3U/HLS)"),
+    (b"#EXTINF", "a playlist (M3U)"),
+    (b"[playlist]", "a playlist (PLS)"),
+    (b"ffconcat", "an ffmpeg concat list"),
+    (b"v=0", "a stream description (SDP)"),
+)
+_SNIFF_BYTES = 4096
+
+
+def sniff_container(path: Path) -> str:
+    """The ffmpeg demuxer for the file's container, from its own first bytes; NotAudio
+    naming what it is when it is not one of ALLOWED_CONTAINERS."""
+    with open(path, "rb") as f:
+        head = f.read(_SNIFF_BYTES)
+    if not head:
+        raise NotAudio("the file is empty")
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    for magic, what in _TEXT_FORMATS:
+        if text.startswith(magic):
+            raise NotAudio(f"{what}, not audio: only the uploaded file itself is read")
+    if b"<MPD" in head or b"urn:mpeg:dash" in head:
+        raise NotAudio("a DASH manifest, not audio: only the uploaded file itself is read")
+    try:
+        matches = puremagic.magic_string(head)
+    except puremagic.PureError:
+        matches = []
+    if not matches:
+        raise NotAudio("not an audio file (format not recognised)")
+    best = matches[0]
+    container = ALLOWED_CONTAINERS.get(best.extension.lower())
+    if container is not None:
+        return container
+    kind = (best.mime_type or "").split("/")[0]
+    what = {"image": "an image", "video": "a video", "text": "text"}.get(kind, "a file")
+    name = best.extension.lstrip(".").upper() or best.name
+    raise NotAudio(
+        f"not an audio file: {what} ({name}); send MP3, WAV, OGG/Opus, FLAC, M4A/AAC or WebM"
+    )
+
+
+def input_args(path: Path, container: str | None = None) -> list[str]:
+    """ffmpeg/ffprobe input options that read exactly this one local file: the ``file``
+    protocol alone, the demuxer forced (``container``, else sniffed from the file's bytes;
+    NotAudio when it is not an accepted audio container)."""
+    demuxer = container or sniff_container(Path(path))
+    return ["-protocol_whitelist", "file", "-f", demuxer, "-i", f"file:{Path(path).resolve()}"]
+
+
 def _err_text(err: IO[bytes]) -> str:
     """The tail of ffmpeg's stderr, captured in a temp file."""
     err.seek(0)
@@ -93,15 +176,22 @@ def highpass_args(hz: float) -> list[str]:
 
 
 def _pcm_chunks(
-    path: Path, fmt: str, *, strict: bool, highpass_hz: float = 0.0
+    path: Path, fmt: str, *, strict: bool, highpass_hz: float = 0.0, container: str | None = None
 ) -> Generator[bytes, None, None]:
-    """Decode path to mono 44.1 kHz raw PCM (s16le or f32le), yielding ~10 s chunks."""
+    """Decode path to mono 44.1 kHz raw PCM (s16le or f32le), yielding ~10 s chunks
+    (``container``: the demuxer, when already known; else sniffed)."""
+    try:
+        source = input_args(path, container)
+    except OSError as exc:  # missing or unreadable: the same failure as ffmpeg's own
+        raise _DecodeError(str(exc)) from exc
     cmd = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", *(["-xerror"] if strict else [])]
-    cmd += ["-i", str(path), "-map", "0:a:0", *highpass_args(highpass_hz)]
+    cmd += [*source, "-map", "0:a:0", *highpass_args(highpass_hz)]
     cmd += ["-ac", "1", "-ar", str(RATE), "-f", fmt, "pipe:1"]
     chunk_bytes = CHUNK_FRAMES * (2 if fmt == "s16le" else 4)
     with tempfile.TemporaryFile() as err:
-        with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err) as proc:
+        with subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=err, preexec_fn=child_limits()
+        ) as proc:
             assert proc.stdout is not None
             _widen_pipe(proc.stdout)
             finished = False
@@ -161,12 +251,18 @@ def _widen_pipe(pipe: IO[bytes]) -> None:
 
 
 def _decode_to_buffer(
-    path: Path, fmt: str, *, strict: bool, max_frames: int, highpass_hz: float = 0.0
+    path: Path,
+    fmt: str,
+    *,
+    strict: bool,
+    max_frames: int,
+    highpass_hz: float = 0.0,
+    container: str | None = None,
 ) -> bytearray:
     """Decode a whole file into one growing buffer; stop with _TooLong past max_frames."""
     width = 2 if fmt == "s16le" else 4
     buf = bytearray()
-    chunks = _pcm_chunks(path, fmt, strict=strict, highpass_hz=highpass_hz)
+    chunks = _pcm_chunks(path, fmt, strict=strict, highpass_hz=highpass_hz, container=container)
     for chunk in chunks:
         buf += chunk
         if len(buf) > max_frames * width:
@@ -225,7 +321,7 @@ class Encoder:
         self.err = tempfile.TemporaryFile()  # noqa: SIM115  (lives until encode or cancel)
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stderr=self.err,
-            stdout=subprocess.PIPE if decoded is not None else None,
+            stdout=subprocess.PIPE if decoded is not None else None, preexec_fn=child_limits(),
         )  # fmt: skip
         assert self.proc.stdin is not None
         _widen_pipe(self.proc.stdin)
@@ -287,8 +383,9 @@ class _Decoding:
         cmd += ["-ac", "1", "-ar", str(RATE), "-f", "f32le", "pipe:1"]
         self.err = tempfile.TemporaryFile()  # noqa: SIM115  (lives until encode or cancel)
         self.proc = subprocess.Popen(
-            cmd, stdin=encoder.stdout, stdout=subprocess.PIPE, stderr=self.err
-        )
+            cmd, stdin=encoder.stdout, stdout=subprocess.PIPE, stderr=self.err,
+            preexec_fn=child_limits(),
+        )  # fmt: skip
         _widen_pipe(encoder.stdout)  # LAME may run ahead of the measuring by a minute or so
         encoder.stdout.close()  # the decoder holds the pipe now; EOF reaches it when ours closes
         _yield_to_encoder(self.proc.pid)
@@ -367,11 +464,14 @@ def gapless_trim(path: Path) -> tuple[int, int] | None:
 _DECODER_DELAY = 529  # samples an MP3 decoder lags its input (528 + 1, as LAME counts)
 
 
-def _ffprobe(path: Path) -> tuple[dict, str] | None:
-    """ffprobe's JSON and warnings for path, or None if ffprobe cannot read it."""
+def _ffprobe(path: Path, container: str) -> tuple[dict, str] | None:
+    """ffprobe's JSON and warnings for path read as `container` (``input_args``), or None
+    if ffprobe cannot read it."""
     cmd = [FFPROBE, "-v", "warning", "-hide_banner", "-print_format", "json"]
-    cmd += ["-show_format", "-show_streams", str(path)]
-    proc = subprocess.run(cmd, capture_output=True, timeout=FFPROBE_TIMEOUT_S, check=False)
+    cmd += ["-show_format", "-show_streams", *input_args(path, container)]
+    proc = subprocess.run(
+        cmd, capture_output=True, timeout=FFPROBE_TIMEOUT_S, check=False, preexec_fn=child_limits()
+    )
     if proc.returncode:
         return None
     return json.loads(proc.stdout or b"{}"), proc.stderr.decode("utf-8", "replace")

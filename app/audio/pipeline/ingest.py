@@ -23,7 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from app.audio.pipeline.ffmpeg import _decode_to_buffer, _DecodeError, _ffprobe, _TooLong
+from app.audio.pipeline.ffmpeg import (
+    NotAudio,
+    _decode_to_buffer,
+    _DecodeError,
+    _ffprobe,
+    _TooLong,
+    sniff_container,
+)
 from app.audio.pipeline.frames import (
     F32,
     MP3_FRAME,
@@ -41,7 +48,7 @@ class AudioRejected(ValueError):
 
     def __init__(self, message: str, code: str, detail: str = "") -> None:
         super().__init__(message)
-        self.code = code  # not_audio | corrupt | empty | silent | too_short | too_long
+        self.code = code  # not_audio | corrupt | empty | silent | too_short | too_long | too_large
         self.detail = detail  # technical detail for logs (ffmpeg's error), not for users
 
 
@@ -65,21 +72,17 @@ class IngestResult:
 
 @dataclass(frozen=True)
 class _Probe:
-    """What ffprobe says about a source file."""
+    """What the file's bytes and ffprobe say about a source file."""
 
+    container: str  # the ffmpeg demuxer every later read is forced to
     source_format: str
     declared_ms: int | None  # None when absent or only estimated from the bitrate
 
 
-_MAGIC = (b"ID3", b"RIFF", b"OggS", b"fLaC", b"FORM", b"#!AMR", b"\x1aE\xdf\xa3", b"MAC ")
-
-
-def _looks_like_audio_container(path: Path) -> bool:
-    """True if the first bytes are a known audio container signature (or an MPEG sync)."""
-    with path.open("rb") as f:
-        head = f.read(12)
-    mpeg_sync = len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0
-    return head.startswith(_MAGIC) or head[4:8] == b"ftyp" or mpeg_sync
+# What an upload's header may declare: more costs decoding time and memory for nothing a
+# loudspeaker can play (mono, 44.1 kHz), and is refused before a sample is decoded.
+MAX_CHANNELS = 6  # 5.1 at most
+MAX_SAMPLE_RATE = 96_000
 
 
 def _source_format(info: dict, stream: dict) -> str:
@@ -102,21 +105,50 @@ def _declared_ms(info: dict, stream: dict, warnings: str) -> int | None:
 
 
 def _probe_source(src: Path) -> _Probe:
-    """Probe an upload; reject empty files, non-audio and unreadable containers."""
+    """Probe an upload; reject empty files, non-audio, unreadable containers, and headers
+    that declare more channels or a higher sample rate than MAX_CHANNELS / MAX_SAMPLE_RATE.
+
+    The container comes from the file's own bytes (``sniff_container``), never from its
+    name or from ffmpeg's guess, and ffprobe and the decoder are forced to it."""
     if src.stat().st_size == 0:
         raise AudioRejected("audio is empty (the file has 0 bytes)", "empty")
-    probed = _ffprobe(src)
+    try:
+        container = sniff_container(src)
+    except NotAudio as exc:
+        raise AudioRejected(str(exc), "not_audio") from exc
+    probed = _ffprobe(src, container)
     if probed is None:
-        if _looks_like_audio_container(src):
-            raise AudioRejected("audio is corrupt or truncated (unreadable container)", "corrupt")
-        raise AudioRejected("not an audio file", "not_audio")
+        raise AudioRejected("audio is corrupt or truncated (unreadable container)", "corrupt")
     info, warnings = probed
-    if int(info.get("format", {}).get("probe_score", 100)) <= 25:
-        raise AudioRejected("not an audio file (format not recognised)", "not_audio")
     streams = [s for s in info.get("streams", []) if s.get("codec_type") == "audio"]
     if not streams:
         raise AudioRejected("not an audio file (no audio stream)", "not_audio")
-    return _Probe(_source_format(info, streams[0]), _declared_ms(info, streams[0], warnings))
+    _check_header(streams[0])
+    return _Probe(
+        container, _source_format(info, streams[0]), _declared_ms(info, streams[0], warnings)
+    )
+
+
+def _check_header(stream: dict) -> None:
+    """Refuse what the first audio stream's header declares beyond the limits."""
+    channels = _int(stream.get("channels"))
+    rate = _int(stream.get("sample_rate"))
+    if channels > MAX_CHANNELS:
+        raise AudioRejected(
+            f"audio has {channels} channels; at most {MAX_CHANNELS} are accepted", "too_large"
+        )
+    if rate > MAX_SAMPLE_RATE:
+        raise AudioRejected(
+            f"audio is sampled at {rate} Hz; at most {MAX_SAMPLE_RATE} Hz is accepted",
+            "too_large",
+        )
+
+
+def _int(value: object) -> int:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return 0
 
 
 def _ogg_truncated(path: Path) -> bool:
@@ -159,7 +191,14 @@ def _decode_source(src: Path, probe: _Probe, max_ms: int, highpass_hz: float) ->
         raise AudioRejected("audio is corrupt or truncated (Ogg stream has no end)", "corrupt")
     try:
         cap = ms_to_frames(max_ms + 60_000)  # bounds memory even if the header lies
-        buf = _decode_to_buffer(src, "f32le", strict=True, max_frames=cap, highpass_hz=highpass_hz)
+        buf = _decode_to_buffer(
+            src,
+            "f32le",
+            strict=True,
+            max_frames=cap,
+            highpass_hz=highpass_hz,
+            container=probe.container,
+        )
     except _TooLong as exc:
         limit = describe_ms(max_ms)
         raise AudioRejected(
@@ -194,7 +233,8 @@ def ingest(
 ) -> IngestResult:
     """Validate an upload and write it as a normalised playout MP3 (a temp file in work_dir).
 
-    Accepts anything ffmpeg decodes (MP3, WAV, OGG/Opus, M4A/AAC, FLAC, ...); the first audio
+    Accepts MP3, WAV, OGG/Opus, FLAC, M4A/AAC and WebM (``ffmpeg.ALLOWED_CONTAINERS``, told
+    by the file's bytes; nothing else is given to ffmpeg); the first audio
     stream is high-passed at highpass_hz (0: not), downmixed to mono and resampled to
     44.1 kHz. One gain and the true-peak limiter after it bring it to target_lufs with a
     true peak <= max_true_peak_dbtp, both as measured on the decoded MP3 (``gain``); only

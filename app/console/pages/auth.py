@@ -6,14 +6,16 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from app.accounts import service as accounts
+from app.accounts import throttle
 from app.console import i18n
 from app.console import session as console_session
-from app.console.auth import safe_next, signed_in_user
+from app.console.auth import end_session, safe_next, signed_in_user, start_session
 from app.console.forms import ConsoleForm, FormDep, csrf_message
 from app.console.i18n import N_, _
 from app.console.render import redirect, render
 from app.console.routing import ConsoleRoute
 from app.db import unit_of_work
+from app.errors import TooManyRequests
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 
@@ -76,11 +78,26 @@ def sign_in(request: Request, form: FormDep) -> Response:
 
     if not form.csrf_ok:
         return again(csrf_message(), 403)
+    # The API's throttle, in the same counters: a 429 there is a 429 here.
+    address = request.client.host if request.client else "unknown"
+    try:
+        throttle.check_sign_in(address=address, username=username)
+    except TooManyRequests as exc:
+        wait = (exc.headers or {}).get("Retry-After", "60")
+        refused = again(
+            _("Đăng nhập sai quá nhiều lần. Hãy chờ %(seconds)s giây rồi thử lại.")
+            % {"seconds": wait},
+            429,
+        )
+        refused.headers["Retry-After"] = wait
+        return refused
     with unit_of_work(write=False) as db:
         user = accounts.authenticate(db, username=username, password=form.get("password"))
         if user is None:
+            throttle.record_failure(address=address, username=username)
             return again(_("Sai tên đăng nhập hoặc mật khẩu."), 401)
-        console_session.sign_in(request, user_id=user.id, password_hash=user.password_hash)
+        db.expunge(user)
+    start_session(request, user=user)
     signed_in_user(request)  # loads the user for the page below
     if carry and carry_action:
         return render(
@@ -95,7 +112,7 @@ def sign_out_link(request: Request, csrf: str = "") -> Response:
     if not console_session.csrf_valid(request, csrf):
         signed_in_user(request)
         return render(request, "signout.html", {})
-    console_session.sign_out(request)
+    end_session(request)
     return redirect("/", notice="signed-out")
 
 
@@ -104,7 +121,7 @@ def sign_out(request: Request, form: FormDep) -> Response:
     if not form.csrf_ok:
         signed_in_user(request)
         return render(request, "signout.html", {"error": csrf_message()}, status=403)
-    console_session.sign_out(request)
+    end_session(request)
     return redirect("/", notice="signed-out")
 
 

@@ -14,11 +14,13 @@ from app.console import ops_views as views
 from app.console.auth import AdminPage, ApproverPage
 from app.console.forms import ConsoleForm, FieldErrors, FormDep, parse_int, run_form
 from app.console.i18n import N_, _
-from app.console.render import render
+from app.console.render import redirect, render
 from app.console.routing import ConsoleRoute
-from app.db import unit_of_work
+from app.db import DbId, unit_of_work
 from app.devices import service as devices
+from app.devices.models import Device
 from app.devices.schemas import DeviceCreate
+from app.errors import NotFound
 from app.stations import service as stations
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
@@ -30,6 +32,7 @@ def _page(
     *,
     values: dict[str, str] | None = None,
     error: str | None = None,
+    row_error: str | None = None,
     status: int = 200,
 ) -> HTMLResponse:
     now = clock.now()
@@ -58,6 +61,7 @@ def _page(
                 "villages": villages,
                 "values": values or {},
                 "error": error,
+                "row_error": row_error,
             },
             status=status,
         )
@@ -101,6 +105,58 @@ def add_device(request: Request, user: AdminPage, form: FormDep) -> Response:
             "devices/token.html",
             {"title": N_("Mã của thiết bị mới"), "device": device, "token": token, "place": place},
             status=201,
+        )
+
+    return run_form(form, again=again, action=action)
+
+
+def _device_of(db: Session, user: User, device_id: int) -> Device:
+    """A device the admin's station list shows (404 otherwise)."""
+    device = devices.get_device(db, device_id, for_update=True)
+    if user.station_id is not None and device.station_id != user.station_id:
+        raise NotFound(f"device {device_id} does not exist")
+    return device
+
+
+@router.post("/devices/{device_id}/revoke")
+def revoke(request: Request, user: AdminPage, device_id: DbId, form: FormDep) -> Response:
+    """ "Thu hồi": a page that says what will happen, then (confirmed) the token is dead."""
+
+    def again(message: str, status: int) -> Response:
+        return _page(request, user, row_error=message, status=status)
+
+    def action(db: Session) -> Response:
+        device = _device_of(db, user, device_id)
+        if form.get("confirm") != "yes":
+            page = {"title": N_("Thu hồi mã thiết bị"), "device": device}
+            return render(request, "devices/revoke.html", page)
+        devices.revoke_device(db, device=device, actor=user)
+        return redirect("/devices", notice="device-revoked")
+
+    return run_form(form, again=again, action=action)
+
+
+@router.post("/devices/{device_id}/token")
+def renew_token(request: Request, user: AdminPage, device_id: DbId, form: FormDep) -> Response:
+    """ "Cấp mã mới": the answer is the one page that ever shows the new token."""
+
+    def again(message: str, status: int) -> Response:
+        return _page(request, user, row_error=message, status=status)
+
+    def action(db: Session) -> Response:
+        device = _device_of(db, user, device_id)
+        token = devices.issue_token(db, device=device, actor=user)
+        place = views.village_names(db, device.station_id).get(device.village_id or 0)
+        return render(
+            request,
+            "devices/token.html",
+            {
+                "title": N_("Mã mới của thiết bị"),
+                "device": device,
+                "token": token,
+                "place": place,
+                "renewed": True,
+            },
         )
 
     return run_form(form, again=again, action=action)

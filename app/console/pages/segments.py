@@ -20,14 +20,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
 from app.accounts.models import User
 from app.audio import service as audio
 from app.audio.models import AudioAsset
-from app.config import get_settings
 from app.console import segment_views as views
 from app.console.auth import ApproverPage, EditorPage, ViewerPage, can
 from app.console.forms import (
@@ -36,7 +35,6 @@ from app.console.forms import (
     FieldErrors,
     FormDep,
     Refused,
-    read_form,
     run_form,
     run_form_task,
 )
@@ -45,6 +43,7 @@ from app.console.render import NOTICES, redirect, render
 from app.console.routing import ConsoleRoute
 from app.db import DbId, unit_of_work
 from app.errors import Conflict, Forbidden, Invalid, LoaxaError
+from app.middleware import takes_upload
 from app.pagination import PageParams, paginate
 from app.segments import audio as segment_audio
 from app.segments import service as segments
@@ -143,15 +142,10 @@ def new_page(request: Request, user: EditorPage) -> HTMLResponse:
     return _new_page(request, user, views.form_values(None))
 
 
-async def _upload_form(request: Request) -> ConsoleForm:
-    return await read_form(request, max_bytes=get_settings().max_upload_bytes)
-
-
-UploadFormDep = Annotated[ConsoleForm, Depends(_upload_form)]
-
 
 @router.post("/new")
-def create(request: Request, user: EditorPage, form: UploadFormDep) -> Response:
+@takes_upload
+def create(request: Request, user: EditorPage, form: FormDep) -> Response:
     """A new draft; with a file, its audio too (a refused file leaves the draft saved, and
     the answer goes to the draft's page, which says why: a reload creates nothing twice)."""
 
@@ -335,8 +329,9 @@ def _attach_file(
 
 
 @router.post("/{segment_id}/audio")
+@takes_upload
 def upload_audio(
-    request: Request, user: EditorPage, segment_id: DbId, form: UploadFormDep
+    request: Request, user: EditorPage, segment_id: DbId, form: FormDep
 ) -> Response:
     """A file chosen, or recorded in the browser: through the same pipeline as the API."""
     return _attach_file(
