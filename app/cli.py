@@ -270,7 +270,8 @@ def audio_renormalise(
 
     report = renormalise_segments(progress=typer.echo if verbose else None)
     typer.echo(
-        f"segments: {report.segments} with audio, {report.current} already at the standard, "
+        f"segments: {report.segments} with audio, {report.current} already at the standard "
+        f"({report.envelopes_measured} had their envelopes measured), "
         f"{report.renormalised} made again ({report.from_playout_copy} from the playout "
         f"file: no original kept), {report.changed_meanwhile} changed meanwhile, "
         f"{len(report.failed)} failed"

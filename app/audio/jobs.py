@@ -1,5 +1,9 @@
 """Audio's periodic job: delete stored files nothing refers to, and stale scratch files.
 
+Envelope files (``AudioStore.iter_envelopes``) go with their audio: when nothing names it
+(templates count: their envelopes are kept in the store too), or when they were measured
+under another key than the current standard's (kept for a setting since changed).
+
 A plain function of `now`, idempotent and safe to run twice; `app.schedule.runner` registers
 it. Audio knows its own references (an asset's playout file and its upload); files named by
 the domains above it (a broadcast's master, an emergency's audio) are passed in as columns,
@@ -34,7 +38,13 @@ def housekeeping(
         referenced = set(session.scalars(select(AudioAsset.sha256)))
         for column in (AudioAsset.source_sha256, *kept_by):
             referenced |= set(session.scalars(select(column).where(column.is_not(None))))
+    referenced |= audio.template_shas()
+    key = audio.envelope_key()
     removed = 0
+    for sha, envelope_key, path in audio.store().iter_envelopes():
+        if (sha not in referenced or envelope_key != key) and path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+            removed += 1
     for sha, path in audio.store().iter_all():
         if sha not in referenced and path.stat().st_mtime < cutoff:
             path.unlink(missing_ok=True)

@@ -141,7 +141,9 @@ def assemble_broadcast(broadcast_id: int, *, actor_id: int | None = None) -> Run
             metrics.ASSEMBLIES.labels("reused").inc()
             return view
     store = audio.store()
-    sources = [(i.label, i.path or store.path_for(i.sha256 or "")) for i in items]
+    sources = [
+        pipeline.Item(i.label, i.path or store.path_for(i.sha256 or ""), i.sha256) for i in items
+    ]
     scratch = Path(tempfile.mkdtemp(prefix="assemble-", dir=audio.work_dir()))
     started = time.perf_counter()
     try:
@@ -151,6 +153,7 @@ def assemble_broadcast(broadcast_id: int, *, actor_id: int | None = None) -> Run
             out_path=scratch / "master.mp3",
             gap_ms=settings.assembly_gap_ms,
             crossfade_ms=settings.assembly_crossfade_ms,
+            envelopes=audio.envelope_cache(),
             **audio.sound_settings(),
         )
         sha = store.put(result.path)

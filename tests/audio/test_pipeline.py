@@ -27,7 +27,7 @@ from app.audio.pipeline import (
     planned_total_ms,
     probe_duration_ms,
 )
-from app.audio.pipeline.assembly import _decoded_items
+from app.audio.pipeline.programme import Decoder
 from app.audio.pipeline.ffmpeg import (  # pydub's AudioSegment, its warning muted
     EXPORT_PARAMETERS,
     AudioSegment,
@@ -500,23 +500,19 @@ def test_a_failed_measurement_while_encoding_leaves_no_file(tmp_path: Path) -> N
     assert not out.exists()
 
 
-def test_assembly_items_are_decoded_into_pydub_segments(
-    ingested: Ingested, sources: dict[str, Path], tmp_path: Path
+def test_assembly_items_are_decoded_in_one_stream_as_each_alone(
+    ingested: Ingested, sources: dict[str, Path]
 ) -> None:
-    # Three items (an MP3 twice, a stereo 48 kHz WAV) shared by two ffmpeg processes: each
-    # comes back, in order, as a mono 44.1 kHz 16-bit AudioSegment holding exactly the
-    # samples of ffmpeg's own decode through the same high-pass filter (none at 0 Hz), and
-    # no raw PCM file is left in the scratch directory.
+    # Three items (an MP3 twice, a stereo 48 kHz WAV) decoded by one ffmpeg into one stream:
+    # the samples of each item's own ffmpeg decode through the same high-pass filter (none
+    # at 0 Hz), mono 44.1 kHz 16-bit, one after the other, the filter starting afresh on
+    # every item.
     playout = ingested("tone_440").playout_path
-    items = [("a", playout), ("b", sources["wav"]), ("c", playout)]
+    paths = [playout, sources["wav"], playout]
     for highpass_hz in (0.0, 100.0):
-        loaded = list(_decoded_items(items, tmp_path, highpass_hz))
-        assert [label for label, _ in loaded] == ["a", "b", "c"]
-        for (_, segment), (_, path) in zip(loaded, items, strict=True):
-            assert isinstance(segment, AudioSegment)
-            assert (segment.channels, segment.frame_rate, segment.sample_width) == (1, RATE, 2)
-            assert segment.raw_data == decode_s16(path, *highpass_args(highpass_hz))
-        assert not list(tmp_path.iterdir())
+        stream = b"".join(c.tobytes() for c in Decoder(paths, highpass_hz).chunks())
+        alone = [decode_s16(path, *highpass_args(highpass_hz)) for path in paths]
+        assert stream == b"".join(alone)
     assert decode_s16(playout, *highpass_args(100)) != decode_s16(playout)
 
 

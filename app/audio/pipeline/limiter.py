@@ -37,7 +37,7 @@ down. A broadcast limiter does that after the gain, and so does this one, offlin
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -164,9 +164,7 @@ def plan(
     under the ceiling already. When no release reaches the target, the loudest result.
     hint: a plan for a nearby ceiling or target, whose gain and release the search starts
     from (fewer steps)."""
-    with np.errstate(divide="ignore"):
-        tp_db = np.log10(envelopes.true_peak, dtype=np.float32)
-        tp_db *= np.float32(20)
+    tp_db = envelopes.tp_db()
     loudness = envelopes.loudness_with(1.0)
     peak = float(tp_db.max()) if tp_db.size else -math.inf
     gentle = RELEASES_DB_PER_MS[0]
@@ -237,6 +235,14 @@ def render(pcm: np.ndarray, plan: Plan) -> Iterator[np.ndarray]:
     at a time (what the encoder is fed as it is made)."""
     for start in range(0, pcm.size, CHUNK_FRAMES):
         yield render_chunk(pcm[start : start + CHUNK_FRAMES], start, plan)
+
+
+def render_stream(chunks: Iterable[np.ndarray], plan: Plan) -> Iterator[np.ndarray]:
+    """A stream of int16 chunks with the plan applied, chunk by chunk."""
+    start = 0
+    for chunk in chunks:
+        yield render_chunk(chunk, start, plan)
+        start += chunk.size
 
 
 def render_chunk(part: np.ndarray, start: int, plan: Plan) -> np.ndarray:

@@ -38,9 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyloudnorm
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.signal import sosfilt
 from threadpoolctl import threadpool_limits
 
 from app.audio.pipeline.ffmpeg import (
@@ -58,6 +56,7 @@ from app.audio.pipeline.frames import (
     SUB_BLOCK,
     frames_to_ms,
 )
+from app.audio.pipeline.kfilter import K_WEIGHTING_SOS, sosfilt
 
 # The pipeline runs its numpy work in threads of its own (two measuring halves, a true-peak
 # thread beside the K-weighting). OpenBLAS's own threads under the true-peak matrix
@@ -116,8 +115,26 @@ class Envelopes:
     """
 
     frames: int
-    true_peak: np.ndarray  # float32, max |4x oversampled| per block
-    energy: np.ndarray  # float64, sum of squares of the K-weighted signal per block
+    true_peak: np.ndarray | None  # float32, max |4x oversampled| per block (or peak_db)
+    energy: np.ndarray  # float64 (float32 when stored), K-weighted sum of squares per block
+    peak_db: np.ndarray | None = None  # float32, the true peak in dB (when kept that way)
+
+    def tp_db(self) -> np.ndarray:
+        """The true peak per block in dB (float32)."""
+        if self.peak_db is not None:
+            return self.peak_db
+        assert self.true_peak is not None
+        with np.errstate(divide="ignore"):
+            tp_db = np.log10(self.true_peak, dtype=np.float32)
+        tp_db *= np.float32(20)
+        return tp_db
+
+    def tp_linear(self) -> np.ndarray:
+        """The true peak per block, linear (float32)."""
+        if self.true_peak is not None:
+            return self.true_peak
+        assert self.peak_db is not None
+        return np.power(np.float32(10), self.peak_db / np.float32(20), dtype=np.float32)
 
     def loudness_with(self, gain: np.ndarray | float) -> float:
         """Integrated loudness (LUFS) of the audio with a linear power gain (gain**2 of the
@@ -132,14 +149,7 @@ def _db(amplitude: float) -> float:
     return 20 * math.log10(amplitude) if amplitude > 0 else -math.inf
 
 
-def _k_weighting_sos() -> np.ndarray:
-    """BS.1770 K-weighting (shelf + RLB high-pass) as second-order sections, via pyloudnorm."""
-    stages = pyloudnorm.Meter(RATE)._filters.values()  # no public accessor in pyloudnorm
-    rows = [np.concatenate([np.asarray(f.b) * f.passband_gain, f.a]) for f in stages]
-    return np.array([row / row[3] for row in rows])
-
-
-_SOS = _k_weighting_sos()
+_SOS = K_WEIGHTING_SOS  # pyloudnorm's K-weighting at 44.1 kHz (``kfilter``)
 # +-1e-12 at the Nyquist frequency (-240 dBFS): keeps the filter out of denormal numbers.
 _ANTI_DENORMAL = np.resize(np.array([1e-12, -1e-12]), PIECE_FRAMES)
 
@@ -302,7 +312,7 @@ class _Analyser:
             _db(self.peak),
             _gated_loudness(sub_energy),
             self._max_rms_dbfs(raw),
-            _db(float(env.true_peak.max())) if env.true_peak.size else -math.inf,
+            _db(float(env.tp_linear().max())) if env.tp_linear().size else -math.inf,
             _loudness_range(sub_energy),
         )
 
