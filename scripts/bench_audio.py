@@ -81,7 +81,10 @@ from app.audio.storage import AudioStore
 t1 = time.perf_counter()
 store = AudioStore(Path(sys.argv[2]))
 pairs = [arg.split("=", 1) for arg in sys.argv[3:]]
-items = [Item(f"item {i}", Path(p), sha) for i, (sha, p) in enumerate(pairs)]
+items = [  # the segments were made to the current standard: high-passed at ingest
+    Item(f"item {i}", Path(p), sha, filtered=0 < i < len(pairs) - 1)
+    for i, (sha, p) in enumerate(pairs)
+]
 result = assemble(items, out_path=Path(sys.argv[1]), envelopes=EnvelopeCache(store.envelope_path))
 t2 = time.perf_counter()
 print(json.dumps({"import_s": t1 - t0, "assemble_s": t2 - t1, "gain_db": result.gain_db,
@@ -256,7 +259,7 @@ def ingest_items(segments: list[Path], data_dir: Path) -> list[tuple[str, Path]]
         intro, outro = template_paths("cchc")
     except (FileNotFoundError, ValueError):
         intro, outro = None, None
-    cache, key = audio.envelope_cache(), audio.envelope_key()
+    cache, key = audio.envelope_cache(), audio.envelope_key(filtered=False)
     ends = []
     for path in (intro, outro):
         if path is not None:

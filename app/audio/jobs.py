@@ -39,10 +39,10 @@ def housekeeping(
         for column in (AudioAsset.source_sha256, *kept_by):
             referenced |= set(session.scalars(select(column).where(column.is_not(None))))
     referenced |= audio.template_shas()
-    key = audio.envelope_key()
+    keys = {audio.envelope_key(filtered=True), audio.envelope_key(filtered=False)}
     removed = 0
     for sha, envelope_key, path in audio.store().iter_envelopes():
-        if (sha not in referenced or envelope_key != key) and path.stat().st_mtime < cutoff:
+        if (sha not in referenced or envelope_key not in keys) and path.stat().st_mtime < cutoff:
             path.unlink(missing_ok=True)
             removed += 1
     for sha, path in audio.store().iter_all():

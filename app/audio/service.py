@@ -106,9 +106,10 @@ def current_standard() -> str:
     return pipeline.standard_key(**sound_settings())
 
 
-def envelope_key() -> str:
-    """The key items' envelopes are kept under now (the playout standard's)."""
-    return pipeline.envelope_key(current_standard())
+def envelope_key(*, filtered: bool = True) -> str:
+    """The key items' envelopes are kept under now (the playout standard's); filtered: of a
+    playout file made to the current standard (assembly does not high-pass it again)."""
+    return pipeline.envelope_key(current_standard(), filtered=filtered)
 
 
 def envelope_cache() -> pipeline.EnvelopeCache:
@@ -121,7 +122,8 @@ def keep_envelopes(sha256: str) -> None:
     assembly plans from (``pipeline.envelopes``). Nothing when they are kept already."""
     cache, key = envelope_cache(), envelope_key()
     if cache.get(sha256, key) is None:
-        measured = pipeline.measure_item(store().path_for(sha256), **sound_settings())
+        path = store().path_for(sha256)
+        measured = pipeline.measure_item(path, filtered=True, **sound_settings())
         cache.put(sha256, key, measured)
 
 

@@ -141,8 +141,15 @@ def assemble_broadcast(broadcast_id: int, *, actor_id: int | None = None) -> Run
             metrics.ASSEMBLIES.labels("reused").inc()
             return view
     store = audio.store()
-    sources = [
-        pipeline.Item(i.label, i.path or store.path_for(i.sha256 or ""), i.sha256) for i in items
+    standard = audio.current_standard()
+    sources = [  # a segment made to the current standard was high-passed when it was made
+        pipeline.Item(
+            i.label,
+            i.path or store.path_for(i.sha256 or ""),
+            i.sha256,
+            filtered=i.standard_key is not None and i.standard_key == standard,
+        )
+        for i in items
     ]
     scratch = Path(tempfile.mkdtemp(prefix="assemble-", dir=audio.work_dir()))
     started = time.perf_counter()

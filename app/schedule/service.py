@@ -420,6 +420,7 @@ class PlannedItem:
     sha256: str | None
     duration_ms: int
     path: Path | None = None
+    standard_key: str | None = None  # the playout standard its audio was made to
 
 
 def window_problem(
@@ -459,13 +460,19 @@ def window_problem(
 def segment_items(session: Session, broadcast_id: int) -> list[PlannedItem]:
     """The rundown's segments with their audio, in order."""
     rows = session.execute(
-        select(RundownItem.segment_id, Segment.title, AudioAsset.sha256, AudioAsset.duration_ms)
+        select(
+            RundownItem.segment_id,
+            Segment.title,
+            AudioAsset.sha256,
+            AudioAsset.duration_ms,
+            AudioAsset.standard_key,
+        )
         .join(Segment, Segment.id == RundownItem.segment_id)
         .join(AudioAsset, AudioAsset.id == Segment.audio_id, isouter=True)
         .where(RundownItem.broadcast_id == broadcast_id)
         .order_by(RundownItem.position)
     )
     return [
-        PlannedItem(kind="segment", label=title, segment_id=sid, sha256=sha, duration_ms=dur or 0)
-        for sid, title, sha, dur in rows
+        PlannedItem("segment", title, sid, sha, dur or 0, standard_key=standard)
+        for sid, title, sha, dur, standard in rows
     ]

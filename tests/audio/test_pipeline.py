@@ -27,16 +27,15 @@ from app.audio.pipeline import (
     planned_total_ms,
     probe_duration_ms,
 )
-from app.audio.pipeline.programme import Decoder
 from app.audio.pipeline.ffmpeg import (  # pydub's AudioSegment, its warning muted
     EXPORT_PARAMETERS,
-    AudioSegment,
     _encode,
     _segment,
     gapless_trim,
 )
 from app.audio.pipeline.gain import TP_MARGIN_DB
 from app.audio.pipeline.measure import ASSUMED_PRIMING, analyse_file, encode_measured
+from app.audio.pipeline.programme import Decoder
 from app.audio.storage import AudioStore, sha256_file
 from app.audio.templates import DEFAULT_TEMPLATES_DIR, load_manifest, template_paths
 

@@ -47,12 +47,15 @@ __all__ = ["MASTER_TOLERANCE_LU", "AssemblyResult", "Cue", "Item", "assemble"]
 
 @dataclass(frozen=True)
 class Item:
-    """One item of a programme: its label (for cues and errors), its file, and the sha256
-    of that file when it is known (its envelopes are kept under it)."""
+    """One item of a programme: its label (for cues and errors), its file, the sha256 of
+    that file when it is known (its envelopes are kept under it), and whether the file went
+    through the current high-pass filter already (filtered: a playout file made to the
+    current standard), in which case assembly does not filter it a second time."""
 
     label: str
     path: Path
     sha256: str | None = None
+    filtered: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,10 +112,16 @@ def _items(items: Sequence[Item | tuple[str, Path]]) -> list[Item]:
     return [i if isinstance(i, Item) else Item(i[0], Path(i[1])) for i in items]
 
 
+def _keys(sound: dict[str, float]) -> dict[bool, str]:
+    """The envelope keys of filtered and not filtered items."""
+    standard = standard_key(**sound)
+    return {filtered: env.envelope_key(standard, filtered=filtered) for filtered in (False, True)}
+
+
 def _item_envelopes(
     items: Sequence[Item],
     cache: env.EnvelopeCache | None,
-    key: str,
+    keys: dict[bool, str],
     sound: dict[str, float],
     *,
     fresh: bool = False,
@@ -122,11 +131,12 @@ def _item_envelopes(
     found: list[env.ItemEnvelopes] = []
     for index, item in enumerate(items):
         kept = None
+        key = keys[item.filtered]
         if cache is not None and item.sha256 and not fresh:
             kept = cache.get(item.sha256, key)
         if kept is None:
             try:
-                kept = env.measure_item(item.path, **sound)  # type: ignore[arg-type]
+                kept = env.measure_item(item.path, filtered=item.filtered, **sound)
             except _DecodeError as exc:
                 raise ValueError(
                     f"item {index} ({item.label}): cannot decode {item.path}: {exc}"
@@ -144,7 +154,11 @@ def _check_crossfades(items: Sequence[Item], frames: Sequence[int], crossfade: i
 
 
 def _measured_programme(
-    paths: Sequence[Path], frames: Sequence[int], gap: int, crossfade: int, highpass_hz: float
+    paths: Sequence[Path],
+    frames: Sequence[int],
+    gap: int,
+    crossfade: int,
+    highpass_hz: Sequence[float],
 ) -> Envelopes:
     """The joined programme's own envelopes, from a pass of its own over the decode."""
     analyser = _Analyser()
@@ -188,18 +202,18 @@ def assemble(
         "max_true_peak_dbtp": max_true_peak_dbtp,
         "highpass_hz": highpass_hz,
     }
-    key = env.envelope_key(standard_key(**sound))
+    keys = _keys(sound)
     with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=f".{out_path.name}.") as tmp:
         rendered = Path(tmp) / "master.mp3"
         try:
-            return _assemble(listed, rendered, out_path, gap_ms, crossfade_ms, sound, key,
+            return _assemble(listed, rendered, out_path, gap_ms, crossfade_ms, sound, keys,
                              envelopes, measure_programme, fresh=False)  # fmt: skip
         except LengthMismatch:
             # Kept envelopes that do not describe these files: never trusted again.
             for item in listed:
                 if envelopes is not None and item.sha256:
-                    envelopes.discard(item.sha256, key)
-            return _assemble(listed, rendered, out_path, gap_ms, crossfade_ms, sound, key,
+                    envelopes.discard(item.sha256, keys[item.filtered])
+            return _assemble(listed, rendered, out_path, gap_ms, crossfade_ms, sound, keys,
                              envelopes, measure_programme, fresh=True)  # fmt: skip
 
 
@@ -210,14 +224,14 @@ def _assemble(
     gap_ms: int,
     crossfade_ms: int,
     sound: dict[str, float],
-    key: str,
+    keys: dict[bool, str],
     cache: env.EnvelopeCache | None,
     measure_programme: bool,
     *,
     fresh: bool,
 ) -> AssemblyResult:
     paths = [item.path for item in items]
-    highpass_hz = sound["highpass_hz"]
+    highpass_hz = [0.0 if item.filtered else sound["highpass_hz"] for item in items]
     gap, crossfade = ms_to_frames(gap_ms), ms_to_frames(crossfade_ms)
     decoders: list[Decoder] = []
 
@@ -234,7 +248,7 @@ def _assemble(
     encoder = MeasuredEncode(rendered)  # started now: its start-up overlaps the planning
     try:
         decoders.append(Decoder(paths, highpass_hz))
-        kept = _item_envelopes(items, cache, key, sound, fresh=fresh)
+        kept = _item_envelopes(items, cache, keys, sound, fresh=fresh)
         frames = [item.frames for item in kept]
         _check_crossfades(items, frames, crossfade)
         spans = layout(frames, gap, crossfade)
@@ -275,13 +289,15 @@ def _assemble(
     )  # fmt: skip
 
 
-def _named_decode_error(items: Sequence[Item], highpass_hz: float, exc: Exception) -> ValueError:
+def _named_decode_error(
+    items: Sequence[Item], highpass_hz: Sequence[float], exc: Exception
+) -> ValueError:
     """The decode of the programme failed: find the item that cannot be decoded."""
     from app.audio.pipeline.programme import decode_item
 
     for index, item in enumerate(items):
         try:
-            decode_item(item.path, highpass_hz)
+            decode_item(item.path, highpass_hz[index])
         except _DecodeError as item_exc:
             return ValueError(f"item {index} ({item.label}): cannot decode {item.path}: {item_exc}")
     return ValueError(f"the items cannot be decoded together: {exc}")

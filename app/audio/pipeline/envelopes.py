@@ -2,7 +2,8 @@
 and measuring its programme first.
 
 * An item's envelopes (``ItemEnvelopes``) are those of ``measure.measure_pcm`` on the item as
-  assembly decodes it (``programme.decode_item``: high-passed, 16-bit mono 44.1 kHz): per
+  assembly decodes it (``programme.decode_item``: 16-bit mono 44.1 kHz, high-passed unless
+  it was made to the current standard, which filtered it already at ingest): per
   ENV_BLOCK block its true peak (dB) and K-weighted energy, and its length in frames. With
   them, the item's codec overshoot: how far LAME raises the true peak of its loudest
   moments when they are limited at the ceiling and encoded again (``gain.codec_overshoot``,
@@ -50,10 +51,17 @@ PARALLEL_MIN_FRAMES = 60 * RATE  # longer items are measured in two threads
 F32 = np.dtype("<f4")
 
 
-def envelope_key(standard: str) -> str:
+def envelope_key(standard: str, *, filtered: bool = True) -> str:
     """The key an item's envelopes are kept under: the playout standard they were measured
-    for (``gain.standard_key``, which names the high-pass) and how they are measured."""
-    spec = {"standard": standard, "envelopes": ENVELOPE_VERSION, "block": ENV_BLOCK}
+    for (``gain.standard_key``, which names the high-pass), whether the item was decoded
+    without the high-pass (filtered: a file made to that standard went through it already)
+    or through it, and how they are measured."""
+    spec = {
+        "standard": standard,
+        "filtered": filtered,
+        "envelopes": ENVELOPE_VERSION,
+        "block": ENV_BLOCK,
+    }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -72,14 +80,20 @@ class ItemEnvelopes:
 
 
 def measure_item(
-    path: Path, *, target_lufs: float, max_true_peak_dbtp: float, highpass_hz: float
+    path: Path,
+    *,
+    target_lufs: float,
+    max_true_peak_dbtp: float,
+    highpass_hz: float,
+    filtered: bool = False,
 ) -> ItemEnvelopes:
-    """Decode an item as assembly does and measure its envelopes and codec overshoot.
-    Raises _DecodeError when ffmpeg cannot decode it."""
+    """Decode an item as assembly does (through the high-pass filter unless it is filtered
+    already) and measure its envelopes and codec overshoot. Raises _DecodeError when ffmpeg
+    cannot decode it."""
     from app.audio.pipeline.gain import item_overshoot  # gain plans with these envelopes
     from app.audio.pipeline.programme import decode_item
 
-    pcm = decode_item(Path(path), highpass_hz)
+    pcm = decode_item(Path(path), 0.0 if filtered else highpass_hz)
     threads = 2 if pcm.size >= PARALLEL_MIN_FRAMES else 1
     _, env = measure_pcm(pcm, threads=threads)
     overshoot = item_overshoot(

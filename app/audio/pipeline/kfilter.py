@@ -70,7 +70,7 @@ def sosfilt(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tuple[np.ndarray,
     if _SOSFILT is None:  # pragma: no cover - scipy's layout changed
         from scipy.signal import sosfilt as public
 
-        return public(sos, x, zi=zi)  # type: ignore[no-any-return]
+        return public(sos, x, zi=zi)
     signal = np.ascontiguousarray(x, dtype=np.float64).reshape(1, -1)
     state = np.array(zi, dtype=np.float64).reshape(1, sos.shape[0], 2)
     _SOSFILT(np.ascontiguousarray(sos, dtype=np.float64), signal, state)

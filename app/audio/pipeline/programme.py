@@ -1,8 +1,9 @@
 """A programme as one stream: its items decoded by one ffmpeg, in order, and joined as they
 come (gaps, crossfades, de-click ramps), never held whole in memory.
 
-* Decoding (``Decoder``): one ffmpeg reads every item, each through the high-pass filter and
-  converted to 16-bit mono 44.1 kHz on its own (``aformat``), and the ``concat`` filter plays
+* Decoding (``Decoder``): one ffmpeg reads every item, each through the high-pass filter
+  (unless it went through it already) and converted to 16-bit mono 44.1 kHz on its own
+  (``aformat``), and the ``concat`` filter plays
   them one after the other into one pipe. The filter pulls from one input at a time, so the
   decode runs at the pace the encoder takes the audio, a pipe's worth ahead (1 MiB, ~12 s).
   Each item's samples are those of decoding it alone through the same filter (a test
@@ -19,10 +20,12 @@ come (gaps, crossfades, de-click ramps), never held whole in memory.
 
 from __future__ import annotations
 
+import io
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -49,15 +52,24 @@ def _item_chain(highpass_hz: float) -> str:
     return ",".join([*stages, convert])
 
 
-def decode_command(paths: Sequence[Path], highpass_hz: float) -> list[str]:
-    """The ffmpeg command line that decodes paths, in order, to one s16le stream on stdout."""
+def _per_item(highpass_hz: float | Sequence[float], count: int) -> list[float]:
+    if isinstance(highpass_hz, int | float):
+        return [float(highpass_hz)] * count
+    if len(highpass_hz) != count:
+        raise ValueError("one high-pass frequency per item")
+    return [float(hz) for hz in highpass_hz]
+
+
+def decode_command(paths: Sequence[Path], highpass_hz: float | Sequence[float]) -> list[str]:
+    """The ffmpeg command line that decodes paths, in order, to one s16le stream on stdout;
+    highpass_hz: for all items, or one per item (0: not filtered)."""
     cmd = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-xerror"]
     for path in paths:
         # ffmpeg reads each input in a thread of its own that hands packets over through a
         # queue of 8 by default; a deep queue saves the futex calls (measured, see assembly).
         cmd += ["-thread_queue_size", str(INPUT_QUEUE_PACKETS), "-i", str(path)]
-    chain = _item_chain(highpass_hz)
-    graph = [f"[{n}:a:0]{chain}[a{n}]" for n in range(len(paths))]
+    chains = [_item_chain(hz) for hz in _per_item(highpass_hz, len(paths))]
+    graph = [f"[{n}:a:0]{chain}[a{n}]" for n, chain in enumerate(chains)]
     inputs = "".join(f"[a{n}]" for n in range(len(paths)))
     graph.append(f"{inputs}concat=n={len(paths)}:v=0:a=1[out]")
     return [*cmd, "-filter_complex", ";".join(graph), "-map", "[out]", "-f", "s16le", "pipe:1"]
@@ -67,7 +79,7 @@ class Decoder:
     """An ffmpeg decoding items into one stream, started at once (its ~80 ms of start-up
     overlap the caller's work) and read with ``chunks``; ``close`` stops it."""
 
-    def __init__(self, paths: Sequence[Path], highpass_hz: float) -> None:
+    def __init__(self, paths: Sequence[Path], highpass_hz: float | Sequence[float]) -> None:
         self.err = tempfile.TemporaryFile()  # noqa: SIM115  (lives until close)
         self.proc = subprocess.Popen(
             decode_command(paths, highpass_hz), stdout=subprocess.PIPE, stderr=self.err,
@@ -80,14 +92,14 @@ class Decoder:
     def chunks(self) -> Iterator[np.ndarray]:
         """The decoded stream, CHUNK_FRAMES at a time (writable int16 arrays); raises
         _DecodeError when ffmpeg fails. Read it once."""
-        assert self.proc.stdout is not None
+        reader = cast(io.BufferedReader, self.proc.stdout)
         step = CHUNK_FRAMES * 2
         try:
             while True:
                 data = bytearray(step)
-                got = self.proc.stdout.readinto(data)
+                got = reader.readinto(data)
                 while got and got < step:  # a pipe gives what it has: fill the chunk
-                    more = self.proc.stdout.readinto(memoryview(data)[got:])
+                    more = reader.readinto(memoryview(data)[got:])
                     if not more:
                         break
                     got += more
