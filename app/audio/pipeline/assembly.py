@@ -263,6 +263,8 @@ def _assemble(
             programme = _measured_programme(paths, frames, gap, crossfade, highpass_hz)
         else:
             programme = env.join(kept, spans, crossfade)
+        overshoot = max(item.overshoot_db for item in kept)
+        del kept  # ~1 MB per minute: the programme's envelopes hold what the plan needs
         encoded = encode_streamed(
             decode,
             programme,
@@ -270,7 +272,7 @@ def _assemble(
             target_lufs=sound["target_lufs"],
             ceiling_dbtp=sound["max_true_peak_dbtp"],
             tolerance_lu=MASTER_TOLERANCE_LU,
-            overshoot_db=max(item.overshoot_db for item in kept),
+            overshoot_db=overshoot,
             encoder=encoder,
         )
     finally:

@@ -222,18 +222,25 @@ class _Blocks:
 
 
 class _Analyser:
-    """Streaming frame count, peaks, block energies and BS.1770 loudness of mono audio."""
+    """Streaming frame count, peaks, block energies and BS.1770 loudness of mono audio.
 
-    def __init__(self, tp_pool: ThreadPoolExecutor | None = None) -> None:
+    With envelopes=False it keeps only what ``result`` needs (energy and true peak per
+    100 ms, not per ENV_BLOCK): measuring a file for its figures then holds ~100 kB per
+    15 minutes instead of ~45 MB. Its figures equal the envelope mode's to float rounding
+    (the block sums are added in another order)."""
+
+    def __init__(self, tp_pool: ThreadPoolExecutor | None = None, *, envelopes: bool = True) -> None:
         self._tp_pool = tp_pool  # computes the true peak beside the K-weighting, in order
         self._tp_pending: Future[None] | None = None
         self.frames = 0
         self.peak = 0.0
         self._zi = np.zeros((_SOS.shape[0], 2))
         self._tp_context = np.zeros(TP_TAPS - 1, dtype=np.float32)
-        self._weighted = _Blocks(ENV_BLOCK)  # K-weighted energy per ENV_BLOCK
+        block = ENV_BLOCK if envelopes else SUB_BLOCK
+        self._per_sub = SUB_BLOCK // block
+        self._weighted = _Blocks(block)  # K-weighted energy per block
         self._raw = _Blocks(SUB_BLOCK)  # unweighted sum of squares per 100 ms
-        self._tp = _Blocks(ENV_BLOCK, width=4, maximum=True)  # true peak per ENV_BLOCK
+        self._tp = _Blocks(block, width=4, maximum=True)  # true peak per block
 
     def feed(self, samples: np.ndarray) -> None:
         """Add int16 samples or float samples (full scale = 1.0)."""
@@ -303,7 +310,7 @@ class _Analyser:
     def result(self) -> AudioStats:
         """The measurements so far."""
         env = self.envelopes()
-        per_sub = SUB_BLOCK // ENV_BLOCK
+        per_sub = self._per_sub
         whole = self.frames // SUB_BLOCK * per_sub
         sub_energy = env.energy[:whole].reshape(-1, per_sub).sum(axis=1)
         raw = np.concatenate([np.zeros(0), *self._raw.done])
@@ -417,7 +424,7 @@ def analyse_file(path: Path, *, strict: bool = True, threads: int = 1) -> AudioS
     its own process meanwhile). With threads > 1, a second thread computes the true peak
     while the first one runs the K-weighting filter."""
     with ThreadPoolExecutor(1, thread_name_prefix="true-peak") as pool:
-        analyser = _Analyser(pool if threads > 1 else None)
+        analyser = _Analyser(pool if threads > 1 else None, envelopes=False)
         for chunk in _prefetched(_pcm_chunks(Path(path), "f32le", strict=strict)):
             analyser.feed(np.frombuffer(chunk, dtype=F32))
         return analyser.result()
@@ -439,7 +446,7 @@ class MeasuredEncode:
 
     def __init__(self, out: Path) -> None:
         self.out = Path(out)
-        self.analyser = _Analyser()
+        self.analyser = _Analyser(envelopes=False)
         self.stream = _GaplessStream(self.analyser)
         self.encoder = Encoder(self.out, decoded=self.stream.feed)
 
