@@ -30,9 +30,13 @@ Memory: ru_maxrss from wait4()/RUSAGE_CHILDREN is NOT used, because Linux carrie
 parent's high-water mark across fork/vfork+exec into the child's ru_maxrss (every variant
 then "peaks" at the size of this benchmark process). Instead a monitor thread samples the
 process tree every 20 ms from /proc: "tree peak" is the largest sum of VmRSS over the
-process and all its ffmpeg descendants seen at one instant (what was really resident at
-once; a child is only counted once it has exec'd ffmpeg, because between fork and exec it
-still shows the parent's memory);
+process and all its ffmpeg descendants seen at one instant (a child is only counted once it
+has exec'd ffmpeg, because between fork and exec it still shows the parent's memory). A sum
+of VmRSS counts the pages of the libraries every process maps once per process: an idle
+ffmpeg shows ~51 MB of VmRSS of which ~41 MB are shared library pages (its proportional
+share, Pss, is ~19 MB). So the tree peak is also given as the largest sum of Pss
+(/proc/PID/smaps_rollup: each shared page divided among the processes that map it), which
+is what was really resident at once;
 "own peak" is the kernel's exact VmHWM of the top process, and for (a) the largest VmHWM
 seen among its ffmpeg children is shown too.
 
@@ -100,18 +104,21 @@ class TreeMonitor(threading.Thread):
         self.pid, self.interval = pid, interval
         self.stop = threading.Event()
         self.tree_peak_kb = 0
+        self.tree_pss_peak_kb = 0
         self.hwm_kb: dict[int, int] = {}
 
     def run(self) -> None:
         while not self.stop.is_set():
-            total = 0
+            total = pss = 0
             for pid in self._tree(self.pid):
                 if pid != self.pid and _comm(pid) != "ffmpeg":
                     continue  # not exec'd yet: it still shows the parent's memory
                 rss, hwm = _status_kb(pid)
                 total += rss
+                pss += _pss_kb(pid)
                 self.hwm_kb[pid] = max(self.hwm_kb.get(pid, 0), hwm)
             self.tree_peak_kb = max(self.tree_peak_kb, total)
+            self.tree_pss_peak_kb = max(self.tree_pss_peak_kb, pss)
             self.stop.wait(self.interval)
 
     @staticmethod
@@ -133,6 +140,16 @@ def _comm(pid: int) -> str:
         return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return ""
+
+
+def _pss_kb(pid: int) -> int:
+    """A process's proportional set size in kB (0 if it is gone)."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    match = re.search(r"^Pss:\s+(\d+) kB", text, re.MULTILINE)
+    return int(match.group(1)) if match else 0
 
 
 def _status_kb(pid: int) -> tuple[int, int]:
@@ -211,6 +228,7 @@ def run_measured(cmd: list[str]) -> dict:
         "wall": wall,
         "cpu": _children_cpu() - cpu_before,
         "tree_mb": monitor.tree_peak_kb / 1024,
+        "tree_pss_mb": monitor.tree_pss_peak_kb / 1024,
         "own_mb": monitor.hwm_kb.get(proc.pid, 0) / 1024,
         "child_mb": max(children, default=0) / 1024,
         "stdout": out.decode(),
@@ -332,7 +350,8 @@ def report(results: dict[str, dict], runs: dict[str, list[dict]], inputs: list[P
         print(
             f"  {n + 1}: ours {ours['wall']:.2f} / {ours['cpu']:.2f} / {ours['load']:.2f} "
             f"(assemble() {ours['assemble_s']:.2f}, imports {ours['import_s']:.2f}, "
-            f"tree {ours['tree_mb']:.0f} MB, {lufs:.1f} LUFS {peak:.1f} dBTP); "
+            f"tree {ours['tree_mb']:.0f} MB RSS / {ours['tree_pss_mb']:.0f} MB Pss, "
+            f"{lufs:.1f} LUFS {peak:.1f} dBTP); "
             f"one-liner {one['wall']:.2f} / {one['cpu']:.2f} / {one['load']:.2f}; "
             f"floor {floor['wall']:.2f} / {floor['cpu']:.2f} / {floor['load']:.2f}"
         )
@@ -346,7 +365,8 @@ def report(results: dict[str, dict], runs: dict[str, list[dict]], inputs: list[P
         print(
             f"{name:10s} wall {r['wall']:6.2f} s{extra}; CPU {r['cpu']:.2f} s; load {r['load']:.2f}"
         )
-        mem = f"tree peak {r['tree_mb']:6.1f} MB; own peak {r['own_mb']:6.1f} MB"
+        mem = f"tree peak {r['tree_mb']:6.1f} MB (sum of RSS), {r['tree_pss_mb']:6.1f} MB (Pss)"
+        mem += f"; own peak {r['own_mb']:6.1f} MB"
         if name == "ours":
             mem += f"; largest ffmpeg child {r['child_mb']:.1f} MB"
         print(f"{'':10s} {mem}")
@@ -378,7 +398,8 @@ def report(results: dict[str, dict], runs: dict[str, list[dict]], inputs: list[P
         f"gain {r['gain_db']:+.2f} dB, limiter {r['limiter_db']:.2f} dB"
     )
     print(
-        f"ours memory: tree peak {r['tree_mb']:.1f} MB, python + largest ffmpeg "
+        f"ours memory: tree peak {r['tree_mb']:.1f} MB as a sum of RSS, "
+        f"{r['tree_pss_mb']:.1f} MB as a sum of Pss; python + largest ffmpeg "
         f"{r['own_mb'] + r['child_mb']:.1f} MB (budget {RSS_BUDGET_MB} MB)"
     )
 

@@ -1,4 +1,5 @@
-"""Audio's periodic job: delete stored files nothing refers to, and stale scratch files.
+"""Audio's periodic jobs: delete stored files nothing refers to, and stale scratch files;
+make the listening copies still missing (``listen.make_missing``).
 
 Envelope files (``AudioStore.iter_envelopes``) go with their audio: when nothing names it
 (templates count: their envelopes are kept in the store too), or when they were measured
@@ -36,7 +37,7 @@ def housekeeping(
     cutoff = (now - min_age).timestamp()
     with unit_of_work(write=False) as session:
         referenced = set(session.scalars(select(AudioAsset.sha256)))
-        for column in (AudioAsset.source_sha256, *kept_by):
+        for column in (AudioAsset.source_sha256, AudioAsset.listen_sha256, *kept_by):
             referenced |= set(session.scalars(select(column).where(column.is_not(None))))
     referenced |= audio.template_shas()
     keys = {audio.envelope_key(filtered=True), audio.envelope_key(filtered=False)}

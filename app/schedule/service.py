@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.accounts.models import User
+from app.audio import listen
 from app.audio import service as audio
 from app.audio.models import AudioAsset
 from app.audit import service as audit
@@ -205,6 +206,7 @@ def masters_out(session: Session, broadcasts: list[Broadcast]) -> dict[int, Mast
             warnings=audio.audio_warnings(asset)
             if asset
             else ["the master was never measured"],
+            listen_url=listen.listen_url(asset.listen_sha256) if asset else None,
         )
     return out
 

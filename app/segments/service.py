@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from app import clock, db
 from app.accounts.models import User
+from app.audio import listen
 from app.audio import service as audio_service
 from app.audio.models import AudioAsset
 from app.audit import service as audit
@@ -388,6 +389,7 @@ def to_out_many(session: Session, segments: Sequence[Segment]) -> list[SegmentOu
                 true_peak_dbtp=asset.true_peak_dbtp if asset else None,
                 loudness_range_lu=asset.loudness_range_lu if asset else None,
                 audio_sha256=asset.sha256 if asset else None,
+                listen_url=listen.listen_url(asset.listen_sha256) if asset else None,
                 audio_warnings=audio_service.audio_warnings(asset),
                 created_by=names.get(s.created_by_id) if s.created_by_id else None,
                 created_at=s.created_at,

@@ -7,7 +7,8 @@
   give the gain and the limiter curve of the whole master (``limiter.plan``): a master of
   items that are already normalised is within MASTER_TOLERANCE_LU of the target, keeps its
   level, and the limiter only catches what the joins and the new encode add. The limiter's
-  ceiling allows for the largest codec overshoot of the items (no preview encode).
+  ceiling allows for the items' codec overshoot (``gain.MASTER_OVERSHOOT_FACTOR`` times the
+  largest): no preview encode.
 * Then one pass streams: one ffmpeg decodes the items in order (``programme.Decoder``), the
   joiner adds gaps, crossfades and de-click ramps (``programme.joined``), the limiter
   renders 10 s at a time into LAME, and LAME's output is decoded and measured as it is made
@@ -38,7 +39,12 @@ from app.audio.pipeline.frames import (
     frames_to_ms,
     ms_to_frames,
 )
-from app.audio.pipeline.gain import MASTER_TOLERANCE_LU, encode_streamed, standard_key
+from app.audio.pipeline.gain import (
+    MASTER_OVERSHOOT_FACTOR,
+    MASTER_TOLERANCE_LU,
+    encode_streamed,
+    standard_key,
+)
 from app.audio.pipeline.measure import Envelopes, MeasuredEncode, _Analyser
 from app.audio.pipeline.programme import Decoder, LengthMismatch, joined, layout
 
@@ -263,7 +269,7 @@ def _assemble(
             programme = _measured_programme(paths, frames, gap, crossfade, highpass_hz)
         else:
             programme = env.join(kept, spans, crossfade)
-        overshoot = max(item.overshoot_db for item in kept)
+        overshoot = MASTER_OVERSHOOT_FACTOR * max(item.overshoot_db for item in kept)
         del kept  # ~1 MB per minute: the programme's envelopes hold what the plan needs
         encoded = encode_streamed(
             decode,

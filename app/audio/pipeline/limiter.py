@@ -169,8 +169,8 @@ class _Programme:
             coarse[-1] = self.tp_db[whole:].max()
         self.coarse = coarse
         self.loud_blocks = envelopes.frames // SUB_BLOCK * _PER_SUB  # what loudness counts
-        energy = envelopes.energy[: self.loud_blocks].astype(np.float64)
-        self.sub_energy = energy.reshape(-1, _PER_SUB).sum(axis=1)
+        energy = envelopes.energy[: self.loud_blocks].reshape(-1, _PER_SUB)
+        self.sub_energy = energy.sum(axis=1, dtype=np.float64)
         self.peak = float(coarse.max()) if coarse.size else -math.inf
 
     def curve(self, gain_db: float, ceiling_dbtp: float, release: float) -> _Curve | None:

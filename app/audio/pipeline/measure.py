@@ -229,7 +229,9 @@ class _Analyser:
     15 minutes instead of ~45 MB. Its figures equal the envelope mode's to float rounding
     (the block sums are added in another order)."""
 
-    def __init__(self, tp_pool: ThreadPoolExecutor | None = None, *, envelopes: bool = True) -> None:
+    def __init__(
+        self, tp_pool: ThreadPoolExecutor | None = None, *, envelopes: bool = True
+    ) -> None:
         self._tp_pool = tp_pool  # computes the true peak beside the K-weighting, in order
         self._tp_pending: Future[None] | None = None
         self.frames = 0
