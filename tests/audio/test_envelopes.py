@@ -23,7 +23,7 @@ from app.audio.pipeline import (
 from app.audio.pipeline import envelopes as env
 from app.audio.pipeline.gain import standard_key
 from app.audio.pipeline.kfilter import K_WEIGHTING_SOS, sosfilt
-from app.audio.storage import AudioStore
+from app.audio.storage import AudioStore, sha256_file
 from app.audio.templates import DEFAULT_TEMPLATES_DIR, template_paths
 from tests.audio.test_pipeline import Ingested, assert_on_standard, ebur128
 
@@ -44,7 +44,7 @@ def kept(store: AudioStore, label: str, result: IngestResult) -> Item:
 def template_items() -> tuple[Item, Item]:
     intro, outro = template_paths("cchc", DEFAULT_TEMPLATES_DIR)
     assert intro and outro
-    return Item("intro", intro), Item("outro", outro)
+    return Item("intro", intro, sha256_file(intro)), Item("outro", outro, sha256_file(outro))
 
 
 def envelope_files(store: AudioStore) -> dict[Path, int]:
@@ -113,10 +113,17 @@ def test_the_joined_envelopes_bound_the_programmes_own(ingested: Ingested, tmp_p
     _, exact = measure_pcm(pcm)
     assert programme.frames == exact.frames == pcm.size
     ours, theirs = programme.tp_db(), exact.tp_db()
-    audible = theirs > -60  # the de-click ramps lower the first and last 5 ms of each item
+    audible = theirs > -60
     assert np.all(ours[audible] >= theirs[audible] - 0.01)
+    # Away from the item edges (whose 5 ms de-click ramps the envelopes leave out, keeping
+    # the unfaded peak there: an upper bound) it is the programme's own, a block either way.
+    edges = np.zeros(ours.size, dtype=bool)
+    for start, size in spans:
+        for frame in (start, start + size):
+            edges[max(0, frame // 21 - 12) : frame // 21 + 13] = True
     widened = np.maximum.reduce([np.roll(theirs, k) for k in (-2, -1, 0, 1, 2)])
-    assert np.all(ours[audible] <= widened[audible] + 0.01)
+    inner = audible & ~edges
+    assert np.all(ours[inner] <= widened[inner] + 0.01)
     assert programme.loudness_with(1.0) == pytest.approx(exact.loudness_with(1.0), abs=0.01)
 
 
