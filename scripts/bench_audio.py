@@ -92,7 +92,7 @@ items = [  # the segments were made to the current standard: high-passed at inge
 result = assemble(items, out_path=Path(sys.argv[1]), envelopes=EnvelopeCache(store.envelope_path))
 t2 = time.perf_counter()
 print(json.dumps({"import_s": t1 - t0, "assemble_s": t2 - t1, "gain_db": result.gain_db,
-                  "limiter_db": result.limiter_db}))
+                  "limiter_db": result.limiter_db, "planning_s": result.planning_s}))
 """
 
 
@@ -349,7 +349,8 @@ def report(results: dict[str, dict], runs: dict[str, list[dict]], inputs: list[P
         lufs, peak, _ = ebur128(ours["out"])
         print(
             f"  {n + 1}: ours {ours['wall']:.2f} / {ours['cpu']:.2f} / {ours['load']:.2f} "
-            f"(assemble() {ours['assemble_s']:.2f}, imports {ours['import_s']:.2f}, "
+            f"(assemble() {ours['assemble_s']:.2f}, of it to LAME's first audio "
+            f"{ours['planning_s'] * 1000:.0f} ms, imports {ours['import_s']:.2f}, "
             f"tree {ours['tree_mb']:.0f} MB RSS / {ours['tree_pss_mb']:.0f} MB Pss, "
             f"{lufs:.1f} LUFS {peak:.1f} dBTP); "
             f"one-liner {one['wall']:.2f} / {one['cpu']:.2f} / {one['load']:.2f}; "

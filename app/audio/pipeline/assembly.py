@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +87,7 @@ class AssemblyResult:
     gain_db: float = 0.0
     limiter_db: float = 0.0  # the limiter's deepest gain reduction
     planned_ms: int = 0
+    planning_s: float = 0.0  # from the call to LAME's first audio: envelopes read, joined, planned
 
 
 def _check_join(gap_ms: int, crossfade_ms: int) -> None:
@@ -240,8 +242,10 @@ def _assemble(
     highpass_hz = [0.0 if item.filtered else sound["highpass_hz"] for item in items]
     gap, crossfade = ms_to_frames(gap_ms), ms_to_frames(crossfade_ms)
     decoders: list[Decoder] = []
+    started, planned_at = time.perf_counter(), []
 
     def decode() -> Iterator[np.ndarray]:
+        planned_at.append(time.perf_counter() - started)
         decoder = decoders.pop() if decoders else Decoder(paths, highpass_hz)
         try:
             yield from joined(decoder.chunks(), frames, gap=gap, crossfade=crossfade)
@@ -293,7 +297,7 @@ def _assemble(
     return AssemblyResult(
         out_path, stats.duration_ms, cues, stats.loudness_lufs, stats.true_peak_dbtp,
         stats.loudness_range_lu, round(encoded.plan.gain_db, 3), encoded.plan.reduction_db,
-        planned,
+        planned, planned_at[0] if planned_at else 0.0,
     )  # fmt: skip
 
 
