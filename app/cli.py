@@ -347,7 +347,7 @@ def audio_renormalise(
         f"segments: {report.segments} with audio, {report.current} already at the standard, "
         f"{report.renormalised} made again ({report.from_playout_copy} from the playout "
         f"file: no original kept), {report.changed_meanwhile} changed meanwhile, "
-        f"{len(report.failed)} failed"
+        f"{len(report.failed)} failed; envelopes measured for {report.envelopes_measured}"
     )
     masters = reassemble_stale(clock.now())
     typer.echo(
@@ -472,6 +472,11 @@ def assemble(broadcast_id: Annotated[int, typer.Argument(help="broadcast id")]) 
     )
     for cue in view.cue_sheet or []:
         typer.echo(f"  {cue.offset_ms:>9} ms  {cue.duration_ms:>8} ms  {cue.label}")
+    if view.master_sha256:  # after the master is stored and told: it never waits for this
+        from app.audio import listen
+
+        copy = listen.make(view.master_sha256)
+        typer.echo(f"listening copy: {copy or 'not made (the scheduler tries again)'}")
 
 
 @app.command()

@@ -27,6 +27,9 @@ class AudioAsset(Base):
     # Which playout standard (pipeline.standard_key: targets, high-pass, limiter) made it.
     standard_key: Mapped[str | None] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(Integer)
+    # The light copy people listen to (AAC in MP4, in the store): null until it is made,
+    # after the playout file (``app.audio.listen``).
+    listen_sha256: Mapped[str | None] = mapped_column(String(64))
     # The upload as it came, kept beside the playout file.
     source_sha256: Mapped[str | None] = mapped_column(String(64))
     source_format: Mapped[str | None] = mapped_column(String(40))

@@ -64,6 +64,15 @@ def _template_audio(path: Path, mtime_ns: int) -> TemplateAudio:
     return TemplateAudio(path, sha256_file(path), pipeline.probe_duration_ms(path))
 
 
+def template_shas(templates_dir: Path = DEFAULT_TEMPLATES_DIR) -> set[str]:
+    """The sha256 of every template file (their envelopes are kept in the store too)."""
+    return {
+        _template_audio(p, p.stat().st_mtime_ns).sha256
+        for p in sorted(Path(templates_dir).glob("*.mp3"))
+        if p.is_file()
+    }
+
+
 def programme_templates(
     code: str, templates_dir: Path = DEFAULT_TEMPLATES_DIR
 ) -> tuple[TemplateAudio | None, TemplateAudio | None]:
@@ -96,6 +105,27 @@ def sound_settings() -> SoundSettings:
 def current_standard() -> str:
     """The key of the playout standard files are made to now (see pipeline.standard_key)."""
     return pipeline.standard_key(**sound_settings())
+
+
+def envelope_key(*, filtered: bool = True) -> str:
+    """The key items' envelopes are kept under now (the playout standard's); filtered: of a
+    playout file made to the current standard (assembly does not high-pass it again)."""
+    return pipeline.envelope_key(current_standard(), filtered=filtered)
+
+
+def envelope_cache() -> pipeline.EnvelopeCache:
+    """Where items' envelopes are kept: beside their files in the store."""
+    return pipeline.EnvelopeCache(store().envelope_path)
+
+
+def keep_envelopes(sha256: str) -> None:
+    """Measure, once, the envelopes of a stored playout file and keep them beside it: what an
+    assembly plans from (``pipeline.envelopes``). Nothing when they are kept already."""
+    cache, key = envelope_cache(), envelope_key()
+    if cache.get(sha256, key) is None:
+        path = store().path_for(sha256)
+        measured = pipeline.measure_item(path, filtered=True, **sound_settings())
+        cache.put(sha256, key, measured)
 
 
 def measured_fields(
@@ -241,6 +271,7 @@ def _ingest_upload(upload: Path, *, filename: str | None) -> dict[str, object]:
         source_ext = _source_ext(filename, result.source_format)
         source_sha = audio_store.put(upload, ext=source_ext)
         sha = audio_store.put(result.playout_path)
+        keep_envelopes(sha)
         return {
             "sha256": sha,
             **asset_fields(result, sha),

@@ -1,6 +1,9 @@
 """Content-addressed audio storage: every file is named by the sha256 of its bytes.
 
 Layout: ``root/ab/abcdef….mp3`` where ``ab`` are the first two hex digits of the digest.
+Beside a file, what was measured on it (``root/ab/abcdef….<key>.env``: its envelopes,
+``pipeline.envelopes``), one per measuring key; not content itself, so ``iter_all`` leaves
+it out and ``iter_envelopes`` lists it.
 Writes go to a temp file in the destination directory and are published with
 ``os.replace``, so readers never see a partial file; identical content is stored once.
 """
@@ -19,6 +22,8 @@ BLOCK_SIZE = 1 << 20  # 1 MiB
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _EXT = re.compile(r"[a-z0-9]{1,8}")
 _STORED_NAME = re.compile(r"([0-9a-f]{64})\.([a-z0-9]{1,8})")
+_KEY = re.compile(r"[0-9a-f]{16}")
+_ENVELOPE_NAME = re.compile(r"([0-9a-f]{64})\.([0-9a-f]{16})\.env")
 
 
 def sha256_file(path: Path) -> str:
@@ -94,6 +99,25 @@ class AudioStore:
         except FileNotFoundError:
             return False
         return True
+
+    def envelope_path(self, sha256: str, key: str) -> Path:
+        """Where the envelopes of the file with this digest, measured under key, are kept."""
+        _check(sha256, "mp3")
+        if not isinstance(key, str) or not _KEY.fullmatch(key):
+            raise ValueError(f"bad envelope key: {key!r}")
+        return self.root / sha256[:2] / f"{sha256}.{key}.env"
+
+    def iter_envelopes(self) -> Iterator[tuple[str, str, Path]]:
+        """Every kept envelope file as (sha256, key, path)."""
+        if not self.root.is_dir():
+            return
+        for shard in sorted(self.root.iterdir()):
+            if not (shard.is_dir() and re.fullmatch(r"[0-9a-f]{2}", shard.name)):
+                continue
+            for path in sorted(shard.glob("*.env")):
+                match = _ENVELOPE_NAME.fullmatch(path.name)
+                if match and match.group(1).startswith(shard.name) and path.is_file():
+                    yield match.group(1), match.group(2), path
 
     def iter_all(self) -> Iterator[tuple[str, Path]]:
         """Every stored file as (sha256, path), skipping temp files and strays."""

@@ -68,7 +68,7 @@ class RestoreResult:
 def _audio_columns() -> list[Any]:
     from app.schedule.runner import AUDIO_KEPT_BY
 
-    return [AudioAsset.sha256, AudioAsset.source_sha256, *AUDIO_KEPT_BY]
+    return [AudioAsset.sha256, AudioAsset.source_sha256, AudioAsset.listen_sha256, *AUDIO_KEPT_BY]
 
 
 def _named_audio(conn: Connection) -> set[str]:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.accounts.models import Role, User
 from app.audio.models import AudioAsset
+from app.audio.pipeline.listen import LISTEN_EXT, LISTEN_MEDIA_TYPE
 from app.audio.service import store
 from app.devices.models import Device
 from app.errors import NotFound
@@ -26,7 +27,8 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def check_can_fetch(session: Session, principal: User | Device, sha256: str) -> None:
-    """Staff fetch their station's audio; a device only masters of broadcasts it plays.
+    """Staff fetch their station's audio, and the listening copies of it; a device only
+    masters of broadcasts it plays (never a listening copy: playout keeps the full file).
 
     Unknown and forbidden look the same (404), so a device cannot probe for files.
     """
@@ -42,13 +44,14 @@ def check_can_fetch(session: Session, principal: User | Device, sha256: str) -> 
         ):
             raise NotFound("no audio with that sha256 in this device's playlists")
         return
+    named = or_(AudioAsset.sha256 == sha256, AudioAsset.listen_sha256 == sha256)
     if principal.role == Role.admin:
-        if session.scalar(select(AudioAsset.id).where(AudioAsset.sha256 == sha256)) is None:
+        if session.scalar(select(AudioAsset.id).where(named).limit(1)) is None:
             raise NotFound("no audio with that sha256")
         return
     in_station = session.scalar(
         select(AudioAsset.id)
-        .where(AudioAsset.sha256 == sha256)
+        .where(named)
         .where(
             or_(
                 AudioAsset.id.in_(
@@ -68,11 +71,18 @@ def check_can_fetch(session: Session, principal: User | Device, sha256: str) -> 
 
 
 def fetchable_file(session: Session, *, principal: User | Device, sha256: str) -> Path:
-    """The stored file of sha256 if the principal may fetch it; 404 otherwise."""
+    """The stored file of sha256 (a playout MP3, or a listening copy's ``.m4a``) if the
+    principal may fetch it; 404 otherwise."""
     if not SHA256.match(sha256):
         raise NotFound("no audio with that sha256")
     check_can_fetch(session, principal, sha256)
-    path = store().path_for(sha256)
-    if not path.is_file():
-        raise NotFound("no audio with that sha256")
-    return path
+    for ext in ("mp3", LISTEN_EXT):
+        path = store().path_for(sha256, ext)
+        if path.is_file():
+            return path
+    raise NotFound("no audio with that sha256")
+
+
+def media_type(path: Path) -> str:
+    """The Content-Type of a stored file."""
+    return LISTEN_MEDIA_TYPE if path.suffix == f".{LISTEN_EXT}" else "audio/mpeg"

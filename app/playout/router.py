@@ -250,22 +250,31 @@ def cancel_emergency(
     "/audio/{sha256}",
     response_class=FileResponse,
     responses={
-        200: {"content": {"audio/mpeg": {"schema": {"type": "string", "format": "binary"}}}},
+        200: {
+            "content": {
+                "audio/mpeg": {"schema": {"type": "string", "format": "binary"}},
+                "audio/mp4": {"schema": {"type": "string", "format": "binary"}},
+            }
+        },
         206: {
             "description": "the part of the file a Range asked for",
-            "content": {"audio/mpeg": {"schema": {"type": "string", "format": "binary"}}},
+            "content": {
+                "audio/mpeg": {"schema": {"type": "string", "format": "binary"}},
+                "audio/mp4": {"schema": {"type": "string", "format": "binary"}},
+            },
         },
         416: {"description": "the Range lies outside the file"},
     },
 )
 def download_audio(principal: CurrentPrincipal, sha256: str) -> FileResponse:
-    """The playout file; supports Range requests (resumable downloads) and ETag."""
+    """The playout file (or a listening copy, AAC in MP4, for staff); supports Range
+    requests (resumable downloads) and ETag."""
     with unit_of_work(write=False) as session:
         path = access.fetchable_file(session, principal=principal, sha256=sha256)
     return FileResponse(
         path,
-        media_type="audio/mpeg",
-        filename=f"{sha256}.mp3",
+        media_type=access.media_type(path),
+        filename=path.name,
         headers={
             "ETag": f'"{sha256}"',
             "X-Content-SHA256": sha256,

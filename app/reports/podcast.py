@@ -2,7 +2,9 @@
 
 Public: the website reads it without a token. Only what has aired is published: CCHC
 broadcasts with status ``aired`` and a master file in the store; their audio is served by
-the public episode endpoint, which checks the same conditions.
+the public episode endpoints, which check the same conditions. An episode's enclosure is
+the master's light listening copy (AAC in MP4, ``.m4a``: a quarter of the size or less,
+for listeners on mobile data) once it is made, the master MP3 until then.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.audio import service as audio
+from app.audio.models import AudioAsset
+from app.audio.pipeline.listen import LISTEN_EXT, LISTEN_MEDIA_TYPE
 from app.durations import clock_format
 from app.errors import NotFound
 from app.schedule.models import Broadcast, BroadcastStatus, RundownItem
@@ -36,8 +40,8 @@ def feed_path(station_id: int) -> str:
     return f"/api/v1/stations/{station_id}/podcast.xml"
 
 
-def episode_path(station_id: int, broadcast_id: int) -> str:
-    return f"/api/v1/stations/{station_id}/podcast/{broadcast_id}.mp3"
+def episode_path(station_id: int, broadcast_id: int, ext: str = "mp3") -> str:
+    return f"/api/v1/stations/{station_id}/podcast/{broadcast_id}.{ext}"
 
 
 def episode_guid(station_id: int, broadcast_id: int) -> str:
@@ -126,10 +130,15 @@ def podcast_feed(session: Session, *, station_id: int, base_url: str) -> bytes:
     if broadcasts:
         newest = max(b.updated_at for b in broadcasts)
         _sub(channel, "lastBuildDate", format_datetime(newest.astimezone(UTC), usegmt=True))
+    copies = _listen_copies(session, [b.master_sha256 for b in broadcasts if b.master_sha256])
     for b in broadcasts:
         path = store.path_for(b.master_sha256 or "")
         if not path.is_file():
             continue  # the episode endpoint could not serve it
+        ext, media = "mp3", "audio/mpeg"
+        copy = copies.get(b.master_sha256 or "")
+        if copy is not None and store.path_for(copy, LISTEN_EXT).is_file():
+            path, ext, media = store.path_for(copy, LISTEN_EXT), LISTEN_EXT, LISTEN_MEDIA_TYPE
         assert programme is not None
         name = episode_title(programme, b)
         parts = scripts.get(b.id, [])
@@ -142,14 +151,37 @@ def podcast_feed(session: Session, *, station_id: int, base_url: str) -> bytes:
         _sub(
             item,
             "enclosure",
-            url=f"{base}{episode_path(station.id, b.id)}",
+            url=f"{base}{episode_path(station.id, b.id, ext)}",
             length=str(path.stat().st_size),
-            type="audio/mpeg",
+            type=media,
         )
         if b.master_duration_ms:
             _sub(item, f"{{{ITUNES}}}duration", clock_format(b.master_duration_ms, hours=True))
         _sub(item, f"{{{ITUNES}}}summary", text)
     return ET.tostring(rss, encoding="utf-8", xml_declaration=True)
+
+
+def _listen_copies(session: Session, shas: list[str]) -> dict[str, str]:
+    """The listening copy of each of these masters that has one."""
+    rows = session.execute(
+        select(AudioAsset.sha256, AudioAsset.listen_sha256).where(
+            AudioAsset.sha256.in_(shas), AudioAsset.listen_sha256.is_not(None)
+        )
+    )
+    return {sha: str(copy) for sha, copy in rows}
+
+
+def episode_listen_file(
+    session: Session, *, station_id: int, broadcast_id: int
+) -> tuple[Path, str]:
+    """The listening copy of the master of an aired CCHC broadcast, and its sha256; 404
+    while it has none."""
+    _, master = episode_file(session, station_id=station_id, broadcast_id=broadcast_id)
+    copy = _listen_copies(session, [master]).get(master)
+    path = audio.store().path_for(copy, LISTEN_EXT) if copy else None
+    if path is None or not path.is_file():
+        raise NotFound(f"episode {broadcast_id} has no listening copy yet")
+    return path, str(copy)
 
 
 def episode_file(session: Session, *, station_id: int, broadcast_id: int) -> tuple[Path, str]:

@@ -190,3 +190,43 @@ def podcast_episode(session: SessionDep, station_id: DbId, broadcast_id: DbId) -
         content_disposition_type="inline",
         headers={"ETag": f'"{sha256}"', "Cache-Control": "public, max-age=86400"},
     )
+
+
+LISTEN_EPISODE_PATH = "/stations/{station_id}/podcast/{broadcast_id}.m4a"
+LISTEN_EPISODE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"audio/mp4": {"schema": {"type": "string", "format": "binary"}}}},
+    206: {
+        "description": "the part of the file a Range asked for",
+        "content": {"audio/mp4": {"schema": {"type": "string", "format": "binary"}}},
+    },
+    416: {"description": "the Range lies outside the file"},
+}
+
+
+@router.head(
+    LISTEN_EPISODE_PATH,
+    response_class=FileResponse,
+    responses=LISTEN_EPISODE_RESPONSES,
+    operation_id="podcast_episode_listen_head",
+)
+@router.get(
+    LISTEN_EPISODE_PATH,
+    response_class=FileResponse,
+    responses=LISTEN_EPISODE_RESPONSES,
+    operation_id="podcast_episode_listen",
+)
+def podcast_episode_listen(
+    session: SessionDep, station_id: DbId, broadcast_id: DbId
+) -> FileResponse:
+    """The light listening copy (AAC in MP4) of an aired CCHC column, what the feed offers
+    once it is made (Range supported). Public: no token needed."""
+    path, sha256 = podcast.episode_listen_file(
+        session, station_id=station_id, broadcast_id=broadcast_id
+    )
+    return FileResponse(
+        path,
+        media_type="audio/mp4",
+        filename=f"cchc-{station_id}-{broadcast_id}.m4a",
+        content_disposition_type="inline",
+        headers={"ETag": f'"{sha256}"', "Cache-Control": "public, max-age=86400"},
+    )

@@ -141,7 +141,16 @@ def assemble_broadcast(broadcast_id: int, *, actor_id: int | None = None) -> Run
             metrics.ASSEMBLIES.labels("reused").inc()
             return view
     store = audio.store()
-    sources = [(i.label, i.path or store.path_for(i.sha256 or "")) for i in items]
+    standard = audio.current_standard()
+    sources = [  # a segment made to the current standard was high-passed when it was made
+        pipeline.Item(
+            i.label,
+            i.path or store.path_for(i.sha256 or ""),
+            i.sha256,
+            filtered=i.standard_key is not None and i.standard_key == standard,
+        )
+        for i in items
+    ]
     scratch = Path(tempfile.mkdtemp(prefix="assemble-", dir=audio.work_dir()))
     started = time.perf_counter()
     try:
@@ -151,6 +160,7 @@ def assemble_broadcast(broadcast_id: int, *, actor_id: int | None = None) -> Run
             out_path=scratch / "master.mp3",
             gap_ms=settings.assembly_gap_ms,
             crossfade_ms=settings.assembly_crossfade_ms,
+            envelopes=audio.envelope_cache(),
             **audio.sound_settings(),
         )
         sha = store.put(result.path)

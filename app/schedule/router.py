@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, BackgroundTasks, Path, Query, Response, status
 
 from app.accounts.deps import ApproverUser, ViewerUser
 from app.accounts.models import Role
+from app.audio import listen
 from app.db import INT32_MAX, DbId, SessionDep
 from app.errors import responses
 from app.pagination import Page, PageDep, paginate
@@ -119,13 +120,15 @@ def set_rundown(
 
 
 @router.post("/{broadcast_id}/assemble", response_model=RundownOut)
-def assemble(user: ApproverUser, broadcast_id: DbId) -> RundownOut:
+def assemble(user: ApproverUser, broadcast_id: DbId, background: BackgroundTasks) -> RundownOut:
     """Render the master file; 422 naming the shortfall or excess when outside the window.
 
     A plain `def`: rendering runs in the thread pool, never on the event loop, and holds
-    no database transaction while it renders.
+    no database transaction while it renders. Its listening copy is made after the answer.
     """
-    return assembly.assemble_broadcast(broadcast_id, actor_id=user.id)
+    view = assembly.assemble_broadcast(broadcast_id, actor_id=user.id)
+    listen.make_soon(background, view.master_sha256)
+    return view
 
 
 @planning_router.post("/stations/{station_id}/plan", response_model=PlanOut)

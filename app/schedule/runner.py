@@ -40,6 +40,7 @@ from sqlalchemy import select
 
 from app import clock
 from app.audio import jobs as audio_jobs
+from app.audio import listen
 from app.config import get_settings
 from app.db import unit_of_work
 from app.playout import jobs as playout_jobs
@@ -108,6 +109,15 @@ def run_plan() -> object:
 
 def run_fill() -> object:
     return jobs.fill_and_assemble(clock.now())
+
+
+def run_listen_copies() -> object:
+    """Listening copies still missing (app.audio.listen), once per 5 minutes across
+    processes: after the fill, which may have made masters."""
+    now = clock.now()
+    return _claimed(
+        "listen_copies", _five_minutes(now), lambda: {"made": listen.make_missing()}, now
+    )
 
 
 def run_check_cchc() -> object:
@@ -197,6 +207,7 @@ def job_table(zones: list[str]) -> list[tuple[str, Callable[[], object], BaseTri
         ("plan", run_plan, _every(hours=1)),
         ("mark_missed", run_mark_missed, _every(minutes=5)),
         ("fill", run_fill, _every(minutes=15)),
+        ("listen_copies", run_listen_copies, _every(minutes=15)),
         ("check_cchc", run_check_cchc, _every(hours=1)),
         ("check_overlaps", run_check_overlaps, _every(hours=1)),
     ]

@@ -43,6 +43,11 @@ class MasterOut(BaseModel):
     true_peak_dbtp: float | None
     loudness_range_lu: float | None
     warnings: list[str] = Field(description="how it misses the playout standard, if it does")
+    listen_url: str | None = Field(
+        default=None,
+        description="a light copy for people to listen to (AAC in MP4); null until it is "
+        "made. The playout agents keep the full file",
+    )
 
 
 class BroadcastOut(BaseModel):

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.accounts.models import User
+from app.audio import listen
 from app.audio import service as audio
 from app.audio.models import AudioAsset
 from app.audit import service as audit
@@ -205,6 +206,7 @@ def masters_out(session: Session, broadcasts: list[Broadcast]) -> dict[int, Mast
             warnings=audio.audio_warnings(asset)
             if asset
             else ["the master was never measured"],
+            listen_url=listen.listen_url(asset.listen_sha256) if asset else None,
         )
     return out
 
@@ -420,6 +422,7 @@ class PlannedItem:
     sha256: str | None
     duration_ms: int
     path: Path | None = None
+    standard_key: str | None = None  # the playout standard its audio was made to
 
 
 def window_problem(
@@ -459,13 +462,19 @@ def window_problem(
 def segment_items(session: Session, broadcast_id: int) -> list[PlannedItem]:
     """The rundown's segments with their audio, in order."""
     rows = session.execute(
-        select(RundownItem.segment_id, Segment.title, AudioAsset.sha256, AudioAsset.duration_ms)
+        select(
+            RundownItem.segment_id,
+            Segment.title,
+            AudioAsset.sha256,
+            AudioAsset.duration_ms,
+            AudioAsset.standard_key,
+        )
         .join(Segment, Segment.id == RundownItem.segment_id)
         .join(AudioAsset, AudioAsset.id == Segment.audio_id, isouter=True)
         .where(RundownItem.broadcast_id == broadcast_id)
         .order_by(RundownItem.position)
     )
     return [
-        PlannedItem(kind="segment", label=title, segment_id=sid, sha256=sha, duration_ms=dur or 0)
-        for sid, title, sha, dur in rows
+        PlannedItem("segment", title, sid, sha, dur or 0, standard_key=standard)
+        for sid, title, sha, dur, standard in rows
     ]

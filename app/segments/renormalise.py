@@ -15,6 +15,9 @@ Rules:
   ``segment.renormalise``, and only if its audio is still the one that was re-ingested.
   Segments sharing an asset share the new one (re-ingested once per run; identical
   content is stored once anyway).
+* Segments whose audio is at the current standard but has no envelopes kept (stored before
+  they were, or kept for a setting since changed) get them measured now
+  (``audio.keep_envelopes``), so that their first assembly does not have to.
 * Masters are not touched here (``schedule.assembly.reassemble_stale`` renders again the
   ones that have not aired); the asset rows of the old files stay, for the record.
 """
@@ -44,6 +47,7 @@ class RenormaliseReport:
 
     segments: int = 0  # segments with audio
     current: int = 0  # already at the current standard
+    envelopes_measured: int = 0  # of those, envelopes measured and kept now
     renormalised: int = 0  # re-pointed to audio made again
     from_playout_copy: int = 0  # of those, made from the playout file (no original kept)
     changed_meanwhile: int = 0  # their audio changed while it was being made again
@@ -70,15 +74,22 @@ def renormalise_segments(*, progress: Callable[[str], None] | None = None) -> Re
     standard = audio.current_standard()
     with unit_of_work(write=False) as session:
         rows = session.execute(
-            select(Segment.id, Segment.audio_id, AudioAsset.standard_key)
+            select(Segment.id, Segment.audio_id, AudioAsset.standard_key, AudioAsset.sha256)
             .join(AudioAsset, AudioAsset.id == Segment.audio_id)
             .order_by(Segment.id)
         ).all()
     made: dict[int, dict[str, object]] = {}  # old asset id -> the new asset's columns
-    for segment_id, audio_id, standard_key in rows:
+    cache, key = audio.envelope_cache(), audio.envelope_key()
+    for segment_id, audio_id, standard_key, sha256 in rows:
         report.segments += 1
         if standard_key == standard:
             report.current += 1
+            if cache.get(sha256, key) is None and audio.store().exists(sha256):
+                try:
+                    audio.keep_envelopes(sha256)
+                    report.envelopes_measured += 1
+                except (OSError, ValueError, RuntimeError) as exc:
+                    report.failed.append(f"segment {segment_id}: envelopes: {exc}")
             continue
         try:
             if audio_id not in made:
@@ -115,6 +126,7 @@ def _made_again(old: _Old, report: RenormaliseReport) -> dict[str, object]:
     try:
         result = audio.ingest_file(original, scratch)
         sha = store.put(result.playout_path)
+        audio.keep_envelopes(sha)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return {

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from app.accounts.deps import ApproverUser, EditorUser, ViewerUser
+from app.audio import listen
 from app.audio import service as audio
 from app.audio.upload import receive_file
 from app.config import get_settings
@@ -249,6 +250,7 @@ def reject_segment(
 async def upload_audio(
     request: Request,
     response: Response,
+    background: BackgroundTasks,
     user: EditorUser,
     segment_id: DbId,
     if_match: IfMatch = None,
@@ -281,4 +283,5 @@ async def upload_audio(
         )
     finally:
         received.path.unlink(missing_ok=True)
+    listen.make_soon(background, out.audio_sha256)  # after the answer: never delays it
     return _reply(response, out)

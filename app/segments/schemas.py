@@ -81,6 +81,11 @@ class SegmentOut(BaseModel):
     true_peak_dbtp: float | None
     loudness_range_lu: float | None
     audio_sha256: str | None
+    listen_url: str | None = Field(
+        default=None,
+        description="a light copy of the audio for people to listen to (AAC in MP4, at most a "
+        "quarter of the playout file's size); null until it is made. Playout keeps the full file",
+    )
     audio_warnings: list[str] = Field(
         default=[], description="how the audio misses the playout standard, if it does"
     )

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from app import clock, db
 from app.accounts.models import Role, User
+from app.audio import listen
 from app.audio import service as audio_service
 from app.audio.models import AudioAsset
 from app.audit import service as audit
@@ -425,6 +426,7 @@ def to_out_many(session: Session, segments: Sequence[Segment]) -> list[SegmentOu
                 true_peak_dbtp=asset.true_peak_dbtp if asset else None,
                 loudness_range_lu=asset.loudness_range_lu if asset else None,
                 audio_sha256=asset.sha256 if asset else None,
+                listen_url=listen.listen_url(asset.listen_sha256) if asset else None,
                 audio_warnings=audio_service.audio_warnings(asset),
                 created_by=names[s.created_by_id][0] if s.created_by_id in names else None,
                 created_by_name=(names[s.created_by_id][1] or names[s.created_by_id][0])

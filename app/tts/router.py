@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, BackgroundTasks, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from app.accounts.deps import EditorUser, ViewerUser
+from app.audio import listen
 from app.db import DbId, SessionDep
 from app.errors import responses
 from app.http import version_etag
@@ -36,7 +37,11 @@ def tts_preview(
     "/segments/{segment_id}/tts", response_model=SegmentTTSOut, responses=responses(412, 503)
 )
 async def draft_tts(
-    user: EditorUser, segment_id: DbId, body: TTSRequest, response: Response
+    user: EditorUser,
+    segment_id: DbId,
+    body: TTSRequest,
+    response: Response,
+    background: BackgroundTasks,
 ) -> SegmentTTSOut:
     """Draft the segment's audio from its script (gTTS, or espeak-ng offline).
 
@@ -51,6 +56,7 @@ async def draft_tts(
         expected_version=body.version,
     )
     response.headers["ETag"] = version_etag(out.version)
+    listen.make_soon(background, out.audio_sha256)  # after the answer: never delays it
     return out
 
 

@@ -194,6 +194,7 @@ def _draft_segment_audio(
                 # Never keep an empty or silent synthesis as the segment's audio.
                 raise ServiceUnavailable(f"text-to-speech produced unusable audio: {exc}") from exc
             sha = audio.store().put(ingested.playout_path)
+            audio.keep_envelopes(sha)
             # The synthesis is kept as the original: `loaxa audio renormalise` starts there.
             source_sha = audio.store().put(result.path, ext=result.path.suffix.lstrip("."))
             key = _cache_key(settings, result.normalized_text, result.engine, extra)

@@ -85,8 +85,15 @@ def test_upload_in_each_format_is_measured_and_normalised(
     stored = data_dir / "audio" / body["audio_sha256"][:2] / f"{body['audio_sha256']}.mp3"
     stream = ffprobe_json(stored)["streams"][0]
     assert (stream["codec_name"], stream["channels"], stream["sample_rate"]) == ("mp3", 1, "44100")
-    # The original is kept beside the playout file, and nothing else is stored.
-    assert len(_stored_files(data_dir)) == 2
+    # Kept: the original, the playout file, the envelopes measured on it (what assembly
+    # plans from) and, made after the answer (listen_url null in it), the listening copy.
+    sha = body["audio_sha256"]
+    assert body["listen_url"] is None
+    listen_url = client.get(f"/api/v1/segments/{seg['id']}", headers=editor).json()["listen_url"]
+    assert listen_url and listen_url.startswith("/api/v1/audio/")
+    kinds = sorted(p.suffix for p in _stored_files(data_dir))
+    assert kinds == sorted([f".{fmt}", ".mp3", ".env", ".m4a"])
+    assert len(list((data_dir / "audio" / sha[:2]).glob(f"{sha}.*.env"))) == 1
 
 
 def ebur128(path: Path) -> tuple[float, float]:

@@ -27,16 +27,15 @@ from app.audio.pipeline import (
     planned_total_ms,
     probe_duration_ms,
 )
-from app.audio.pipeline.assembly import _decoded_items
 from app.audio.pipeline.ffmpeg import (  # pydub's AudioSegment, its warning muted
     EXPORT_PARAMETERS,
-    AudioSegment,
     _encode,
     _segment,
     gapless_trim,
 )
 from app.audio.pipeline.gain import TP_MARGIN_DB
 from app.audio.pipeline.measure import ASSUMED_PRIMING, analyse_file, encode_measured
+from app.audio.pipeline.programme import Decoder
 from app.audio.storage import AudioStore, sha256_file
 from app.audio.templates import DEFAULT_TEMPLATES_DIR, load_manifest, template_paths
 
@@ -500,23 +499,19 @@ def test_a_failed_measurement_while_encoding_leaves_no_file(tmp_path: Path) -> N
     assert not out.exists()
 
 
-def test_assembly_items_are_decoded_into_pydub_segments(
-    ingested: Ingested, sources: dict[str, Path], tmp_path: Path
+def test_assembly_items_are_decoded_in_one_stream_as_each_alone(
+    ingested: Ingested, sources: dict[str, Path]
 ) -> None:
-    # Three items (an MP3 twice, a stereo 48 kHz WAV) shared by two ffmpeg processes: each
-    # comes back, in order, as a mono 44.1 kHz 16-bit AudioSegment holding exactly the
-    # samples of ffmpeg's own decode through the same high-pass filter (none at 0 Hz), and
-    # no raw PCM file is left in the scratch directory.
+    # Three items (an MP3 twice, a stereo 48 kHz WAV) decoded by one ffmpeg into one stream:
+    # the samples of each item's own ffmpeg decode through the same high-pass filter (none
+    # at 0 Hz), mono 44.1 kHz 16-bit, one after the other, the filter starting afresh on
+    # every item.
     playout = ingested("tone_440").playout_path
-    items = [("a", playout), ("b", sources["wav"]), ("c", playout)]
+    paths = [playout, sources["wav"], playout]
     for highpass_hz in (0.0, 100.0):
-        loaded = list(_decoded_items(items, tmp_path, highpass_hz))
-        assert [label for label, _ in loaded] == ["a", "b", "c"]
-        for (_, segment), (_, path) in zip(loaded, items, strict=True):
-            assert isinstance(segment, AudioSegment)
-            assert (segment.channels, segment.frame_rate, segment.sample_width) == (1, RATE, 2)
-            assert segment.raw_data == decode_s16(path, *highpass_args(highpass_hz))
-        assert not list(tmp_path.iterdir())
+        stream = b"".join(c.tobytes() for c in Decoder(paths, highpass_hz).chunks())
+        alone = [decode_s16(path, *highpass_args(highpass_hz)) for path in paths]
+        assert stream == b"".join(alone)
     assert decode_s16(playout, *highpass_args(100)) != decode_s16(playout)
 
 
@@ -624,20 +619,32 @@ NEWS_VI = (
 @pytest.mark.slow
 def test_a_twelve_minute_master_of_speech_is_on_standard(tmp_path: Path) -> None:
     # Eight spoken items (espeak-ng at different amplitudes and speeds, ~80 s each), each
-    # ingested, joined between the CCHC intro and outro: the master, as ffmpeg's ebur128
-    # measures it, is at -16 LUFS +-0.5 LU with a true peak <= -1 dBTP, and as long as
-    # planned to the MP3 frame.
-    items: list[tuple[str, Path]] = []
+    # ingested and kept in a store with its envelopes, as the upload service keeps them,
+    # joined between the CCHC intro and outro: the master, as ffmpeg's ebur128 measures
+    # it, is at -16 LUFS +-0.5 LU with a true peak <= -1 dBTP, as long as planned to the
+    # MP3 frame, and within 0.1 LU and 0.1 dB of the master planned from a measurement of
+    # the whole joined programme.
+    from app.audio.pipeline import EnvelopeCache, Item, envelope_key, measure_item
+    from app.audio.pipeline.gain import standard_key
+
+    sound = {"target_lufs": -16.0, "max_true_peak_dbtp": -1.0, "highpass_hz": 100.0}
+    key = envelope_key(standard_key(**sound))
+    store = AudioStore(tmp_path / "store")
+    cache = EnvelopeCache(store.envelope_path)
+    items: list[Item] = []
     voices = [(100, 150), (40, 160), (180, 140), (100, 175), (70, 150), (100, 165), (25, 150)]
     for n, (amplitude, speed) in enumerate([*voices, (130, 155)]):
         wav = tmp_path / f"news{n}.wav"
         cmd = ["espeak-ng", "-v", "vi", "-a", str(amplitude), "-s", str(speed), "-w", str(wav)]
         subprocess.run([*cmd, NEWS_VI * 5], check=True)
-        items.append((f"news {n}", ingest(wav, work_dir=tmp_path).playout_path))
+        sha = store.put(ingest(wav, work_dir=tmp_path).playout_path)
+        path = store.path_for(sha)
+        cache.put(sha, key, measure_item(path, filtered=True, **sound))
+        items.append(Item(f"news {n}", path, sha, filtered=True))
     intro, outro = template_paths("cchc", DEFAULT_TEMPLATES_DIR)
     assert intro and outro
-    items = [("intro", intro), *items, ("outro", outro)]
-    result = assemble(items, out_path=tmp_path / "master.mp3", gap_ms=500)
+    items = [Item("intro", intro), *items, Item("outro", outro)]
+    result = assemble(items, out_path=tmp_path / "master.mp3", gap_ms=500, envelopes=cache)
     assert 600_000 <= result.duration_ms <= 900_000
     loudness, peak = assert_on_standard(result.path)
     assert result.loudness_lufs == pytest.approx(loudness, abs=0.2)
@@ -651,6 +658,11 @@ def test_a_twelve_minute_master_of_speech_is_on_standard(tmp_path: Path) -> None
     ).stdout.split()
     samples = sum(int(f) for f in frames if f.strip())
     assert abs(samples - ms_to_frames(result.planned_ms)) <= 1152
+    full = assemble(items, out_path=tmp_path / "full.mp3", gap_ms=500, measure_programme=True)
+    full_loudness, full_peak = ebur128(full.path)
+    assert loudness == pytest.approx(full_loudness, abs=0.1)
+    assert peak == pytest.approx(full_peak, abs=0.1)
+    assert result.cues == full.cues
 
 
 def test_the_limiters_moving_minimum_and_mean_are_scipys() -> None:

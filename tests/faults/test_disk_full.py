@@ -14,6 +14,7 @@ import hashlib
 import os
 import subprocess
 import tempfile
+import time
 import wave
 from pathlib import Path
 
@@ -98,7 +99,13 @@ def test_a_full_disk_while_writing_audio_is_507_and_changes_nothing(
 
         first = upload(pink(tmp_path / "first.mp3", 3))
         assert first.status_code == 200, first.text
-        before = httpx.get(f"{base}/api/v1/segments/{seg['id']}", headers=editor).json()
+        deadline = time.monotonic() + 60  # its listening copy is made after the answer
+        while True:
+            before = httpx.get(f"{base}/api/v1/segments/{seg['id']}", headers=editor).json()
+            if before["listen_url"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert before["listen_url"]
         stored_before = _files(inside / "audio")
 
         # 2.6 MB: received, decoded and encoded, but there is no room to keep the upload.
@@ -110,8 +117,11 @@ def test_a_full_disk_while_writing_audio_is_507_and_changes_nothing(
             assert "disk is full" in r.json()["detail"] and step in r.json()["detail"]
             now = httpx.get(f"{base}/api/v1/segments/{seg['id']}", headers=editor).json()
             assert now == before
-            # Nothing half-written: every stored file is whole, no temp or scratch file.
+            # Nothing half-written: every stored file is whole, no temp or scratch file
+            # (envelope files are named after the audio they describe, not their content).
             for path in _files(inside / "audio"):
+                if path.suffix == ".env":
+                    continue
                 digest = hashlib.sha256(path.read_bytes()).hexdigest()
                 assert path.name.split(".")[0] == digest, path
             assert not [p for p in _files(inside) if p.suffix in (".tmp", ".part")]

@@ -140,7 +140,7 @@ def test_after_three_days_down_the_scheduler_catches_up_once_then_its_triggers_f
     assert page["running"] is True and listed["scheduler_running"] is True
     jobs = {j["job"]: j for j in page["jobs"]}
     zone = "Asia/Ho_Chi_Minh"
-    expected_jobs = {"plan", "mark_missed", "fill", "check_cchc", "check_overlaps"}
+    expected_jobs = {"plan", "mark_missed", "fill", "listen_copies", "check_cchc", "check_overlaps"}
     expected_jobs |= {f"count_playlists:{zone}", f"housekeeping:{zone}"}
     assert set(jobs) == expected_jobs
     assert all(j["last_outcome"] == "ok" and j["next_run_at"] for j in jobs.values())

@@ -144,3 +144,14 @@ def test_renormalise_makes_old_audio_again_from_originals_once(
     assert second.returncode == 0, second.stderr
     assert "2 with audio, 2 already at the standard, 0 made again" in second.stdout
     assert "masters still to air: 1, 0 rendered again, 1 already current" in second.stdout
+    assert "envelopes measured for 0" in second.stdout  # kept when the audio was made again
+
+    # Audio stored before envelopes were kept (or kept for a standard since changed) gets
+    # them from the next run, without being made again.
+    for path in (data_dir / "audio").rglob("*.env"):  # the segments' and the templates'
+        path.unlink()
+    third = renormalise()
+    assert third.returncode == 0, third.stderr
+    assert "2 already at the standard, 0 made again" in third.stdout
+    assert "envelopes measured for 2" in third.stdout
+    assert len(list((data_dir / "audio").rglob("*.env"))) == 2

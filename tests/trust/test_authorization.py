@@ -414,6 +414,8 @@ MATRIX: dict[tuple[str, str], tuple[tuple[int, ...], Builder]] = {
     ("GET", "/api/v1/stations/{station_id}/podcast.xml"): (PUBLIC(), station),
     ("GET", "/api/v1/stations/{station_id}/podcast/{broadcast_id}.mp3"): (PUBLIC(), podcast_episode),  # noqa: E501
     ("HEAD", "/api/v1/stations/{station_id}/podcast/{broadcast_id}.mp3"): (PUBLIC(), podcast_episode),  # noqa: E501
+    ("GET", "/api/v1/stations/{station_id}/podcast/{broadcast_id}.m4a"): (PUBLIC(), podcast_episode),  # noqa: E501
+    ("HEAD", "/api/v1/stations/{station_id}/podcast/{broadcast_id}.m4a"): (PUBLIC(), podcast_episode),  # noqa: E501
     ("POST", "/api/v1/devices"): (ADMIN(201), new_device),
     ("GET", "/api/v1/devices"): (ADMIN(), nothing),
     ("POST", "/api/v1/devices/{device_id}/revoke"): (ADMIN(), spare_device),

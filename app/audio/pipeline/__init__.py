@@ -16,13 +16,17 @@ belong to it:
 * ``gain``: encoding with a guarantee: the decoded MP3 on target, its true peak under the
   ceiling (verify and re-encode).
 * ``ingest``: an upload becomes a normalised playout MP3, or is rejected.
+* ``envelopes``: an item's envelopes, measured once and kept, joined into a programme's.
+* ``programme``: a programme's items decoded in one stream and joined as they come.
 * ``assembly``: a rundown's items become one master MP3 with a cue per item.
+* ``listen``: the light copy people listen to (AAC in MP4), made from a playout file.
 
 What callers use is re-exported here (``from app.audio import pipeline``). Names with a
 leading underscore are shared between these modules only.
 """
 
-from app.audio.pipeline.assembly import AssemblyResult, Cue, assemble, planned_total_ms
+from app.audio.pipeline.assembly import AssemblyResult, Cue, Item, assemble, planned_total_ms
+from app.audio.pipeline.envelopes import EnvelopeCache, ItemEnvelopes, envelope_key, measure_item
 from app.audio.pipeline.ffmpeg import ENCODE_ARGS, EXPORT_PARAMETERS, highpass_args
 from app.audio.pipeline.frames import RATE, describe_ms, frames_to_ms, ms_to_frames
 from app.audio.pipeline.gain import off_target, standard_key
@@ -42,14 +46,19 @@ __all__ = [
     "AudioRejected",
     "AudioStats",
     "Cue",
+    "EnvelopeCache",
     "IngestResult",
+    "Item",
+    "ItemEnvelopes",
     "analyse_file",
     "analyse_pcm",
     "assemble",
     "describe_ms",
+    "envelope_key",
     "frames_to_ms",
     "highpass_args",
     "ingest",
+    "measure_item",
     "ms_to_frames",
     "off_target",
     "planned_total_ms",

@@ -1,22 +1,22 @@
 """Assembly: render a rundown's items, in order, into one playout-format master MP3.
 
-* ``assemble`` holds each item as an ``AudioSegment``. Their ``raw_data`` is joined into
-  one growing bytearray with frame-exact offsets (never with ``+``, which copies the whole
-  programme on every item, nor ``append``, which crossfades 100 ms unless told otherwise);
-  the limiter renders that buffer into the encoder 10 s at a time (``gain``).
-* Decoding assembly items: two ffmpeg processes decode all of them, a share each, strictly
-  (``-xerror``), high-passed (``ffmpeg.highpass_args``), with ``-ac 1 -ar 44100``, into raw
-  PCM files that are read back into ``AudioSegment`` objects. ``AudioSegment.from_file``
-  starts one ffmpeg per item: ffmpeg's start-up alone is ~60 ms, so a 12-item programme
-  spent 0.8 s loading against 0.5 s now (measured), and pydub reads each decode through a
-  WAV copy. It also cannot resample properly: it appends ``parameters`` after the output,
-  where ffmpeg ignores ``-ac``/``-ar``, and its own ``set_frame_rate`` (audioop ``ratecv``)
-  has no anti-alias filter. The samples are those of ffmpeg's decoder with the same
-  filter either way (a test compares them).
-* The joined programme is measured by two threads, a half each (``measure.measure_pcm``):
-  loudness and the envelopes the limiter plans with. A master of items that are already
-  normalised is within MASTER_TOLERANCE_LU of the target: it keeps its level and the
-  limiter only catches what the joins and the new encode add.
+* Planning comes first and touches no audio: every item's envelopes (its block true peak
+  and loudness, its length, its codec overshoot; ``envelopes``) are read from where they
+  were kept when it was ingested, or measured now and kept (an item seen for the first
+  time, or kept for another standard). Joined as the programme lays the items out, they
+  give the gain and the limiter curve of the whole master (``limiter.plan``): a master of
+  items that are already normalised is within MASTER_TOLERANCE_LU of the target, keeps its
+  level, and the limiter only catches what the joins and the new encode add. The limiter's
+  ceiling allows for the items' codec overshoot (``gain.MASTER_OVERSHOOT_FACTOR`` times the
+  largest): no preview encode.
+* Then one pass streams: one ffmpeg decodes the items in order (``programme.Decoder``), the
+  joiner adds gaps, crossfades and de-click ramps (``programme.joined``), the limiter
+  renders 10 s at a time into LAME, and LAME's output is decoded and measured as it is made
+  (``gain``). Memory stays bounded whatever the programme's length: no whole-programme
+  buffer. The decoder and the encoder are started before the planning, so that their
+  start-up overlaps it.
+* ``measure_programme=True`` measures the joined programme itself in a first pass instead of
+  joining the items' envelopes (a second decode; what tests compare against).
 * The master's stored figures (loudness, true peak, loudness range, length) are measured
   on the decoded MP3, as for every playout file (``gain``).
 """
@@ -24,43 +24,45 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from app.audio.pipeline.ffmpeg import (
-    FFMPEG,
-    AudioSegment,
-    NotAudio,
-    _decode_to_buffer,
-    _DecodeError,
-    _err_text,
-    _segment,
-    highpass_args,
-    input_args,
-)
+from app.audio.pipeline import envelopes as env
+from app.audio.pipeline.ffmpeg import _DecodeError
 from app.audio.pipeline.frames import (
     DURATION_TOLERANCE_MS,
-    EDGE_FADE_FRAMES,
     MP3_FRAME,
-    RATE,
-    S16,
     frames_to_ms,
     ms_to_frames,
 )
-from app.audio.pipeline.gain import encode_normalised
-from app.audio.pipeline.measure import AudioStats, Envelopes, measure_pcm
-from app.children import child_limits
+from app.audio.pipeline.gain import (
+    MASTER_OVERSHOOT_FACTOR,
+    MASTER_TOLERANCE_LU,
+    encode_streamed,
+    standard_key,
+)
+from app.audio.pipeline.measure import Envelopes, MeasuredEncode, _Analyser
+from app.audio.pipeline.programme import Decoder, LengthMismatch, joined, layout
 
-DECODE_PROCESSES = 2  # ffmpeg processes that decode an assembly's items, a share each
-INPUT_QUEUE_PACKETS = 4096  # per input of a decoding ffmpeg (~100 s of MP3, ~2 MB)
-ANALYSIS_THREADS = 2  # threads that measure a joined programme, a part each
-MASTER_TOLERANCE_LU = 0.2  # the master gets an overall gain only if off by more than this
+__all__ = ["MASTER_TOLERANCE_LU", "AssemblyResult", "Cue", "Item", "assemble"]
+
+
+@dataclass(frozen=True)
+class Item:
+    """One item of a programme: its label (for cues and errors), its file, the sha256 of
+    that file when it is known (its envelopes are kept under it), and whether the file went
+    through the current high-pass filter already (filtered: a playout file made to the
+    current standard), in which case assembly does not filter it a second time."""
+
+    label: str
+    path: Path
+    sha256: str | None = None
+    filtered: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class AssemblyResult:
     gain_db: float = 0.0
     limiter_db: float = 0.0  # the limiter's deepest gain reduction
     planned_ms: int = 0
+    planning_s: float = 0.0  # from the call to LAME's first audio: envelopes read, joined, planned
 
 
 def _check_join(gap_ms: int, crossfade_ms: int) -> None:
@@ -113,170 +116,67 @@ def planned_total_ms(durations_ms: Sequence[int], *, gap_ms: int = 0, crossfade_
     return sum(durations_ms) + (count - 1) * (gap_ms - crossfade_ms)
 
 
-@dataclass
-class _Joiner:
-    """Joins decoded 16-bit items into one buffer with gaps or linear crossfades."""
-
-    gap: int  # frames
-    crossfade: int  # frames
-    count: int  # number of items that will be added
-    buf: bytearray = field(default_factory=bytearray)
-    spans: list[tuple[int, int]] = field(default_factory=list)  # (start, frames) per item
-
-    @property
-    def frames(self) -> int:
-        """Frames in the buffer so far."""
-        return len(self.buf) // 2
-
-    def add(self, label: str, segment: AudioSegment) -> None:
-        """Append one decoded item (gap before it, or crossfade into the tail)."""
-        index = len(self.spans)
-        item_buf = segment.raw_data
-        if not isinstance(item_buf, bytearray):
-            item_buf = bytearray(item_buf)  # writable: the de-click ramps work in place
-        item = np.frombuffer(item_buf, dtype=S16)
-        if item.size < max(1, self.crossfade * _crossfaded_edges(index, self.count)):
-            raise ValueError(f"item {index} ({label}) is shorter than its crossfades")
-        self._declick(item, index)
-        if index and self.crossfade:
-            self._mix_into_tail(item[: self.crossfade])
-            start = self.frames - self.crossfade
-            self.buf += memoryview(item_buf)[self.crossfade * 2 :]
-        else:
-            self.buf += bytes(2 * self.gap if index else 0)
-            start = self.frames
-            self.buf += item_buf
-        self.spans.append((start, item.size))
-
-    def finish(self) -> tuple[AudioStats, Envelopes]:
-        """Measure the whole joined programme."""
-        return measure_pcm(np.frombuffer(self.buf, dtype=S16), threads=ANALYSIS_THREADS)
-
-    def _declick(self, item: np.ndarray, index: int) -> None:
-        """5 ms linear ramps on the item's edges that are not crossfaded."""
-        n = min(EDGE_FADE_FRAMES, item.size // 2)
-        if not n:
-            return
-        ramp = (np.arange(n, dtype=np.float32) + 0.5) / n
-        if not (index and self.crossfade):
-            item[:n] = np.rint(item[:n] * ramp).astype(S16)
-        if not (index < self.count - 1 and self.crossfade):
-            item[-n:] = np.rint(item[-n:] * ramp[::-1]).astype(S16)
-
-    def _mix_into_tail(self, head: np.ndarray) -> None:
-        """Linear crossfade: the buffer's last frames fade out while head fades in."""
-        n = head.size
-        tail = np.frombuffer(self.buf, dtype=S16, count=n, offset=len(self.buf) - 2 * n)
-        fade_in = (np.arange(n, dtype=np.float32) + 0.5) / n
-        mixed = tail * (1 - fade_in) + head * fade_in
-        tail[:] = np.clip(np.rint(mixed), -32768, 32767).astype(S16)
+def _items(items: Sequence[Item | tuple[str, Path]]) -> list[Item]:
+    return [i if isinstance(i, Item) else Item(i[0], Path(i[1])) for i in items]
 
 
-def _decode_item(index: int, label: str, path: Path, highpass_hz: float) -> bytearray:
-    """Decode one assembly item to 16-bit mono 44.1 kHz PCM with ffmpeg directly."""
-    try:
-        return _decode_to_buffer(
-            path, "s16le", strict=True, max_frames=2**40, highpass_hz=highpass_hz
-        )
-    except (_DecodeError, NotAudio) as exc:
-        raise ValueError(f"item {index} ({label}): cannot decode {path}: {exc}") from exc
+def _keys(sound: dict[str, float]) -> dict[bool, str]:
+    """The envelope keys of filtered and not filtered items."""
+    standard = standard_key(**sound)
+    return {filtered: env.envelope_key(standard, filtered=filtered) for filtered in (False, True)}
 
 
-def _decode_groups(paths: Sequence[Path], processes: int) -> list[list[int]]:
-    """Item indexes split into at most `processes` groups of about equal file size."""
-    groups: list[list[int]] = [[] for _ in range(max(1, min(processes, len(paths))))]
-    loads = [0] * len(groups)
-    sizes = [_size_or_zero(path) for path in paths]  # a missing file fails in ffmpeg, named
-    for index in sorted(range(len(paths)), key=lambda i: -sizes[i]):
-        lightest = loads.index(min(loads))
-        groups[lightest].append(index)
-        loads[lightest] += sizes[index]
-    return [sorted(group) for group in groups]
-
-
-def _size_or_zero(path: Path) -> int:
-    """A file's size in bytes, 0 if it cannot be read."""
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _decode_group(
-    indexes: Sequence[int], paths: Sequence[Path], scratch: Path, highpass_hz: float
-) -> None:
-    """Decode several items with one ffmpeg: item i becomes scratch/item-i.pcm (s16le)."""
-    cmd = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-xerror"]
-    for index in indexes:
-        # ffmpeg reads each input in a thread of its own that hands over packets through a
-        # queue of 8 by default: six inputs then spent a third of their time in futex calls
-        # (0.49 s -> 0.40 s for six 90 s items with a deep queue; measured).
-        try:
-            source = input_args(paths[index])
-        except (OSError, NotAudio) as exc:
-            raise _DecodeError(f"{paths[index]}: {exc}") from exc
-        cmd += ["-thread_queue_size", str(INPUT_QUEUE_PACKETS), *source]
-    for n, index in enumerate(indexes):
-        out = scratch / f"item-{index}.pcm"
-        cmd += ["-map", f"{n}:a:0", *highpass_args(highpass_hz), "-ac", "1"]
-        cmd += ["-ar", str(RATE), "-f", "s16le", "-y", str(out)]
-    with tempfile.TemporaryFile() as err:
-        done = subprocess.run(
-            cmd, stdout=subprocess.DEVNULL, stderr=err, check=False, preexec_fn=child_limits()
-        )
-        if done.returncode:
-            raise _DecodeError(_err_text(err))
-
-
-def _decoded_items(
-    items: Sequence[tuple[str, Path]], scratch: Path, highpass_hz: float = 0.0
-) -> Iterator[tuple[str, AudioSegment]]:
-    """Every item as a mono 44.1 kHz 16-bit AudioSegment, in order.
-
-    The items are decoded by DECODE_PROCESSES ffmpeg processes at once, each taking a
-    share (one process per item would pay ffmpeg's ~60 ms start-up a dozen times), into
-    raw PCM files in scratch that are read back, and deleted, one at a time. Decoding is
-    strict (``-xerror``); when a share fails, its items are decoded one by one so that the
-    error names the broken item.
-    """
-    paths = [Path(path) for _, path in items]
-    groups = _decode_groups(paths, DECODE_PROCESSES)
-    with ThreadPoolExecutor(len(groups), thread_name_prefix="decode") as pool:
-        futures = [
-            pool.submit(_decode_group, group, paths, scratch, highpass_hz) for group in groups
-        ]
-        for group, future in zip(groups, futures, strict=True):
+def _item_envelopes(
+    items: Sequence[Item],
+    cache: env.EnvelopeCache | None,
+    keys: dict[bool, str],
+    sound: dict[str, float],
+    *,
+    fresh: bool = False,
+) -> list[env.ItemEnvelopes]:
+    """Every item's envelopes: kept ones when they can be trusted, else measured now (and
+    kept). A file that cannot be decoded is a ValueError naming the item."""
+    found: list[env.ItemEnvelopes] = []
+    for index, item in enumerate(items):
+        kept = None
+        key = keys[item.filtered]
+        if cache is not None and item.sha256 and not fresh:
+            kept = cache.get(item.sha256, key)
+        if kept is None:
             try:
-                future.result()
+                kept = env.measure_item(item.path, filtered=item.filtered, **sound)
             except _DecodeError as exc:
-                for index in group:
-                    _decode_item(index, items[index][0], paths[index], highpass_hz)
-                raise ValueError(f"items {group}: cannot decode: {exc}") from exc
-    for index, (label, _) in enumerate(items):
-        pcm = scratch / f"item-{index}.pcm"
-        data = bytearray(pcm.stat().st_size)
-        with pcm.open("rb") as f:
-            f.readinto(data)
-        pcm.unlink()
-        yield label, _segment(data)
+                raise ValueError(
+                    f"item {index} ({item.label}): cannot decode {item.path}: {exc}"
+                ) from exc
+            if cache is not None and item.sha256:
+                cache.put(item.sha256, key, kept)
+        found.append(kept)
+    return found
 
 
-def _join(
-    items: Sequence[tuple[str, Path]],
-    gap_ms: int,
-    crossfade_ms: int,
-    scratch: Path,
-    highpass_hz: float,
-) -> _Joiner:
-    """Decode every item once and join them into one 16-bit buffer."""
-    joiner = _Joiner(ms_to_frames(gap_ms), ms_to_frames(crossfade_ms), len(items))
-    for label, segment in _decoded_items(items, scratch, highpass_hz):
-        joiner.add(label, segment)
-    return joiner
+def _check_crossfades(items: Sequence[Item], frames: Sequence[int], crossfade: int) -> None:
+    for index, (item, size) in enumerate(zip(items, frames, strict=True)):
+        if size < max(1, crossfade * _crossfaded_edges(index, len(items))):
+            raise ValueError(f"item {index} ({item.label}) is shorter than its crossfades")
+
+
+def _measured_programme(
+    paths: Sequence[Path],
+    frames: Sequence[int],
+    gap: int,
+    crossfade: int,
+    highpass_hz: Sequence[float],
+) -> Envelopes:
+    """The joined programme's own envelopes, from a pass of its own over the decode."""
+    analyser = _Analyser()
+    for chunk in joined(Decoder(paths, highpass_hz).chunks(), frames, gap=gap, crossfade=crossfade):
+        analyser.feed(chunk)
+    return analyser.envelopes()
 
 
 def assemble(
-    items: Sequence[tuple[str, Path]],
+    items: Sequence[Item | tuple[str, Path]],
     *,
     out_path: Path,
     gap_ms: int = 0,
@@ -284,52 +184,135 @@ def assemble(
     target_lufs: float = -16.0,
     max_true_peak_dbtp: float = -1.0,
     highpass_hz: float = 100.0,
+    envelopes: env.EnvelopeCache | None = None,
+    measure_programme: bool = False,
 ) -> AssemblyResult:
-    """Render (label, path) items in order into one playout-format master MP3 at out_path.
+    """Render items (``Item``, or (label, path)) in order into one playout-format master MP3
+    at out_path (see the module docstring).
 
-    Each item is decoded once, high-passed, to 16-bit PCM and joined in one buffer (gaps
-    are silence, crossfades are linear and only touch the overlapping frames; other item
-    edges get a 5 ms de-click ramp). A master more than MASTER_TOLERANCE_LU off
+    Gaps are silence, crossfades are linear and only touch the overlapping frames; other
+    item edges get a 5 ms de-click ramp. A master more than MASTER_TOLERANCE_LU off
     target_lufs gets one overall gain; the true-peak limiter keeps the decoded MP3 at most
-    max_true_peak_dbtp (``gain``). The decoded result must be as long as the joined PCM
-    (+- one MP3 frame) and last planned_total_ms +- 50 ms, else RuntimeError. out_path is
-    replaced atomically. The MP3 is rendered in a hidden temp directory beside out_path,
-    which is not left behind on failure.
+    max_true_peak_dbtp. envelopes: where items' envelopes are kept (by their sha256).
+    The decoded result must be as long as the joined PCM (+- one MP3 frame) and last
+    planned_total_ms +- 50 ms, else RuntimeError. out_path is replaced atomically. The MP3
+    is rendered in a hidden temp directory beside out_path, which is not left behind on
+    failure. A file that cannot be decoded is a ValueError naming its item.
     """
     _check_join(gap_ms, crossfade_ms)
     if not items:
         raise ValueError("nothing to assemble")
+    listed = _items(items)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    sound = {
+        "target_lufs": target_lufs,
+        "max_true_peak_dbtp": max_true_peak_dbtp,
+        "highpass_hz": highpass_hz,
+    }
+    keys = _keys(sound)
     with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=f".{out_path.name}.") as tmp:
-        scratch = Path(tmp)
-        joiner = _join(items, gap_ms, crossfade_ms, scratch, highpass_hz)
+        rendered = Path(tmp) / "master.mp3"
+        try:
+            return _assemble(listed, rendered, out_path, gap_ms, crossfade_ms, sound, keys,
+                             envelopes, measure_programme, fresh=False)  # fmt: skip
+        except LengthMismatch:
+            # Kept envelopes that do not describe these files: never trusted again.
+            for item in listed:
+                if envelopes is not None and item.sha256:
+                    envelopes.discard(item.sha256, keys[item.filtered])
+            return _assemble(listed, rendered, out_path, gap_ms, crossfade_ms, sound, keys,
+                             envelopes, measure_programme, fresh=True)  # fmt: skip
+
+
+def _assemble(
+    items: list[Item],
+    rendered: Path,
+    out_path: Path,
+    gap_ms: int,
+    crossfade_ms: int,
+    sound: dict[str, float],
+    keys: dict[bool, str],
+    cache: env.EnvelopeCache | None,
+    measure_programme: bool,
+    *,
+    fresh: bool,
+) -> AssemblyResult:
+    paths = [item.path for item in items]
+    highpass_hz = [0.0 if item.filtered else sound["highpass_hz"] for item in items]
+    gap, crossfade = ms_to_frames(gap_ms), ms_to_frames(crossfade_ms)
+    decoders: list[Decoder] = []
+    started, planned_at = time.perf_counter(), []
+
+    def decode() -> Iterator[np.ndarray]:
+        planned_at.append(time.perf_counter() - started)
+        decoder = decoders.pop() if decoders else Decoder(paths, highpass_hz)
+        try:
+            yield from joined(decoder.chunks(), frames, gap=gap, crossfade=crossfade)
+        except _DecodeError as exc:
+            raise _named_decode_error(items, highpass_hz, exc) from exc
+        finally:
+            decoder.close()
+
+    frames: list[int] = []
+    encoder = MeasuredEncode(rendered)  # started now: its start-up overlaps the planning
+    try:
+        decoders.append(Decoder(paths, highpass_hz))
+        kept = _item_envelopes(items, cache, keys, sound, fresh=fresh)
+        frames = [item.frames for item in kept]
+        _check_crossfades(items, frames, crossfade)
+        spans = layout(frames, gap, crossfade)
         cues = [
-            Cue(label, frames_to_ms(start), frames_to_ms(frames))
-            for (label, _), (start, frames) in zip(items, joiner.spans, strict=True)
+            Cue(item.label, frames_to_ms(start), frames_to_ms(size))
+            for item, (start, size) in zip(items, spans, strict=True)
         ]
-        durations = [c.duration_ms for c in cues]
-        planned = planned_total_ms(durations, gap_ms=gap_ms, crossfade_ms=crossfade_ms)
-        _, envelopes = joiner.finish()
-        rendered = scratch / "master.mp3"
-        encoded = encode_normalised(
-            np.frombuffer(joiner.buf, dtype=S16),
-            envelopes,
-            out=rendered,
-            target_lufs=target_lufs,
-            ceiling_dbtp=max_true_peak_dbtp,
-            tolerance_lu=MASTER_TOLERANCE_LU,
+        planned = planned_total_ms(
+            [c.duration_ms for c in cues], gap_ms=gap_ms, crossfade_ms=crossfade_ms
         )
-        stats = encoded.stats
-        if abs(stats.frames - joiner.frames) > MP3_FRAME:
-            raise RuntimeError(f"master decodes to {stats.frames} frames, not {joiner.frames}")
-        _check_duration(stats.duration_ms, planned)
-        os.replace(rendered, out_path)
+        if measure_programme:
+            programme = _measured_programme(paths, frames, gap, crossfade, highpass_hz)
+        else:
+            programme = env.join(kept, spans, crossfade)
+        overshoot = MASTER_OVERSHOOT_FACTOR * max(item.overshoot_db for item in kept)
+        del kept  # ~1 MB per minute: the programme's envelopes hold what the plan needs
+        encoded = encode_streamed(
+            decode,
+            programme,
+            out=rendered,
+            target_lufs=sound["target_lufs"],
+            ceiling_dbtp=sound["max_true_peak_dbtp"],
+            tolerance_lu=MASTER_TOLERANCE_LU,
+            overshoot_db=overshoot,
+            encoder=encoder,
+        )
+    finally:
+        encoder.cancel()  # nothing once it made the file
+        for decoder in decoders:
+            decoder.close()
+    stats = encoded.stats
+    if abs(stats.frames - programme.frames) > MP3_FRAME:
+        raise RuntimeError(f"master decodes to {stats.frames} frames, not {programme.frames}")
+    _check_duration(stats.duration_ms, planned)
+    os.replace(rendered, out_path)
     return AssemblyResult(
         out_path, stats.duration_ms, cues, stats.loudness_lufs, stats.true_peak_dbtp,
         stats.loudness_range_lu, round(encoded.plan.gain_db, 3), encoded.plan.reduction_db,
-        planned,
+        planned, planned_at[0] if planned_at else 0.0,
     )  # fmt: skip
+
+
+def _named_decode_error(
+    items: Sequence[Item], highpass_hz: Sequence[float], exc: Exception
+) -> ValueError:
+    """The decode of the programme failed: find the item that cannot be decoded."""
+    from app.audio.pipeline.programme import decode_item
+
+    for index, item in enumerate(items):
+        try:
+            decode_item(item.path, highpass_hz[index])
+        except _DecodeError as item_exc:
+            return ValueError(f"item {index} ({item.label}): cannot decode {item.path}: {item_exc}")
+    return ValueError(f"the items cannot be decoded together: {exc}")
 
 
 def _check_duration(measured_ms: int, planned_ms: int) -> None:

@@ -10,9 +10,11 @@ per minute) and its export needs the rendered programme whole in memory (~80 MB 
 minutes), while the pipe lets LAME encode on one core while the limiter renders the next
 seconds on the other.
 
-Where pydub is used (``pydub.AudioSegment``, mono, 44.1 kHz, 16-bit): ``assemble`` holds
-each decoded item as an ``AudioSegment`` (see its module). pydub imports ``audioop``,
-which Python 3.13 removed: the ``audioop-lts`` package (a dependency on 3.13+) provides it.
+pydub (``pydub.AudioSegment``, mono, 44.1 kHz, 16-bit) is no longer on any path of the app:
+assembly streams its items (``programme``). ``_segment`` and ``AudioSegment`` stay for the
+tests that compare our encoder with pydub's export; pydub is imported when they are first
+used, not at start-up (``loaxa assemble`` imports only what assembly uses). pydub imports
+``audioop``, which Python 3.13 removed: the ``audioop-lts`` package provides it.
 
 Verifying while encoding (``_encode(decoded=...)``): ffmpeg's tee muxer writes the
 encoder's packets both to the file and to a pipe into a decoding ffmpeg, so the MP3 is
@@ -59,7 +61,7 @@ import threading
 import warnings
 from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 import puremagic
@@ -67,10 +69,16 @@ import puremagic
 from app.audio.pipeline.frames import CHUNK_FRAMES, RATE, S16
 from app.children import child_limits
 
-with warnings.catch_warnings():
-    # pydub imports the stdlib audioop (deprecated in 3.11/3.12; audioop-lts on 3.13+).
-    warnings.filterwarnings("ignore", message=".*audioop.*", category=DeprecationWarning)
-    from pydub import AudioSegment
+
+def __getattr__(name: str) -> Any:
+    """``AudioSegment``, pydub's, imported on first use (see the module docstring)."""
+    if name != "AudioSegment":
+        raise AttributeError(name)
+    with warnings.catch_warnings():
+        # pydub imports the stdlib audioop (deprecated in 3.11/3.12; audioop-lts on 3.13+).
+        warnings.filterwarnings("ignore", message=".*audioop.*", category=DeprecationWarning)
+        from pydub import AudioSegment
+    return AudioSegment
 
 FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
 FFPROBE = shutil.which("ffprobe") or "ffprobe"
@@ -279,9 +287,10 @@ class _TooLong(Exception):
         self.frames = frames
 
 
-def _segment(data: bytes | bytearray) -> AudioSegment:
+def _segment(data: bytes | bytearray) -> Any:
     """Wrap mono 44.1 kHz 16-bit PCM as a pydub AudioSegment (no copy)."""
-    return AudioSegment(data=data, sample_width=2, frame_rate=RATE, channels=1)
+    segment_class = __getattr__("AudioSegment")
+    return segment_class(data=data, sample_width=2, frame_rate=RATE, channels=1)
 
 
 def _encode(

@@ -37,13 +37,13 @@ down. A broadcast limiter does that after the gain, and so does this one, offlin
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from app.audio.pipeline.frames import CHUNK_FRAMES, ENV_BLOCK, RATE, S16
-from app.audio.pipeline.measure import Envelopes, _full_scale
+from app.audio.pipeline.frames import CHUNK_FRAMES, ENV_BLOCK, RATE, S16, SUB_BLOCK
+from app.audio.pipeline.measure import Envelopes, _full_scale, _gated_loudness
 
 ATTACK_DB_PER_MS = 6.0  # how fast the gain may fall ahead of a peak
 RELEASES_DB_PER_MS = (0.06, 0.15, 0.3, 0.6, 1.2)  # how fast it may recover after one
@@ -53,6 +53,7 @@ MAX_LIMIT_DB = 20.0  # never pull the loudest peak down more than this
 SEARCH_STEPS = 12
 SEARCH_TOLERANCE_LU = 0.01
 CURVE_CHUNK = 8192  # blocks (~4 s) per step of the limiter's ramps
+RENDER_PIECE = 4410  # frames (100 ms) over which render checks whether the gain moves
 
 _BLOCK_MS = 1000 * ENV_BLOCK / RATE
 _ATTACK = ATTACK_DB_PER_MS * _BLOCK_MS  # dB per block
@@ -127,21 +128,103 @@ def _moving_mean(x: np.ndarray, reach: int) -> np.ndarray:
     return out
 
 
-def _curve_for(
-    tp_db: np.ndarray, gain_db: float, ceiling_dbtp: float, release: float
-) -> np.ndarray | None:
-    """The limiter curve for this gain, or None if no block needs any reduction."""
-    need = np.float32(ceiling_dbtp - gain_db) - tp_db
-    if not need.size or float(need.min()) >= 0:
-        return None
-    return _limiter_curve(np.minimum(need, np.float32(0.0), out=need), release)
+@dataclass(frozen=True)
+class _Curve:
+    """A limiter curve where it may be below 0 dB: its gains (dB) on the block ranges
+    `spans` (whole 100 ms sub-blocks, ascending), one after the other in `db`; the rest of
+    the programme is at 0 dB."""
+
+    spans: list[tuple[int, int]]
+    db: np.ndarray  # float32
+
+    def lowest(self) -> float:
+        return float(self.db.min())
+
+    def gather(self, values: np.ndarray) -> np.ndarray:
+        """values (one per block of the programme) on the curve's blocks, in order."""
+        if len(self.spans) == 1:
+            a, b = self.spans[0]
+            return values[a:b]
+        return np.concatenate([values[a:b] for a, b in self.spans])
 
 
-def _predict(envelopes: Envelopes, gain_db: float, curve: np.ndarray | None) -> float:
-    """Integrated loudness with gain_db and the limiter curve applied."""
-    if curve is None:
-        return envelopes.loudness_with(1.0) + gain_db
-    return envelopes.loudness_with(_linear(curve, gain_db, power=True))
+class _Programme:
+    """What the planning reads of the envelopes, computed once per plan: the true peak per
+    block (dB), its highest value per 100 ms sub-block, and the K-weighted energy per
+    sub-block. Curves are computed only around the sub-blocks whose peak needs reducing
+    (with room for their attack and release): on a master of normalised items that is a
+    small part of the programme, and the result is the same as over every block (to float32
+    rounding: the ramps restart at other blocks)."""
+
+    def __init__(self, envelopes: Envelopes) -> None:
+        self.envelopes = envelopes
+        self.tp_db = envelopes.tp_db()
+        n = self.tp_db.size
+        self.blocks = n
+        whole = n // _PER_SUB * _PER_SUB
+        coarse = np.full(-(-n // _PER_SUB), -np.inf, dtype=np.float32)
+        if whole:
+            coarse[: whole // _PER_SUB] = self.tp_db[:whole].reshape(-1, _PER_SUB).max(axis=1)
+        if whole < n:
+            coarse[-1] = self.tp_db[whole:].max()
+        self.coarse = coarse
+        self.loud_blocks = envelopes.frames // SUB_BLOCK * _PER_SUB  # what loudness counts
+        energy = envelopes.energy[: self.loud_blocks].reshape(-1, _PER_SUB)
+        self.sub_energy = energy.sum(axis=1, dtype=np.float64)
+        self.peak = float(coarse.max()) if coarse.size else -math.inf
+
+    def curve(self, gain_db: float, ceiling_dbtp: float, release: float) -> _Curve | None:
+        """The limiter curve for this gain, or None if no block needs any reduction."""
+        threshold = np.float32(ceiling_dbtp - gain_db)
+        hot = np.flatnonzero(self.coarse > threshold)
+        if not hot.size:
+            return None
+        depth = float(self.coarse[hot].max()) - float(threshold)
+        margin = 2 * SMOOTH_BLOCKS + 3  # the curve's widening and smoothing
+        before = -(-(math.ceil(depth / _ATTACK) + margin) // _PER_SUB)
+        after = -(-(math.ceil(depth / (release * _BLOCK_MS)) + margin) // _PER_SUB)
+        # The stretches of sub-blocks within reach of a hot one.
+        starts, ends = np.maximum(hot - before, 0), hot + after + 1
+        breaks = np.flatnonzero(starts[1:] > ends[:-1]) + 1
+        first = starts[np.concatenate(([0], breaks))] * _PER_SUB
+        last = np.minimum(
+            ends[np.concatenate((breaks - 1, [hot.size - 1]))] * _PER_SUB, self.blocks
+        )
+        curve = _Curve(list(zip(first.tolist(), last.tolist(), strict=True)), np.zeros(0))
+        need = threshold - curve.gather(self.tp_db)
+        np.minimum(need, np.float32(0.0), out=need)
+        # The stretches are joined end to end: each begins and ends on blocks that need
+        # nothing, further from any need than its attack and release reach, so no ramp
+        # crosses from one into the next.
+        return _Curve(curve.spans, _limiter_curve(need, release))
+
+    def predict(self, gain_db: float, curve: _Curve | None) -> float:
+        """Integrated loudness with gain_db and the limiter curve applied."""
+        sub = self.sub_energy * 10 ** (gain_db / 10)
+        if curve is not None:
+            energy = curve.gather(self.envelopes.energy) * _linear(curve.db, gain_db, power=True)
+            at = 0
+            for a, b in curve.spans:  # whole sub-blocks, but for the programme's last one
+                end = min(b, self.loud_blocks)
+                if end > a:
+                    part = energy[at : at + end - a].reshape(-1, _PER_SUB)
+                    sub[a // _PER_SUB : end // _PER_SUB] = part.sum(axis=1)
+                at += b - a
+        return _gated_loudness(sub)
+
+    def block_gain(self, gain_db: float, curve: _Curve | None) -> np.ndarray | None:
+        """Linear gain per block (the gain and the limiter), or None when it is constant."""
+        if curve is None:
+            return None
+        out = np.full(self.blocks, 10 ** (gain_db / 20), dtype=np.float32)
+        gains, at = _linear(curve.db, gain_db), 0
+        for a, b in curve.spans:
+            out[a:b] = gains[at : at + b - a]
+            at += b - a
+        return out
+
+
+_PER_SUB = SUB_BLOCK // ENV_BLOCK  # blocks per 100 ms sub-block
 
 
 def _linear(curve_db: np.ndarray, gain_db: float, *, power: bool = False) -> np.ndarray:
@@ -164,26 +247,24 @@ def plan(
     under the ceiling already. When no release reaches the target, the loudest result.
     hint: a plan for a nearby ceiling or target, whose gain and release the search starts
     from (fewer steps)."""
-    with np.errstate(divide="ignore"):
-        tp_db = np.log10(envelopes.true_peak, dtype=np.float32)
-        tp_db *= np.float32(20)
-    loudness = envelopes.loudness_with(1.0)
-    peak = float(tp_db.max()) if tp_db.size else -math.inf
+    programme = _Programme(envelopes)
+    loudness = _gated_loudness(programme.sub_energy)
+    peak = programme.peak
     gentle = RELEASES_DB_PER_MS[0]
     if not math.isfinite(loudness) or not math.isfinite(peak):
         return Plan(0.0, ceiling_dbtp, 0.0, loudness, gentle, None)
     if abs(target_lufs - loudness) <= tolerance_lu:
-        curve = _curve_for(tp_db, 0.0, ceiling_dbtp, gentle)  # close enough: at most limit
-        predicted = _predict(envelopes, 0.0, curve)
+        curve = programme.curve(0.0, ceiling_dbtp, gentle)  # close enough: at most limit
+        predicted = programme.predict(0.0, curve)
         if abs(target_lufs - predicted) <= tolerance_lu:
-            return _made(0.0, ceiling_dbtp, curve, predicted, gentle)
+            return _made(programme, 0.0, ceiling_dbtp, curve, predicted, gentle)
     best: Plan | None = None
     releases: tuple[float, ...] = RELEASES_DB_PER_MS
     if hint is not None and hint.release_db_per_ms in releases:
         releases = releases[releases.index(hint.release_db_per_ms) :]
     for release in releases:
         start = hint.gain_db if hint is not None else target_lufs - loudness
-        found = _search(envelopes, tp_db, start, peak, target_lufs, ceiling_dbtp, release)
+        found = _search(programme, start, peak, target_lufs, ceiling_dbtp, release)
         if best is None or found.predicted_lufs > best.predicted_lufs + SEARCH_TOLERANCE_LU:
             best = found
         if abs(found.predicted_lufs - target_lufs) <= 2 * SEARCH_TOLERANCE_LU:
@@ -193,8 +274,7 @@ def plan(
 
 
 def _search(
-    envelopes: Envelopes,
-    tp_db: np.ndarray,
+    programme: _Programme,
     start_gain: float,
     peak: float,
     target_lufs: float,
@@ -207,8 +287,8 @@ def _search(
     gain = min(start_gain, highest)
     tried: list[tuple[float, float]] = []
     for _ in range(SEARCH_STEPS):
-        curve = _curve_for(tp_db, gain, ceiling_dbtp, release)
-        predicted = _predict(envelopes, gain, curve)
+        curve = programme.curve(gain, ceiling_dbtp, release)
+        predicted = programme.predict(gain, curve)
         tried.append((gain, predicted))
         error = target_lufs - predicted
         if abs(error) <= SEARCH_TOLERANCE_LU:
@@ -220,15 +300,20 @@ def _search(
         if new_gain == gain:
             break  # capped: the target cannot be reached
         gain = new_gain
-    return _made(gain, ceiling_dbtp, curve, predicted, release)
+    return _made(programme, gain, ceiling_dbtp, curve, predicted, release)
 
 
 def _made(
-    gain: float, ceiling: float, curve: np.ndarray | None, predicted: float, release: float
+    programme: _Programme,
+    gain: float,
+    ceiling: float,
+    curve: _Curve | None,
+    predicted: float,
+    release: float,
 ) -> Plan:
     """The plan for this gain and limiter curve."""
-    reduction = -float(curve.min()) if curve is not None else 0.0
-    block_gain = None if curve is None else _linear(curve, gain)
+    reduction = -curve.lowest() if curve is not None else 0.0
+    block_gain = programme.block_gain(gain, curve)
     return Plan(gain, ceiling, round(reduction, 3), predicted, release, block_gain)
 
 
@@ -239,16 +324,36 @@ def render(pcm: np.ndarray, plan: Plan) -> Iterator[np.ndarray]:
         yield render_chunk(pcm[start : start + CHUNK_FRAMES], start, plan)
 
 
+def render_stream(chunks: Iterable[np.ndarray], plan: Plan) -> Iterator[np.ndarray]:
+    """A stream of int16 chunks with the plan applied, chunk by chunk."""
+    start = 0
+    for chunk in chunks:
+        yield render_chunk(chunk, start, plan)
+        start += chunk.size
+
+
 def render_chunk(part: np.ndarray, start: int, plan: Plan) -> np.ndarray:
-    """One stretch of audio beginning at frame `start`, with the plan applied, as int16."""
+    """One stretch of audio beginning at frame `start`, with the plan applied, as int16.
+
+    The gain curve is interpolated per sample only where it moves: a piece of RENDER_PIECE
+    frames whose blocks all have the same gain (most of a programme: the limiter works on
+    the loud moments) is multiplied by it, the same value interpolation gives there."""
     scale = np.float32(32768.0 / _full_scale(part))
     if plan.block_gain is None:
         gained = part * np.float32(plan.factor() * scale)
     else:
-        first = max(0, start // ENV_BLOCK - 1)
-        last = min(plan.block_gain.size, (start + part.size) // ENV_BLOCK + 2)
-        centres = (np.arange(first, last) + 0.5) * ENV_BLOCK - 0.5
-        positions = np.arange(start, start + part.size, dtype=np.float64)
-        gain = np.interp(positions, centres, plan.block_gain[first:last]).astype(np.float32)
-        gained = part * (gain * scale)
+        gain = np.empty(part.size, dtype=np.float32)
+        for at in range(0, part.size, RENDER_PIECE):
+            end = min(part.size, at + RENDER_PIECE)
+            first = max(0, (start + at) // ENV_BLOCK - 1)
+            last = min(plan.block_gain.size, (start + end) // ENV_BLOCK + 2)
+            blocks = plan.block_gain[first:last]
+            if blocks.size and blocks.min() == blocks.max():
+                gain[at:end] = blocks[0]
+                continue
+            centres = (np.arange(first, last) + 0.5) * ENV_BLOCK - 0.5
+            positions = np.arange(start + at, start + end, dtype=np.float64)
+            gain[at:end] = np.interp(positions, centres, blocks)
+        gain *= scale
+        gained = part * gain
     return np.clip(np.rint(gained), -32768, 32767).astype(S16)

@@ -20,12 +20,14 @@ from app.playout import access
 router = APIRouter(prefix="/files", route_class=ConsoleRoute, include_in_schema=False)
 
 @router.get("/audio/{sha256}.mp3")
+@router.get("/audio/{sha256}.m4a")
 def audio_file(user: ViewerPage, sha256: str) -> FileResponse:
-    """A playout file of the user's station (Range requests work: the player can seek)."""
+    """A playout file of the user's station, or its listening copy (what the players play
+    once it is made). Range requests work: the player can seek."""
     with unit_of_work(write=False) as db:
         path = access.fetchable_file(db, principal=user, sha256=sha256)
     return FileResponse(
         path,
-        media_type="audio/mpeg",
+        media_type=access.media_type(path),
         headers={"ETag": f'"{sha256}"', "Cache-Control": "private, max-age=86400"},
     )

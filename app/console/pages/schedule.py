@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from app import clock
 from app.accounts.models import User
+from app.audio import listen
 from app.console import dashboard
 from app.console import schedule_views as views
 from app.console.auth import ApproverPage, ViewerPage
@@ -136,7 +137,8 @@ def assemble(request: Request, user: ApproverPage, broadcast_id: DbId, form: For
         return _broadcast(request, user, broadcast_id, error=message, status=status)
 
     def task() -> Response:
-        assembly.assemble_broadcast(broadcast_id, actor_id=user.id)
-        return redirect(f"/schedule/{broadcast_id}#master", notice="assembled")
+        view = assembly.assemble_broadcast(broadcast_id, actor_id=user.id)
+        answer = redirect(f"/schedule/{broadcast_id}#master", notice="assembled")
+        return listen.made_after(answer, view.master_sha256)
 
     return run_form_task(form, again=again, task=task)

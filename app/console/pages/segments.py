@@ -25,6 +25,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
 from app.accounts.models import User
+from app.audio import listen
 from app.audio import service as audio
 from app.audio.models import AudioAsset
 from app.console import segment_views as views
@@ -314,7 +315,7 @@ def _attach_file(
         try:
             with open(fd, "wb") as out:
                 shutil.copyfileobj(upload.file, out)
-            segment_audio.upload_audio(
+            attached = segment_audio.upload_audio(
                 segment_id=segment_id,
                 user=user,
                 upload=path,
@@ -323,7 +324,8 @@ def _attach_file(
             )
         finally:
             path.unlink(missing_ok=True)
-        return redirect(f"/segments/{segment_id}#audio", notice=notice)
+        answer = redirect(f"/segments/{segment_id}#audio", notice=notice)
+        return listen.made_after(answer, attached.audio_sha256)
 
     return run_form_task(form, again=_again(request, user, segment_id, form, "audio"), task=task)
 
@@ -350,13 +352,14 @@ def draft_tts(request: Request, user: EditorPage, segment_id: DbId, form: FormDe
             {"engine": form.get("engine") or "auto", "version": views.version_of(form)},
         )
         _check_replace(segment_id, user, form)
-        tts.draft_segment_audio(
+        out = tts.draft_segment_audio(
             segment_id=segment_id,
             user=user,
             engine=body.engine,
             expected_version=body.version,
         )
-        return redirect(f"/segments/{segment_id}#audio", notice="tts")
+        answer = redirect(f"/segments/{segment_id}#audio", notice="tts")
+        return listen.made_after(answer, out.audio_sha256)
 
     return run_form_task(form, again=_again(request, user, segment_id, form, "tts"), task=task)
 
