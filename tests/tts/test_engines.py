@@ -472,15 +472,14 @@ def test_auto_skips_a_silent_google_during_the_cooldown_then_tries_again(
     assert any("because gTTS failed" in w and "timeout" in w for w in first.warnings)
 
     clock.set_now(lambda: T0 + timedelta(seconds=299))
-    second, second_s = run("second")
+    second, _ = run("second")
     assert second.engine == "espeak"
-    assert silent_google.accepted == 3  # no connection at all
+    assert silent_google.accepted == 3  # no connection at all: no timeout waited out
     (warning,) = [w for w in second.warnings if "gTTS" in w]
     assert warning.startswith(
         "read by espeak-ng without trying gTTS: gTTS skipped until 14:35 +07 after a failure"
         " at 14:30 +07: gTTS: no answer from 127.0.0.1:"
     )
-    assert second_s < first_s - 2.0
     assert np.array_equal(read_wav(second.path)[1], read_wav(first.path)[1])
 
     clock.set_now(lambda: T0 + timedelta(seconds=300))

@@ -23,6 +23,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
@@ -246,7 +247,10 @@ def _assemble(
 
     def decode() -> Iterator[np.ndarray]:
         planned_at.append(time.perf_counter() - started)
-        decoder = decoders.pop() if decoders else Decoder(paths, highpass_hz)
+        try:
+            decoder = decoders.pop() if decoders else Decoder(paths, highpass_hz)
+        except _DecodeError as exc:  # an item missing or not audio (app.audio.pipeline.ffmpeg)
+            raise _named_decode_error(items, highpass_hz, exc) from exc
         try:
             yield from joined(decoder.chunks(), frames, gap=gap, crossfade=crossfade)
         except _DecodeError as exc:
@@ -257,7 +261,8 @@ def _assemble(
     frames: list[int] = []
     encoder = MeasuredEncode(rendered)  # started now: its start-up overlaps the planning
     try:
-        decoders.append(Decoder(paths, highpass_hz))
+        with contextlib.suppress(_DecodeError):  # the item is named by its envelopes below
+            decoders.append(Decoder(paths, highpass_hz))
         kept = _item_envelopes(items, cache, keys, sound, fresh=fresh)
         frames = [item.frames for item in kept]
         _check_crossfades(items, frames, crossfade)
