@@ -71,7 +71,20 @@ NOTICES: dict[str, str] = {
     "rejected": N_("Đã trả lại cho người biên tập."),
     "rundown": N_("Đã lưu thứ tự phát."),
     "assembled": N_("Đã ghép buổi phát: bản ghép nghe được bên dưới."),
+    "rundown-remade": N_(
+        "Đã lưu thứ tự phát và ghép lại buổi phát: bản ghép mới nghe được bên dưới."
+    ),
+    "rundown-unassembled": N_(
+        "Đã lưu thứ tự phát. Bản ghép cũ không còn dùng được và buổi phát chưa ghép lại, "
+        "vì tổng thời lượng nằm ngoài khung: hãy sửa thứ tự rồi bấm Ghép buổi phát."
+    ),
+    "rundown-remake-failed": N_(
+        "Đã lưu thứ tự phát, nhưng chưa ghép lại được buổi phát: hãy bấm Ghép buổi phát."
+    ),
+    "warning-seen": N_("Đã ghi nhận: bạn đã xem cảnh báo."),
 }
+# Notices that tell of something left to do: shown as a warning, not as a success.
+WARN_NOTICES = frozenset({"rundown-unassembled", "rundown-remake-failed"})
 
 
 @lru_cache
@@ -158,6 +171,7 @@ def render(
             here=here(request),
             station_name=getattr(request.state, "console_station_name", None),
             notice=NOTICES.get(notice_key or ""),
+            notice_warn=notice_key in WARN_NOTICES,
             csrf_field=lambda: Markup(
                 f'<input type="hidden" name="{console_session.CSRF_FIELD}" value="{token}">'
             ),

@@ -12,20 +12,23 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
 from app import clock
 from app.accounts.models import User
 from app.console import dashboard
 from app.console import schedule_views as views
 from app.console.auth import ApproverPage, ViewerPage
-from app.console.forms import ConsoleForm, FormDep, run_form, run_form_task
+from app.console.forms import ConsoleForm, FormDep, run_form_task
 from app.console.i18n import N_
 from app.console.render import redirect, render
 from app.console.routing import ConsoleRoute
 from app.db import DbId, unit_of_work
+from app.errors import LoaxaError
 from app.schedule import assembly
 from app.schedule import service as schedule
+from app.schedule.models import Broadcast, BroadcastStatus
+from app.segments.models import Segment
 
 router = APIRouter(prefix="/schedule", route_class=ConsoleRoute, include_in_schema=False)
 
@@ -72,13 +75,32 @@ def _broadcast(
     *,
     error: str | None = None,
     status: int = 200,
+    autofill: bool = False,
+    confirm: list[int] | None = None,
 ) -> HTMLResponse:
+    """The broadcast's page; with `autofill`, the fill's proposal; with `confirm`, the
+    order that was refused because some of its segments already aired elsewhere."""
     with unit_of_work(write=False) as db:
         page = views.broadcast_page(db, user=user, broadcast_id=broadcast_id)
         if error is None and status == 200 and page.status in ("planned", views.FILLED):
             hint = views.window_message(page.rundown)
         else:
             hint = None
+        proposal = problem = None
+        if autofill and page.editable:
+            proposal = views.proposal(db, user=user, broadcast_id=broadcast_id)
+            problem = views.proposal_problem(proposal, page.broadcast.local_month)
+        aired: dict[int, list[Broadcast]] = {}
+        titles: dict[int, str] = {}
+        if confirm is not None:
+            aired = schedule.aired_elsewhere(
+                db, broadcast=page.broadcast, segment_ids=confirm
+            )
+            titles = dict(
+                db.execute(select(Segment.id, Segment.title).where(Segment.id.in_(aired)))
+                .tuples()
+                .all()
+            )
         return render(
             request,
             "schedule/broadcast.html",
@@ -86,8 +108,15 @@ def _broadcast(
                 "title": N_("Buổi phát"),
                 "page": page,
                 "rundown": page.rundown,
-                "error": error,
+                "error": None if aired else error,
                 "hint": hint,
+                "proposal": proposal,
+                "proposal_problem": problem,
+                "confirm": (
+                    {"order": confirm, "aired": [(titles.get(i), bs) for i, bs in aired.items()]}
+                    if aired
+                    else None
+                ),
             },
             status=status,
         )
@@ -98,26 +127,62 @@ def broadcast_page(request: Request, user: ViewerPage, broadcast_id: DbId) -> HT
     return _broadcast(request, user, broadcast_id)
 
 
-def _ids(form: ConsoleForm) -> list[int]:
-    return [int(v) for v in form.getlist("segment_id") if v.isdigit() and len(v) <= 18]
+@router.get("/{broadcast_id}/autofill", response_class=HTMLResponse)
+def autofill_page(request: Request, user: ApproverPage, broadcast_id: DbId) -> HTMLResponse:
+    """ "Tự động xếp": the rundown the scheduler's fill would choose, shown, not saved."""
+    return _broadcast(request, user, broadcast_id, autofill=True)
+
+
+def _ids(form: ConsoleForm, name: str = "segment_id") -> list[int]:
+    return [int(v) for v in form.getlist(name) if v.isdigit() and len(v) <= 18]
+
+
+def _order(form: ConsoleForm) -> list[int]:
+    return views.reordered(_ids(form), form.get("op") or "save", _ids(form, "add"))
 
 
 @router.post("/{broadcast_id}/rundown")
 def set_rundown(
     request: Request, user: ApproverPage, broadcast_id: DbId, form: FormDep
 ) -> Response:
-    """One rundown button: the order as shown, changed by the button, saved as a whole."""
+    """One rundown button: the order as shown, changed by the button, saved as a whole.
+
+    A segment that aired in another broadcast is asked about first (409 and a question;
+    "confirm_aired" sends the same order again). An assembled broadcast whose rundown
+    changed gets its master made again at once when the new rundown fits the window; the
+    notice says what happened to the master either way.
+    """
 
     def again(message: str, status: int) -> Response:
-        return _broadcast(request, user, broadcast_id, error=message, status=status)
+        confirm = _order(form) if status == 409 and form.get("confirm_aired") != "1" else None
+        return _broadcast(
+            request, user, broadcast_id, error=message, status=status, confirm=confirm
+        )
 
-    def action(db: Session) -> Response:
-        order = views.reordered(_ids(form), form.get("op") or "save", form.get_int("add"))
-        broadcast = schedule.get_broadcast(db, broadcast_id, user=user, for_update=True)
-        schedule.set_rundown(db, broadcast=broadcast, segment_ids=order, actor=user)
-        return redirect(f"/schedule/{broadcast_id}#rundown", notice="rundown")
+    def task() -> Response:
+        with unit_of_work() as db:
+            broadcast = schedule.get_broadcast(db, broadcast_id, user=user, for_update=True)
+            was_assembled = broadcast.status == BroadcastStatus.assembled.value
+            schedule.set_rundown(
+                db,
+                broadcast=broadcast,
+                segment_ids=_order(form),
+                actor=user,
+                confirm_aired=form.get("confirm_aired") == "1",
+            )
+            dropped = was_assembled and broadcast.master_sha256 is None
+            fits = dropped and assembly.rundown_view(db, broadcast).compliant
+        if not dropped:
+            return redirect(f"/schedule/{broadcast_id}#rundown", notice="rundown")
+        if not fits:
+            return redirect(f"/schedule/{broadcast_id}#rundown", notice="rundown-unassembled")
+        try:
+            assembly.assemble_broadcast(broadcast_id, actor_id=user.id)
+        except LoaxaError:
+            return redirect(f"/schedule/{broadcast_id}#master", notice="rundown-remake-failed")
+        return redirect(f"/schedule/{broadcast_id}#master", notice="rundown-remade")
 
-    return run_form(form, again=again, action=action)
+    return run_form_task(form, again=again, task=task)
 
 
 @router.post("/{broadcast_id}/assemble")
