@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
 
 from app import clock
@@ -41,14 +41,21 @@ def calendar_page(
     user: ViewerPage,
     year: Annotated[int | None, Query(ge=2000, le=2100)] = None,
     month: Annotated[str | None, Query(pattern=MONTH_PATTERN)] = None,
-) -> HTMLResponse:
-    """The year month by month; `month` opens that month's village slots one by one."""
+) -> Response:
+    """The year month by month; `month` opens that month's village slots one by one.
+
+    Without a year or month it opens at this month: a redirect to this year's page at this
+    month's anchor, so a phone does not start at January (no script needed).
+    """
     with unit_of_work(write=False) as db:
         station = dashboard.user_station(db, user)
         if month is not None:
             year = int(month[:4])
         if year is None:
-            year = views.local_year(clock.now(), station)
+            now_month = views.local_month(clock.now(), station)
+            return RedirectResponse(
+                f"/schedule?year={now_month[:4]}#m-{now_month}", status_code=302
+            )
         months = (
             views.year_calendar(db, user=user, station=station, year=year, opened=month)
             if station is not None
