@@ -163,6 +163,7 @@ class BroadcastPage:
     # Segments (in the rundown or addable) that aired in another broadcast: where, when.
     aired_elsewhere: dict[int, list[Broadcast]] = field(default_factory=dict)
     airing: Airing = field(default_factory=Airing)
+    had_master: bool = False  # assembled once (its audit trail): a rundown change remakes it
 
     @property
     def past(self) -> bool:
@@ -172,6 +173,11 @@ class BroadcastPage:
     @property
     def assembled(self) -> bool:
         return self.broadcast.status == BroadcastStatus.assembled.value
+
+    @property
+    def remakes(self) -> bool:
+        """Saving a changed rundown makes the master again (when it fits)."""
+        return self.assembled or (self.editable and self.had_master)
 
 
 def broadcast_page(session: Session, *, user: User, broadcast_id: int) -> BroadcastPage:
@@ -210,6 +216,7 @@ def broadcast_page(session: Session, *, user: User, broadcast_id: int) -> Broadc
         editable=editable,
         aired_elsewhere=schedule.aired_elsewhere(session, broadcast=broadcast, segment_ids=seen),
         airing=airing(session, broadcast),
+        had_master=master_histories(session, [broadcast.id])[broadcast.id].known,
     )
 
 

@@ -25,6 +25,7 @@ from app.console.render import redirect, render
 from app.console.routing import ConsoleRoute
 from app.db import DbId, unit_of_work
 from app.errors import LoaxaError
+from app.playout.aired import master_histories
 from app.schedule import assembly
 from app.schedule import service as schedule
 from app.schedule.models import Broadcast, BroadcastStatus
@@ -169,7 +170,11 @@ def set_rundown(
     def task() -> Response:
         with unit_of_work() as db:
             broadcast = schedule.get_broadcast(db, broadcast_id, user=user, for_update=True)
-            was_assembled = broadcast.status == BroadcastStatus.assembled.value
+            # Assembled now, or assembled once and dropped by an earlier change (its audit
+            # trail says so): either way the column is meant to have a master.
+            was_assembled = broadcast.status == BroadcastStatus.assembled.value or (
+                master_histories(db, [broadcast.id])[broadcast.id].known
+            )
             schedule.set_rundown(
                 db,
                 broadcast=broadcast,
