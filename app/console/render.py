@@ -115,6 +115,20 @@ def environment() -> Environment:
     return env
 
 
+def warm() -> None:
+    """Compile every template and measure the CCHC column's intro and outro once, so the
+    first person after a start does not wait for it (some seconds on a busy machine)."""
+    from app.audio import service as audio
+
+    env = environment()
+    for name in env.list_templates(filter_func=lambda n: n.endswith(".html")):
+        env.get_template(name)
+    try:
+        audio.programme_templates("cchc")
+    except Exception:  # measured again on first use, where a failure is reported
+        return
+
+
 @lru_cache
 def _static_version(name: str) -> str:
     return hashlib.sha256((STATIC_DIR / name).read_bytes()).hexdigest()[:10]

@@ -67,8 +67,9 @@ def _when(item: dict[str, Any], tz: ZoneInfo) -> str:
 
 
 def _places(items: list[dict[str, Any]]) -> str:
+    """ "Đài xã, Thôn 1 (4), Thôn 3": the station first, then the villages in their order."""
     counts: dict[str, int] = {}
-    for i in items:
+    for i in sorted(items, key=lambda i: (i.get("village_id") or 0, str(i.get("village")))):
         place = i.get("village") or _(STATION_PLACE)
         counts[place] = counts.get(place, 0) + 1
     return ", ".join(f"{p} ({n})" if n > 1 else p for p, n in counts.items())
