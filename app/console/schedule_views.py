@@ -201,7 +201,7 @@ def broadcast_page(session: Session, *, user: User, broadcast_id: int) -> Broadc
                 Segment.programme_id == programme.id,
                 Segment.status == SegmentStatus.approved.value,
             )
-            .order_by(Segment.target_month.desc(), Segment.id.desc())
+            .order_by(Segment.target_month.desc(), Segment.id)
             .limit(100)
         )
         addable = [(s, d) for s, d in session.execute(stmt).tuples() if s.id not in in_rundown]
