@@ -59,6 +59,7 @@ class Commune:
     process: subprocess.Popen[bytes] | None = None
     log_path: Path = Path()
     env: dict[str, str] = field(default_factory=dict)
+    pg_database: str | None = None  # the PostgreSQL database made for this run, if any
 
     @property
     def base(self) -> str:
@@ -88,6 +89,12 @@ class Commune:
             LOAXA_LOG_FORMAT="json",
             PYTHONPATH=str(ROOT),
         )
+        server = os.environ.get("LOAXA_TEST_DATABASE_URL")
+        if server:  # the suite's PostgreSQL half: a database of this run's own
+            from tests.conftest import _create_pg_database
+
+            url, self.pg_database = _create_pg_database(server)
+            self.env["LOAXA_DATABASE_URL"] = url
         self.loaxa("migrate")
         self.loaxa("seed-demo")
         for name, role in ((EDITOR, "editor"), (APPROVER, "approver")):
@@ -115,6 +122,11 @@ class Commune:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=30)
+        server = os.environ.get("LOAXA_TEST_DATABASE_URL")
+        if server and self.pg_database:
+            from tests.conftest import _drop_pg_database
+
+            _drop_pg_database(server, self.pg_database)
 
     def token(self, username: str) -> dict[str, str]:
         r = httpx.post(f"{self.base}/api/v1/auth/token",
