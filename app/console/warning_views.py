@@ -150,7 +150,7 @@ def describe(
             "Lịch phát của một thôn trùng giờ với chuyên mục của xã trên cùng cụm loa: "
             "hãy đổi giờ phát của thôn hoặc của chuyên mục."
         )
-        return text, "/schedule", _("Xem lịch phát")
+        return text, "/schedule", _("Xem lịch")
     if w.broadcast_id in broadcasts:
         b, programme, village = broadcasts[w.broadcast_id]
         text = _("Bộ lập lịch có cảnh báo về buổi phát %(when)s (%(programme)s%(village)s).") % {

@@ -321,7 +321,7 @@ def first_month(
     expect(coming).to_contain_text(f"tháng {mm_yyyy}")
     for n, (title, script) in enumerate(segments, 1):
         ed.begin()
-        ed.tap(page.locator("#next").get_by_role("link", name="Thêm tin bài"))
+        ed.tap(page.locator("#next").get_by_role("button", name="Thêm tin bài"))
         expect(page.get_by_label("Tháng phát")).to_have_value(month)
         ed.fill(page.get_by_label("Tiêu đề"), title)
         ed.fill(page.get_by_label("Nội dung"), script)
@@ -375,7 +375,7 @@ def first_month(
         outcome.reloads += 1
         page.get_by_role("link", name="Trang chủ", exact=True).click()
     ap.begin()
-    ap.tap(page.locator("#next").get_by_role("link", name="Tự động xếp"))
+    ap.tap(page.locator("#next").get_by_role("button", name="Tự động xếp"))
     proposal = page.locator("#proposal")
     for title, _script in segments:
         expect(proposal).to_contain_text(title)

@@ -167,7 +167,8 @@ def test_home_leads_each_role_to_the_next_step(
         theirs = approver.get("/")
     coming = mine.text.split('id="next"')[1].split("</section>")[0]
     assert "tháng 03/2024" in coming and "16/03/2024 17:00" in coming
-    assert 'href="/segments/new?month=2024-03"' in coming and "Thêm tin bài" in coming
+    assert 'action="/segments/new"' in coming and 'name="month" value="2024-03"' in coming
+    assert "Thêm tin bài" in coming
     assert "Ghép buổi phát" not in coming
     assert "Bộ lập lịch" not in mine.text.split('id="next"')[0]  # editors are not told
 
