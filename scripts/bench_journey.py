@@ -87,19 +87,25 @@ def main() -> int:
     total = outcome.actions
     print(f"\nactions in all: {total} (editor {outcome.editor.actions}, approver "
           f"{outcome.approver.actions}); goal ≤ {GOAL_ACTIONS}: ratio {total / GOAL_ACTIONS:.2f}")
-    head = ("request", "n", "p50 ms", "p95 ms", "max ms", "p95/goal")
-    print("\n{:48s} {:>3s} {:>8s} {:>8s} {:>8s} {:>8s}".format(*head))
-    worst = 0.0
+    # "warm": without each route's first request in the fresh process (its code paths,
+    # statements and templates are cold then, and the scheduler is catching up beside it).
+    head = ("request", "n", "p50 ms", "p95 ms", "max ms", "warm p95", "p95/goal")
+    print("\n{:48s} {:>3s} {:>8s} {:>8s} {:>8s} {:>8s} {:>8s}".format(*head))
+    worst = worst_warm = 0.0
     for route, values in sorted(by_route.items()):
         slow = any(route.endswith(s) for s in SLOW_ROUTES)
         p95 = _p95(values)
+        warm = _p95(values[1:]) if len(values) > 1 else float("nan")
         if not slow:
             worst = max(worst, p95)
+            worst_warm = max(worst_warm, warm if len(values) > 1 else 0.0)
         ratio = "(apart)" if slow else f"{p95 / GOAL_P95_MS:.2f}"
         print(f"{route:48s} {len(values):3d} {statistics.median(values):8.1f} {p95:8.1f} "
-              f"{max(values):8.1f} {ratio:>8s}")
+              f"{max(values):8.1f} {warm:8.1f} {ratio:>8s}")
     print(f"\nworst p95 of pages and actions (but TTS and assembly): {worst:.1f} ms; "
-          f"goal < {GOAL_P95_MS:.0f} ms: ratio {worst / GOAL_P95_MS:.2f}")
+          f"goal < {GOAL_P95_MS:.0f} ms: ratio {worst / GOAL_P95_MS:.2f}; "
+          f"warm (routes seen twice or more): {worst_warm:.1f} ms, "
+          f"ratio {worst_warm / GOAL_P95_MS:.2f}")
     return 0 if total <= GOAL_ACTIONS and worst < GOAL_P95_MS else 1
 
 
