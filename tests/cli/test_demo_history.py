@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -43,12 +44,18 @@ def test_plain_seed_demo_has_no_history(database_url: str, session: Session) -> 
         assert session.scalar(select(func.count()).select_from(model)) == 0, model
 
 
+# Reading six scripts with espeak-ng and assembling the column takes about two minutes on
+# a quiet machine: a guard against a hang, not a measure.
+HISTORY_TIMEOUT_S = 900
+
+
+@pytest.mark.slow
 def test_sample_history_looks_lived_in_and_loads_once(database_url: str, session: Session) -> None:
-    first = loaxa("seed-demo", "--sample-history", env=ENV)
+    first = loaxa("seed-demo", "--sample-history", env=ENV, timeout=HISTORY_TIMEOUT_S)
     assert first.returncode == 0, first.stderr
     assert "as-run history" in first.stdout
     loaded = _snapshot(session)
-    again = loaxa("seed-demo", "--sample-history", env=ENV)
+    again = loaxa("seed-demo", "--sample-history", env=ENV, timeout=HISTORY_TIMEOUT_S)
     assert again.returncode == 0, again.stderr
     assert "nothing changed" in again.stdout
     assert _snapshot(session) == loaded  # idempotent: nothing added, nothing changed
