@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app import clock
 from app.accounts import service as accounts
 from app.accounts.models import Role, User
 from app.audio import service as audio
@@ -175,7 +176,6 @@ def seed_sample_history(station_id: int) -> HistoryResult:
     (as-run, statuses, warnings) as loaded. Uses the same services as the API; the as-run
     events are written as the playout agents would have reported them.
     """
-    from app import clock
     from app.schedule import assembly
     from app.schedule import service as schedule
     from app.schedule.planning import plan_year
@@ -413,7 +413,9 @@ def _past_airings(
         )
     for device in (online, *clusters.values()):
         device.created_at = installed
-        device.last_seen_at = device.last_playlist_at = now - timedelta(minutes=3)
+        # Seen just now (not at the history's `now`, taken before the minutes of reading the
+        # scripts aloud): the clusters are online when the demo starts.
+        device.last_seen_at = device.last_playlist_at = clock.now() - timedelta(minutes=1)
         device.agent_version, device.free_disk_bytes = "1.0.0", 48 * 1024**3
     offline = next(d for d in clusters.values() if d.name == OFFLINE_DEVICE)
     offline.last_seen_at = offline.last_playlist_at = now - timedelta(days=3, hours=2)

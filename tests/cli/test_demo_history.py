@@ -53,6 +53,7 @@ HISTORY_TIMEOUT_S = 900
 def test_sample_history_looks_lived_in_and_loads_once(database_url: str, session: Session) -> None:
     first = loaxa("seed-demo", "--sample-history", env=ENV, timeout=HISTORY_TIMEOUT_S)
     assert first.returncode == 0, first.stderr
+    seeded = clock.now()
     assert "as-run history" in first.stdout
     loaded = _snapshot(session)
     again = loaxa("seed-demo", "--sample-history", env=ENV, timeout=HISTORY_TIMEOUT_S)
@@ -115,7 +116,7 @@ def test_sample_history_looks_lived_in_and_loads_once(database_url: str, session
         column = session.get_one(Broadcast, b.id)
         assert column.master_sha256 and column.cue_sheet
     found = list(session.scalars(select(Device)))
-    state = {d.name: devices.is_online(d.last_seen_at, now) for d in found}
+    state = {d.name: devices.is_online(d.last_seen_at, seeded) for d in found}
     assert state.pop(OFFLINE_DEVICE) is False
     assert len(state) == VILLAGE_COUNT and all(state.values())  # the PC and 7 clusters
 
