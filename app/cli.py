@@ -79,6 +79,15 @@ def serve(
     )
 
 
+def _loopback_for(host: str) -> str:
+    """Where this machine reaches a server listening on `host`."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
 @app.command()
 def up(
     host: Annotated[str, typer.Option(help="interface the web server listens on")] = "127.0.0.1",
@@ -88,7 +97,7 @@ def up(
     """Run everything one commune needs: the web server and the scheduler, stopped together."""
     from app.config import get_settings
     from app.logs import configure_logging
-    from app.supervisor import Part, Supervisor, loaxa_command
+    from app.supervisor import Part, Supervisor, http_ok, loaxa_command
 
     settings = get_settings()
     configure_logging(fmt=settings.log_format, level=settings.log_level)
@@ -97,6 +106,7 @@ def up(
         Part(
             "web server",
             loaxa_command("serve", "--host", host, "--port", str(port), "--workers", str(workers)),
+            ready=http_ok(f"http://{_loopback_for(host)}:{port}/healthz"),
         ),
         Part("scheduler", loaxa_command("scheduler")),
     ]
@@ -146,6 +156,9 @@ def user_add(
     name: Annotated[str, typer.Argument(help="login name")],
     role: Annotated[Role, typer.Option(help="viewer, editor, approver or admin")],
     station: Annotated[int | None, typer.Option(help="the station the user works for")] = None,
+    full_name: Annotated[
+        str | None, typer.Option("--name", help='"Họ và tên", as pages show the person')
+    ] = None,
 ) -> None:
     """Add a user; the password comes from LOAXA_PASSWORD or a prompt."""
     from app.accounts import service
@@ -158,10 +171,25 @@ def user_add(
     if len(password) < 8:
         typer.echo("error: the password must have at least 8 characters", err=True)
         raise typer.Exit(2)
+    if full_name is not None:
+        from pydantic import TypeAdapter, ValidationError
+
+        from app.text import Name
+
+        try:
+            full_name = TypeAdapter(Name).validate_python(full_name)
+        except ValidationError:
+            typer.echo("error: --name must be 1-200 characters, no control characters", err=True)
+            raise typer.Exit(2) from None
     try:
         with unit_of_work() as session:
             user = service.create_user(
-                session, username=name, password=password, role=role, station_id=station
+                session,
+                username=name,
+                password=password,
+                role=role,
+                station_id=station,
+                full_name=full_name,
             )
             user_id = user.id
     except LoaxaError as exc:

@@ -3,6 +3,7 @@
 from app.accounts.models import User
 from app.audio.models import AudioAsset
 from app.audit.models import AuditEvent
+from app.console.models import KeptForm
 from app.devices.models import Device
 from app.playout.models import AsRunEvent, Emergency, EmergencyDelivery
 from app.reports.models import IssuedReport
@@ -29,6 +30,7 @@ __all__ = [
     "EmergencyDelivery",
     "IssuedReport",
     "JobRun",
+    "KeptForm",
     "PlanState",
     "Programme",
     "RundownItem",

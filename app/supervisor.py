@@ -6,10 +6,12 @@ itself); this module starts them, restarts one that dies, and stops them all on 
 SIGINT (Ctrl-C), as systemd or docker-compose would for separate services.
 
 Rules:
-- A child that exits with an error within STARTUP_GRACE_S of its first start never came
-  up (a port taken, a database not migrated, a bad setting): everything is stopped and
-  `loaxa up` exits non-zero, naming it. Restarting would only repeat the error every few
-  seconds. (One killed by a signal is restarted: something outside killed it.)
+- A child that exits with an error before it first came up never started (a port taken, a
+  database not migrated, a bad setting): everything is stopped and `loaxa up` exits
+  non-zero, naming it. Restarting would only repeat the error every few seconds. A part
+  with a readiness check (a health URL that answers) came up when the check first
+  passed; one without, STARTUP_GRACE_S after its start. (One killed by a signal is
+  restarted: something outside killed it.)
 - A child that dies later is restarted after a pause that doubles from 1 s to 30 s, and
   falls back to 1 s once it has stayed up for a minute.
 - Children run in sessions of their own, so Ctrl-C in a terminal reaches only this process,
@@ -30,7 +32,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 log = logging.getLogger("loaxa.up")
@@ -46,11 +49,26 @@ _PR_SET_PDEATHSIG = 1
 
 @dataclass(frozen=True)
 class Part:
-    """One process to run: its name in logs and its command line."""
+    """One process to run: its name in logs, its command line, how to tell it is up."""
 
     name: str
     argv: Sequence[str]
     env: Mapping[str, str] | None = None  # added to this process's environment
+    ready: Callable[[], bool] | None = None  # e.g. http_ok(url)
+
+
+def http_ok(url: str) -> Callable[[], bool]:
+    """A readiness check: `url` answers 200 (a listener that never answers is not ready:
+    a port held by another program must not pass for ours)."""
+
+    def check() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as answer:
+                return bool(answer.status == 200)
+        except (OSError, ValueError):
+            return False
+
+    return check
 
 
 @dataclass
@@ -58,7 +76,7 @@ class _Running:
     part: Part
     process: subprocess.Popen[bytes]
     started_at: float
-    first_start: bool
+    came_up: bool = False
     backoff_s: float = FIRST_BACKOFF_S
     restart_at: float | None = None
 
@@ -104,7 +122,7 @@ class Supervisor:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: self._stop.set())
         now = time.monotonic()
-        self._running = [_Running(p, _spawn(p), now, first_start=True) for p in self.parts]
+        self._running = [_Running(p, _spawn(p), now) for p in self.parts]
         try:
             self._watch()
         except StartupFailed as exc:
@@ -123,14 +141,17 @@ class Supervisor:
                         r.process, r.started_at, r.restart_at = _spawn(r.part), now, None
                     continue
                 code = r.process.poll()
-                if code is None:
-                    continue
                 up_for = now - r.started_at
-                if r.first_start and up_for < STARTUP_GRACE_S and code > 0:
+                if code is None:
+                    if not r.came_up and self._is_up(r, up_for):
+                        r.came_up = True
+                        log.info("%s is up", r.part.name)
+                    continue
+                if not r.came_up and code > 0:
                     raise StartupFailed(
                         f"{r.part.name} did not start (exit code {code}); stopping everything"
                     )
-                r.first_start = False
+                r.came_up = True
                 stable = up_for >= STABLE_AFTER_S
                 r.backoff_s = FIRST_BACKOFF_S if stable else min(r.backoff_s * 2, MAX_BACKOFF_S)
                 r.restart_at = now + r.backoff_s
@@ -141,6 +162,12 @@ class Supervisor:
                     up_for,
                     r.backoff_s,
                 )
+
+    @staticmethod
+    def _is_up(r: _Running, up_for: float) -> bool:
+        if r.part.ready is None:
+            return up_for >= STARTUP_GRACE_S
+        return r.part.ready()
 
     def _stop_all(self) -> None:
         alive = [r for r in self._running if r.restart_at is None and r.process.poll() is None]

@@ -13,6 +13,14 @@ def nfc(value: str) -> str:
     return unicodedata.normalize("NFC", value).strip()
 
 
+def fold(value: str) -> str:
+    """Lower case without diacritics, "đ" as "d", spaces collapsed: what search compares, so
+    that "hanh chinh" finds "Hành chính" on SQLite and PostgreSQL alike."""
+    text = unicodedata.normalize("NFD", value.replace("đ", "d").replace("Đ", "D"))
+    bare = "".join(c for c in text if not unicodedata.combining(c))
+    return " ".join(bare.lower().split())
+
+
 def _no_control_chars(value: str) -> str:
     bad = [c for c in value if unicodedata.category(c) == "Cc" and c not in "\n\t\r"]
     if bad:

@@ -35,6 +35,8 @@ class User(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
+    # "Họ và tên": how pages name the person (the login name when there is none).
+    full_name: Mapped[str | None] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16))
     # Staff of one commune see and write that commune's data; admins may have none.
@@ -43,3 +45,10 @@ class User(Base):
     )
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+def display_name(user: User | None) -> str:
+    """The person's name as pages show it: "Họ và tên", else the login name."""
+    if user is None:
+        return ""
+    return user.full_name or user.username

@@ -47,6 +47,7 @@ def create_user(session: SessionDep, admin: AdminUser, body: UserCreate) -> User
         role=body.role,
         station_id=body.station_id,
         actor=admin,
+        full_name=body.full_name,
     )
     return UserOut.model_validate(user)
 
@@ -64,9 +65,17 @@ def list_users(session: SessionDep, admin: AdminUser) -> list[UserOut]:
 
 @router.patch("/users/{user_id}", response_model=UserOut)
 def update_user(session: SessionDep, admin: AdminUser, user_id: DbId, body: UserUpdate) -> UserOut:
-    """Change a role or disable a user; 409 when it would leave no active admin."""
+    """Change a role, the full name, or disable a user; 409 when it would leave no active
+    admin."""
     user = service.get_user(session, user_id, for_update=True)
-    service.update_user(session, user=user, role=body.role, disabled=body.disabled, actor=admin)
+    service.update_user(
+        session,
+        user=user,
+        role=body.role,
+        disabled=body.disabled,
+        actor=admin,
+        full_name=body.full_name,
+    )
     return UserOut.model_validate(user)
 
 

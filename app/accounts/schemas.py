@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.accounts.models import Role
 from app.db import DbId
+from app.text import Name
 
 Username = Annotated[
     str, StringConstraints(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
@@ -23,6 +24,7 @@ class UserCreate(BaseModel):
     password: Password
     role: Role
     station_id: DbId | None = None
+    full_name: Name | None = Field(default=None, description='"Họ và tên", shown on pages')
 
 
 class UserUpdate(BaseModel):
@@ -31,6 +33,7 @@ class UserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Role | None = None
+    full_name: Name | None = Field(default=None, description='"Họ và tên"')
     disabled: bool | None = Field(
         default=None, description="true: cannot sign in; existing tokens stop working"
     )
@@ -47,6 +50,7 @@ class UserOut(BaseModel):
 
     id: int
     username: str
+    full_name: str | None
     role: Role
     station_id: DbId | None
     is_active: bool

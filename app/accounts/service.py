@@ -27,6 +27,7 @@ def create_user(
     role: Role,
     station_id: int | None = None,
     actor: User | None = None,
+    full_name: str | None = None,
 ) -> User:
     """A new user; 409 when the name is taken."""
     if station_id is not None and session.get(Station, station_id) is None:
@@ -46,6 +47,7 @@ def create_user(
         password_hash=hash_password(password),
         role=role.value,
         station_id=station_id,
+        full_name=full_name or None,
     )
     if not add_unique(session, user):  # a concurrent request took the name first
         raise Conflict(f"user {username!r} already exists")
@@ -55,7 +57,12 @@ def create_user(
         action="user.create",
         entity="user",
         entity_id=user.id,
-        after={"username": username, "role": role.value, "station_id": station_id},
+        after={
+            "username": username,
+            "role": role.value,
+            "station_id": station_id,
+            "full_name": user.full_name,
+        },
     )
     return user
 
@@ -85,7 +92,7 @@ def get_user(session: Session, user_id: int, *, for_update: bool = False) -> Use
 
 
 def _snapshot(user: User) -> dict[str, object]:
-    return {"role": user.role, "is_active": user.is_active}
+    return {"role": user.role, "is_active": user.is_active, "full_name": user.full_name}
 
 
 def update_user(
@@ -95,6 +102,7 @@ def update_user(
     role: Role | None = None,
     disabled: bool | None = None,
     actor: User | None = None,
+    full_name: str | None = None,
 ) -> User:
     """Change a user's role or disable / enable them; 409 when no active admin would be left."""
     before = _snapshot(user)
@@ -112,6 +120,8 @@ def update_user(
     if new_role != Role.admin and user.station_id is None:
         user.station_id = _only_station(session, Role(new_role))
     user.role, user.is_active = new_role, active
+    if full_name is not None:
+        user.full_name = full_name or None
     session.flush()
     after = _snapshot(user)
     if after != before:

@@ -59,7 +59,13 @@ ROLES = {
 
 AUDIO_ORIGIN = {
     "upload": N_("Tệp tải lên"),
-    "tts": N_("Đọc máy (TTS)"),
+    "tts": N_("Giọng đọc máy"),
+}
+
+# Which voice read a text-to-speech draft, in plain words (never an engine's name); the
+# offline one is just "Giọng đọc máy".
+TTS_VOICES = {
+    "gtts": N_("giọng Google"),
 }
 
 # Audit actions on a segment, for its history.
@@ -69,7 +75,9 @@ SEGMENT_ACTIONS = {
     "segment.audio": N_("Gắn tệp âm thanh"),
     "segment.tts": N_("Tạo giọng đọc máy"),
     "segment.submit": N_("Gửi duyệt"),
+    "segment.withdraw": N_("Rút lại"),
+    "segment.audio-restore": N_("Khôi phục âm thanh cũ"),
     "segment.approve": N_("Duyệt"),
     "segment.reject": N_("Trả lại"),
-    "segment.delete": N_("Xoá"),
+    "segment.delete": N_("Xóa bản nháp"),
 }

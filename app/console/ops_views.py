@@ -6,6 +6,7 @@ services'), so the page handlers stay thin. Words are message ids, translated in
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,14 +17,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.accounts.models import User
-from app.console.forms import ConsoleForm
+from app.console.forms import ConsoleForm, FieldErrors
 from app.console.i18n import N_, _, format_number
 from app.console.labels import StatusLabel
 from app.devices import service as devices
 from app.devices.models import Device
 from app.errors import Invalid, NotFound
 from app.playout.models import Emergency
-from app.playout.schemas import EmergencyOut
+from app.playout.schemas import EmergencyCreate, EmergencyOut
 from app.stations import service as stations
 from app.stations.models import Station, Village
 
@@ -133,16 +134,20 @@ class EmergencyChoice:
     village_ids: list[int] | None  # None: the whole station
 
 
-def emergency_choice(form: ConsoleForm) -> EmergencyChoice:
-    segment_id = form.get_int("segment_id")
+def emergency_choice(form: ConsoleForm, station_id: int) -> EmergencyChoice:
+    """The choice, checked by the API's EmergencyCreate (ids strictly, in bounds)."""
+    segment_id = form.int_value("segment_id", _("Hãy chọn một tin bài đã duyệt."))
     if segment_id is None:
-        raise Invalid(_("Hãy chọn một tin bài đã duyệt."))
-    if form.get("scope") != "villages":
-        return EmergencyChoice(segment_id, None)
-    ids = sorted({int(v) for v in form.getlist("village_ids") if v.isdigit() and len(v) < 18})
-    if not ids:
-        raise Invalid(_("Hãy chọn ít nhất một thôn, hoặc chọn cả xã."))
-    return EmergencyChoice(segment_id, ids)
+        raise FieldErrors({"segment_id": _("Hãy chọn một tin bài đã duyệt.")})
+    ids: list[int] | None = None
+    if form.get("scope") == "villages":
+        ids = sorted(set(form.int_list("village_ids", _("Danh sách thôn không hợp lệ."))))
+        if not ids:
+            raise FieldErrors({"village_ids": _("Hãy chọn ít nhất một thôn, hoặc chọn cả xã.")})
+    body = form.model(
+        EmergencyCreate, {"station_id": station_id, "segment_id": segment_id, "village_ids": ids}
+    )
+    return EmergencyChoice(body.segment_id, body.village_ids)
 
 
 def devices_in_scope(
@@ -195,11 +200,14 @@ def cadence_text(cadence: dict[str, Any] | None) -> str:
 def monthly_from(form: ConsoleForm) -> dict[str, Any]:
     """A monthly cadence from the programme form: n-th weekday, or a day of the month."""
     time = form.get("time").strip()
+    number = _("Hãy chọn trong danh sách.")
     if form.get("by") == "day":
-        return {"kind": "monthly", "day": form.get_int("day") or 0, "time": time}
+        day = form.int_value("day", _("Ngày trong tháng từ 1 đến 31."), high=31)
+        return {"kind": "monthly", "day": day or 0, "time": time}
     raw_week = form.get("week").strip()
-    week = -1 if raw_week == "-1" else (form.get_int("week") or 0)
-    return {"kind": "monthly", "week": week, "weekday": form.get_int("weekday") or 0, "time": time}
+    week = -1 if raw_week == "-1" else (form.int_value("week", number, high=5) or 0)
+    weekday = form.int_value("weekday", number, low=0, high=6) or 0
+    return {"kind": "monthly", "week": week, "weekday": weekday, "time": time}
 
 
 def weekly_from(form: ConsoleForm) -> dict[str, Any]:
@@ -211,15 +219,16 @@ def weekly_from(form: ConsoleForm) -> dict[str, Any]:
     return {"kind": "weekly", "weekdays": days, "time": form.get("time").strip()}
 
 
+MINUTES = re.compile(r"([0-9]{1,4})(?::([0-5][0-9]))?")
+
+
 def minutes_ms(form: ConsoleForm, name: str) -> int:
-    """A duration typed as mm:ss (or whole minutes) in milliseconds; 422 otherwise."""
-    raw = form.get(name).strip()
-    minutes, _colon, seconds = raw.partition(":")
-    if not minutes.isdigit() or (seconds and not (seconds.isdigit() and len(seconds) == 2)):
-        raise Invalid(_("Thời lượng ghi theo phút:giây, ví dụ 10:00."))
-    ms = (int(minutes[:4]) * 60 + int(seconds or 0)) * 1000
+    """A duration typed as mm:ss (or whole minutes) in milliseconds, ASCII digits only;
+    refused beside its field otherwise."""
+    found = MINUTES.fullmatch(form.get(name).strip())
+    ms = (int(found[1]) * 60 + int(found[2] or 0)) * 1000 if found else 0
     if ms <= 0:
-        raise Invalid(_("Thời lượng ghi theo phút:giây, ví dụ 10:00."))
+        raise FieldErrors({name: _("Thời lượng ghi theo phút:giây, ví dụ 10:00.")})
     return ms
 
 

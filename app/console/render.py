@@ -7,13 +7,15 @@ page needs. Every template also gets: `user`, `nav` (the links the user's role m
 `ngettext()` (translation), `lang`, `here` (this path, for `?next=`), `notice` (the message
 left by the redirect that led here), `static(name)` (a cache-busted URL), `script(name)`
 (the URL of a template's own JavaScript, kept beside it: `script("segments/detail.js")`),
-`can(user, role)`, `labels`, and the formats `|date`, `|datetime` (the station's time
+`can(user, role)`, `labels`, `field_message(name)` (a refused form's message for that
+field), and the formats `|date`, `|datetime` (the station's time
 zone), `|month`, `|duration` (mm:ss), `|number`.
 """
 
 from __future__ import annotations
 
 import hashlib
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -24,7 +26,7 @@ from zoneinfo import ZoneInfo
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from app.accounts.models import Role, User
 from app.config import get_settings
@@ -38,6 +40,14 @@ STATIC_DIR = Path(__file__).parent / "static"
 STATIC_URL = "/static/console"
 SCRIPTS_URL = "/static/console-js"
 NOTICE_COOKIE = "loaxa_notice"
+# A refused form's messages by field, for the page being rendered: read by the macros
+# field_error/invalid, which are imported without the template's context.
+_FIELD_ERRORS: ContextVar[dict[str, str] | None] = ContextVar("field_errors", default=None)
+
+
+def field_message(name: str) -> str | None:
+    """The refusal of field `name` on the page being rendered, if it had one."""
+    return (_FIELD_ERRORS.get() or {}).get(name)
 
 
 @dataclass(frozen=True)
@@ -101,7 +111,12 @@ def environment() -> Environment:
         gettext=i18n.gettext, ngettext=i18n.ngettext, newstyle=True
     )
     env.globals.update(
-        static=static_url, script=script_url, can=can, labels=labels, languages=i18n.LANGUAGES
+        static=static_url,
+        script=script_url,
+        can=can,
+        labels=labels,
+        languages=i18n.LANGUAGES,
+        field_message=field_message,
     )
     env.filters.update(
         month=i18n.format_month,
@@ -163,6 +178,9 @@ def render(
     tz = station_zone(request)
     notice_key = request.cookies.get(NOTICE_COOKIE)
     token = console_session.csrf_token(request)
+    page = here(request)  # where a refused form comes back to (app/console/forms.py)
+    kept = getattr(request.state, "console_form", None)
+    field_errors: dict[str, str] = getattr(kept, "field_errors", {}) if kept else {}
     path = request.url.path
     nav = [
         {
@@ -173,6 +191,7 @@ def render(
         for n in NAV
         if user is not None and Role(user.role).at_least(n.role)
     ]
+    _FIELD_ERRORS.set(field_errors)
     html = (
         environment()
         .get_template(template)
@@ -188,6 +207,7 @@ def render(
             notice_warn=notice_key in WARN_NOTICES,
             csrf_field=lambda: Markup(
                 f'<input type="hidden" name="{console_session.CSRF_FIELD}" value="{token}">'
+                f'<input type="hidden" name="_page" value="{escape(page)}">'
             ),
             csrf_token=token,
             **(context or {}),

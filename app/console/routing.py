@@ -23,10 +23,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Match
+from starlette.types import Message
 
 from app.console import i18n
 from app.console import session as console_session
-from app.console.auth import RoleRefused, SignInRequired, sign_in_url
+from app.console.auth import RoleRefused, SignInRequired, here, sign_in_url
 from app.console.i18n import _
 from app.console.messages import describe_error
 from app.console.render import render
@@ -98,16 +100,59 @@ def _role_message(needed: str) -> str:
     return _("Trang hoặc thao tác này dành cho vai trò: %(role)s.") % {"role": _(ROLES[needed])}
 
 
+def console_route(path: str, method: str) -> tuple[ConsoleRoute, dict[str, Any]] | None:
+    """The console route that answers `method` at `path`, and its path parameters."""
+    from app.console.router import ROUTERS  # the pages import this module
+
+    scope = {"type": "http", "path": path, "root_path": "", "method": method}
+    for router in ROUTERS:
+        for route in router.routes:
+            if isinstance(route, ConsoleRoute):
+                match, child = route.matches(scope)
+                if match is Match.FULL:
+                    return route, dict(child.get("path_params", {}))
+    return None
+
+
+async def _show_kept(request: Request) -> Response | None:
+    """A page with a refused form kept for it (app/console/forms.py) is shown as the form's
+    own handler showed the refusal: that handler runs again, on this page's address, with
+    the kept form, and its `run_form` answers with `again` instead of acting."""
+    from app.console.forms import kept_for
+
+    kept = kept_for(request, here(request))
+    if kept is None:
+        return None
+    found = console_route(kept.action, "POST")
+    if found is None:
+        return None
+    route, path_params = found
+    # The same scope (and so the same request.state) with the form's method and parameters;
+    # the path stays this page's, so that links and the next refusal come back here.
+    scope = {**request.scope, "method": "POST", "path_params": path_params}
+    request.state.console_form = kept.form
+
+    async def no_body() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    return await route.plain_handler(Request(scope, no_body))
+
+
 class ConsoleRoute(APIRoute):
     """The route class of every console router (see the module docstring)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        self.plain_handler = handler  # what a kept refusal runs again (see _show_kept)
 
         async def console_handler(request: Request) -> Response:
             i18n.set_language(request.cookies.get(i18n.LANG_COOKIE) or "")
             try:
-                response = await handler(request)
+                response = None
+                if request.method == "GET":
+                    response = await _show_kept(request)
+                if response is None:
+                    response = await handler(request)
             except SignInRequired as exc:
                 response = await _sign_in_again(request, exc)
             except RoleRefused as exc:

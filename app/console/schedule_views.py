@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from app.accounts.models import User
 from app.audio.models import AudioAsset
+from app.console.forms import parse_int
 from app.console.i18n import _, format_duration, format_month
 from app.devices.models import Device
 from app.playout.aired import is_aired, master_histories
@@ -364,7 +365,7 @@ def reordered(ids: list[int], op: str, add: list[int]) -> list[int]:
     ticked segments, in the order listed), "save"."""
     order = list(dict.fromkeys(ids))
     verb, _sep, raw = op.partition(":")
-    target = int(raw) if raw.isdigit() and len(raw) <= 18 else None
+    target = parse_int(raw)
     if verb == "add":
         order += [sid for sid in dict.fromkeys(add) if sid not in order]
     elif target is not None and target in order:

@@ -13,17 +13,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.accounts.models import User
+from app.accounts.models import User, display_name
 from app.audit import service as audit
 from app.audit.models import AuditEvent
-from app.console.forms import ConsoleForm
+from app.console.auth import can
+from app.console.forms import ConsoleForm, FieldErrors
 from app.console.i18n import N_, _
 from app.console.labels import SEGMENT_ACTIONS
-from app.errors import Invalid, LoaxaError
+from app.errors import LoaxaError
+from app.segments import service as segments
 from app.segments.models import Segment, SegmentStatus, Topic
-from app.segments.schemas import SegmentOut
+from app.segments.schemas import SegmentCreate, SegmentOut
 from app.stations import service as stations
 from app.stations.models import Programme, Village
 from app.tts import service as tts
@@ -51,10 +54,12 @@ class Filters:
     month: str | None = None
     topic: Topic | None = None
     programme: str | None = None
+    q: str | None = None
 
     def query(self) -> dict[str, str]:
         """The filters as URL parameters (for pagination links)."""
         pairs = {
+            "q": self.q or "",
             "status": self.status.value if self.status else "",
             "month": self.month or "",
             "topic": self.topic.value if self.topic else "",
@@ -64,10 +69,16 @@ class Filters:
 
 
 def parse_filters(
-    status: str | None, month: str | None, topic: str | None, programme: str | None
+    status: str | None,
+    month: str | None,
+    topic: str | None,
+    programme: str | None,
+    q: str | None = None,
 ) -> Filters:
     """Filters from the query string; an unknown value is ignored, not an error page."""
+    words = " ".join((q or "").split())[:200]
     return Filters(
+        q=words or None,
         status=SegmentStatus(status) if status and status in SegmentStatus.__members__ else None,
         month=month if month and MONTH.match(month) else None,
         topic=Topic(topic) if topic in {t.value for t in Topic} else None,
@@ -121,29 +132,47 @@ def typed_values(form: ConsoleForm) -> dict[str, Any]:
 
 
 def changes_from(form: ConsoleForm) -> dict[str, Any]:
-    """The service's arguments from the form; 422 in words for what cannot be used."""
-    title = form.get("title")
-    if not title:
-        raise Invalid(_("Hãy nhập tiêu đề."))
-    if len(title) > 200:
-        raise Invalid(_("Tiêu đề dài quá 200 ký tự."))
-    topic = form.get("topic")
-    if topic not in {t.value for t in Topic}:
-        raise Invalid(_("Hãy chọn chủ đề."))
-    month = form.get("target_month") or None
-    if month is not None and not MONTH.match(month):
-        raise Invalid(_("Tháng phát phải có dạng năm-tháng, ví dụ 2024-03."))
-    villages = form.getlist("village_ids")
-    if not all(v.isdigit() and len(v) <= 18 for v in villages):
-        raise Invalid(_("Danh sách thôn không hợp lệ."))
+    """The service's arguments from the form, checked by the API's own SegmentCreate: what
+    it refuses comes back beside the field, in words."""
+    villages = form.int_list("village_ids", _("Danh sách thôn không hợp lệ."))
+    if not form.get("title"):
+        raise FieldErrors({"title": _("Hãy nhập tiêu đề.")})
+    body = form.model(
+        SegmentCreate,
+        {
+            "title": form.get("title"),
+            "topic": form.get("topic"),
+            "programme": form.get("programme") or "cchc",
+            "target_month": form.get("target_month") or None,
+            "script": form.get("script") or None,
+            "village_ids": villages,
+        },
+    )
     return {
-        "title": title,
-        "topic": topic,
-        "programme": form.get("programme") or "cchc",
-        "target_month": month,
-        "script": form.get("script") or None,
-        "village_ids": [int(v) for v in villages],
+        "title": body.title,
+        "topic": body.topic.value,
+        "programme": body.programme,
+        "target_month": body.target_month,
+        "script": body.script,
+        "village_ids": body.village_ids,
     }
+
+
+def version_of(form: ConsoleForm) -> int | None:
+    """The version the page was showing (hidden field); a malformed one is refused."""
+    return form.int_value("version", _("Trang này đã cũ: hãy tải lại trang rồi làm lại."))
+
+
+NEEDS_AUDIO_LIMIT = 20
+
+
+def needing_audio(session: Session, *, user: User) -> list[Segment]:
+    """Approved segments with no audio yet (their text approved before recording): they
+    cannot air until someone records or reads them. Empty for viewers."""
+    if not can(user, "editor"):
+        return []
+    stmt = segments.list_query(user=user, status=SegmentStatus.approved)
+    return list(session.scalars(stmt.where(Segment.audio_id.is_(None)).limit(NEEDS_AUDIO_LIMIT)))
 
 
 def read_aloud(session: Session, segment: Segment) -> tuple[str | None, str | None]:
@@ -166,14 +195,23 @@ class HistoryLine:
 
 
 def history(session: Session, segment_id: int) -> list[HistoryLine]:
-    """The segment's audit events, newest first, in words."""
-    events = session.scalars(
-        audit.query(entity="segment", entity_id=segment_id).limit(HISTORY_LIMIT)
+    """The segment's audit events, newest first, in words, people by their names."""
+    events = list(
+        session.scalars(audit.query(entity="segment", entity_id=segment_id).limit(HISTORY_LIMIT))
     )
-    return [_line(e) for e in events]
+    names = people(session, {e.actor_user_id for e in events if e.actor_user_id})
+    return [_line(e, names.get(e.actor_user_id or 0, e.actor)) for e in events]
 
 
-def _line(event: AuditEvent) -> HistoryLine:
+def people(session: Session, user_ids: set[int]) -> dict[int, str]:
+    """Users' names as pages show them ("Họ và tên", else the login name), by id."""
+    if not user_ids:
+        return {}
+    rows = session.scalars(select(User).where(User.id.in_(user_ids)))
+    return {u.id: display_name(u) for u in rows}
+
+
+def _line(event: AuditEvent, actor: str) -> HistoryLine:
     changed: list[str] = []
     if event.action == "segment.update" and event.before and event.after:
         changed = [
@@ -183,7 +221,7 @@ def _line(event: AuditEvent) -> HistoryLine:
         ]
     return HistoryLine(
         at=event.created_at,
-        actor=event.actor,
+        actor=actor,
         action=SEGMENT_ACTIONS.get(event.action, event.action),
         fields=changed,
     )

@@ -135,4 +135,6 @@ def csrf_token(request: Request) -> str:
 
 def csrf_valid(request: Request, submitted: str | None) -> bool:
     """True when `submitted` is this session's token (compared in constant time)."""
-    return bool(submitted) and hmac.compare_digest(csrf_token(request), str(submitted))
+    # As bytes: compare_digest refuses str with non-ASCII characters (a 500 otherwise).
+    expected = csrf_token(request).encode()
+    return bool(submitted) and hmac.compare_digest(expected, str(submitted).encode())

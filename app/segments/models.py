@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app import clock
 from app.db import Base
+from app.text import fold
 
 
 class SegmentStatus(enum.StrEnum):
@@ -56,6 +58,8 @@ class Segment(Base):
     title: Mapped[str] = mapped_column(String(200))
     topic: Mapped[str] = mapped_column(String(32))
     script: Mapped[str | None] = mapped_column(Text)
+    # Title and script folded for search ("Tìm"): written with them, see _fold_search below.
+    search_text: Mapped[str] = mapped_column(Text, default="")
     target_month: Mapped[str | None] = mapped_column(String(7), index=True)
     priority: Mapped[str] = mapped_column(String(16), default=Priority.normal.value)
     status: Mapped[str] = mapped_column(String(16), default=SegmentStatus.draft.value)
@@ -73,6 +77,13 @@ class Segment(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}
+
+
+@event.listens_for(Segment, "before_insert")
+@event.listens_for(Segment, "before_update")
+def _fold_search(_mapper: Any, _conn: Any, segment: Segment) -> None:
+    """Every write of a segment keeps its search column in step with its title and script."""
+    segment.search_text = fold(f"{segment.title or ''}\n{segment.script or ''}")
 
 
 class SegmentVillage(Base):

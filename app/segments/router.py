@@ -18,7 +18,15 @@ from app.pagination import Page, PageDep, paginate
 from app.segments import audio as segment_audio
 from app.segments import service
 from app.segments.models import SegmentStatus
-from app.segments.schemas import Month, RejectBody, SegmentCreate, SegmentOut, SegmentUpdate
+from app.segments.schemas import (
+    AudioHistoryItem,
+    Month,
+    RejectBody,
+    RestoreAudioBody,
+    SegmentCreate,
+    SegmentOut,
+    SegmentUpdate,
+)
 
 router = APIRouter(prefix="/api/v1/segments", tags=["segments"])
 
@@ -73,10 +81,14 @@ def list_segments(
     programme: Annotated[str | None, Query(max_length=40)] = None,
     month: Month | None = None,
     station_id: DbId | None = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, description="words to find in title or script, any case or accents"),
+    ] = None,
 ) -> Page[SegmentOut]:
     """Segments, newest first."""
     stmt = service.list_query(
-        user=user, status=status, programme=programme, month=month, station_id=station_id
+        user=user, status=status, programme=programme, month=month, station_id=station_id, q=q
     )
     rows, total = paginate(session, stmt, page)
     return Page(
@@ -114,12 +126,11 @@ def update_segment(
     return _reply(response, service.to_out(session, segment))
 
 
-@router.delete(
-    "/{segment_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(412)
-)
+@router.delete("/{segment_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(412))
 def delete_segment(
     session: SessionDep, user: EditorUser, segment_id: DbId, if_match: IfMatch = None
 ) -> Response:
+    """Delete a draft, by the editor who created it (or an admin): 403 for another's."""
     segment = service.get_segment(session, segment_id, user=user, for_update=True)
     service.delete_segment(
         session, user=user, segment=segment, expected_version=expected_version(if_match)
@@ -138,6 +149,56 @@ def submit_segment(
     segment = service.get_segment(session, segment_id, user=user, for_update=True)
     service.submit_segment(
         session, user=user, segment=segment, expected_version=expected_version(if_match)
+    )
+    return _reply(response, service.to_out(session, segment))
+
+
+@router.post(
+    "/{segment_id}/withdraw", response_model=SegmentOut, responses=responses(403, 409, 412)
+)
+def withdraw_segment(
+    session: SessionDep,
+    user: EditorUser,
+    segment_id: DbId,
+    response: Response,
+    if_match: IfMatch = None,
+) -> SegmentOut:
+    """submitted → draft, by the editor who created it (an approved segment: 409)."""
+    segment = service.get_segment(session, segment_id, user=user, for_update=True)
+    service.withdraw_segment(
+        session, user=user, segment=segment, expected_version=expected_version(if_match)
+    )
+    return _reply(response, service.to_out(session, segment))
+
+
+@router.get("/{segment_id}/audio-history", response_model=list[AudioHistoryItem])
+def audio_history(
+    session: SessionDep, user: ViewerUser, segment_id: DbId
+) -> list[AudioHistoryItem]:
+    """Every audio the segment has had, newest first; all but the current can be restored."""
+    segment = service.get_segment(session, segment_id, user=user)
+    return segment_audio.audio_history(session, segment=segment)
+
+
+@router.post(
+    "/{segment_id}/audio/restore", response_model=SegmentOut, responses=responses(409, 412)
+)
+def restore_audio(
+    session: SessionDep,
+    user: EditorUser,
+    segment_id: DbId,
+    body: RestoreAudioBody,
+    response: Response,
+    if_match: IfMatch = None,
+) -> SegmentOut:
+    """Make an earlier audio of the segment its audio again (404 for one it never had)."""
+    segment = service.get_segment(session, segment_id, user=user, for_update=True)
+    segment_audio.restore_audio(
+        session,
+        segment=segment,
+        user=user,
+        audio_id=body.audio_id,
+        expected_version=expected_version(if_match, body.version),
     )
     return _reply(response, service.to_out(session, segment))
 

@@ -82,8 +82,34 @@ class SegmentOut(BaseModel):
         default=[], description="how the audio misses the playout standard, if it does"
     )
     created_by: str | None
+    created_by_name: str | None = Field(
+        default=None, description='the creator\'s "Họ và tên" (else login name)'
+    )
+    audio_id: DbId | None = None
     created_at: datetime
     updated_at: datetime
     submitted_at: datetime | None
     approved_at: datetime | None
     version: DbId
+
+
+class AudioHistoryItem(BaseModel):
+    """An audio a segment has had: the current one, or one that can be restored."""
+
+    audio_id: DbId
+    sha256: str
+    duration_ms: int
+    loudness_lufs: float
+    origin: str = Field(description='"upload" or "tts"')
+    tts_engine: str | None
+    attached_at: datetime
+    attached_by: str | None = Field(description="who attached it (full name, else login)")
+    current: bool
+
+
+class RestoreAudioBody(BaseModel):
+    """Which earlier audio to make the segment's audio again."""
+
+    model_config = ConfigDict(extra="forbid")
+    audio_id: DbId
+    version: DbId | None = None

@@ -1,4 +1,9 @@
-"""The segment queue: create, edit while draft, submit, approve, reject."""
+"""The segment queue: create, edit while draft, submit, withdraw, approve, reject, delete.
+
+Who may do what, beyond the roles: an editor deletes only the drafts it created and
+withdraws only the submissions it made (an admin may do both for anyone), 403 otherwise;
+an approved segment is never withdrawn (409).
+"""
 
 from __future__ import annotations
 
@@ -9,16 +14,17 @@ from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
 from app import clock, db
-from app.accounts.models import User
+from app.accounts.models import Role, User
 from app.audio import service as audio_service
 from app.audio.models import AudioAsset
 from app.audit import service as audit
 from app.db import flush_versioned
-from app.errors import Conflict, Invalid, NotFound
+from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.segments.models import Priority, Segment, SegmentStatus, SegmentVillage, Topic
 from app.segments.schemas import SegmentOut
 from app.stations import service as stations
 from app.stations.models import Programme, Station, Village
+from app.text import fold
 
 EDITABLE_FIELDS = ("title", "topic", "script", "target_month", "priority")
 
@@ -140,8 +146,10 @@ def list_query(
     month: str | None = None,
     station_id: int | None = None,
     topic: Topic | None = None,
+    q: str | None = None,
 ) -> Select[tuple[Segment]]:
-    """Segments visible to the user, newest first, filtered."""
+    """Segments visible to the user, newest first, filtered; `q` finds each of its words in
+    the title or script, whatever their case and diacritics ("hanh chinh" → "Hành chính")."""
     stmt = select(Segment).order_by(Segment.id.desc())
     stmt = stations.scope_to_user(stmt, Segment.station_id, user)
     if station_id is not None:
@@ -156,6 +164,8 @@ def list_query(
         stmt = stmt.where(Segment.target_month == month)
     if topic is not None:
         stmt = stmt.where(Segment.topic == topic.value)
+    for word in fold(q or "").split()[:10]:
+        stmt = stmt.where(Segment.search_text.contains(word, autoescape=True))
     return stmt
 
 
@@ -219,9 +229,10 @@ def update_segment(
 def delete_segment(
     session: Session, *, user: User, segment: Segment, expected_version: int | None
 ) -> None:
-    """Delete a draft."""
+    """Delete a draft its creator (or an admin) no longer wants."""
     check_version(segment, expected=expected_version, required=False)
     _require_status(segment, SegmentStatus.draft, "deleted")
+    _require_own(user, segment, "delete")
     before = snapshot(session, segment)
     segment_id = segment.id
     session.delete(segment)
@@ -280,6 +291,32 @@ def submit_segment(
         segment=segment,
         expected_version=expected_version,
         action="submit",
+        apply=apply,
+    )
+
+
+def _require_own(user: User, segment: Segment, doing: str) -> None:
+    if segment.created_by_id != user.id and not Role(user.role).at_least(Role.admin):
+        raise Forbidden(f"only the editor who created segment {segment.id} may {doing} it")
+
+
+def withdraw_segment(
+    session: Session, *, user: User, segment: Segment, expected_version: int | None = None
+) -> Segment:
+    """submitted → draft: the editor takes its own submission back to change it."""
+    _require_status(segment, SegmentStatus.submitted, "withdrawn")
+    _require_own(user, segment, "withdraw")
+
+    def apply() -> None:
+        segment.status = SegmentStatus.draft.value
+        segment.submitted_at = None
+
+    return _transition(
+        session,
+        user=user,
+        segment=segment,
+        expected_version=expected_version,
+        action="withdraw",
         apply=apply,
     )
 
@@ -361,10 +398,10 @@ def to_out_many(session: Session, segments: Sequence[Segment]) -> list[SegmentOu
         a.id: a for a in session.scalars(select(AudioAsset).where(AudioAsset.id.in_(audio_ids)))
     }
     user_ids = {s.created_by_id for s in segments if s.created_by_id is not None}
-    names: dict[int, str] = {
-        uid: name
-        for uid, name in session.execute(
-            select(User.id, User.username).where(User.id.in_(user_ids))
+    names: dict[int, tuple[str, str | None]] = {
+        uid: (name, full)
+        for uid, name, full in session.execute(
+            select(User.id, User.username, User.full_name).where(User.id.in_(user_ids))
         )
     }
     out = []
@@ -389,7 +426,11 @@ def to_out_many(session: Session, segments: Sequence[Segment]) -> list[SegmentOu
                 loudness_range_lu=asset.loudness_range_lu if asset else None,
                 audio_sha256=asset.sha256 if asset else None,
                 audio_warnings=audio_service.audio_warnings(asset),
-                created_by=names.get(s.created_by_id) if s.created_by_id else None,
+                created_by=names[s.created_by_id][0] if s.created_by_id in names else None,
+                created_by_name=(names[s.created_by_id][1] or names[s.created_by_id][0])
+                if s.created_by_id in names
+                else None,
+                audio_id=s.audio_id,
                 created_at=s.created_at,
                 updated_at=s.updated_at,
                 submitted_at=s.submitted_at,

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import unicodedata
 
 import httpx
 from sqlalchemy import func, select
@@ -192,3 +193,17 @@ def test_station_set_network_applies_from_the_next_local_day(
     assert bad.returncode == 2 and "network" in bad.stderr
     missing = loaxa("station", "set", "999", "--network", "ip")
     assert missing.returncode == 1 and "station 999 does not exist" in missing.stderr
+
+
+def test_user_add_takes_the_full_name_pages_show(database_url: str, session: Session) -> None:
+    loaxa("seed-demo", env={"LOAXA_ADMIN_PASSWORD": "quản-trị-viên-2024"})
+    env = {"LOAXA_PASSWORD": "biên-tập-2024"}
+    name = unicodedata.normalize("NFD", "Nguyễn Thị Lan")  # typed on another keyboard
+    r = loaxa("user", "add", "lan.nt", "--role", "editor", "--name", name, env=env)
+    assert r.returncode == 0, r.stderr
+    bad = loaxa("user", "add", "x.y", "--role", "editor", "--name", "Lan\x1b[2J", env=env)
+    assert bad.returncode == 2 and "--name" in bad.stderr
+    session.rollback()
+    user = session.scalar(select(User).where(User.username == "lan.nt"))
+    assert user is not None and user.full_name == "Nguyễn Thị Lan"  # stored NFC
+    assert session.scalar(select(User).where(User.username == "x.y")) is None

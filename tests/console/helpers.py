@@ -76,3 +76,14 @@ def status_of(segment_id: int) -> str:
         segment = db.get(Segment, segment_id)
         assert segment is not None
         return segment.status
+
+
+def refused(
+    client: TestClient, path: str, data: dict[str, Any], files: Any = None
+) -> httpx.Response:
+    """A post the console refuses: it answers with a redirect back to the form's page
+    (POST/redirect/GET), and that page shows why; the page's answer is returned."""
+    r = post(client, path, data, files)
+    assert r.status_code == 303, (r.status_code, r.text[:300])
+    assert r.headers["location"].endswith("#error"), r.headers["location"]
+    return client.get(r.headers["location"].split("#")[0], follow_redirects=False)

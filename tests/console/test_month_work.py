@@ -21,7 +21,7 @@ from app.schedule import service as schedule
 from app.schedule import warnings as schedule_warnings
 from app.schedule.models import Broadcast, ScheduleWarning
 from app.stations.models import Programme
-from tests.console.helpers import post
+from tests.console.helpers import post, refused
 from tests.console.test_schedule_reports import RoleClient, planned, rundown_ids  # noqa: F401
 from tests.helpers import login
 from tests.schedule.test_broadcasts_api import approved_segment, pink
@@ -102,7 +102,7 @@ def test_a_segment_that_aired_elsewhere_is_asked_about_first(
     page = approver.get(f"/schedule/{march}")
     assert "đã phát 17/02/2024 17:00" in page.text  # marked in the list of approved segments
 
-    r = post(approver, f"/schedule/{march}/rundown", {"op": "add", "add": [old]})
+    r = refused(approver, f"/schedule/{march}/rundown", {"op": "add", "add": [old]})
     assert r.status_code == 409
     box = r.text.split('id="confirm-aired"')[1].split("</div>")[0]
     assert "«Tin số 0» đã phát 17/02/2024 17:00" in box and "Vẫn thêm tin đã phát" in box

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from app.db import unit_of_work
 from app.devices.models import Device
 from app.playout.models import Emergency
-from tests.console.helpers import post, sign_in
+from tests.console.helpers import post, refused, sign_in
 from tests.helpers import PASSWORD, login
 from tests.playout.helpers import approved_segment, device, pink
 
@@ -100,7 +100,7 @@ def test_admin_adds_a_device_and_sees_its_token_once(
     listed = admin.get("/devices").text
     assert token[1] not in listed and "Máy thôn 1" in listed and "Thôn 1" in listed
     assert "Đang kết nối" in listed  # it just polled
-    assert post(admin, "/devices/new", {"name": "", "place": place}).status_code == 422
+    assert refused(admin, "/devices/new", {"name": "", "place": place}).status_code == 422
     with unit_of_work(write=False) as db:
         assert db.scalar(select(func.count()).select_from(Device)) == 1
 
@@ -141,7 +141,7 @@ def test_emergency_two_steps_then_watch_devices_pick_it_up(
     # Step one without the token: refused, the choice kept.
     r = approver.post("/emergency/confirm", data=choice)
     assert r.status_code == 403 and 'value="villages" checked' in r.text
-    r = post(approver, "/emergency/confirm", {"segment_id": str(seg["id"]), "scope": "villages"})
+    r = refused(approver, "/emergency/confirm", {"segment_id": str(seg["id"]), "scope": "villages"})
     assert r.status_code == 422 and "ít nhất một thôn" in r.text
     r = post(approver, "/emergency/confirm", choice)
     assert r.status_code == 200 and "Phát ngay" in r.text and "PC " + str(v1) in r.text
@@ -179,7 +179,8 @@ def test_emergency_two_steps_then_watch_devices_pick_it_up(
 
 def test_admin_manages_users(as_role: RoleClient, browser_client: ClientFactory) -> None:
     admin = as_role("admin")
-    r = post(admin, "/admin/users/new", {"username": "x y", "password": "ngắn", "role": "editor"})
+    bad = {"username": "x y", "password": "ngắn", "role": "editor"}
+    r = refused(admin, "/admin/users/new", bad)
     assert r.status_code == 422 and 'value="x y"' in r.text
     r = post(admin, "/admin/users/new", {"username": "lan", "password": PASSWORD, "role": "editor"})
     assert r.status_code == 303
@@ -203,9 +204,9 @@ def test_admin_manages_users(as_role: RoleClient, browser_client: ClientFactory)
     admin_id = re.search(r'href="/admin/users/(\d+)">admin<', admin.get("/admin").text)
     assert admin_id
     mine = f"/admin/users/{admin_id[1]}"
-    r = post(admin, mine + "/active", {"disabled": "1"})
+    r = refused(admin, mine + "/active", {"disabled": "1"})
     assert r.status_code == 409 and "last active admin" in r.text
-    assert post(admin, mine + "/role", {"role": "viewer"}).status_code == 409
+    assert refused(admin, mine + "/role", {"role": "viewer"}).status_code == 409
 
 
 def test_admin_sets_the_network_and_how_the_report_is_signed(
@@ -242,11 +243,11 @@ def test_admin_sets_the_network_and_how_the_report_is_signed(
     # A pattern without its number and a title too long for the signature block: 422 naming
     # the field, what was typed kept, nothing saved.
     bad = {**details, "report_number_pattern": "BC-UBND", "report_signer_name": "Trần Thị Hoa"}
-    r = post(admin, f"/admin/station/{sid}", bad)
+    r = refused(admin, f"/admin/station/{sid}", bad)
     assert r.status_code == 422 and "Số hiệu văn bản" in r.text and 'value="BC-UBND"' in r.text
-    r = post(admin, f"/admin/station/{sid}", {**details, "report_signer_title": "Phó " * 10})
+    r = refused(admin, f"/admin/station/{sid}", {**details, "report_signer_title": "Phó " * 10})
     assert r.status_code == 422 and "Chức vụ người ký" in r.text
-    r = post(admin, f"/admin/station/{sid}", {**details, "network": "dab"})
+    r = refused(admin, f"/admin/station/{sid}", {**details, "network": "dab"})
     assert r.status_code == 422 and "IP hoặc FM" in r.text
 
     # A form without the report's fields (a page loaded before they existed) keeps them.
@@ -272,7 +273,7 @@ def test_admin_edits_the_station_villages_and_programmes(
     page = admin.get("/admin/station")
     assert "Xuân Phúc" in page.text and "Asia/Ho_Chi_Minh" in page.text
     assert "hằng tháng: Thứ Bảy tuần thứ ba, 17:00" in page.text
-    r = post(admin, f"/admin/station/{sid}", {"name": "Xuân Phúc", "hotline": "abc"})
+    r = refused(admin, f"/admin/station/{sid}", {"name": "Xuân Phúc", "hotline": "abc"})
     assert r.status_code == 422 and 'value="abc"' in r.text
     r = post(admin, f"/admin/station/{sid}", {"name": "Xuân Phúc", "hotline": "0237 3868 999"})
     assert r.status_code == 303
@@ -282,7 +283,7 @@ def test_admin_edits_the_station_villages_and_programmes(
         post(admin, f"/admin/station/{sid}/villages", {"village_name": "Thôn Mới"}).status_code
         == 303
     )
-    r = post(admin, f"/admin/station/{sid}/villages", {"village_name": "Thôn Mới"})
+    r = refused(admin, f"/admin/station/{sid}/villages", {"village_name": "Thôn Mới"})
     assert r.status_code == 409
 
     r = post(
@@ -299,7 +300,7 @@ def test_admin_edits_the_station_villages_and_programmes(
     )
     assert r.status_code == 303, r.text
     assert "hằng tháng: Thứ Sáu tuần cuối, 19:30" in admin.get("/admin/station").text
-    r = post(
+    r = refused(
         admin,
         f"/admin/station/{sid}/programmes/cchc",
         {

@@ -27,7 +27,7 @@ from app.schedule.models import Broadcast
 from app.schedule.planning import plan_year
 from app.segments import service as segments
 from app.stations.models import Village
-from tests.console.helpers import post
+from tests.console.helpers import post, refused
 
 RoleClient = Callable[[str], TestClient]
 YEAR = 2024
@@ -119,7 +119,7 @@ def test_assemble_outside_the_window_says_why_beside_the_bar(
     approver = as_role("approver")
     b = planned["march"]
     post(approver, f"/schedule/{b}/rundown", {"segment_id": [planned["seg0"]], "op": "save"})
-    r = post(approver, f"/schedule/{b}/assemble", {})
+    r = refused(approver, f"/schedule/{b}/assemble", {})
     assert r.status_code == 422
     message = re.search(r'id="assemble-error">(.*?)</div>', r.text, re.S)
     assert message, r.text
@@ -149,7 +149,7 @@ def test_a_refused_segment_is_explained_and_csrf_is_checked(
     b = planned["march"]
     r = approver.post(f"/schedule/{b}/rundown", data={"segment_id": "1", "op": "save"})
     assert r.status_code == 403 and "Biểu mẫu đã hết hạn" in r.text
-    r = post(approver, f"/schedule/{b}/rundown", {"op": "add", "add": "999999"})
+    r = refused(approver, f"/schedule/{b}/rundown", {"op": "add", "add": "999999"})
     assert r.status_code == 422 and "Chưa làm được" in r.text
 
 

@@ -277,6 +277,21 @@ def submitted(ctx: Ctx, who: str) -> Call:
     return Call(path={"segment_id": ctx.submitted()})
 
 
+def earlier_audio(ctx: Ctx, who: str) -> Call:
+    """A draft whose uploaded audio was replaced by a reading: the upload can come back."""
+    sid = ctx.draft()
+    editor = ctx.h["editor"]
+    content = ctx.world.audio.read_bytes()
+    r = ctx.client.put(
+        f"/api/v1/segments/{sid}/audio", files={"file": ("tin.mp3", content)}, headers=editor
+    )
+    assert r.status_code == 200, r.text
+    earlier = ctx.client.get(f"/api/v1/segments/{sid}/audio-history", headers=editor).json()
+    r = ctx.client.post(f"/api/v1/segments/{sid}/tts", json={"engine": "espeak"}, headers=editor)
+    assert r.status_code == 200, r.text
+    return Call(path={"segment_id": sid}, json={"audio_id": earlier[0]["audio_id"]})
+
+
 def submitted_reject(ctx: Ctx, who: str) -> Call:
     return Call(path={"segment_id": ctx.submitted()}, json={"reason": "Bổ sung số liệu"})
 
@@ -397,7 +412,14 @@ MATRIX: dict[tuple[str, str], tuple[tuple[int, ...], Builder]] = {
     ("GET", "/api/v1/segments"): (STAFF_LIST(), nothing),
     ("GET", "/api/v1/segments/{segment_id}"): (STAFF_READ(), segment),
     ("PATCH", "/api/v1/segments/{segment_id}"): (EDITOR(), draft_edit),
-    ("DELETE", "/api/v1/segments/{segment_id}"): (EDITOR(204), draft),
+    # Only its creator (station A's editor) or an admin deletes a draft or withdraws it.
+    ("DELETE", "/api/v1/segments/{segment_id}"): (codes("401 403 204 403 204 403 404 403"), draft),
+    ("POST", "/api/v1/segments/{segment_id}/withdraw"): (
+        codes("401 403 200 403 200 403 404 403"),
+        submitted,
+    ),
+    ("GET", "/api/v1/segments/{segment_id}/audio-history"): (STAFF_READ(), segment),
+    ("POST", "/api/v1/segments/{segment_id}/audio/restore"): (EDITOR(), earlier_audio),
     ("POST", "/api/v1/segments/{segment_id}/submit"): (EDITOR(), draft),
     ("POST", "/api/v1/segments/{segment_id}/approve"): (APPROVER(), submitted),
     ("POST", "/api/v1/segments/{segment_id}/reject"): (APPROVER(), submitted_reject),

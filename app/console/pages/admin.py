@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 
 from app.accounts import service as accounts
 from app.accounts.models import Role, User
-from app.accounts.schemas import Password, Username
+from app.accounts.schemas import PasswordSet, UserCreate, UserUpdate
 from app.console import ops_views as views
 from app.console.auth import AdminPage
-from app.console.forms import ConsoleForm, FormDep, run_form
+from app.console.forms import ConsoleForm, FieldErrors, FormDep, run_form
 from app.console.i18n import N_, _
 from app.console.render import NOTICES, redirect, render
 from app.console.routing import ConsoleRoute
@@ -32,7 +32,17 @@ from app.stations import document
 from app.stations import service as stations
 from app.stations.models import Station
 from app.stations.network import network_state
-from app.stations.schemas import NumberPattern, Phone, Recipient, SignerName, SignerTitle
+from app.stations.schemas import (
+    NumberPattern,
+    Phone,
+    ProgrammeRules,
+    Recipient,
+    SignerName,
+    SignerTitle,
+    StationUpdate,
+    VillageCadence,
+    VillageCreate,
+)
 from app.text import Name
 
 router = APIRouter(prefix="/admin", route_class=ConsoleRoute, include_in_schema=False)
@@ -56,20 +66,37 @@ def _checked(adapter: TypeAdapter[Any], value: str, message: str) -> Any:
         raise Invalid(message) from exc
 
 
-_USERNAME: TypeAdapter[str] = TypeAdapter(Username)
-_PASSWORD: TypeAdapter[str] = TypeAdapter(Password)
 _NAME: TypeAdapter[str] = TypeAdapter(Name)
 _PHONE: TypeAdapter[str] = TypeAdapter(Phone)
 
 
+def _user_words(fields: dict[str, str]) -> dict[str, str]:
+    """Plainer words than the model's for the fields a person gets wrong most."""
+    words = {
+        "username": _("Tên đăng nhập gồm 2–64 chữ cái không dấu, chữ số hoặc . _ @ -"),
+        "password": _("Mật khẩu cần ít nhất 8 ký tự."),
+        "role": _("Hãy chọn một vai trò."),
+    }
+    return {name: words[name] for name in fields if name in words}
+
+
 def _password(form: ConsoleForm) -> str:
-    return str(_checked(_PASSWORD, form.get("password"), _("Mật khẩu cần ít nhất 8 ký tự.")))
+    """The new password, checked by the API's PasswordSet."""
+    try:
+        return form.model(PasswordSet, {"password": form.get("password")}).password
+    except FieldErrors as exc:
+        raise FieldErrors(_user_words(exc.fields)) from exc
 
 
 def _role(form: ConsoleForm) -> Role:
-    if form.get("role") not in ROLES:
-        raise Invalid(_("Hãy chọn một vai trò."))
-    return Role(form.get("role"))
+    """The role, checked by the API's UserUpdate."""
+    try:
+        role = form.model(UserUpdate, {"role": form.get("role") or None}).role
+    except FieldErrors as exc:
+        raise FieldErrors(_user_words(exc.fields)) from exc
+    if role is None:
+        raise FieldErrors({"role": _("Hãy chọn một vai trò.")})
+    return role
 
 
 # --- users ---------------------------------------------------------------------------------
@@ -113,18 +140,28 @@ def add_user(request: Request, user: AdminPage, form: FormDep) -> Response:
         return _users_page(request, user, values=form.typed(), error=message, status=status)
 
     def action(db: Session) -> Response:
-        username = _checked(
-            _USERNAME,
-            form.get("username").strip(),
-            _("Tên đăng nhập gồm 2–64 chữ cái không dấu, chữ số hoặc . _ @ -"),
-        )
+        station_id = form.int_value("station_id", _("Hãy chọn một đài."))
+        try:
+            body = form.model(
+                UserCreate,
+                {
+                    "username": form.get("username").strip(),
+                    "password": form.get("password"),
+                    "role": form.get("role"),
+                    "station_id": station_id,
+                    "full_name": form.get("full_name") or None,
+                },
+            )
+        except FieldErrors as exc:
+            raise FieldErrors({**exc.fields, **_user_words(exc.fields)}) from exc
         created = accounts.create_user(
             db,
-            username=username,
-            password=_password(form),
-            role=_role(form),
-            station_id=form.get_int("station_id"),
+            username=body.username,
+            password=body.password,
+            role=body.role,
+            station_id=body.station_id,
             actor=user,
+            full_name=body.full_name,
         )
         return redirect(f"/admin/users/{created.id}", notice="user-created")
 
@@ -136,6 +173,7 @@ def _user_page(
     admin: User,
     user_id: int,
     *,
+    typed: ConsoleForm | None = None,
     error: str | None = None,
     error_at: str | None = None,
     status: int = 200,
@@ -147,12 +185,13 @@ def _user_page(
             request,
             "admin/user.html",
             {
-                "page_title": target.username,  # a name, not a message
+                "page_title": target.full_name or target.username,  # a name, not a message
                 "section": "users",
                 "target": target,
                 "station": station,
                 "roles": ROLES,
                 "myself": target.id == admin.id,
+                "typed": typed.typed() if typed is not None else {},
                 "error": error,
                 "error_at": error_at,
             },
@@ -169,7 +208,9 @@ def _user_change(
     request: Request, admin: User, user_id: int, form: ConsoleForm, where: str, change: Any
 ) -> Response:
     def again(message: str, status: int) -> Response:
-        return _user_page(request, admin, user_id, error=message, error_at=where, status=status)
+        return _user_page(
+            request, admin, user_id, typed=form, error=message, error_at=where, status=status
+        )
 
     def action(db: Session) -> Response:
         target = accounts.get_user(db, user_id, for_update=True)
@@ -177,6 +218,18 @@ def _user_change(
         return redirect(f"/admin/users/{user_id}", notice=notice)
 
     return run_form(form, again=again, action=action)
+
+
+@router.post("/users/{user_id}/name")
+def change_name(request: Request, user: AdminPage, user_id: DbId, form: FormDep) -> Response:
+    """ "Họ và tên": how pages name the person (checked as the API's UserUpdate)."""
+
+    def change(db: Session, target: User) -> str:
+        body = form.model(UserUpdate, {"full_name": form.get("full_name")})
+        accounts.update_user(db, user=target, full_name=body.full_name or "", actor=user)
+        return "saved"
+
+    return _user_change(request, user, user_id, form, "name", change)
 
 
 @router.post("/users/{user_id}/role")
@@ -290,6 +343,8 @@ def save_station(request: Request, user: AdminPage, station_id: DbId, form: Form
         state = network_state(station)
         if network and network != (state.pending or state.today):
             changes["network"] = network  # from the next local day (stations.set_network)
+        checked = form.model(StationUpdate, changes)  # the API's PATCH model, all at once
+        changes = checked.model_dump(include=set(changes))
         stations.update_station(db, station=station, changes=changes, actor=user)
 
     return _station_change(request, user, station_id, form, "details", change)
@@ -340,7 +395,8 @@ def _report_fields(form: ConsoleForm) -> dict[str, Any]:
 def add_village(request: Request, user: AdminPage, station_id: DbId, form: FormDep) -> Response:
     def change(db: Session, station: Station) -> None:
         name = _checked(_NAME, form.get("village_name"), _("Hãy nhập tên thôn."))
-        stations.create_village(db, station=station, name=name, actor=user)
+        body = form.model(VillageCreate, {"name": name})
+        stations.create_village(db, station=station, name=body.name, actor=user)
 
     return _station_change(request, user, station_id, form, "villages", change)
 
@@ -354,7 +410,8 @@ def village_cadence(
     def change(db: Session, station: Station) -> None:
         village = stations.get_village(db, station_id=station.id, village_id=village_id)
         cadence = None if form.get("clear") == "1" else views.weekly_from(form)
-        stations.set_village_cadence(db, village=village, cadence=cadence, actor=user)
+        body = form.model(VillageCadence, {"cadence": cadence})
+        stations.set_village_cadence(db, village=village, cadence=body.cadence, actor=user)
 
     return _station_change(request, user, station_id, form, f"village-{village_id}", change)
 
@@ -368,12 +425,21 @@ def programme_rules(
     def change(db: Session, station: Station) -> None:
         programme = stations.get_programme(db, station_id=station.id, code=code)
         weekly = programme.cadence.get("kind") == "weekly"
+        body = form.model(
+            ProgrammeRules,
+            {
+                "cadence": views.weekly_from(form) if weekly else views.monthly_from(form),
+                "min_duration_ms": views.minutes_ms(form, "min"),
+                "max_duration_ms": views.minutes_ms(form, "max"),
+            },
+            names={"min_duration_ms": "min", "max_duration_ms": "max"},
+        )
         stations.update_programme_rules(
             db,
             programme=programme,
-            cadence=views.weekly_from(form) if weekly else views.monthly_from(form),
-            min_duration_ms=views.minutes_ms(form, "min"),
-            max_duration_ms=views.minutes_ms(form, "max"),
+            cadence=body.cadence,
+            min_duration_ms=body.min_duration_ms,
+            max_duration_ms=body.max_duration_ms,
             actor=user,
         )
 

@@ -12,13 +12,13 @@ from app import clock
 from app.accounts.models import User
 from app.console import ops_views as views
 from app.console.auth import AdminPage, ApproverPage
-from app.console.forms import FormDep, run_form
+from app.console.forms import ConsoleForm, FieldErrors, FormDep, parse_int, run_form
 from app.console.i18n import N_, _
 from app.console.render import render
 from app.console.routing import ConsoleRoute
 from app.db import unit_of_work
 from app.devices import service as devices
-from app.errors import Invalid
+from app.devices.schemas import DeviceCreate
 from app.stations import service as stations
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
@@ -72,6 +72,16 @@ def devices_page(request: Request, user: ApproverPage) -> HTMLResponse:
     return _page(request, user)
 
 
+def _place(form: ConsoleForm) -> dict[str, int | None]:
+    """"Nơi đặt": "<station id>" or "<station id>:<village id>", ids read strictly."""
+    station, sep, village = form.get("place").partition(":")
+    station_id = parse_int(station)
+    village_id = parse_int(village) if sep else None
+    if station_id is None or (sep and village_id is None):
+        raise FieldErrors({"place": _("Hãy chọn nơi đặt thiết bị.")})
+    return {"station_id": station_id, "village_id": village_id}
+
+
 @router.post("/devices/new")
 def add_device(request: Request, user: AdminPage, form: FormDep) -> Response:
     """Register a device; the answer is the one page that ever shows its token."""
@@ -80,17 +90,12 @@ def add_device(request: Request, user: AdminPage, form: FormDep) -> Response:
         return _page(request, user, values=form.typed(), error=message, status=status)
 
     def action(db: Session) -> Response:
-        name = form.get("name").strip()
-        if not name:
-            raise Invalid(_("Hãy đặt tên cho thiết bị."))
-        station_id, _sep, village = form.get("place").partition(":")
-        if not station_id.isdigit():
-            raise Invalid(_("Hãy chọn nơi đặt thiết bị."))
+        body = form.model(DeviceCreate, {"name": form.get("name"), **_place(form)})
         device, token = devices.create_device(
             db,
-            name=name[:200],
-            station_id=int(station_id),
-            village_id=int(village) if village.isdigit() else None,
+            name=body.name,
+            station_id=body.station_id,
+            village_id=body.village_id,
             actor=user,
         )
         place = views.village_names(db, device.station_id).get(device.village_id or 0)

@@ -19,7 +19,7 @@ from app.accounts.models import User
 from app.audio.models import AudioAsset
 from app.console import ops_views as views
 from app.console.auth import ApproverPage
-from app.console.forms import ConsoleForm, FormDep, run_form
+from app.console.forms import ConsoleForm, FormDep, parse_int, run_form
 from app.console.i18n import N_, _
 from app.console.render import NOTICES, redirect, render, station_zone
 from app.console.routing import ConsoleRoute
@@ -81,7 +81,9 @@ def _choose_page(
                 "recent": recent,
                 "chosen_segment": form.get_int("segment_id") if form else None,
                 "chosen_scope": form.get("scope") if form else "station",
-                "chosen_villages": {int(v) for v in form.getlist("village_ids") if v.isdigit()}
+                "chosen_villages": {
+                    v for v in (parse_int(x) for x in form.getlist("village_ids")) if v
+                }
                 if form
                 else set(),
                 "error": error,
@@ -100,7 +102,7 @@ def _plan(db: Session, user: User, form: ConsoleForm) -> dict[str, object]:
     station = views.station_for(db, user)
     if station is None:
         raise Invalid(_("Tài khoản của bạn chưa gắn với đài nào."))
-    choice = views.emergency_choice(form)
+    choice = views.emergency_choice(form, station.id)
     segment = segments.get_segment(db, choice.segment_id, user=user)
     if segment.station_id != station.id:
         raise NotFound(f"segment {segment.id} does not exist in station {station.id}")

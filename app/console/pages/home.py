@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from app import clock
 from app.accounts.models import User
-from app.console import dashboard
+from app.console import dashboard, segment_views
 from app.console.auth import ApproverPage, safe_next, signed_in_user
 from app.console.forms import FormDep, run_form
 from app.console.i18n import N_
@@ -35,10 +35,16 @@ def _home(
 ) -> HTMLResponse:
     with unit_of_work(write=False) as db:
         summary = dashboard.home(db, user=user, now=clock.now())
+        needs_audio = segment_views.needing_audio(db, user=user)
         return render(
             request,
             "home.html",
-            {"title": N_("Trang chủ"), "home": summary, "error": error},
+            {
+                "title": N_("Trang chủ"),
+                "home": summary,
+                "needs_audio": needs_audio,
+                "error": error,
+            },
             status=status,
         )
 

@@ -20,7 +20,7 @@ from app.console import dashboard
 from app.console import schedule_views as views
 from app.console.auth import ApproverPage, ViewerPage
 from app.console.forms import ConsoleForm, FormDep, run_form_task
-from app.console.i18n import N_
+from app.console.i18n import N_, _
 from app.console.render import redirect, render
 from app.console.routing import ConsoleRoute
 from app.db import DbId, unit_of_work
@@ -29,6 +29,7 @@ from app.playout.aired import master_histories
 from app.schedule import assembly
 from app.schedule import service as schedule
 from app.schedule.models import Broadcast, BroadcastStatus
+from app.schedule.schemas import RundownSet
 from app.segments.models import Segment
 
 router = APIRouter(prefix="/schedule", route_class=ConsoleRoute, include_in_schema=False)
@@ -142,11 +143,19 @@ def autofill_page(request: Request, user: ApproverPage, broadcast_id: DbId) -> H
 
 
 def _ids(form: ConsoleForm, name: str = "segment_id") -> list[int]:
-    return [int(v) for v in form.getlist(name) if v.isdigit() and len(v) <= 18]
+    """Ids read strictly (the order itself is checked by RundownSet)."""
+    return form.int_list(name, _("Thứ tự phát không hợp lệ: hãy tải lại trang."))
 
 
 def _order(form: ConsoleForm) -> list[int]:
     return views.reordered(_ids(form), form.get("op") or "save", _ids(form, "add"))
+
+
+def _shown_order(form: ConsoleForm) -> list[int]:
+    """The order a refused form asked for, read leniently (only to ask about it again)."""
+    ids = [int(v) for v in form.getlist("segment_id") if v.isdigit() and len(v) <= 9]
+    add = [int(v) for v in form.getlist("add") if v.isdigit() and len(v) <= 9]
+    return views.reordered(ids, form.get("op") or "save", add)
 
 
 @router.post("/{broadcast_id}/rundown")
@@ -162,7 +171,8 @@ def set_rundown(
     """
 
     def again(message: str, status: int) -> Response:
-        confirm = _order(form) if status == 409 and form.get("confirm_aired") != "1" else None
+        asked = status == 409 and form.get("confirm_aired") != "1"
+        confirm = _shown_order(form) if asked else None
         return _broadcast(
             request, user, broadcast_id, error=message, status=status, confirm=confirm
         )
@@ -175,12 +185,16 @@ def set_rundown(
             was_assembled = broadcast.status == BroadcastStatus.assembled.value or (
                 master_histories(db, [broadcast.id])[broadcast.id].known
             )
+            body = form.model(
+                RundownSet,
+                {"segment_ids": _order(form), "confirm_aired": form.get("confirm_aired") == "1"},
+            )
             schedule.set_rundown(
                 db,
                 broadcast=broadcast,
-                segment_ids=_order(form),
+                segment_ids=body.segment_ids,
                 actor=user,
-                confirm_aired=form.get("confirm_aired") == "1",
+                confirm_aired=body.confirm_aired,
             )
             dropped = was_assembled and broadcast.master_sha256 is None
             fits = dropped and assembly.rundown_view(db, broadcast).compliant

@@ -96,8 +96,8 @@
     }
   });
 
+  // busy.js marks the form busy (data-busy on "Gửi bản ghi"); this says what happens.
   form.addEventListener("submit", function () {
-    saveButton.disabled = true;
     say(form.dataset.msgSending);
   });
 
