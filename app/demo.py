@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app import clock
 from app.accounts import service as accounts
 from app.accounts.models import Role, User
 from app.audio import service as audio
@@ -175,7 +176,6 @@ def seed_sample_history(station_id: int) -> HistoryResult:
     (as-run, statuses, warnings) as loaded. Uses the same services as the API; the as-run
     events are written as the playout agents would have reported them.
     """
-    from app import clock
     from app.schedule import assembly
     from app.schedule import service as schedule
     from app.schedule.planning import plan_year
@@ -248,8 +248,72 @@ def seed_sample_history(station_id: int) -> HistoryResult:
         master = view.master_sha256
     with unit_of_work() as session:
         if session.scalar(select(Device.id).where(Device.name == ONLINE_DEVICE)) is None:
-            created += _past_airings(session, station_id, this_month, master or "0" * 64, now)
+            column = session.get(Broadcast, column_id) if column_id is not None else None
+            created += _past_airings(
+                session,
+                station_id,
+                this_month,
+                master or "0" * 64,
+                now,
+                master_ms=column.master_duration_ms if column is not None else None,
+            )
+            if column is not None and column.master_sha256:
+                created += _past_rundowns(session, column, approver_id, editor_id, this_month)
     return HistoryResult(created=created)
+
+
+def _past_rundowns(
+    session: Session, column: Broadcast, approver_id: int, editor_id: int, this_month: str
+) -> list[str]:
+    """Each past CCHC column's rundown and master: segments of its own month (read by the
+    same machine voice as this month's, so they share its audio), approved before it
+    aired, in the order of this month's column; the master is the one the as-run history
+    reports as played. So the report's topics and counts, and each broadcast's page, are
+    those of a column that really went through the month's work."""
+    from app.schedule.models import RundownItem
+    from app.schedule.service import rundown_segment_ids
+    from app.segments.models import Segment, SegmentStatus
+
+    order = [session.get_one(Segment, sid) for sid in rundown_segment_ids(session, column.id)]
+    past = session.scalars(
+        select(Broadcast).where(
+            Broadcast.station_id == column.station_id,
+            Broadcast.programme_id == column.programme_id,
+            Broadcast.village_id.is_(None),
+            Broadcast.local_month >= months_ago(this_month, HISTORY_MONTHS),
+            Broadcast.local_month < this_month,
+            Broadcast.status.in_((BroadcastStatus.aired.value, BroadcastStatus.missed.value)),
+        )
+    ).all()
+    for b in past:
+        year, month = int(b.local_month[:4]), int(b.local_month[5:])
+        approved_at = b.starts_at - timedelta(days=6)
+        for position, model in enumerate(order):
+            segment = Segment(
+                station_id=b.station_id,
+                programme_id=b.programme_id,
+                title=f"{model.title} – tháng {month}/{year}",
+                topic=SAMPLE_SEGMENTS[(position + month) % len(SAMPLE_SEGMENTS)][1],
+                script=model.script,
+                target_month=b.local_month,
+                status=SegmentStatus.approved.value,
+                audio_id=model.audio_id,
+                created_by_id=editor_id,
+                approved_by_id=approver_id,
+                created_at=approved_at - timedelta(days=3),
+                updated_at=approved_at,
+                submitted_at=approved_at - timedelta(days=1),
+                approved_at=approved_at,
+            )
+            session.add(segment)
+            session.flush()
+            session.add(RundownItem(broadcast_id=b.id, position=position, segment_id=segment.id))
+        b.rundown_set_by_id = approver_id
+        b.master_sha256, b.master_duration_ms = column.master_sha256, column.master_duration_ms
+        b.master_key, b.cue_sheet = column.master_key, column.cue_sheet
+        b.assembled_at = b.starts_at - timedelta(days=2)
+    session.flush()
+    return [f"rundowns of {len(past)} past CCHC columns ({len(past) * len(order)} segments)"]
 
 
 def months_ago(month: str, n: int) -> str:
@@ -314,7 +378,13 @@ def _fill_to_window(session: Session, broadcast: Broadcast, segment_ids: list[in
 
 
 def _past_airings(
-    session: Session, station_id: int, this_month: str, sha: str, now: datetime
+    session: Session,
+    station_id: int,
+    this_month: str,
+    sha: str,
+    now: datetime,
+    *,
+    master_ms: int | None = None,
 ) -> list[str]:
     """The station PC and a cluster in every village (one offline), as-run events of the
     past months, statuses, warnings.
@@ -343,7 +413,9 @@ def _past_airings(
         )
     for device in (online, *clusters.values()):
         device.created_at = installed
-        device.last_seen_at = device.last_playlist_at = now - timedelta(minutes=3)
+        # Seen just now (not at the history's `now`, taken before the minutes of reading the
+        # scripts aloud): the clusters are online when the demo starts.
+        device.last_seen_at = device.last_playlist_at = clock.now() - timedelta(minutes=1)
         device.agent_version, device.free_disk_bytes = "1.0.0", 48 * 1024**3
     offline = next(d for d in clusters.values() if d.name == OFFLINE_DEVICE)
     offline.last_seen_at = offline.last_playlist_at = now - timedelta(days=3, hours=2)
@@ -378,8 +450,9 @@ def _past_airings(
         if b.village_id is None:
             # The CCHC column: most months within 10–15 min, one missed, one short; the
             # station PC and every cluster play it, but for one cluster in one month.
+            # The master played to its end (the one the column's rundown makes, when known).
             played_ms = {missed_month: None, short_month: 8 * 60_000 + 20_000}.get(
-                b.local_month, 11 * 60_000 + (month * 37_000) % 180_000
+                b.local_month, master_ms or 11 * 60_000 + (month * 37_000) % 180_000
             )
             cut = silent if b.local_month == silent_month else None
             players = [online, *(d for v, d in clusters.items() if v != cut)]
@@ -412,41 +485,31 @@ def _past_airings(
         )
     session.flush()
     created.append(f"as-run history: {aired} broadcasts aired, {missed} missed")
-    missed_column = next(
-        (b for b in past if b.village_id is None and b.local_month == missed_month),
-        None,
-    )
-    notes: list[tuple[str, str, str, int | None]] = [
-        (
-            "device-offline",
-            f"device {OFFLINE_DEVICE} has not been seen for 3 days",
-            f"demo:offline:{offline.id}",
-            None,
-        ),
-        (
-            "short",
-            f"the CCHC column of {short_month} aired 08:20, under the 10:00 minimum",
-            f"demo:short:{station_id}",
-            None,
-        ),
-    ]
-    if missed_column is not None:
+    # What the scheduler's own jobs would have found: the missed column and the village
+    # slots nobody reported, as one group per month (app.schedule.warnings).
+    missed_by_month: dict[str, list[Broadcast]] = {}
+    for b in past:
+        if b.status == BroadcastStatus.missed.value:
+            missed_by_month.setdefault(b.local_month, []).append(b)
+    names = {v.id: v.name for v in villages}
+    notes = []
+    for month_key, found in sorted(missed_by_month.items()):
         notes.append(
-            (
-                "missed",
-                f"broadcast {missed_column.id} (CCHC, {missed_column.local_month}) was not played",
-                f"demo:missed:{missed_column.id}",
-                missed_column.id,
+            schedule_warnings.sync_group(
+                session,
+                kind="missed",
+                station_id=station_id,
+                month=month_key,
+                items=[
+                    schedule_warnings.broadcast_item(
+                        broadcast_id=b.id,
+                        starts_at=b.starts_at,
+                        village_id=b.village_id,
+                        village=names.get(b.village_id) if b.village_id else None,
+                    )
+                    for b in found
+                ],
             )
-        )
-    for kind, message, key, broadcast_id in notes:
-        schedule_warnings.raise_warning(
-            session,
-            kind=kind,
-            message=message,
-            dedupe_key=key,
-            station_id=station_id,
-            broadcast_id=broadcast_id,
         )
     created.append(f"{len(notes)} scheduler warnings")
     return created

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from app import __version__
 from app.accounts.router import router as accounts_router
 from app.audit.router import router as audit_router
+from app.compression import CompressMiddleware
 from app.console.router import install as install_console
 from app.db import INT64_MAX
 from app.devices.router import router as devices_router
@@ -82,6 +83,7 @@ def create_app() -> FastAPI:
     # Last: the staff console's pages (/, /segments, …) and its static files.
     install_console(app)
     app.openapi = _openapi_with_exact_bounds(app)  # type: ignore[method-assign]
+    app.add_middleware(CompressMiddleware)
     _outermost(app)
     return app
 

@@ -7,7 +7,8 @@ services'), so the page handlers stay thin. Words are message ids, translated in
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -71,6 +72,39 @@ def disk(free_bytes: int | None) -> str:
     if free_bytes >= 1024**3:
         return f"{format_number(free_bytes / 1024**3)} GB"
     return f"{format_number(free_bytes / 1024**2, 0)} MB"
+
+
+# Below this much free space a playout PC is flagged on Thiết bị: it caches the coming days'
+# audio, and a disk filling up (logs, updates) is worth a look before caching fails.
+LOW_DISK_BYTES = 5 * 1024**3
+
+
+@dataclass
+class DeviceSummary:
+    """Thiết bị's first lines: how many PCs are online, which are not, which run low on disk."""
+
+    online: int = 0
+    offline: list[str] = field(default_factory=list)  # offline or never connected, by name
+    low_disk: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.online + len(self.offline)
+
+
+def device_summary(found: Sequence[Device], now: datetime) -> DeviceSummary:
+    """Counts and names over the active devices."""
+    summary = DeviceSummary()
+    for d in found:
+        if not d.is_active:
+            continue
+        if devices.is_online(d.last_seen_at, now):
+            summary.online += 1
+        else:
+            summary.offline.append(d.name)
+        if d.free_disk_bytes is not None and d.free_disk_bytes < LOW_DISK_BYTES:
+            summary.low_disk.append(f"{d.name} ({disk(d.free_disk_bytes)})")
+    return summary
 
 
 def connection(device: Device, now: datetime) -> StatusLabel:

@@ -82,7 +82,20 @@ NOTICES: dict[str, str] = {
     "rejected": N_("Đã trả lại cho người biên tập."),
     "rundown": N_("Đã lưu thứ tự phát."),
     "assembled": N_("Đã ghép buổi phát: bản ghép nghe được bên dưới."),
+    "rundown-remade": N_(
+        "Đã lưu thứ tự phát và ghép lại buổi phát: bản ghép mới nghe được bên dưới."
+    ),
+    "rundown-unassembled": N_(
+        "Đã lưu thứ tự phát. Bản ghép cũ không còn dùng được và buổi phát chưa ghép lại, "
+        "vì tổng thời lượng nằm ngoài khung: hãy sửa thứ tự rồi bấm Ghép buổi phát."
+    ),
+    "rundown-remake-failed": N_(
+        "Đã lưu thứ tự phát, nhưng chưa ghép lại được buổi phát: hãy bấm Ghép buổi phát."
+    ),
+    "warning-seen": N_("Đã ghi nhận: bạn đã xem cảnh báo."),
 }
+# Notices that tell of something left to do: shown as a warning, not as a success.
+WARN_NOTICES = frozenset({"rundown-unassembled", "rundown-remake-failed"})
 
 
 @lru_cache
@@ -116,6 +129,20 @@ def environment() -> Environment:
         datetime=pass_context(lambda ctx, v: i18n.format_datetime(v, ctx["tz"])),
     )
     return env
+
+
+def warm() -> None:
+    """Compile every template and measure the CCHC column's intro and outro once, so the
+    first person after a start does not wait for it (some seconds on a busy machine)."""
+    from app.audio import service as audio
+
+    env = environment()
+    for name in env.list_templates(filter_func=lambda n: n.endswith(".html")):
+        env.get_template(name)
+    try:
+        audio.programme_templates("cchc")
+    except Exception:  # measured again on first use, where a failure is reported
+        return
 
 
 @lru_cache
@@ -178,6 +205,7 @@ def render(
             here=here(request),
             station_name=getattr(request.state, "console_station_name", None),
             notice=NOTICES.get(notice_key or ""),
+            notice_warn=notice_key in WARN_NOTICES,
             csrf_field=lambda: Markup(
                 f'<input type="hidden" name="{console_session.CSRF_FIELD}" value="{token}">'
                 f'<input type="hidden" name="_page" value="{escape(page)}">'

@@ -77,9 +77,12 @@ def chart_svg(figure: AirtimeChart) -> Markup:
     for i, bar in enumerate(figure.bars):
         cx = x0 + slot * (i + 0.5)
         top = y(bar.minutes)
-        word = _("đạt") if bar.compliant else _("chưa đạt")
+        if bar.pending:
+            word, cls = _("chưa đến hạn"), "bar-pending"
+        else:
+            word, cls = (_("đạt"), "bar-ok") if bar.compliant else (_("chưa đạt"), "bar-bad")
         parts.append(
-            f'<rect class="{"bar-ok" if bar.compliant else "bar-bad"}" '
+            f'<rect class="{cls}" '
             f'x="{round(cx - bar_w / 2, 1)}" y="{top}" width="{round(bar_w, 1)}" '
             f'height="{round(y_base - top, 1)}"><title>{escape(bar.label)}: '
             f"{format_number(bar.minutes, 1)} {escape(_('phút'))}, {escape(word)}</title></rect>"
@@ -98,8 +101,11 @@ def chart_legend(figure: AirtimeChart) -> list[tuple[str, str]]:
     """(CSS class of the swatch, words) for each colour of the chart. In the page, not in
     the SVG: text in the SVG shrinks with it on a phone, the page's text wraps instead."""
     window = {"low": format_number(figure.low, 0), "high": format_number(figure.high, 0)}
-    return [
+    legend = [
         ("c-band", _("khung %(low)s–%(high)s phút") % window),
         ("bar-ok", _("đạt")),
         ("bar-bad", _("chưa đạt")),
     ]
+    if any(b.pending for b in figure.bars):
+        legend.append(("bar-pending", _("chưa đến hạn")))
+    return legend

@@ -7,6 +7,8 @@ include_in_schema=False)`, its templates in app/console/templates/, a line in
 
 from __future__ import annotations
 
+import threading
+
 from fastapi import FastAPI
 
 from app.console.pages import (
@@ -20,7 +22,7 @@ from app.console.pages import (
     schedule,
     segments,
 )
-from app.console.render import SCRIPTS_URL, STATIC_DIR, STATIC_URL, TEMPLATES_DIR
+from app.console.render import SCRIPTS_URL, STATIC_DIR, STATIC_URL, TEMPLATES_DIR, warm
 from app.console.routing import ConsoleStatic, TemplateScripts
 
 ROUTERS = [auth.router, home.router, segments.router, files.router]
@@ -34,3 +36,5 @@ def install(app: FastAPI) -> None:
         app.include_router(router)
     app.mount(STATIC_URL, ConsoleStatic(directory=STATIC_DIR), name="console-static")
     app.mount(SCRIPTS_URL, TemplateScripts(directory=TEMPLATES_DIR), name="console-scripts")
+    # Off the request path: the first page of a fresh process is then as quick as the next.
+    threading.Thread(target=warm, name="console-warm", daemon=True).start()

@@ -4,7 +4,10 @@
   each month's CCHC broadcast(s) one by one, its village slots counted by status, and one
   month opened slot by slot on request.
 - A broadcast's rundown (app.schedule.assembly.rundown_view, as the API's), the approved
-  segments that may be added to it, and the window in words.
+  segments that may be added to it (those that already aired elsewhere marked), the window
+  in words, the fill's proposal ("Tự động xếp", app.schedule.filling.propose: the
+  scheduler's own rule), and how it aired: when, on which devices, which villages did not
+  hear it (the as-run log judged by app.playout.aired, the rule the report uses).
 
 "Filled" is not a stored status: a planned broadcast whose rundown has segments.
 """
@@ -23,7 +26,13 @@ from sqlalchemy.orm import Session
 from app.accounts.models import User
 from app.audio.models import AudioAsset
 from app.console.forms import parse_int
-from app.console.i18n import _, format_duration
+from app.console.i18n import _, format_duration, format_month
+from app.devices.models import Device
+from app.playout.aired import is_aired, master_histories
+from app.playout.models import AsRunEvent
+from app.playout.scope import carries_broadcast
+from app.reports.service import villages_in_service
+from app.schedule import filling
 from app.schedule import service as schedule
 from app.schedule.models import Broadcast, BroadcastStatus, RundownItem
 from app.schedule.schemas import RundownOut
@@ -116,6 +125,34 @@ def year_calendar(
 
 
 @dataclass
+class Play:
+    """One device's played report of a broadcast."""
+
+    device: str
+    village: str | None
+    started_at: datetime
+    played_ms: int
+    counts: bool  # it played the master in force then (app.playout.aired)
+
+
+@dataclass
+class Airing:
+    """How a broadcast aired, from the as-run log of the devices that carry it."""
+
+    plays: list[Play] = field(default_factory=list)  # counted plays, first per device
+    outdated: list[Play] = field(default_factory=list)  # played an older master: not counted
+    unheard: list[str] = field(default_factory=list)  # villages in service with no counted play
+
+    @property
+    def first_at(self) -> datetime | None:
+        return min((p.started_at for p in self.plays), default=None)
+
+    @property
+    def longest_ms(self) -> int:
+        return max((p.played_ms for p in self.plays), default=0)
+
+
+@dataclass
 class BroadcastPage:
     broadcast: Broadcast
     programme: Programme
@@ -124,6 +161,24 @@ class BroadcastPage:
     rundown: RundownOut
     addable: list[tuple[Segment, int]]  # approved segments with audio, and their duration
     editable: bool
+    # Segments (in the rundown or addable) that aired in another broadcast: where, when.
+    aired_elsewhere: dict[int, list[Broadcast]] = field(default_factory=dict)
+    airing: Airing = field(default_factory=Airing)
+    had_master: bool = False  # assembled once (its audit trail): a rundown change remakes it
+
+    @property
+    def past(self) -> bool:
+        """Aired, missed or cancelled: the page tells what happened, not what to do."""
+        return not self.editable
+
+    @property
+    def assembled(self) -> bool:
+        return self.broadcast.status == BroadcastStatus.assembled.value
+
+    @property
+    def remakes(self) -> bool:
+        """Saving a changed rundown makes the master again (when it fits)."""
+        return self.assembled or (self.editable and self.had_master)
 
 
 def broadcast_page(session: Session, *, user: User, broadcast_id: int) -> BroadcastPage:
@@ -147,10 +202,11 @@ def broadcast_page(session: Session, *, user: User, broadcast_id: int) -> Broadc
                 Segment.programme_id == programme.id,
                 Segment.status == SegmentStatus.approved.value,
             )
-            .order_by(Segment.target_month.desc(), Segment.id.desc())
+            .order_by(Segment.target_month.desc(), Segment.id)
             .limit(100)
         )
         addable = [(s, d) for s, d in session.execute(stmt).tuples() if s.id not in in_rundown]
+    seen = list(in_rundown) + [s.id for s, _d in addable]
     return BroadcastPage(
         broadcast=broadcast,
         programme=programme,
@@ -159,7 +215,128 @@ def broadcast_page(session: Session, *, user: User, broadcast_id: int) -> Broadc
         rundown=rundown,
         addable=addable,
         editable=editable,
+        aired_elsewhere=schedule.aired_elsewhere(session, broadcast=broadcast, segment_ids=seen),
+        airing=airing(session, broadcast),
+        had_master=master_histories(session, [broadcast.id])[broadcast.id].known,
     )
+
+
+def airing(session: Session, broadcast: Broadcast) -> Airing:
+    """Who played the broadcast and when; for a commune broadcast on an ip network, the
+    villages whose cluster was in service and reported no counted play."""
+
+    rows = session.execute(
+        select(
+            Device.id,
+            Device.name,
+            Device.village_id,
+            AsRunEvent.status,
+            AsRunEvent.sha256,
+            AsRunEvent.started_at,
+            AsRunEvent.ended_at,
+        )
+        .join(Device, Device.id == AsRunEvent.device_id)
+        .join(Broadcast, Broadcast.id == AsRunEvent.broadcast_id)
+        .where(
+            AsRunEvent.broadcast_id == broadcast.id,
+            carries_broadcast(Device.station_id, Device.village_id),
+        )
+        .order_by(AsRunEvent.started_at, Device.name)
+    ).all()
+    found = Airing()
+    if not rows and broadcast.village_id is not None:
+        return found
+    names = dict(
+        session.execute(
+            select(Village.id, Village.name).where(Village.station_id == broadcast.station_id)
+        )
+        .tuples()
+        .all()
+    )
+    history = master_histories(session, [broadcast.id])[broadcast.id]
+    heard: set[int | None] = set()
+    counted: set[int] = set()
+    for device_id, name, village_id, status, sha, started, ended in rows:
+        if status != "played":
+            continue
+        ms = max(0, int((ended - started).total_seconds() * 1000))
+        counts = is_aired(status, sha, started, history)
+        play = Play(name, names.get(village_id) if village_id else None, started, ms, counts)
+        if counts and device_id not in counted:
+            counted.add(device_id)
+            found.plays.append(play)
+            heard.add(village_id)
+        elif not counts:
+            found.outdated.append(play)
+    if broadcast.village_id is None and broadcast.network == "ip":
+        clusters = session.execute(
+            select(Device.village_id, Device.created_at).where(
+                Device.station_id == broadcast.station_id,
+                Device.village_id.is_not(None),
+                Device.is_active.is_(True),
+            )
+        ).tuples()
+        in_service = villages_in_service(
+            [(v, c) for v, c in clusters if v is not None], broadcast.starts_at
+        )
+        found.unheard = sorted(names[v] for v in in_service - heard if v in names)
+    return found
+
+
+@dataclass
+class Proposal:
+    """What "Tự động xếp" would put in the rundown, and why when it puts nothing."""
+
+    items: list[tuple[int, str, int]]  # segment id, title, duration
+    total_ms: int
+    window_ms: tuple[int, int]
+    missing_ms: int
+    offered: int  # approved segments there were to choose from
+    same_as_now: bool
+
+    @property
+    def fits(self) -> bool:
+        low, high = self.window_ms
+        return bool(self.items) and low <= self.total_ms <= high
+
+
+def proposal(session: Session, *, user: User, broadcast_id: int) -> Proposal:
+    """The fill's own proposal for this broadcast (app.schedule.filling.propose); nothing
+    is saved."""
+    broadcast = schedule.get_broadcast(session, broadcast_id, user=user)
+    programme = session.get_one(Programme, broadcast.programme_id)
+    result = filling.propose(session, broadcast)
+    rows = session.execute(
+        select(Segment.id, Segment.title, AudioAsset.duration_ms)
+        .join(AudioAsset, AudioAsset.id == Segment.audio_id)
+        .where(Segment.id.in_(result.segment_ids))
+    ).tuples()
+    by_id = {sid: (sid, title, ms) for sid, title, ms in rows}
+    return Proposal(
+        items=[by_id[sid] for sid in result.segment_ids if sid in by_id],
+        total_ms=result.total_ms,
+        window_ms=(programme.min_duration_ms, programme.max_duration_ms),
+        missing_ms=result.missing_ms,
+        offered=result.offered,
+        same_as_now=result.segment_ids == schedule.rundown_segment_ids(session, broadcast.id),
+    )
+
+
+def proposal_problem(found: Proposal, month: str) -> str | None:
+    """Why the proposal puts nothing in the rundown, in words (None when it has items)."""
+    if found.items:
+        return None
+    if not found.offered:
+        return _(
+            "Chưa xếp được: không có tin bài nào của tháng %(month)s đã duyệt, có âm thanh "
+            "và chưa nằm trong buổi phát khác. Hãy duyệt tin bài của tháng này trước. "
+            "Chưa lưu gì."
+        ) % {"month": format_month(month)}
+    return _(
+        "Chưa xếp được: %(n)s tin bài đã duyệt của tháng %(month)s đều dài hơn mức tối đa "
+        "%(high)s của buổi phát. Chưa lưu gì."
+    ) % {"n": found.offered, "month": format_month(month),
+         "high": format_duration(found.window_ms[1])}
 
 
 def window_message(rundown: RundownOut) -> str | None:
@@ -183,13 +360,14 @@ def window_message(rundown: RundownOut) -> str | None:
          "high": format_duration(high)}
 
 
-def reordered(ids: list[int], op: str, add: int | None) -> list[int]:
-    """The rundown after one button: "up:<id>", "down:<id>", "remove:<id>", "add", "save"."""
+def reordered(ids: list[int], op: str, add: list[int]) -> list[int]:
+    """The rundown after one button: "up:<id>", "down:<id>", "remove:<id>", "add" (the
+    ticked segments, in the order listed), "save"."""
     order = list(dict.fromkeys(ids))
     verb, _sep, raw = op.partition(":")
     target = parse_int(raw)
-    if verb == "add" and add is not None and add not in order:
-        order.append(add)
+    if verb == "add":
+        order += [sid for sid in dict.fromkeys(add) if sid not in order]
     elif target is not None and target in order:
         i = order.index(target)
         if verb == "remove":

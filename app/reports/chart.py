@@ -21,6 +21,7 @@ class Bar:
     label: str  # "T3", as the PDF writes it
     minutes: float
     compliant: bool
+    pending: bool = False  # not yet due: neither compliant nor not
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,13 @@ def airtime_chart(report: ComplianceReport) -> AirtimeChart:
     """The chart's bars, band and axis for this report (a year: 12 bars; a month: one)."""
     low, high = (v / 60_000 for v in report.summary.window_ms)
     bars = [
-        Bar(m.month, f"T{int(m.month[5:])}", m.aired_ms / 60_000, m.compliant)
+        Bar(
+            m.month,
+            f"T{int(m.month[5:])}",
+            m.aired_ms / 60_000,
+            m.compliant,
+            pending=m.result == "pending",
+        )
         for m in report.months
     ]
     top = max([high + 3, *(b.minutes for b in bars)]) + 2

@@ -81,6 +81,7 @@ HEADER_BG = colors.Color(0.9, 0.92, 0.95)
 BAND = colors.Color(0.82, 0.93, 0.82)
 OK_BAR = colors.Color(0.18, 0.49, 0.2)
 BAD_BAR = colors.Color(0.85, 0.42, 0.13)
+PENDING_BAR = colors.Color(0.6, 0.62, 0.66)  # a month not yet due: neither one nor the other
 
 
 @dataclass(frozen=True)
@@ -444,7 +445,9 @@ def airtime_chart(report: ComplianceReport, f: Fonts) -> Drawing:
     chart.barWidth = 6
     chart.groupSpacing = 6 * (24 / len(values) - 1)
     for i, b in enumerate(figure.bars):
-        chart.bars[(0, i)].fillColor = OK_BAR if b.compliant else BAD_BAR
+        chart.bars[(0, i)].fillColor = (
+            PENDING_BAR if b.pending else OK_BAR if b.compliant else BAD_BAR
+        )
     chart.barLabelFormat = lambda v: vn_number(v, 1) if v else ""
     chart.barLabels.fontName = f.regular
     chart.barLabels.fontSize = 7

@@ -1,4 +1,11 @@
-"""Fill a broadcast's rundown from approved segments when nobody set it."""
+"""Fill a broadcast's rundown from approved segments: one rule for the scheduler and people.
+
+`propose` is the rule: approved segments with audio for the broadcast's programme and month
+(and village), not placed in another live broadcast of the programme, by priority then oldest
+approval, taken in that order while the total stays within the window's maximum. The fill
+job (`fill_rundown`) saves the proposal when nobody set the rundown by hand; the console's
+"Tự động xếp" shows the same proposal to a person before anything is saved.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +37,7 @@ class FillResult:
     segment_ids: list[int]
     total_ms: int
     missing_ms: int  # > 0 when the approved material cannot reach the window's minimum
+    offered: int = 0  # approved segments there were to choose from (see `propose`)
 
 
 def candidates(session: Session, broadcast: Broadcast) -> list[Candidate]:
@@ -93,22 +101,29 @@ def choose(
     return FillResult(chosen, total, max(0, low - total))
 
 
+def propose(session: Session, broadcast: Broadcast) -> FillResult:
+    """The rundown the fill would choose for this broadcast now (nothing is saved)."""
+    programme = session.get_one(Programme, broadcast.programme_id)
+    fixed = [i for i in planned_items(session, broadcast, programme) if i.kind != "segment"]
+    found = candidates(session, broadcast)
+    result = choose(
+        total_ms(fixed),
+        found,
+        gap_ms=gap_ms(),
+        window=(programme.min_duration_ms, programme.max_duration_ms),
+        have_items=len(fixed),
+    )
+    result.offered = len(found)
+    return result
+
+
 def fill_rundown(session: Session, broadcast: Broadcast) -> FillResult | None:
     """Fill the rundown when nobody set it by hand; None when a person owns it."""
     if broadcast.rundown_set_by_id is not None:
         return None
     if broadcast.status not in service.ACTIVE:
         return None
-    programme = session.get_one(Programme, broadcast.programme_id)
-    fixed = [i for i in planned_items(session, broadcast, programme) if i.kind != "segment"]
-    fixed_ms = total_ms(fixed)
-    result = choose(
-        fixed_ms,
-        candidates(session, broadcast),
-        gap_ms=gap_ms(),
-        window=(programme.min_duration_ms, programme.max_duration_ms),
-        have_items=len(fixed),
-    )
+    result = propose(session, broadcast)
     current = service.rundown_segment_ids(session, broadcast.id)
     if result.segment_ids != current:
         service.set_rundown(

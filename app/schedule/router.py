@@ -109,13 +109,20 @@ def get_rundown(session: SessionDep, user: ViewerUser, broadcast_id: DbId) -> Ru
     return assembly.rundown_view(session, broadcast)
 
 
-@router.put("/{broadcast_id}/rundown", response_model=RundownOut)
+@router.put("/{broadcast_id}/rundown", response_model=RundownOut, responses=responses(409))
 def set_rundown(
     session: SessionDep, user: ApproverUser, broadcast_id: DbId, body: RundownSet
 ) -> RundownOut:
-    """Set the segments and their order (approved segments with audio only)."""
+    """Set the segments and their order (approved segments with audio only); 409 for a
+    segment that already aired in another broadcast unless `confirm_aired` is true."""
     broadcast = service.get_broadcast(session, broadcast_id, user=user, for_update=True)
-    service.set_rundown(session, broadcast=broadcast, segment_ids=body.segment_ids, actor=user)
+    service.set_rundown(
+        session,
+        broadcast=broadcast,
+        segment_ids=body.segment_ids,
+        actor=user,
+        confirm_aired=body.confirm_aired,
+    )
     return assembly.rundown_view(session, broadcast)
 
 

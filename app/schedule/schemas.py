@@ -74,6 +74,10 @@ class RundownSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     segment_ids: Annotated[list[DbId], Field(max_length=200), AfterValidator(_unique)]
+    confirm_aired: bool = Field(
+        default=False,
+        description="place segments that already aired in another broadcast (else 409)",
+    )
 
 
 class RundownItemOut(BaseModel):

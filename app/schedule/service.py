@@ -376,17 +376,69 @@ def validate_rundown_segments(
     return [found[sid] for sid in segment_ids]
 
 
+class AiredElsewhere(Conflict):
+    """Segments that already aired in another broadcast: placed again only when confirmed."""
+
+    def __init__(self, message: str, *, aired: dict[int, list[int]]) -> None:
+        super().__init__(message)
+        self.aired = aired  # segment id -> the broadcasts it aired in
+
+
+def aired_elsewhere(
+    session: Session, *, broadcast: Broadcast, segment_ids: Sequence[int]
+) -> dict[int, list[Broadcast]]:
+    """Of these segments, those in the rundown of another broadcast that aired (status set
+    by as-run intake through app.playout.aired), with those broadcasts, oldest first."""
+    if not segment_ids:
+        return {}
+    rows = session.execute(
+        select(RundownItem.segment_id, Broadcast)
+        .join(Broadcast, Broadcast.id == RundownItem.broadcast_id)
+        .where(
+            RundownItem.segment_id.in_(list(segment_ids)),
+            Broadcast.id != broadcast.id,
+            Broadcast.status == BroadcastStatus.aired.value,
+        )
+        .order_by(Broadcast.starts_at, Broadcast.id)
+    ).tuples()
+    found: dict[int, list[Broadcast]] = {}
+    for sid, aired in rows:
+        found.setdefault(sid, []).append(aired)
+    return found
+
+
 def set_rundown(
     session: Session,
     *,
     broadcast: Broadcast,
     segment_ids: Sequence[int],
     actor: User | None = None,
+    confirm_aired: bool = False,
 ) -> Broadcast:
-    """Replace the rundown; a changed rundown needs assembling again."""
+    """Replace the rundown; a changed rundown needs assembling again.
+
+    A segment newly placed here that already aired in another broadcast is refused (409,
+    `AiredElsewhere`) unless `confirm_aired`: airing last month's news again is a choice
+    someone makes, never an accident. Segments already in the rundown are not asked again.
+    """
     _require_open(broadcast, "changed")
     validate_rundown_segments(session, broadcast=broadcast, segment_ids=segment_ids)
     before = rundown_segment_ids(session, broadcast.id)
+    if not confirm_aired:
+        added = [sid for sid in segment_ids if sid not in before]
+        aired = aired_elsewhere(session, broadcast=broadcast, segment_ids=added)
+        if aired:
+            station = session.get_one(Station, broadcast.station_id)
+            tz = station_zone(station)
+            where = "; ".join(
+                f"segment {sid} aired in "
+                + ", ".join(f"broadcast {b.id} ({describe_local(b.starts_at, tz)})" for b in bs)
+                for sid, bs in aired.items()
+            )
+            raise AiredElsewhere(
+                f"{where}: send \"confirm_aired\": true to place it here again",
+                aired={sid: [b.id for b in bs] for sid, bs in aired.items()},
+            )
     session.execute(delete(RundownItem).where(RundownItem.broadcast_id == broadcast.id))
     session.add_all(
         RundownItem(broadcast_id=broadcast.id, position=i, segment_id=sid)

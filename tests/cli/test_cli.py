@@ -20,13 +20,13 @@ from app.stations.models import Programme, Station, Village
 
 
 def loaxa(
-    *args: str, env: dict[str, str] | None = None, input: str | None = None
+    *args: str, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         env={**os.environ, **(env or {})},
         input=input,
     )

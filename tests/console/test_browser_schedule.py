@@ -63,8 +63,7 @@ def test_approver_sets_the_rundown_assembles_and_downloads_the_report(
     page.locator(f"#m-{key} ul.cal a").first.click()
     expect(page.get_by_role("button", name="Ghép buổi phát")).to_be_visible()
 
-    page.get_by_label("Tin bài đã duyệt").select_option(label=page.locator(
-        "#add option", has_text=titles[0]).inner_text())
+    page.get_by_role("group", name="Tin bài đã duyệt").get_by_label(titles[0]).check()
     page.get_by_role("button", name="Thêm vào buổi phát").click()
     expect(page.get_by_role("status").first).to_contain_text("Đã lưu thứ tự phát")
     page.get_by_role("button", name="Ghép buổi phát").click()
@@ -77,11 +76,12 @@ def test_approver_sets_the_rundown_assembles_and_downloads_the_report(
     assert all("422" in e for e in person.errors), person.errors
     person.errors.clear()
 
+    # The other two at once: several segments are ticked and added in one press.
+    group = page.get_by_role("group", name="Tin bài đã duyệt")
     for title in titles[1:]:
-        option = page.locator("#add option", has_text=title).inner_text()
-        page.get_by_label("Tin bài đã duyệt").select_option(label=option)
-        page.get_by_role("button", name="Thêm vào buổi phát").click()
-        expect(page.get_by_role("status").first).to_contain_text("Đã lưu thứ tự phát")
+        group.get_by_label(title).check()
+    page.get_by_role("button", name="Thêm vào buổi phát").click()
+    expect(page.get_by_role("status").first).to_contain_text("Đã lưu thứ tự phát")
     expect(page.locator(".band-total.ok")).to_have_count(1)
     # No JavaScript needed: ↑ posts the order; then the keyboard (script) moves it back.
     page.get_by_role("button", name=f"Đưa lên: {titles[2]}").click()

@@ -211,6 +211,28 @@ def test_report_page_names_the_village_that_did_not_hear_the_column(
     row = next(r for r in page.text.split("<tr>") if "03/2024" in r)
     assert "Chưa phát đủ các thôn" in row and "1&nbsp;/&nbsp;2" in row
     assert f"Chưa nghe: {villages[1].name}" in row
+    # In text too, not only on hover: under the table, by month.
+    missing = page.text.split('id="missing-h"')[1].split("</ul>")[0]
+    assert f"Tháng 03/2024: {villages[1].name}</li>" in missing
+
+
+def test_a_month_not_yet_due_is_neither_compliant_nor_not(
+    as_role: RoleClient, station: dict[str, object]
+) -> None:
+    """Next year's months: "Chưa đến hạn" in words, a grey bar, a dash for the villages."""
+    station_id = int(station["station_id"])  # type: ignore[call-overload]
+    year = datetime.now(UTC).year + 1
+    with unit_of_work() as db:
+        plan_year(db, station_id=station_id, year=year)
+        for village_id in station["village_ids"]:  # type: ignore[attr-defined]
+            devices.create_device(db, name=f"Loa {village_id}", station_id=station_id,
+                                  village_id=village_id)
+    page = as_role("viewer").get(f"/reports?year={year}")
+    assert page.status_code == 200
+    row = next(r for r in page.text.split("<tr>") if f"03/{year}" in r)
+    assert "Chưa đến hạn" in row and "—" in row and "&nbsp;/&nbsp;3" not in row
+    chart = page.text.split('<svg class="chart"')[1].split("</svg>")[0]
+    assert "bar-pending" in chart and "chưa đạt" not in chart and ", đạt<" not in chart
 
 
 def test_downloads_are_the_api_files_for_the_cookie(

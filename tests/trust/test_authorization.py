@@ -120,7 +120,8 @@ class Ctx:
         if rundown:
             r = self.client.put(
                 f"/api/v1/broadcasts/{bid}/rundown",
-                json={"segment_ids": [self.world.segment["id"]]},
+                # The world's one segment aired already: placing it again is confirmed.
+                json={"segment_ids": [self.world.segment["id"]], "confirm_aired": True},
                 headers=self.h["approver"],
             )
             assert r.status_code == 200, r.text
@@ -330,7 +331,8 @@ def fresh_broadcast(ctx: Ctx, who: str) -> Call:
 
 def rundown_set(ctx: Ctx, who: str) -> Call:
     return Call(
-        path={"broadcast_id": ctx.broadcast()}, json={"segment_ids": [ctx.world.segment["id"]]}
+        path={"broadcast_id": ctx.broadcast()},
+        json={"segment_ids": [ctx.world.segment["id"]], "confirm_aired": True},
     )
 
 

@@ -40,6 +40,9 @@ def _page(
         station_list = stations.list_stations(db, user=user)
         names = {s.id: s.name for s in station_list}
         villages = {s.id: views.village_names(db, s.id) for s in station_list}
+        found = [
+            d for d in devices.list_devices(db, station_id=user.station_id) if d.station_id in names
+        ]
         rows = [
             {
                 "device": d,
@@ -48,8 +51,7 @@ def _page(
                 "village": villages.get(d.station_id, {}).get(d.village_id or 0),
                 "disk": views.disk(d.free_disk_bytes),
             }
-            for d in devices.list_devices(db, station_id=user.station_id)
-            if d.station_id in names
+            for d in found
         ]
         return render(
             request,
@@ -57,6 +59,7 @@ def _page(
             {
                 "title": N_("Thiết bị"),
                 "rows": rows,
+                "summary": views.device_summary(found, now),
                 "stations": station_list,
                 "villages": villages,
                 "values": values or {},

@@ -139,8 +139,13 @@ def _new_page(
 
 
 @router.get("/new", response_class=HTMLResponse)
-def new_page(request: Request, user: EditorPage) -> HTMLResponse:
-    return _new_page(request, user, views.form_values(None))
+def new_page(
+    request: Request,
+    user: EditorPage,
+    month: Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] = None,
+) -> HTMLResponse:
+    """The new segment form; `month` (from Trang chủ's column) fills "Tháng phát"."""
+    return _new_page(request, user, {**views.form_values(None), "target_month": month or ""})
 
 
 
