@@ -94,7 +94,8 @@ def up(
     port: Annotated[int, typer.Option(help="the web server's TCP port")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="web worker processes")] = 1,
 ) -> None:
-    """Run everything one commune needs: the web server and the scheduler, stopped together."""
+    """Run everything one commune needs: the web server, the scheduler and the stream hub
+    (Icecast, on LOAXA_ICECAST_PORT), stopped together."""
     from app.config import get_settings
     from app.logs import configure_logging
     from app.supervisor import Part, Supervisor, http_ok, loaxa_command
@@ -102,15 +103,94 @@ def up(
     settings = get_settings()
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     _require_migrated("loaxa up")
+    web = f"http://{_loopback_for(host)}:{port}"
     parts = [
         Part(
             "web server",
             loaxa_command("serve", "--host", host, "--port", str(port), "--workers", str(workers)),
-            ready=http_ok(f"http://{_loopback_for(host)}:{port}/healthz"),
+            ready=http_ok(f"{web}/healthz"),
         ),
         Part("scheduler", loaxa_command("scheduler")),
     ]
+    if not settings.icecast_url:  # else an existing Icecast is the hub (`loaxa icecast-config`)
+        hub = settings.icecast_port
+        parts.append(
+            Part(
+                "stream hub",
+                loaxa_command(
+                    "hub", "--port", str(hub), "--auth-url", f"{web}/api/v1/streams/listener"
+                ),
+                ready=http_ok(f"http://127.0.0.1:{hub}/status-json.xsl"),
+            )
+        )
     raise typer.Exit(Supervisor(parts).run())
+
+
+@app.command()
+def hub(
+    port: Annotated[
+        int | None, typer.Option(help="the hub's TCP port (default LOAXA_ICECAST_PORT)")
+    ] = None,
+    auth_url: Annotated[
+        str | None, typer.Option(help="loaxa's listener check, as Icecast reaches it")
+    ] = None,
+) -> None:
+    """Run the stream hub: Icecast 2 with the relay mounts, configured and watched by loaxa."""
+    import signal
+    import threading
+
+    from app.config import get_settings
+    from app.logs import configure_logging
+    from app.streams.hub import run_hub
+
+    settings = get_settings()
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
+    _require_migrated("loaxa hub")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    raise typer.Exit(run_hub(stop=stop, port=port, auth_url=auth_url))
+
+
+@app.command("icecast-config")
+def icecast_config(
+    auth_url: Annotated[
+        str | None,
+        typer.Option(
+            help="loaxa's listener check as that Icecast reaches it (default: from "
+            "LOAXA_PUBLIC_BASE_URL)"
+        ),
+    ] = None,
+) -> None:
+    """Print the hub's Icecast configuration, for an existing Icecast (LOAXA_ICECAST_URL)
+    that loaxa does not run: its operator installs it and reloads Icecast."""
+    from urllib.parse import urlsplit
+
+    from app.config import get_settings
+    from app.db import unit_of_work
+    from app.streams.config import LISTENER_AUTH_PATH, Layout, load_secrets, relay_mounts, render
+
+    settings = get_settings()
+    if auth_url is None:
+        if not settings.public_base_url:
+            typer.echo(
+                "error: give --auth-url, or set LOAXA_PUBLIC_BASE_URL (where Icecast reaches "
+                "loaxa)",
+                err=True,
+            )
+            raise typer.Exit(2)
+        auth_url = settings.public_base_url.rstrip("/") + LISTENER_AUTH_PATH
+    parts = urlsplit(settings.icecast_url or "")
+    layout = Layout(
+        port=parts.port or settings.icecast_port,
+        bind="0.0.0.0",
+        auth_url=auth_url,
+        log_dir=Path("/var/log/icecast2"),
+        run_as=("icecast2", "icecast"),
+    )
+    with unit_of_work(write=False) as session:
+        mounts = relay_mounts(session)
+    typer.echo(render(mounts, layout=layout, secrets=load_secrets()), nl=False)
 
 
 @app.command()
@@ -255,6 +335,7 @@ def station_set(
     """Change a station's details; a new network kind applies from its next local day."""
     from app.db import unit_of_work
     from app.errors import LoaxaError
+    from app.schedule import network as schedule_network
     from app.stations import service
 
     changes: dict[str, str] = {}
@@ -266,7 +347,7 @@ def station_set(
     try:
         with unit_of_work() as session:
             station = service.get_station(session, station_id)
-            service.update_station(session, station=station, changes=changes)
+            schedule_network.update_station(session, station=station, changes=changes)
             out = service.to_out(station)
     except LoaxaError as exc:
         typer.echo(f"error: {exc.message}", err=True)

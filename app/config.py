@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     # seconds instead of on its own schedule; the run keys still decide what runs.
     scheduler_tick_seconds: float | None = Field(default=None, gt=0)
 
+    # The stream hub (Icecast 2, app.streams): the port of the one loaxa runs, or the URL of
+    # an existing Icecast that the operator configures with `loaxa icecast-config`.
+    icecast_port: int = Field(default=8001, ge=1, le=65535)
+    icecast_url: str | None = None
+    # A relay slot counts as relayed when at least this share of its window played.
+    relay_min_percent: float = Field(default=90.0, gt=0, le=100)
+
     # Text-to-speech.
     tts_timeout_seconds: float = Field(default=10.0, gt=0)
     # Where gTTS sends its requests; unset means Google's own endpoint. Set for a proxy,

@@ -24,6 +24,7 @@ from app.schedule.router import planning_router
 from app.schedule.router import router as schedule_router
 from app.segments.router import router as segments_router
 from app.stations.router import router as stations_router
+from app.streams.router import router as streams_router
 from app.tts.router import router as tts_router
 
 
@@ -77,6 +78,7 @@ def create_app() -> FastAPI:
         tts_router,
         reports_router,
         audit_router,
+        streams_router,
     ):
         # Health and metrics answer what they document themselves.
         app.include_router(router, responses=None if router is health_router else COMMON_RESPONSES)

@@ -18,6 +18,7 @@ from app.schedule.models import (
 )
 from app.segments.models import Segment, SegmentVillage
 from app.stations.models import Programme, Station, StationNetwork, Village
+from app.streams.models import RelaySlot, StreamState
 from app.tts.models import StationAbbreviation
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "KeptForm",
     "PlanState",
     "Programme",
+    "RelaySlot",
     "RundownItem",
     "ScheduleWarning",
     "SchedulerJob",
@@ -43,6 +45,7 @@ __all__ = [
     "Station",
     "StationAbbreviation",
     "StationNetwork",
+    "StreamState",
     "User",
     "Village",
 ]

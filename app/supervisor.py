@@ -79,6 +79,7 @@ class _Running:
     came_up: bool = False
     backoff_s: float = FIRST_BACKOFF_S
     restart_at: float | None = None
+    ready: bool = False
 
 
 class StartupFailed(RuntimeError):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepare this checkout to run loaxa: system packages (ffmpeg, espeak-ng, fonts, and chromium
+# Prepare this checkout to run loaxa: system packages (ffmpeg, espeak-ng, fonts, icecast2, and chromium
 # for the console's browser tests), a virtual environment in .venv and the project installed
 # into it. Safe to run again: it skips what is already done. Used by scripts/run-demo.sh and
 # scripts/test.sh.
@@ -18,6 +18,8 @@ missing_system_packages() {
   # Italic faces for the PDF report; pdftotext/pdffonts check the PDFs in the tests.
   [ -f /usr/share/fonts/truetype/dejavu/DejaVuSerif-Italic.ttf ] || missing+=(fonts-dejavu-extra)
   command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)
+  # The stream hub (relays of national and provincial radio): Debian's Icecast 2.4.
+  command -v icecast2 >/dev/null 2>&1 || missing+=(icecast2)
   # The console's browser tests drive Debian's chromium (never `playwright install`).
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   # `loaxa backup` and `loaxa restore` on PostgreSQL run pg_dump and psql.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set everything up and serve the demo commune on the embedded default (SQLite in ./var):
 # system packages, virtual environment, migrations, demo data, then every process the commune
-# needs (`loaxa up`: the console and the API on port 8000, and the scheduler), stopped together.
+# needs (`loaxa up`: the console and the API on port 8000, the scheduler, and the stream hub on
+# port 8001), stopped together.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh

@@ -18,6 +18,7 @@ from app.console.pages import (
     emergency,
     files,
     home,
+    relays,
     reports,
     schedule,
     segments,
@@ -27,7 +28,7 @@ from app.console.routing import ConsoleStatic, TemplateScripts
 
 ROUTERS = [auth.router, home.router, segments.router, files.router]
 ROUTERS += [schedule.router, reports.router]  # Lịch phát, Báo cáo
-ROUTERS += [devices.router, emergency.router, admin.router]
+ROUTERS += [devices.router, emergency.router, admin.router, relays.router]
 
 
 def install(app: FastAPI) -> None:

@@ -60,6 +60,10 @@ class Month:
     station_lines: list[Line] = field(default_factory=list)  # the CCHC column and the like
     village_counts: Counter[str] = field(default_factory=Counter)
     village_lines: list[Line] = field(default_factory=list)  # only for the opened month
+    # Relays of national and provincial radio (a slot every day): counted by outcome, and
+    # listed one by one only in the opened month.
+    relay_counts: Counter[str] = field(default_factory=Counter)
+    relay_lines: list[Line] = field(default_factory=list)
 
     @property
     def village_total(self) -> int:
@@ -113,6 +117,11 @@ def year_calendar(
         if month is None:
             continue
         status = shown_status(b, filled)
+        if programmes[b.programme_id].is_relay:
+            month.relay_counts[status] += 1
+            if b.local_month == opened:
+                month.relay_lines.append(Line(b, programmes[b.programme_id], None, status))
+            continue
         if b.village_id is None:
             month.station_lines.append(Line(b, programmes[b.programme_id], None, status))
             continue

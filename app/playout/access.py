@@ -22,6 +22,7 @@ from app.playout.emergencies import active_emergency_audio
 from app.playout.scope import carries_broadcast
 from app.schedule.models import Broadcast, BroadcastStatus
 from app.segments.models import Segment
+from app.stations.models import Station
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -38,9 +39,17 @@ def check_can_fetch(session: Session, principal: User | Device, sha256: str) -> 
             carries_broadcast(principal.station_id, principal.village_id),
             Broadcast.status != BroadcastStatus.cancelled.value,
         )
-        # ... and the audio of an active emergency in its scope.
-        if session.scalar(stmt.limit(1)) is None and not active_emergency_audio(
-            session, station_id=principal.station_id, village_id=principal.village_id, sha256=sha256
+        # ... and the audio of an active emergency in its scope, and its station's relay
+        # fallback (what fills a relayed stream's dropouts).
+        if (
+            session.scalar(stmt.limit(1)) is None
+            and not active_emergency_audio(
+                session,
+                station_id=principal.station_id,
+                village_id=principal.village_id,
+                sha256=sha256,
+            )
+            and not _is_relay_fallback(session, principal.station_id, sha256)
         ):
             raise NotFound("no audio with that sha256 in this device's playlists")
         return
@@ -68,6 +77,16 @@ def check_can_fetch(session: Session, principal: User | Device, sha256: str) -> 
     )
     if in_station is None:
         raise NotFound("no audio with that sha256")
+
+
+def _is_relay_fallback(session: Session, station_id: int, sha256: str) -> bool:
+    found = session.scalar(
+        select(Station.id)
+        .join(Segment, Segment.id == Station.relay_fallback_segment_id)
+        .join(AudioAsset, AudioAsset.id == Segment.audio_id)
+        .where(Station.id == station_id, AudioAsset.sha256 == sha256)
+    )
+    return found is not None
 
 
 def fetchable_file(session: Session, *, principal: User | Device, sha256: str) -> Path:

@@ -13,6 +13,9 @@ it went on air was heard, the content that was approved at that moment. So
   did not air the broadcast: what went out is not what the commune had approved by then.
   Its event is still stored (it is a true record of what played), but it proves nothing.
 
+A relay has no master: it is relayed when a device heard its stream for at least
+LOAXA_RELAY_MIN_PERCENT of the window (`is_relayed`).
+
 The masters a broadcast had, and when, are in its audit trail: each ``broadcast.assemble``
 sets a master from its time on, and a ``broadcast.rundown`` that changed the segments
 clears it (``schedule.service.set_rundown``) until the next assembly. Before the first
@@ -64,6 +67,15 @@ def is_aired(status: str, sha256: str, started_at: datetime, history: MasterHist
     if not history.known:
         return True
     return history.in_force(started_at) == sha256
+
+
+def is_relayed(status: str, relayed_ms: int | None, window_ms: int, min_percent: float) -> bool:
+    """Whether one as-run event of a relay makes it relayed: the stream was heard for at
+    least `min_percent` of the window (LOAXA_RELAY_MIN_PERCENT, 90 by default), dropouts
+    left out. An interrupted relay (an emergency cut in) counts by what was heard too."""
+    if status == "failed" or relayed_ms is None:
+        return False
+    return relayed_ms * 100 >= window_ms * min_percent
 
 
 def master_histories(session: Session, broadcast_ids: Iterable[int]) -> dict[int, MasterHistory]:

@@ -26,14 +26,16 @@ from app import clock, metrics
 from app.audio.models import AudioAsset
 from app.audit import service as audit
 from app.audit.models import AuditEvent
+from app.config import get_settings
 from app.devices.service import DeviceState, Telemetry, write_telemetry
 from app.errors import Invalid, describe_validation_errors
-from app.playout.aired import is_aired, master_histories
+from app.playout.aired import is_aired, is_relayed, master_histories
 from app.playout.emergencies import record_starts
 from app.playout.models import AsRunEvent, Emergency
 from app.playout.schemas import AsRunEventIn, AsRunRejected, AsRunResult
 from app.playout.scope import carries_broadcast, carries_emergency
 from app.schedule.models import Broadcast, BroadcastStatus
+from app.stations.models import Programme
 
 # As-run plausibility: clocks of playout PCs drift a little; audio may be stretched a little.
 MAX_FUTURE = timedelta(minutes=5)
@@ -75,6 +77,7 @@ class _Target:
     status: str | None
     current_sha: str | None
     audio: dict[str, int]  # sha256 -> duration_ms
+    relay_ms: int | None = None  # a relay: its exact window (it has no audio)
 
 
 def _broadcast_targets(
@@ -84,16 +87,34 @@ def _broadcast_targets(
         return {}
     rows = session.execute(
         select(
-            Broadcast.id, Broadcast.status, Broadcast.master_sha256, Broadcast.master_duration_ms
-        ).where(Broadcast.id.in_(ids), carries_broadcast(device.station_id, device.village_id))
+            Broadcast.id,
+            Broadcast.status,
+            Broadcast.master_sha256,
+            Broadcast.master_duration_ms,
+            Programme.source_kind,
+            Programme.max_duration_ms,
+        )
+        .join(Programme, Programme.id == Broadcast.programme_id)
+        .where(Broadcast.id.in_(ids), carries_broadcast(device.station_id, device.village_id))
     ).all()
     targets = {
-        bid: _Target("broadcast", bid, status, sha, {sha: dur} if sha and dur is not None else {})
-        for bid, status, sha, dur in rows
+        bid: _Target(
+            "broadcast",
+            bid,
+            status,
+            sha,
+            {sha: dur} if sha and dur is not None else {},
+            relay_ms=window if source else None,
+        )
+        for bid, status, sha, dur, source, window in rows
     }
     # A device may have played a master that was replaced since (the rundown changed after
     # it downloaded the playlist). Masters a broadcast had are in its audit trail.
-    older = {(bid, sha) for bid, sha in wanted if bid in targets and sha not in targets[bid].audio}
+    older = {
+        (bid, sha)
+        for bid, sha in wanted
+        if bid in targets and sha not in targets[bid].audio
+    }
     if older:
         previous: dict[int, set[str]] = defaultdict(set)
         for bid, after in session.execute(
@@ -151,7 +172,7 @@ def _first_parts(
     one "played", and covers the master from its first part on."""
     first: dict[tuple[int, str], datetime] = {}
     for e in events:
-        if e.broadcast_id is not None:
+        if e.broadcast_id is not None and e.sha256 is not None:  # a relay has no master
             key = (e.broadcast_id, e.sha256)
             first[key] = min(first.get(key, e.started_at), e.started_at)
     if first:
@@ -190,6 +211,12 @@ def _problem(
     target = targets.get((kind, ref or 0))
     if target is None:
         return f"{kind} {ref} is not in this device's scope"
+    if target.relay_ms is not None:
+        return _relay_problem(event, ref, target.relay_ms)
+    if event.sha256 is None:
+        return f"sha256 is required: {kind} {ref} plays a file"
+    if event.relayed_ms is not None or event.dropouts is not None:
+        return f"relayed_ms and dropouts belong to a relayed stream, not to {kind} {ref}"
     duration = target.audio.get(event.sha256)
     if duration is None:
         return f"sha256 {event.sha256[:12]}… is not the audio of {kind} {ref}"
@@ -214,6 +241,23 @@ def _problem(
             f"spans {covered.total_seconds():.1f} s of the {duration / 1000:.1f} s audio "
             f"(report a cut-short airing as 'interrupted')"
         )
+    return None
+
+
+def _relay_problem(event: AsRunEventIn, ref: int | None, window_ms: int) -> str | None:
+    """What is wrong with a relayed stream's event, if anything."""
+    if event.sha256 is not None:
+        return f"broadcast {ref} relays a stream: sha256 must be null"
+    if event.relayed_ms is None:
+        return f"relayed_ms is required: broadcast {ref} relays a stream"
+    played_ms = (event.ended_at - event.started_at) // timedelta(milliseconds=1)
+    if played_ms > window_ms + MAX_OVERRUN // timedelta(milliseconds=1):
+        return (
+            f"played {played_ms / 1000:.1f} s, longer than the {window_ms / 1000:.1f} s window "
+            f"by more than {MAX_OVERRUN.total_seconds():.0f} s"
+        )
+    if event.relayed_ms > played_ms + 1000:
+        return f"relayed_ms {event.relayed_ms} is more than the event lasted ({played_ms} ms)"
     return None
 
 
@@ -278,7 +322,11 @@ def record_as_run(
             session,
             device,
             {e.broadcast_id for e in parsed if e.broadcast_id is not None},
-            {(e.broadcast_id, e.sha256) for e in parsed if e.broadcast_id is not None},
+            {
+                (e.broadcast_id, e.sha256)
+                for e in parsed
+                if e.broadcast_id is not None and e.sha256 is not None
+            },
         ).values()
     }
     targets.update(
@@ -318,6 +366,10 @@ def record_as_run(
                 "started_at": e.started_at,
                 "ended_at": e.ended_at,
                 "status": e.status,
+                "relayed_ms": e.relayed_ms,
+                "dropout_count": e.dropouts.count if e.dropouts else None,
+                "dropout_ms": e.dropouts.total_ms if e.dropouts else None,
+                "note": e.note,
                 "received_at": now,
             }
             for e in fresh
@@ -345,17 +397,22 @@ def _mark_aired(
     now: datetime,
 ) -> None:
     # One rule with the reports (app.playout.aired): the master in force when it played.
+    relayed = _relayed_now(session, device=device, events=events, targets=targets)
     played = [
         (target, e)
         for e in events
         if e.status == "played"
+        and e.sha256 is not None
         and (target := targets.get(("broadcast", e.broadcast_id or 0))) is not None
+        and target.relay_ms is None
         and target.status in AIRABLE
     ]
-    if not played:
-        return
     history = master_histories(session, {t.id for t, _e in played})
-    ids = {t.id for t, e in played if is_aired(e.status, e.sha256, e.started_at, history[t.id])}
+    ids = relayed | {
+        t.id
+        for t, e in played
+        if e.sha256 is not None and is_aired(e.status, e.sha256, e.started_at, history[t.id])
+    }
     if not ids:
         return
     aired = session.scalars(
@@ -380,6 +437,46 @@ def _mark_aired(
             entity_id=bid,
             after={"status": BroadcastStatus.aired.value},
         )
+
+
+def _relayed_now(
+    session: Session,
+    *,
+    device: DeviceState,
+    events: list[AsRunEventIn],
+    targets: dict[tuple[str, int], _Target],
+) -> set[int]:
+    """Relays these events make relayed: what the device heard of each, all its parts
+    together (an emergency splits a relay in two), reaches the threshold."""
+    windows = {
+        t.id: t.relay_ms
+        for e in events
+        if (t := targets.get(("broadcast", e.broadcast_id or 0))) is not None
+        and t.relay_ms is not None
+        and t.status in AIRABLE
+        and e.status != "failed"
+    }
+    if not windows:
+        return set()
+    heard = dict(
+        session.execute(
+            select(AsRunEvent.broadcast_id, func.sum(AsRunEvent.relayed_ms))
+            .where(
+                AsRunEvent.device_id == device.id,
+                AsRunEvent.broadcast_id.in_(windows),
+                AsRunEvent.status != "failed",
+            )
+            .group_by(AsRunEvent.broadcast_id)
+        )
+        .tuples()
+        .all()
+    )
+    threshold = get_settings().relay_min_percent
+    return {
+        bid
+        for bid, window in windows.items()
+        if is_relayed("played", int(heard.get(bid) or 0), window, threshold)
+    }
 
 
 def _record_played(

@@ -26,10 +26,16 @@ class AsRunEvent(Base):
     emergency_id: Mapped[int | None] = mapped_column(
         ForeignKey("emergencies.id", ondelete="CASCADE"), index=True
     )
-    sha256: Mapped[str] = mapped_column(String(64))
+    # None for a relayed stream, which has no file.
+    sha256: Mapped[str | None] = mapped_column(String(64))
     started_at: Mapped[datetime]
     ended_at: Mapped[datetime]
     status: Mapped[str] = mapped_column(String(16))
+    # A relayed stream: how long it was heard, and how often and how long it was gone.
+    relayed_ms: Mapped[int | None]
+    dropout_count: Mapped[int | None]
+    dropout_ms: Mapped[int | None]
+    note: Mapped[str | None] = mapped_column(String(300))
     received_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 

@@ -25,10 +25,11 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, literal_column, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, join, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from app import clock
+from app.audio.models import AudioAsset
 from app.devices.models import Device
 from app.devices.service import (
     DEVICE_COLUMNS,
@@ -41,7 +42,9 @@ from app.playout.polldb import poll_execute, touch_device
 from app.playout.scope import carries_broadcast
 from app.schedule.filling import PRIORITY_RANK
 from app.schedule.models import Broadcast, BroadcastStatus
+from app.segments.models import Segment, SegmentStatus
 from app.stations.models import Programme, Station
+from app.streams.mounts import stream_url
 from app.urls import audio_url
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,8 @@ PLAYABLE = (
     BroadcastStatus.aired.value,
     BroadcastStatus.missed.value,
 )
+# A relay has no master: it is ready as soon as it is planned.
+RELAY_PLAYABLE = (BroadcastStatus.planned.value, *PLAYABLE)
 
 
 @dataclass(slots=True)
@@ -61,8 +66,9 @@ class PlaylistEntry:
     priority: str
     starts_at: datetime
     duration_ms: int
-    sha256: str
+    sha256: str | None  # None for a relayed stream
     village_id: int | None = None  # None: the commune's programme
+    stream: str | None = None  # a relay: its programme's code (its mount on the hub)
     # Set by with_precedence.
     rank: int = 1
     yields_to: tuple[str, ...] = ()
@@ -117,22 +123,67 @@ def with_precedence(items: list[PlaylistEntry]) -> list[PlaylistEntry]:
 
 
 @dataclass(frozen=True)
+class Fallback:
+    """What a relay's device plays while the stream is gone: the station's chosen segment."""
+
+    sha256: str
+    duration_ms: int
+
+
+@dataclass(frozen=True)
 class Playlist:
     device: DeviceState
     day: date
     items: list[PlaylistEntry]
+    fallback: Fallback | None = None
+
+
+@lru_cache(maxsize=1)
+def _fallback_statement() -> Select[Any]:
+    return (
+        select(AudioAsset.sha256, AudioAsset.duration_ms)
+        .select_from(Station)
+        .join(Segment, Segment.id == Station.relay_fallback_segment_id)
+        .join(AudioAsset, AudioAsset.id == Segment.audio_id)
+        .where(
+            Station.id == bindparam("station_id"),
+            Segment.station_id == Station.id,
+            # An inline constant: on PostgreSQL poll statements run as compiled SQL with
+            # only the named parameters (app.playout.polldb).
+            Segment.status == literal_column(f"'{SegmentStatus.approved.value}'"),
+        )
+    )
+
+
+def relay_fallback(station_id: int) -> Fallback | None:
+    """The station's relay fallback (an approved segment with audio), if it has one."""
+    rows = poll_execute(_fallback_statement(), {"station_id": station_id})
+    return Fallback(rows[0][0], rows[0][1]) if rows else None
 
 
 def _listed(lo: Any, hi: Any) -> ColumnElement[bool]:
-    """SQL: the Broadcast row goes into a playlist (playable, with its master) in [lo, hi)."""
+    """SQL: the Broadcast row (joined to its Programme) goes into a playlist in [lo, hi):
+    playable with its master, or a relay of a stream, ready once planned."""
     return and_(
         Broadcast.starts_at >= lo,
         Broadcast.starts_at < hi,
         # Inline constants: the poll statement is compiled once to plain SQL.
-        Broadcast.status.in_([literal_column(f"'{s}'") for s in PLAYABLE]),
-        Broadcast.master_sha256.is_not(None),
-        Broadcast.master_duration_ms.is_not(None),
+        or_(
+            and_(
+                Broadcast.status.in_([literal_column(f"'{s}'") for s in PLAYABLE]),
+                Broadcast.master_sha256.is_not(None),
+                Broadcast.master_duration_ms.is_not(None),
+            ),
+            and_(
+                Programme.source_kind.is_not(None),
+                Broadcast.status.in_([literal_column(f"'{s}'") for s in RELAY_PLAYABLE]),
+            ),
+        ),
     )
+
+
+def _with_programme() -> Any:
+    return join(Broadcast, Programme, Programme.id == Broadcast.programme_id)
 
 
 @lru_cache(maxsize=1)
@@ -149,17 +200,18 @@ def _playlist_statement() -> Select[Any]:
             Programme.code,
             Programme.name,
             Broadcast.village_id,
+            Programme.source_kind,
+            Programme.max_duration_ms,
         )
         .select_from(Device)
         .join(Station, Station.id == Device.station_id)
         .outerjoin(
-            Broadcast,
+            _with_programme(),
             and_(
                 carries_broadcast(Device.station_id, Device.village_id),
                 _listed(bindparam("lo"), bindparam("hi")),
             ),
         )
-        .outerjoin(Programme, Programme.id == Broadcast.programme_id)
         .where(Device.token_hash == bindparam("token_hash"))
         .order_by(Broadcast.starts_at, Broadcast.id)
     )
@@ -189,12 +241,22 @@ def device_playlist(*, token_hash: str, day: date | None = None) -> Playlist:
         day = now.astimezone(tz).date()
     items = []
     for row in rows:
-        b_id, starts_at, priority, sha, dur, code, name, village_id = row[N_DEVICE_COLUMNS:]
+        b_id, starts_at, priority, sha, dur, code, name, village_id, source, window = row[
+            N_DEVICE_COLUMNS:
+        ]
         if b_id is None or starts_at.astimezone(tz).date() != day:
             continue
         starts_at = starts_at.astimezone(UTC)
+        if source is not None:  # a relay plays its exact window from the hub, no file
+            items.append(
+                PlaylistEntry(
+                    b_id, code, name, priority, starts_at, window, None, village_id, stream=code
+                )
+            )
+            continue
         items.append(PlaylistEntry(b_id, code, name, priority, starts_at, dur, sha, village_id))
-    return Playlist(device=device, day=day, items=with_precedence(items))
+    fallback = relay_fallback(device.station_id) if any(i.stream for i in items) else None
+    return Playlist(device=device, day=day, items=with_precedence(items), fallback=fallback)
 
 
 def pull_playlist(*, token_hash: str, day: date | None, telemetry: Telemetry) -> Playlist:
@@ -244,11 +306,40 @@ def playlist_document(playlist: Playlist, *, base_url: str) -> dict[str, Any]:
                 "starts_at_local": local,
                 "ends_at": ends,
                 "duration_ms": i.duration_ms,
-                "sha256": i.sha256,
-                "audio_url": audio_url(base_url, i.sha256),
+                **_source(i, playlist.device.station_id, base_url),
+                **_fallback(i, playlist.fallback, base_url),
             }
             for i, (starts, local, ends) in zip(playlist.items, times, strict=True)
         ],
+    }
+
+
+def _source(item: PlaylistEntry, station_id: int, base_url: str) -> dict[str, Any]:
+    """Where the item's sound comes from: a stored file, or a relay's mount on the hub."""
+    if item.stream is not None:
+        return {
+            "kind": "stream",
+            "stream_url": stream_url(base_url, station_id, item.stream),
+            "sha256": None,
+            "audio_url": None,
+        }
+    assert item.sha256 is not None
+    return {
+        "kind": "file",
+        "stream_url": None,
+        "sha256": item.sha256,
+        "audio_url": audio_url(base_url, item.sha256),
+    }
+
+
+def _fallback(item: PlaylistEntry, fallback: Fallback | None, base_url: str) -> dict[str, Any]:
+    """A relay's fallback, for its dropouts (only on stream items, only when set)."""
+    if item.stream is None or fallback is None:
+        return {}
+    return {
+        "fallback_sha256": fallback.sha256,
+        "fallback_audio_url": audio_url(base_url, fallback.sha256),
+        "fallback_duration_ms": fallback.duration_ms,
     }
 
 
@@ -262,7 +353,8 @@ def render_m3u(playlist: Playlist, *, base_url: str) -> bytes:
         title = " ".join(i.title.split())  # one line, whatever the title holds
         lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{i.starts_at.astimezone(tz).isoformat()}")
         lines.append(f"#EXTINF:{round(i.duration_ms / 1000)},{title}")
-        lines.append(audio_url(base_url, i.sha256))
+        source = _source(i, playlist.device.station_id, base_url)
+        lines.append(source["stream_url"] or source["audio_url"])
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
@@ -278,7 +370,7 @@ def count_playlists(session: Session, *, day: date, station_ids: list[int] | Non
         select(Device.id, Station.timezone, Broadcast.starts_at)
         .join(Station, Station.id == Device.station_id)
         .join(
-            Broadcast,
+            _with_programme(),
             and_(carries_broadcast(Device.station_id, Device.village_id), _listed(lo, hi)),
         )
         .where(Device.is_active)

@@ -32,8 +32,15 @@ class PlaylistItem(BaseModel):
     starts_at_local: datetime = Field(description="in the station's time zone")
     ends_at: datetime = Field(description="UTC: starts_at + duration_ms")
     duration_ms: int
-    sha256: str
-    audio_url: str
+    kind: Literal["file", "stream"] = Field(
+        description="file: play the stored audio; stream: relay stream_url for the window"
+    )
+    sha256: str | None = Field(description="null for a stream")
+    audio_url: str | None = Field(description="null for a stream")
+    stream_url: str | None = Field(
+        description="a stream's mount on the station's hub (listen with the device token as "
+        "the password of HTTP basic authentication); null for a file"
+    )
 
 
 class PlaylistOut(BaseModel):
@@ -47,18 +54,36 @@ class PlaylistOut(BaseModel):
     items: list[PlaylistItem]
 
 
+class Dropouts(BaseModel):
+    """How often a relayed stream was gone during its window, and for how long in all."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    count: int = Field(ge=0, le=100_000)
+    total_ms: int = Field(ge=0, le=24 * 3600 * 1000)
+
+
 class AsRunEventIn(BaseModel):
-    """One event an agent reports; unknown fields are ignored so newer agents keep working."""
+    """One event an agent reports; unknown fields are ignored so newer agents keep working.
+
+    A relayed stream's event has no file (sha256 null) and says how long the stream was
+    heard (relayed_ms) and how it dropped out.
+    """
 
     model_config = ConfigDict(extra="ignore")
 
     event_id: EventId
     broadcast_id: DbId | None = None
     emergency_id: DbId | None = None
-    sha256: Sha256
+    sha256: Sha256 | None
     started_at: Instant
     ended_at: Instant
     status: Literal["played", "interrupted", "failed"]
+    relayed_ms: int | None = Field(default=None, ge=0, le=24 * 3600 * 1000)
+    dropouts: Dropouts | None = None
+    note: Annotated[str, StringConstraints(max_length=300)] | None = Field(
+        default=None, description="why it failed or was cut short, in words"
+    )
 
 
 class AsRunRejected(BaseModel):

@@ -24,10 +24,10 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from app.errors import Invalid
+from app.reports.labels import RESULT_LABELS
 from app.reports.schemas import ComplianceReport, MonthRow
-from app.reports.service import RESULT_LABELS
 
-VIEWS = ("months", "villages", "reach", "topics", "summary")
+VIEWS = ("months", "villages", "reach", "topics", "summary", "relays")
 YES, NO = "Có", "Không"
 WHOLE_PERIOD = "Cả kỳ"
 
@@ -252,15 +252,49 @@ def summary_table(report: ComplianceReport) -> Table:
     return Table(key="summary", title="Tổng hợp", headers=["Chỉ tiêu", "Giá trị"], rows=rows)
 
 
+def relays_table(report: ComplianceReport) -> Table:
+    """Relay programmes month by month; a village's row per cluster in an ip station."""
+    rows: list[list[Any]] = []
+    for r in report.relays:
+        rows.append(
+            [
+                r.month, r.programme, r.programme_name, WHOLE_PERIOD, r.planned, r.due,
+                r.relayed, minutes(r.planned_ms), minutes(r.relayed_ms), r.dropouts,
+                minutes(r.dropout_ms), "; ".join(r.not_relayed),
+            ]
+        )  # fmt: skip
+        for v in r.villages:
+            rows.append(
+                [r.month, r.programme, r.programme_name, v.name, r.planned, r.due, v.relayed,
+                 minutes(r.planned_ms), minutes(v.relayed_ms), v.dropouts, "", ""]
+            )  # fmt: skip
+    return Table(
+        key="relays",
+        title="Tiếp sóng",
+        headers=[
+            "Tháng", "Mã chương trình", "Chương trình", "Nơi", "Số buổi kế hoạch",
+            "Số buổi đến hạn", "Số buổi đã tiếp sóng", "Số phút kế hoạch",
+            "Số phút đã tiếp sóng", "Số lần mất tín hiệu", "Số phút mất tín hiệu",
+            "Lý do không tiếp sóng",
+        ],
+        rows=rows,
+        number_formats={7: "0.00", 8: "0.00", 10: "0.00"},
+    )
+
+
 def tables(report: ComplianceReport) -> list[Table]:
-    """The five views, in the order of the CSV and the workbook."""
-    return [
+    """The views, in the order of the CSV and the workbook: five, and the relays' when the
+    station relays national or provincial radio."""
+    out = [
         months_table(report),
         villages_table(report),
         reach_table(report),
         topics_table(report),
         summary_table(report),
     ]
+    if report.relays:
+        out.append(relays_table(report))
+    return out
 
 
 def parse_view(value: str | None) -> str | None:

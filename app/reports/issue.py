@@ -30,8 +30,9 @@ from app.accounts.models import User
 from app.db import add_unique
 from app.errors import Conflict, Invalid, NotFound
 from app.reports.models import IssuedReport
+from app.reports.period import Period, parse_period
 from app.reports.schemas import ComplianceReport, IssueRef
-from app.reports.service import Period, compliance_report, parse_period
+from app.reports.service import compliance_report
 from app.stations import document
 from app.stations import service as stations
 

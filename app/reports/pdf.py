@@ -41,8 +41,8 @@ from app.durations import clock_format
 from app.errors import ServiceUnavailable
 from app.reports.chart import airtime_chart as chart_figures
 from app.reports.formats import missing_vi, reach_vi, report_title
+from app.reports.labels import RESULT_LABELS
 from app.reports.schemas import ComplianceReport
-from app.reports.service import RESULT_LABELS
 
 FONT_DIRS = (
     Path("/usr/share/fonts/truetype/dejavu"),
@@ -557,6 +557,42 @@ def _topics_section(report: ComplianceReport, s: _Styles) -> list[Flowable]:
     ]
 
 
+def _relays_section(report: ComplianceReport, s: _Styles) -> list[Flowable]:
+    """Relays of national and provincial radio: slots and minutes, month by month."""
+    if not report.relays:
+        return []
+    rows: list[list[Any]] = [
+        ["Tháng", "Chương trình", "Buổi KH", "Buổi tiếp sóng", "Phút KH", "Phút đã tiếp sóng",
+         "Mất tín hiệu"],
+    ]  # fmt: skip
+    for r in report.relays:
+        rows.append(
+            [
+                month_label(r.month),
+                r.programme_name,
+                r.planned,
+                r.relayed,
+                vn_number(r.planned_ms / 60_000, 1),
+                vn_number(r.relayed_ms / 60_000, 1),
+                f"{r.dropouts} lần, {vn_number(r.dropout_ms / 60_000, 1)} phút",
+            ]
+        )
+    out: list[Flowable] = [
+        _p("IV. TIẾP SÓNG ĐÀI CẤP TRÊN", s.section),
+        _p(
+            "Buổi tiếp sóng được tính là đã tiếp sóng khi loa phát ít nhất 90% thời lượng "
+            "của khung giờ:",
+            s.body,
+        ),
+        Spacer(1, 3 * mm),
+        _grid(rows, [18 * mm, 44 * mm, 16 * mm, 20 * mm, 18 * mm, 22 * mm, 26 * mm], s),
+    ]
+    missing = [f"{r.programme_name}, {line}" for r in report.relays for line in r.not_relayed]
+    if missing:
+        out.append(_p("Không tiếp sóng được: " + "; ".join(missing[:10]) + ".", s.body))
+    return out
+
+
 def _closing(report: ComplianceReport, s: _Styles) -> list[Flowable]:
     kind, place = commune(report.station.name)
     what = report_title(report).replace("Báo cáo", "báo cáo", 1)
@@ -637,6 +673,7 @@ def to_pdf(report: ComplianceReport) -> bytes:
     story += _months_section(report, s)
     story += _villages_section(report, s)
     story += _topics_section(report, s)
+    story += _relays_section(report, s)
     story += _closing(report, s)
     decorate = _page_decorations(report, f)
     doc.build(story, onFirstPage=decorate, onLaterPages=decorate)

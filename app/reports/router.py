@@ -10,7 +10,9 @@ from fastapi.responses import FileResponse
 from app.accounts.deps import ApproverUser, ViewerUser
 from app.db import DbId, SessionDep
 from app.errors import responses
-from app.reports import calendar, formats, issue, pdf, podcast, service
+from app.reports import calendar, formats, issue, pdf, podcast
+from app.reports.period import FORMATS as REPORT_FORMATS
+from app.reports.period import parse_format, parse_period
 from app.reports.schemas import ComplianceReport, IssuedReportOut, IssueRequest
 from app.urls import base_url, from_public_setting
 
@@ -18,7 +20,7 @@ router = APIRouter(prefix="/api/v1", tags=["reports"])
 
 YEAR = r"^(20\d\d|2100)$"
 MONTH = r"^(0?[1-9]|1[0-2]|(20\d\d|2100)-(0[1-9]|1[0-2]))$"
-FORMATS = list(service.FORMATS)
+FORMATS = list(REPORT_FORMATS)
 VIEWS = list(formats.VIEWS)
 
 MEDIA_TYPES = {
@@ -67,7 +69,7 @@ def compliance(
     reads an issued copy, number and all.
     """
     period = issue.requested_period(year=year, month=month, issued_id=issued_id)
-    chosen = service.parse_format(fmt)
+    chosen = parse_format(fmt)
     csv_view = formats.parse_view(view)
     report = issue.read_report(
         session, station_id=station_id, period=period, issued_id=issued_id, user=user
@@ -101,7 +103,7 @@ def issue_compliance_report(
     session: SessionDep, user: ApproverUser, body: IssueRequest
 ) -> IssuedReportOut:
     """Record a numbered copy of the report: the number given, or the next in the register."""
-    period = service.parse_period(
+    period = parse_period(
         year=str(body.year), month=None if body.month is None else str(body.month)
     )
     row = issue.issue_report(

@@ -173,6 +173,39 @@ class DocumentInfo(BaseModel):
     issued: IssueRef | None = None
 
 
+class RelayVillage(BaseModel):
+    """A village's cluster in an ip station: how much of a relay's month it carried."""
+
+    id: int
+    name: str
+    relayed: int
+    relayed_ms: int
+    dropouts: int
+
+
+class RelayRow(BaseModel):
+    """A relay programme's month: slots planned and relayed, minutes heard and planned."""
+
+    month: str
+    programme: str
+    programme_name: str
+    planned: int = Field(description="slots of the month (cancelled ones left out)")
+    due: int = Field(description="slots whose window is over")
+    relayed: int = Field(
+        description="slots heard for at least LOAXA_RELAY_MIN_PERCENT (90) of the window"
+    )
+    planned_ms: int
+    relayed_ms: int = Field(description="what the devices heard, the best device a slot")
+    dropouts: int
+    dropout_ms: int
+    not_relayed: list[str] = Field(
+        default_factory=list, description="why slots were not relayed, in words"
+    )
+    villages: list[RelayVillage] = Field(
+        default_factory=list, description="ip stations: each village's cluster"
+    )
+
+
 class ComplianceReport(BaseModel):
     """Planned versus aired for one station over a local year or month."""
 
@@ -185,6 +218,9 @@ class ComplianceReport(BaseModel):
     villages: list[VillageRow]
     topics: dict[str, TopicCount]
     summary: Summary
+    relays: list[RelayRow] = Field(
+        default_factory=list, description="relay programmes, month by month"
+    )
 
 
 class IssueRequest(BaseModel):

@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from datetime import time as dtime
 from zoneinfo import ZoneInfo
 
-from app.stations.cadence import MonthlyCadence, WeeklyCadence
+from app.stations.cadence import AnyCadence, DailyCadence, MonthlyCadence, WeeklyCadence
 
 __all__ = [
     "DEFAULT_TZ",
@@ -91,7 +91,7 @@ def parse_month(s: str) -> tuple[int, int]:
 
 
 def occurrences(
-    cadence: MonthlyCadence | WeeklyCadence, *, start: date, end: date, tz: ZoneInfo
+    cadence: AnyCadence, *, start: date, end: date, tz: ZoneInfo
 ) -> list[datetime]:
     """UTC datetimes of the cadence's local slots whose local date is in [start, end], sorted."""
     _require_date(start, "start")
@@ -108,7 +108,7 @@ def occurrences(
             if start <= day <= end:
                 days.append(day)
             year, month = _next_month(year, month)
-    elif isinstance(cadence, WeeklyCadence):
+    elif isinstance(cadence, WeeklyCadence | DailyCadence):
         wanted = set(cadence.weekdays)
         span = (end - start).days
         days = [
@@ -122,7 +122,7 @@ def occurrences(
 
 
 def year_occurrences(
-    cadence: MonthlyCadence | WeeklyCadence, year: int, tz: ZoneInfo
+    cadence: AnyCadence, year: int, tz: ZoneInfo
 ) -> list[datetime]:
     """UTC datetimes of the cadence's slots in the given LOCAL calendar year, sorted."""
     return occurrences(cadence, start=date(year, 1, 1), end=date(year, 12, 31), tz=tz)

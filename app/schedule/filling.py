@@ -123,6 +123,8 @@ def fill_rundown(session: Session, broadcast: Broadcast) -> FillResult | None:
         return None
     if broadcast.status not in service.ACTIVE:
         return None
+    if session.get_one(Programme, broadcast.programme_id).is_relay:
+        return None  # a relay has no rundown: it is ready as soon as it is planned
     result = propose(session, broadcast)
     current = service.rundown_segment_ids(session, broadcast.id)
     if result.segment_ids != current:

@@ -103,7 +103,9 @@ def fill_and_assemble(now: datetime) -> dict[str, int]:
     with unit_of_work(write=False) as session:
         due = session.scalars(
             select(Broadcast.id)
+            .join(Programme, Programme.id == Broadcast.programme_id)
             .where(
+                Programme.source_kind.is_(None),  # a relay has no rundown to fill
                 Broadcast.status == BroadcastStatus.planned.value,
                 Broadcast.starts_at > now,
                 Broadcast.starts_at <= horizon,
@@ -440,8 +442,10 @@ def mark_missed(now: datetime) -> int:
         played = select(AsRunEvent.id).where(
             AsRunEvent.broadcast_id == Broadcast.id, AsRunEvent.status == "played"
         )
-        overdue = session.scalars(
-            select(Broadcast).where(
+        overdue = session.execute(
+            select(Broadcast, Programme.source_kind, Programme.max_duration_ms)
+            .join(Programme, Programme.id == Broadcast.programme_id)
+            .where(
                 Broadcast.status.in_(service.ACTIVE),
                 Broadcast.starts_at < now - grace,
                 ~played.exists(),
@@ -449,8 +453,11 @@ def mark_missed(now: datetime) -> int:
         ).all()
         touched: set[tuple[int, str]] = set()
         count = 0
-        for broadcast in overdue:
-            length = timedelta(milliseconds=broadcast.master_duration_ms or 0)
+        for broadcast, source_kind, window_ms in overdue:
+            # A relay lasts its exact window; a file its master.
+            length = timedelta(
+                milliseconds=window_ms if source_kind else broadcast.master_duration_ms or 0
+            )
             if broadcast.starts_at + length + grace > now:
                 continue
             broadcast.status = BroadcastStatus.missed.value

@@ -6,13 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Path, Query, Response, status
 
-from app.accounts.deps import ApproverUser, ViewerUser
+from app.accounts.deps import AdminUser, ApproverUser, ViewerUser
 from app.accounts.models import Role
 from app.audio import listen
 from app.db import INT32_MAX, DbId, SessionDep
 from app.errors import responses
 from app.pagination import Page, PageDep, paginate
 from app.schedule import assembly, planning, service
+from app.schedule import network as schedule_network
 from app.schedule import status as schedule_status
 from app.schedule import warnings as schedule_warnings
 from app.schedule.schemas import (
@@ -28,6 +29,7 @@ from app.schedule.schemas import (
 )
 from app.segments.schemas import Month
 from app.stations import service as stations
+from app.stations.schemas import StationOut, StationUpdate
 
 router = APIRouter(prefix="/api/v1/broadcasts", tags=["broadcasts"])
 planning_router = APIRouter(prefix="/api/v1", tags=["broadcasts"])
@@ -197,3 +199,16 @@ def scheduler_overview(session: SessionDep, user: ViewerUser) -> SchedulerOut:
     an admin of no station."""
     full = user.role == Role.admin.value and user.station_id is None
     return schedule_status.overview(session, full=full)
+
+
+@planning_router.patch("/stations/{station_id}", response_model=StationOut, tags=["stations"])
+def update_station(
+    session: SessionDep, admin: AdminUser, station_id: DbId, body: StationUpdate
+) -> StationOut:
+    """Change a station's details; a new network kind applies from its next local day (here,
+    beside the broadcasts it restamps: stations know nothing of broadcasts)."""
+    station = stations.get_station(session, station_id)
+    schedule_network.update_station(
+        session, station=station, changes=body.model_dump(exclude_unset=True), actor=admin
+    )
+    return stations.to_out(station)

@@ -345,8 +345,12 @@ def validate_rundown_segments(
     session: Session, *, broadcast: Broadcast, segment_ids: Sequence[int]
 ) -> list[Segment]:
     """The segments in order, or 422 naming each one that cannot go into this broadcast."""
-    found = {s.id: s for s in session.scalars(select(Segment).where(Segment.id.in_(segment_ids)))}
     programme = session.get_one(Programme, broadcast.programme_id)
+    if programme.is_relay:
+        raise Invalid(
+            f"segment_ids: {programme.code} relays a stream; its broadcasts have no rundown"
+        )
+    found = {s.id: s for s in session.scalars(select(Segment).where(Segment.id.in_(segment_ids)))}
     villages: dict[int, set[int]] = {}
     for seg_id, village_id in session.execute(
         select(SegmentVillage.segment_id, SegmentVillage.village_id).where(

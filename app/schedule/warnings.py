@@ -57,6 +57,7 @@ _PREDICATE = {
     "underfilled": "thiếu nội dung đã duyệt",
     "cchc-unassembled": "chưa dựng thành bản phát",
     "cchc-outside-window": "ngoài khung thời lượng",
+    "relay-not-received": "tiếp sóng không nhận được tín hiệu",
 }
 STATION_PLACE = "Đài xã"
 

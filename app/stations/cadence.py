@@ -7,6 +7,7 @@ weekly slots), e.g.::
     {"kind": "monthly", "week": -1, "weekday": 4, "time": "19:30"}  # last Friday, 19:30
     {"kind": "monthly", "day": 15, "time": "17:00"}                 # day 15, 17:00
     {"kind": "weekly", "weekdays": [6], "time": "06:00"}            # every Sunday, 06:00
+    {"kind": "daily", "time": "06:00"}                              # every day, 06:00 (relays)
 
 Conventions (callers must know these):
 
@@ -42,7 +43,9 @@ from pydantic_core import PydanticCustomError
 
 __all__ = [
     "WEEKDAY_NAMES",
+    "AnyCadence",
     "Cadence",
+    "DailyCadence",
     "MonthlyCadence",
     "WeeklyCadence",
     "parse_cadence",
@@ -182,23 +185,54 @@ class WeeklyCadence(BaseModel):
         return parse_time(self.time)
 
 
-Cadence = Annotated[MonthlyCadence | WeeklyCadence, Field(discriminator="kind")]
+class DailyCadence(BaseModel):
+    """Every local day at one local time (a relay of national or provincial radio)."""
 
-_CADENCE_ADAPTER: TypeAdapter[MonthlyCadence | WeeklyCadence] = TypeAdapter(Cadence)
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["daily"] = "daily"
+    time: Annotated[str, Field(strict=True)]
+
+    @field_validator("time")
+    @classmethod
+    def _check_time(cls, value: str) -> str:
+        try:
+            parse_time(value)
+        except ValueError as exc:
+            raise _err(str(exc)) from exc
+        return value
+
+    @property
+    def weekdays(self) -> list[int]:
+        """Every day of the week: a daily cadence is a weekly one on all seven days."""
+        return list(range(7))
+
+    @property
+    def local_time(self) -> dtime:
+        """The slot's local wall-clock time."""
+        return parse_time(self.time)
+
+
+AnyCadence = MonthlyCadence | WeeklyCadence | DailyCadence
+Cadence = Annotated[AnyCadence, Field(discriminator="kind")]
+
+_CADENCE_ADAPTER: TypeAdapter[AnyCadence] = TypeAdapter(Cadence)
 
 
 def _describe(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors(include_url=False):
         loc = [str(p) for p in error["loc"]]
-        if loc and loc[0] in ("monthly", "weekly"):
+        if loc and loc[0] in ("monthly", "weekly", "daily"):
             loc = loc[1:]  # drop the discriminator tag pydantic puts first
         message = error["msg"]
         if error["type"] == "union_tag_not_found":
-            loc, message = ["kind"], "is required: 'monthly' or 'weekly'"
+            loc, message = ["kind"], "is required: 'monthly', 'weekly' or 'daily'"
         elif error["type"] == "union_tag_invalid":
             loc = ["kind"]
-            message = f"must be 'monthly' or 'weekly', got {error['input'].get('kind')!r}"
+            message = (
+                f"must be 'monthly', 'weekly' or 'daily', got {error['input'].get('kind')!r}"
+            )
         elif error["type"] == "extra_forbidden":
             message = "is not a known field"
         elif error["type"] == "missing":
@@ -212,7 +246,7 @@ def _describe(exc: ValidationError) -> str:
     return "invalid cadence: " + "; ".join(parts)
 
 
-def parse_cadence(data: dict[str, Any]) -> MonthlyCadence | WeeklyCadence:
+def parse_cadence(data: dict[str, Any]) -> AnyCadence:
     """Validate cadence JSON data; raise ValueError with a readable message when invalid."""
     if not isinstance(data, dict):
         raise ValueError(f"invalid cadence: expected a JSON object, got {type(data).__name__}")

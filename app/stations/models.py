@@ -25,6 +25,9 @@ class Network(enum.StrEnum):
     fm = "fm"
 
 
+RELAY = "relay"
+
+
 class Station(Base):
     """A commune radio station (Đài truyền thanh xã)."""
 
@@ -40,6 +43,11 @@ class Station(Base):
     report_signer_name: Mapped[str | None] = mapped_column(String(100))
     report_signer_title: Mapped[str | None] = mapped_column(String(60))
     report_recipients: Mapped[list[str] | None] = mapped_column(JSON)
+    # What the loudspeakers play while a relayed stream is gone (an approved segment, such
+    # as the station's ident); None: silence.
+    relay_fallback_segment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("segments.id", ondelete="SET NULL", use_alter=True)
+    )
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     # The kinds of network it has had, oldest first: read through network.network_on.
     networks: Mapped[list[StationNetwork]] = relationship(
@@ -104,7 +112,16 @@ class Programme(Base):
     cadence: Mapped[dict[str, Any]] = mapped_column(JSON)
     min_duration_ms: Mapped[int] = mapped_column(Integer)
     max_duration_ms: Mapped[int] = mapped_column(Integer)
+    # Where its airtime comes from: None, the rundown of segments; "relay", the stream at
+    # source_url (national or provincial radio), pulled through the station's hub.
+    source_kind: Mapped[str | None] = mapped_column(String(16))
+    source_url: Mapped[str | None] = mapped_column(String(2000))
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+    @property
+    def is_relay(self) -> bool:
+        """Whether this programme relays a stream (no rundown, no assembly)."""
+        return self.source_kind == RELAY
 
     def cadence_for(self, village: Village | None) -> dict[str, Any]:
         """The cadence this programme follows: a village programme on a village that has

@@ -11,8 +11,9 @@ The rules:
   changes in the middle of its day. Asking twice on one day keeps only the last answer.
 * Each broadcast records the kind of its own local day (``broadcasts.network``), and that
   record, not the station's current kind, says who carries it (app.playout.scope). A change
-  restamps the station's broadcasts from the change's day on; earlier ones keep the kind
-  they aired by, so past months keep their rule.
+  restamps the station's broadcasts from the change's day on (app.schedule.network, since
+  broadcasts are the schedule's); earlier ones keep the kind they aired by, so past months
+  keep their rule.
 """
 
 from __future__ import annotations
@@ -21,16 +22,10 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, cast
 from zoneinfo import ZoneInfo
-
-from sqlalchemy import CursorResult, case, update
-from sqlalchemy.orm import Session
 
 from app import clock
 from app.accounts.models import User
-from app.audit import service as audit
-from app.schedule.models import Broadcast
 from app.stations.models import Network, Station, StationNetwork
 
 # (effective_from, network) pairs, oldest first.
@@ -102,26 +97,18 @@ def start_network(station: Station, network: Network, *, actor: User | None = No
     )
 
 
-def set_network(
-    session: Session,
-    *,
-    station: Station,
-    network: Network,
-    actor: User | None = None,
-    now: datetime | None = None,
-) -> NetworkState:
-    """Change the station's kind from its next local day on; restamp those days' broadcasts.
+def change_history(
+    station: Station, network: Network, *, actor: User | None = None, now: datetime
+) -> date:
+    """Make `network` the station's kind from its next local day on; that day.
 
-    Idempotent: asking for the kind already in force (or already pending) changes nothing
-    but the pending answer of the day.
+    Only the history: the broadcasts of those days are restamped by the caller
+    (app.schedule.network.set_network), as stations know nothing of broadcasts.
+    A change asked for earlier today (or, with a clock set back, for later) is replaced.
     """
-    now = now or clock.now()
-    before = network_state(station, now)
     tomorrow = local_today(station, now) + timedelta(days=1)
-    # A change asked for earlier today (or, with a clock set back, for later) is replaced.
     for row in [r for r in station.networks if r.effective_from >= tomorrow]:
         station.networks.remove(row)
-    session.flush()
     if network_on(station, tomorrow) != network.value:
         station.networks.append(
             StationNetwork(
@@ -131,42 +118,11 @@ def set_network(
                 created_at=now,
             )
         )
-    session.flush()
-    result = session.execute(
-        update(Broadcast)
-        .where(
-            Broadcast.station_id == station.id,
-            Broadcast.starts_at >= local_midnight(station, tomorrow),
-            Broadcast.network != network.value,
-        )
-        .values(
-            network=network.value,
-            updated_at=now,
-            version=Broadcast.version + 1,
-            # A restamp is not a change by staff: a broadcast the plan may still re-plan
-            # (plan_version == version, app.schedule.planning) stays so.
-            plan_version=case(
-                (Broadcast.plan_version == Broadcast.version, Broadcast.version + 1),
-                else_=Broadcast.plan_version,
-            ),
-        )
-    )
-    restamped = cast(CursorResult[Any], result).rowcount
-    after = network_state(station, now)
-    if after != before:
-        audit.record(
-            session,
-            actor=actor,
-            action="station.network",
-            entity="station",
-            entity_id=station.id,
-            before=_snapshot(before),
-            after={**_snapshot(after), "broadcasts_restamped": restamped},
-        )
-    return after
+    return tomorrow
 
 
-def _snapshot(state: NetworkState) -> dict[str, str | None]:
+def snapshot(state: NetworkState) -> dict[str, str | None]:
+    """The state as the audit log keeps it."""
     return {
         "network": state.today,
         "pending": state.pending,

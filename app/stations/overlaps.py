@@ -9,9 +9,10 @@ by the scheduler, and the playlist says which of two overlapping items wins.
 How two cadences are compared, on the station's local wall clock, each slot as long as its
 programme's MAXIMUM duration (what it may run), touching ends allowed:
 
-* weekly against anything: a weekly cadence repeats every week, and a monthly slot always
-  falls on one weekday ("third Saturday") or, by day of month, on every weekday over the
-  years; so both become windows of the week, compared across midnight and the week's end;
+* weekly (or daily: every day of the week) against anything: a weekly cadence repeats every
+  week, and a monthly slot always falls on one weekday ("third Saturday") or, by day of
+  month, on every weekday over the years; so both become windows of the week, compared across
+  midnight and the week's end;
 * monthly against monthly: both are expanded over 28 years (the calendar's weekday cycle)
   and compared slot by slot.
 """
@@ -26,7 +27,14 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from app.stations.cadence import WEEKDAY_NAMES, MonthlyCadence, WeeklyCadence, parse_cadence
+from app.stations.cadence import (
+    WEEKDAY_NAMES,
+    AnyCadence,
+    DailyCadence,
+    MonthlyCadence,
+    WeeklyCadence,
+    parse_cadence,
+)
 
 WEEK_MIN = 7 * 24 * 60
 CYCLE_YEARS = range(2001, 2029)  # 28 years: every weekday pattern of the calendar
@@ -118,10 +126,10 @@ def _overlap(a_json: str, a_ms: int, b_json: str, b_ms: int) -> bool:
     )
 
 
-def _week_minutes(cadence: MonthlyCadence | WeeklyCadence) -> list[int]:
+def _week_minutes(cadence: AnyCadence) -> list[int]:
     """The minutes of the week (from Monday 00:00) at which the cadence's slots may start."""
     at = cadence.local_time.hour * 60 + cadence.local_time.minute
-    if isinstance(cadence, WeeklyCadence):
+    if isinstance(cadence, WeeklyCadence | DailyCadence):
         days: Iterable[int] = cadence.weekdays
     elif cadence.day is not None:
         days = range(7)  # a day of the month falls on every weekday over the years
@@ -151,6 +159,8 @@ def _intervals_meet(a: Iterable[datetime], a_ms: int, b: Iterable[datetime], b_m
 def describe_cadence(data: dict[str, Any]) -> str:
     """A cadence in words: "Sunday 18:00", "week 3 Saturday 17:00", "day 15 17:00"."""
     cadence = parse_cadence(data)
+    if isinstance(cadence, DailyCadence):
+        return f"every day {cadence.time}"
     if isinstance(cadence, WeeklyCadence):
         days = ", ".join(WEEKDAY_NAMES[d] for d in cadence.weekdays)
         return f"every {days} {cadence.time}"

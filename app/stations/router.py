@@ -8,11 +8,11 @@ from app.accounts.deps import AdminUser, ApproverUser, ViewerUser
 from app.db import DbId, SessionDep
 from app.stations import service
 from app.stations.schemas import (
+    ProgrammeCreate,
     ProgrammeOut,
     ProgrammeRules,
     StationCreate,
     StationOut,
-    StationUpdate,
     VillageCadence,
     VillageCreate,
     VillageOut,
@@ -42,18 +42,6 @@ def create_station(session: SessionDep, admin: AdminUser, body: StationCreate) -
 @router.get("/stations/{station_id}", response_model=StationOut)
 def get_station(session: SessionDep, user: ViewerUser, station_id: DbId) -> StationOut:
     return service.to_out(service.get_station(session, station_id, user=user))
-
-
-@router.patch("/stations/{station_id}", response_model=StationOut)
-def update_station(
-    session: SessionDep, admin: AdminUser, station_id: DbId, body: StationUpdate
-) -> StationOut:
-    """Change a station's details; a new network kind applies from its next local day."""
-    station = service.get_station(session, station_id)
-    service.update_station(
-        session, station=station, changes=body.model_dump(exclude_unset=True), actor=admin
-    )
-    return service.to_out(station)
 
 
 @router.get("/stations/{station_id}/villages", response_model=list[VillageOut])
@@ -107,16 +95,40 @@ def update_programme(
         cadence=body.cadence,
         min_duration_ms=body.min_duration_ms,
         max_duration_ms=body.max_duration_ms,
+        name=body.name,
+        source=body.source.model_dump() if body.source else None,
         actor=user,
     )
-    return ProgrammeOut.model_validate(programme)
+    return ProgrammeOut.of(programme)
 
 
 @router.get("/stations/{station_id}/programmes", response_model=list[ProgrammeOut])
 def list_programmes(session: SessionDep, user: ViewerUser, station_id: DbId) -> list[ProgrammeOut]:
     service.get_station(session, station_id, user=user)
-    return [
-        ProgrammeOut.model_validate(p)
-        for p in service.list_programmes(session, station_id=station_id)
-    ]
+    return [ProgrammeOut.of(p) for p in service.list_programmes(session, station_id=station_id)]
+
+
+@router.post(
+    "/stations/{station_id}/programmes",
+    response_model=ProgrammeOut,
+    status_code=status.HTTP_201_CREATED,
+)
+def create_programme(
+    session: SessionDep, admin: AdminUser, station_id: DbId, body: ProgrammeCreate
+) -> ProgrammeOut:
+    """A new programme; with `source` a relay of a stream (no rundown, ready once planned)."""
+    station = service.get_station(session, station_id)
+    programme = service.create_programme(
+        session,
+        station=station,
+        code=body.code,
+        name=body.name,
+        scope=body.scope,
+        cadence=body.cadence,
+        min_duration_ms=body.min_duration_ms,
+        max_duration_ms=body.max_duration_ms,
+        source=body.source.model_dump() if body.source else None,
+        actor=admin,
+    )
+    return ProgrammeOut.of(programme)
 

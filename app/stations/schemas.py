@@ -5,7 +5,8 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -129,6 +130,11 @@ class StationUpdate(BaseModel):
         Annotated[list[Recipient], Field(min_length=1, max_length=document.MAX_RECIPIENTS)]
         | None
     ) = Field(default=None, description="Nơi nhận, one line each")
+    relay_fallback_segment_id: DbId | None = Field(
+        default=None,
+        description="an approved segment with audio (such as the station's ident) that the "
+        "loudspeakers play while a relayed stream is gone; null: silence",
+    )
 
     @model_validator(mode="after")
     def _no_null_name_or_network(self) -> StationUpdate:
@@ -163,6 +169,9 @@ class StationOut(BaseModel):
     report_recipients: list[str] | None = Field(
         default=None, description="Nơi nhận; null: the usual recipients"
     )
+    relay_fallback_segment_id: int | None = Field(
+        default=None, description="what plays while a relayed stream is gone; null: silence"
+    )
 
 
 class VillageCreate(BaseModel):
@@ -183,6 +192,43 @@ class VillageOut(BaseModel):
     cadence: dict[str, Any] | None
 
 
+DAY_MS = 24 * 3600 * 1000
+ProgrammeCode = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$"),
+]
+
+
+def _stream_url(value: str) -> str:
+    """An http(s) URL with a host: the only streams the hub and the probe fetch."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"must be an http:// or https:// URL, not {parts.scheme or value!r}")
+    if not parts.hostname:
+        raise ValueError("must name a host, e.g. http://radio.example.vn:8000/vov1")
+    if any(c.isspace() or unicodedata.category(c) == "Cc" for c in value):
+        raise ValueError("must not contain spaces or control characters")
+    try:
+        parts.port  # noqa: B018 - a port out of range raises here
+    except ValueError as exc:
+        raise ValueError(f"has a bad port: {exc}") from exc
+    return value
+
+
+StreamUrl = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_stream_url)]
+
+
+class ProgrammeSource(BaseModel):
+    """Where a programme's airtime comes from: a stream relayed through the hub."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["relay"] = Field(description="relay: the stream at url, at the slot's time")
+    url: StreamUrl = Field(
+        description="Icecast or Shoutcast (MP3, AAC, Ogg) or HLS (.m3u8), http(s) only"
+    )
+
+
 class ProgrammeOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -194,18 +240,62 @@ class ProgrammeOut(BaseModel):
     cadence: dict[str, Any]
     min_duration_ms: int
     max_duration_ms: int
+    source: ProgrammeSource | None = Field(
+        default=None, description="null: a rundown of segments; relay: a stream"
+    )
+
+    @classmethod
+    def of(cls, programme: Any) -> ProgrammeOut:
+        """The programme as the API shows it."""
+        out = cls.model_validate(programme)
+        if programme.source_kind is not None:
+            out.source = ProgrammeSource(kind=programme.source_kind, url=programme.source_url)
+        return out
 
     @property
     def window_ms(self) -> list[int]:
         return [self.min_duration_ms, self.max_duration_ms]
 
 
+class ProgrammeCreate(BaseModel):
+    """POST /stations/{id}/programmes: a new programme, its rule as data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: ProgrammeCode = Field(description='lower-case letters, digits and "-", e.g. "vov1"')
+    name: Name
+    scope: Literal["station", "village"]
+    cadence: dict[str, Any] = Field(
+        description='e.g. {"kind": "daily", "time": "06:00"} or a weekly or monthly cadence'
+    )
+    min_duration_ms: int = Field(gt=0, le=DAY_MS)
+    max_duration_ms: int = Field(gt=0, le=DAY_MS)
+    source: ProgrammeSource | None = Field(
+        default=None, description="a relay of a stream; omit for a programme of segments"
+    )
+
+    @model_validator(mode="after")
+    def _window(self) -> ProgrammeCreate:
+        if self.min_duration_ms > self.max_duration_ms:
+            raise ValueError("min_duration_ms must not be more than max_duration_ms")
+        if self.source is not None and self.min_duration_ms != self.max_duration_ms:
+            raise ValueError(
+                "max_duration_ms: a relay's window is exact: min_duration_ms and "
+                "max_duration_ms must be equal"
+            )
+        return self
+
+
 class ProgrammeRules(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     cadence: dict[str, Any] | None = None
-    min_duration_ms: int | None = Field(default=None, gt=0, le=24 * 3600 * 1000)
-    max_duration_ms: int | None = Field(default=None, gt=0, le=24 * 3600 * 1000)
+    min_duration_ms: int | None = Field(default=None, gt=0, le=DAY_MS)
+    max_duration_ms: int | None = Field(default=None, gt=0, le=DAY_MS)
+    name: Name | None = None
+    source: ProgrammeSource | None = Field(
+        default=None, description="a relay's new stream (a relay stays a relay)"
+    )
 
 
 class VillageCadence(BaseModel):

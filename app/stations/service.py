@@ -18,7 +18,7 @@ from app.db import Base, add_unique
 from app.errors import Conflict, Invalid, NotFound
 from app.stations.cadence import parse_cadence
 from app.stations.models import Network, Programme, Station, Village
-from app.stations.network import network_on, network_state, set_network, start_network
+from app.stations.network import network_on, network_state, start_network
 from app.stations.overlaps import Clash, Cluster, Rule, clashes
 from app.stations.schemas import PendingNetwork, StationOut
 
@@ -65,7 +65,9 @@ REPORT_FIELDS = (
     "report_signer_title",
     "report_recipients",
 )
-EDITABLE_FIELDS = ("name", "hotline", *REPORT_FIELDS)
+# Checked by the caller first (app.schedule.network.update_station): an approved segment.
+RELAY_FIELDS = ("relay_fallback_segment_id",)
+EDITABLE_FIELDS = ("name", "hotline", *REPORT_FIELDS, *RELAY_FIELDS)
 
 
 def station_snapshot(station: Station) -> dict[str, Any]:
@@ -73,7 +75,7 @@ def station_snapshot(station: Station) -> dict[str, Any]:
         "name": station.name,
         "timezone": station.timezone,
         "hotline": station.hotline,
-        **{field: getattr(station, field) for field in REPORT_FIELDS},
+        **{field: getattr(station, field) for field in (*REPORT_FIELDS, *RELAY_FIELDS)},
     }
 
 
@@ -93,7 +95,7 @@ def to_out(station: Station) -> StationOut:
         network=Network(state.today),
         pending_network=pending,
         created_at=station.created_at,
-        **{field: getattr(station, field) for field in REPORT_FIELDS},
+        **{field: getattr(station, field) for field in (*REPORT_FIELDS, *RELAY_FIELDS)},
     )
 
 
@@ -137,7 +139,7 @@ def update_station(
 ) -> Station:
     """Change a station's details (only the fields given); 409 when the new name is taken.
 
-    A new `network` applies from the station's next local day (app.stations.network).
+    Not its network kind: that restamps broadcasts (app.schedule.network.update_station).
     """
     name = changes.get("name")
     taken = Conflict(f"station {name!r} already exists")
@@ -167,8 +169,6 @@ def update_station(
             before=before,
             after=station_snapshot(station),
         )
-    if changes.get("network") is not None:
-        set_network(session, station=station, network=Network(changes["network"]), actor=actor)
     return station
 
 
@@ -296,6 +296,82 @@ def get_programme(session: Session, *, station_id: int, code: str) -> Programme:
     return programme
 
 
+def create_programme(
+    session: Session,
+    *,
+    station: Station,
+    code: str,
+    name: str,
+    scope: str,
+    cadence: dict[str, Any],
+    min_duration_ms: int,
+    max_duration_ms: int,
+    source: Mapping[str, str] | None = None,
+    actor: User | None = None,
+) -> Programme:
+    """A new programme of the station: its rule as data; a relay when `source` says so.
+
+    422 naming the field: a code the station already has, a cadence that does not parse,
+    a relay whose window is not exact, a slot that would double-book a cluster.
+    """
+    taken = Invalid(f"code: the station already has a programme {code!r}")
+    if session.scalar(
+        select(Programme.id).where(Programme.station_id == station.id, Programme.code == code)
+    ):
+        raise taken
+    try:
+        cadence = parse_cadence(cadence).model_dump(mode="json")
+    except ValueError as exc:
+        raise Invalid(f"cadence: {exc}") from exc
+    if not 0 < min_duration_ms <= max_duration_ms:
+        raise Invalid("max_duration_ms: the window must have 0 < minimum <= maximum")
+    if source is not None and min_duration_ms != max_duration_ms:
+        raise Invalid("max_duration_ms: a relay's window is exact (minimum = maximum)")
+    refuse_new_clashes(
+        session,
+        station,
+        field="cadence",
+        rules={0: Rule(0, code, scope, cadence, max_duration_ms)},
+    )
+    programme = Programme(
+        station_id=station.id,
+        code=code,
+        name=name,
+        scope=scope,
+        cadence=cadence,
+        min_duration_ms=min_duration_ms,
+        max_duration_ms=max_duration_ms,
+        source_kind=source["kind"] if source else None,
+        source_url=source["url"] if source else None,
+    )
+    if not add_unique(session, programme):
+        raise taken
+    audit.record(
+        session,
+        actor=actor,
+        action="programme.create",
+        entity="programme",
+        entity_id=programme.id,
+        after=_programme_snapshot(programme),
+    )
+    return programme
+
+
+def _programme_snapshot(programme: Programme) -> dict[str, Any]:
+    return {
+        "code": programme.code,
+        "name": programme.name,
+        "scope": programme.scope,
+        "cadence": programme.cadence,
+        "window_ms": [programme.min_duration_ms, programme.max_duration_ms],
+        "source": (
+            {"kind": programme.source_kind, "url": programme.source_url}
+            if programme.source_kind
+            else None
+        ),
+    }
+
+
 def list_programmes(session: Session, *, station_id: int) -> list[Programme]:
     return list(
         session.scalars(
@@ -311,13 +387,17 @@ def update_programme_rules(
     cadence: dict[str, Any] | None = None,
     min_duration_ms: int | None = None,
     max_duration_ms: int | None = None,
+    name: str | None = None,
+    source: Mapping[str, str] | None = None,
     actor: User | None = None,
 ) -> Programme:
-    """Change a programme's rule (cadence, duration window): data, not code."""
-    before = {
-        "cadence": programme.cadence,
-        "window_ms": [programme.min_duration_ms, programme.max_duration_ms],
-    }
+    """Change a programme's rule (cadence, duration window), name, or a relay's stream."""
+    before = _programme_snapshot(programme)
+    if source is not None and not programme.is_relay:
+        raise Invalid(
+            f"source: programme {programme.code} airs a rundown of segments; "
+            "it cannot become a relay"
+        )
     new_cadence = programme.cadence
     if cadence is not None:
         try:
@@ -334,6 +414,10 @@ def update_programme_rules(
     high = programme.max_duration_ms if max_duration_ms is None else max_duration_ms
     if not 0 < low <= high:
         raise Invalid(f"the duration window must have 0 < minimum <= maximum; got {low}..{high}")
+    if programme.is_relay and low != high:
+        raise Invalid(
+            f"max_duration_ms: a relay's window is exact (minimum = maximum); got {low}..{high}"
+        )
     refuse_new_clashes(
         session,
         get_station(session, programme.station_id),
@@ -344,6 +428,10 @@ def update_programme_rules(
     )
     programme.cadence = new_cadence
     programme.min_duration_ms, programme.max_duration_ms = low, high
+    if name is not None:
+        programme.name = name
+    if source is not None:
+        programme.source_url = source["url"]
     session.flush()
     audit.record(
         session,
@@ -352,7 +440,7 @@ def update_programme_rules(
         entity="programme",
         entity_id=programme.id,
         before=before,
-        after={"cadence": programme.cadence, "window_ms": [low, high]},
+        after=_programme_snapshot(programme),
     )
     return programme
 

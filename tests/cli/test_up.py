@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from app.schedule.models import Broadcast, SchedulerProcess
 from tests.helpers import make_station
 
-STARTED = re.compile(r"(web server|scheduler) started \(pid (\d+)\)")
+STARTED = re.compile(r"(web server|scheduler|stream hub) started \(pid (\d+)\)")
 
 
 def _free_port() -> int:
@@ -35,13 +35,18 @@ class Up:
 
     def __init__(self, port: int) -> None:
         self.port = port
+        self.hub_port = _free_port()  # the stream hub (Icecast), LOAXA_ICECAST_PORT
         self.log = ""
         self.process = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "up", "--port", str(port)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, "LOAXA_LOG_FORMAT": "text"},
+            env={
+                **os.environ,
+                "LOAXA_LOG_FORMAT": "text",
+                "LOAXA_ICECAST_PORT": str(self.hub_port),
+            },
         )
         os.set_blocking(self.process.stdout.fileno(), False)  # type: ignore[union-attr]
 
@@ -49,6 +54,13 @@ class Up:
         chunk = self.process.stdout.read()  # type: ignore[union-attr]
         self.log += chunk or ""
         return self.log
+
+    def read_safely(self) -> str:
+        """The log so far, also when nothing new has come (a non-blocking read then fails)."""
+        try:
+            return self.read()
+        except TypeError:
+            return self.log
 
     def pids(self) -> dict[str, int]:
         """The newest pid of each part, from the supervisor's log."""
@@ -88,7 +100,13 @@ def start_up() -> Iterator[Callable[[int], Up]]:
         if running.process.poll() is None:
             running.process.kill()
             running.process.wait(timeout=30)
-        for pid in running.pids().values():  # never leave a part behind, even on failure
+        pids = [pid for pid in running.pids().values() if _alive(pid)]
+        for pid in pids:  # never leave a part behind, even on failure: asked first (the
+            os.kill(pid, signal.SIGTERM)  # hub then stops its Icecast), then killed
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+            time.sleep(0.2)
+        for pid in pids:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
@@ -124,7 +142,11 @@ def test_one_command_serves_plans_ahead_restarts_a_dead_part_and_stops_everythin
     months = _wait_for(planned_ahead)
     assert isinstance(months, int) and months >= 11  # this month and the next ones
     first = up.pids()
-    assert set(first) == {"web server", "scheduler"}
+    assert set(first) == {"web server", "scheduler", "stream hub"}
+    # The stream hub (Icecast) serves on its own port, its readiness checked.
+    _wait_for(lambda: "stream hub is up" in up.read_safely())
+    hub = httpx.get(f"http://127.0.0.1:{up.hub_port}/status-json.xsl", timeout=5)
+    assert hub.status_code == 200 and "Icecast" in hub.json()["icestats"]["server_id"]
 
     # The scheduler dies: the supervisor starts a new one (after a 1 s pause).
     os.kill(first["scheduler"], signal.SIGKILL)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from app import clock
 from app.playout.aired import MasterHistory, is_aired
 from app.reports import service as reports
-from app.reports.service import Period
+from app.reports.period import Period
 from tests.helpers import make_station, staff
 from tests.playout.helpers import approved_segment, broadcast, device, pink, short_windows
 

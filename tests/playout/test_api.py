@@ -133,6 +133,8 @@ def test_station_and_village_devices_get_their_own_broadcasts(
                     datetime(2024, 3, 16, 10, tzinfo=UTC) + timedelta(milliseconds=ms)
                 ).isoformat(),
                 "duration_ms": ms,
+                "kind": "file",
+                "stream_url": None,
                 "sha256": sha,
                 "audio_url": f"http://testserver/api/v1/audio/{sha}",
             }

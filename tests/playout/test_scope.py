@@ -25,11 +25,11 @@ from app.devices.models import Device
 from app.errors import NotFound
 from app.playout import access, asrun, emergencies, playlists
 from app.playout.models import AsRunEvent, Emergency
-from app.reports import service as reports
+from app.reports import judging as reports
+from app.schedule import network as network_service
 from app.schedule import service as schedule
 from app.schedule.models import Broadcast, BroadcastStatus
 from app.segments.models import Segment
-from app.stations import network as network_service
 from app.stations import service as stations
 from app.stations.models import Network, Station
 from tests.helpers import make_station
@@ -203,7 +203,7 @@ def _what_each_consumer_says(world: dict[str, Any], which: str) -> dict[str, set
             )
         s.flush()
         rows = [s.get_one(Broadcast, bid) for bid, _sha, _starts in world["broadcasts"].values()]
-        counted = reports._events_by_broadcast(s, rows)
+        counted = reports.events_by_broadcast(s, rows)
     says["reports"] = {
         by_bid[bid]
         for bid, events in counted.items()

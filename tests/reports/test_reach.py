@@ -41,9 +41,11 @@ from app.accounts.models import Role
 from app.audio import service as audio
 from app.db import unit_of_work
 from app.devices import service as devices
+from app.reports import reach as vr
 from app.reports import service
+from app.reports.judging import Outcome
+from app.reports.period import Period
 from app.reports.schemas import VillageReach
-from app.reports.service import Outcome, Period
 from app.schedule.models import Broadcast
 from tests.helpers import login, make_station, make_user
 from tests.reports.conftest import MIN, NOW, Builder, local
@@ -252,19 +254,19 @@ def _reach(name: str, result: str, aired: int = 1) -> VillageReach:
 
 def test_an_ip_month_needs_every_village() -> None:
     ok = _reach("Thôn 1", "compliant")
-    assert service.ip_month_result("compliant", [ok, ok]) == "compliant"
-    assert service.ip_month_result("compliant", []) == "compliant"
-    assert service.ip_month_result("compliant", [ok, _reach("Thôn 2", "not-aired", 0)]) == (
+    assert vr.ip_month_result("compliant", [ok, ok]) == "compliant"
+    assert vr.ip_month_result("compliant", []) == "compliant"
+    assert vr.ip_month_result("compliant", [ok, _reach("Thôn 2", "not-aired", 0)]) == (
         "villages-missing"
     )
-    assert service.ip_month_result("compliant", [ok, _reach("Thôn 2", "too-short")]) == (
+    assert vr.ip_month_result("compliant", [ok, _reach("Thôn 2", "too-short")]) == (
         "too-short"
     )
-    assert service.ip_month_result("compliant", [ok, _reach("Thôn 2", "pending", 0)]) == (
+    assert vr.ip_month_result("compliant", [ok, _reach("Thôn 2", "pending", 0)]) == (
         "pending"
     )
     # The month's own shortfall comes first.
-    assert service.ip_month_result("too-long", [_reach("Thôn 2", "not-aired", 0)]) == "too-long"
+    assert vr.ip_month_result("too-long", [_reach("Thôn 2", "not-aired", 0)]) == "too-long"
 
 
 def test_in_service_means_an_active_cluster_created_before_the_broadcast() -> None:
@@ -274,13 +276,13 @@ def test_in_service_means_an_active_cluster_created_before_the_broadcast() -> No
         (2, starts),  # created as it began: not yet
         (3, datetime(2024, 7, 1, tzinfo=UTC)),
     ]
-    assert service.villages_in_service(clusters, starts) == {1}
+    assert vr.villages_in_service(clusters, starts) == {1}
 
 
 def test_month_reach_from_outcomes(database_url: str) -> None:
     b = Broadcast(id=1, starts_at=NOW, status="aired")
     outcomes = {1: {5: Outcome("aired", 12 * MIN), 6: Outcome("missed")}}
-    rows = service.month_reach(
+    rows = vr.month_reach(
         [b], outcomes, names={5: "Thôn 5", 6: "Thôn 6"}, expected=1,
         window=(10 * MIN, 15 * MIN), closed=True,
     )  # fmt: skip
@@ -288,4 +290,4 @@ def test_month_reach_from_outcomes(database_url: str) -> None:
         ("Thôn 5", 1, 12 * MIN, "compliant"),
         ("Thôn 6", 0, 0, "not-aired"),
     ]
-    assert service.reach_text(rows[:1], rows, rows[1:]) == "aired in 1 of 2 villages; not in Thôn 6"
+    assert vr.reach_text(rows[:1], rows, rows[1:]) == "aired in 1 of 2 villages; not in Thôn 6"

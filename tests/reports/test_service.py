@@ -14,8 +14,9 @@ from app.db import unit_of_work
 from app.devices import service as devices
 from app.errors import Invalid, NotFound
 from app.playout.models import AsRunEvent
+from app.reports import period as report_period
 from app.reports import service
-from app.reports.service import Period
+from app.reports.period import Period
 from app.schedule.models import Broadcast
 from app.segments.models import Topic
 from tests.helpers import make_station, make_user, user
@@ -224,7 +225,7 @@ def test_staff_of_another_station_get_404(session: Session, year: dict[str, Any]
     ],
 )
 def test_period(year: str | None, month: str | None, expected: Period) -> None:
-    assert service.parse_period(year=year, month=month) == expected
+    assert report_period.parse_period(year=year, month=month) == expected
 
 
 @pytest.mark.parametrize(
@@ -242,12 +243,12 @@ def test_period(year: str | None, month: str | None, expected: Period) -> None:
 )
 def test_bad_period(year: str | None, month: str | None, names: str) -> None:
     with pytest.raises(Invalid) as exc:
-        service.parse_period(year=year, month=month)
+        report_period.parse_period(year=year, month=month)
     assert exc.value.message.startswith(f"{names}:")
 
 
 def test_format() -> None:
-    assert service.parse_format(None) == "json"
-    assert service.parse_format("PDF") == "pdf"
+    assert report_period.parse_format(None) == "json"
+    assert report_period.parse_format("PDF") == "pdf"
     with pytest.raises(Invalid, match=r"^format: must be one of json, csv, xlsx, pdf"):
-        service.parse_format("docx")
+        report_period.parse_format("docx")

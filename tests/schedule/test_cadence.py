@@ -346,7 +346,7 @@ def test_move_within_month_rejects_other_local_month() -> None:
         ({"kind": "weekly", "weekdays": [1], "time": "25:00"}, "time"),
         ({"kind": "weekly", "time": "17:00"}, "weekdays"),
         ({"kind": "weekly", "weekdays": [1], "time": "17:00", "tim": "x"}, "tim"),
-        ({"kind": "daily", "time": "17:00"}, "kind"),
+        ({"kind": "hourly", "time": "17:00"}, "kind"),
         ({"time": "17:00"}, "kind"),
     ],
 )

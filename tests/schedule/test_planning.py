@@ -293,7 +293,7 @@ def test_each_planned_broadcast_records_the_network_kind_of_its_local_day(
     database_url: str, session: Session, bulk: bool
 ) -> None:
     from app import clock
-    from app.stations import network
+    from app.schedule import network
     from app.stations.models import Network, Station
 
     ids = make_station(villages=1, network="fm")

@@ -173,6 +173,29 @@ def programme_rules(ctx: Ctx, who: str) -> Call:
     )
 
 
+def new_relay(ctx: Ctx, who: str) -> Call:
+    return Call(
+        path={"station_id": ctx.world.station_a},
+        json={
+            "code": f"relay{next(ctx.n)}",
+            "name": "Tiếp sóng",
+            "scope": "station",
+            "cadence": {"kind": "daily", "time": "03:00"},
+            "min_duration_ms": 60_000,
+            "max_duration_ms": 60_000,
+            "source": {"kind": "relay", "url": "http://127.0.0.1:9/vov1"},
+        },
+    )
+
+
+def probe_closed(ctx: Ctx, who: str) -> Call:
+    return Call(json={"url": "http://127.0.0.1:9/vov1"})  # nothing listens: answered at once
+
+
+def station_query(ctx: Ctx, who: str) -> Call:
+    return Call(params={"station_id": ctx.world.station_a})
+
+
 def new_station(ctx: Ctx, who: str) -> Call:
     return Call(json={"name": f"Xã mới {next(ctx.n)}"})
 
@@ -409,6 +432,11 @@ MATRIX: dict[tuple[str, str], tuple[tuple[int, ...], Builder]] = {
     ("PUT", "/api/v1/stations/{station_id}/villages/{village_id}/cadence"): (APPROVER(), village_cadence),  # noqa: E501
     ("PATCH", "/api/v1/stations/{station_id}/programmes/{code}"): (APPROVER(), programme_rules),
     ("GET", "/api/v1/stations/{station_id}/programmes"): (STAFF_READ(), station),
+    ("POST", "/api/v1/stations/{station_id}/programmes"): (ADMIN(201), new_relay),
+    # Icecast asks here about each listener: anyone may ask, the token decides the answer.
+    ("POST", "/api/v1/streams/listener"): (PUBLIC(), nothing),
+    ("POST", "/api/v1/streams/probe"): (ADMIN(), probe_closed),
+    ("GET", "/api/v1/streams/today"): (STAFF_READ(), station_query),
     ("POST", "/api/v1/stations/{station_id}/plan"): (APPROVER(), station_plan),
     ("GET", "/api/v1/stations/{station_id}/abbreviations"): (STAFF_READ(), station),
     ("PUT", "/api/v1/stations/{station_id}/abbreviations"): (EDITOR(), dictionary),

@@ -28,6 +28,7 @@ from app.console.render import NOTICES, redirect, render
 from app.console.routing import ConsoleRoute
 from app.db import DbId, unit_of_work
 from app.errors import Invalid
+from app.schedule import network as schedule_network
 from app.stations import document
 from app.stations import service as stations
 from app.stations.models import Station
@@ -342,10 +343,10 @@ def save_station(request: Request, user: AdminPage, station_id: DbId, form: Form
             raise Invalid(_("Hãy chọn hệ thống loa: IP hoặc FM."))
         state = network_state(station)
         if network and network != (state.pending or state.today):
-            changes["network"] = network  # from the next local day (stations.set_network)
+            changes["network"] = network  # from the next local day (schedule.set_network)
         checked = form.model(StationUpdate, changes)  # the API's PATCH model, all at once
         changes = checked.model_dump(include=set(changes))
-        stations.update_station(db, station=station, changes=changes, actor=user)
+        schedule_network.update_station(db, station=station, changes=changes, actor=user)
 
     return _station_change(request, user, station_id, form, "details", change)
 

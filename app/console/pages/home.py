@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from app import clock
 from app.accounts.models import User
-from app.console import dashboard, segment_views
+from app.console import dashboard, relay_views, segment_views
 from app.console.auth import ApproverPage, safe_next, signed_in_user
 from app.console.forms import FormDep, run_form
 from app.console.i18n import N_
@@ -34,8 +34,10 @@ def _home(
     request: Request, user: User, *, error: str | None = None, status: int = 200
 ) -> HTMLResponse:
     with unit_of_work(write=False) as db:
-        summary = dashboard.home(db, user=user, now=clock.now())
+        now = clock.now()
+        summary = dashboard.home(db, user=user, now=now)
         needs_audio = segment_views.needing_audio(db, user=user)
+        relays = relay_views.today(db, station=summary.station, now=now)
         return render(
             request,
             "home.html",
@@ -43,6 +45,7 @@ def _home(
                 "title": N_("Trang chủ"),
                 "home": summary,
                 "needs_audio": needs_audio,
+                "relays_today": relays,
                 "error": error,
             },
             status=status,

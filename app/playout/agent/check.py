@@ -57,7 +57,7 @@ def _playlist(client: PlayoutClient, config: AgentConfig, say: Say) -> PlaylistI
             raise CheckFailed(f"the server refused the playlist of {day}: {exc}{hint}") from exc
         except ServerUnavailable as exc:
             raise CheckFailed(f"cannot reach {config.server_url}: {exc}") from exc
-        items = parse_items(fetched.body)
+        items = [i for i in parse_items(fetched.body) if i.kind == "file"]  # audio to test
         zone = fetched.body.get("timezone")
         say(f"playlist {day}: {len(items)} items (ETag {fetched.etag}, zone {zone})")
         if items:
@@ -70,6 +70,7 @@ def _playlist(client: PlayoutClient, config: AgentConfig, say: Say) -> PlaylistI
 
 def _download(client: PlayoutClient, config: AgentConfig, item: PlaylistItem, say: Say) -> Path:
     cache = AudioCache(config.cache_dir, client)
+    assert item.sha256 is not None  # file items only (see _playlist)
     url = client.audio_url(item.sha256, item.audio_url)
     began = time.monotonic()
     try:

@@ -78,6 +78,10 @@ class AgentConfig(BaseModel):
 
     retry_base_seconds: float = Field(default=2.0, gt=0)
     retry_max_seconds: float = Field(default=300.0, gt=0)
+    # A relayed stream that drops is tried again after this pause, doubling up to the max,
+    # for as long as its window lasts.
+    relay_retry_base_seconds: float = Field(default=0.5, gt=0)
+    relay_retry_max_seconds: float = Field(default=8.0, gt=0)
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
     read_timeout_seconds: float = Field(default=15.0, gt=0)
     download_budget_seconds: float = Field(default=2.0, gt=0)

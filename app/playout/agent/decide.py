@@ -28,7 +28,7 @@ The rules, in one place:
 from __future__ import annotations
 
 from collections.abc import Container, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -52,7 +52,7 @@ class PlayoutSlot:
     title: str
     broadcast_id: int | None
     emergency_id: int | None
-    sha256: str
+    sha256: str | None  # None for a relayed stream
     audio_url: str | None
     starts_at: datetime
     ends_at: datetime
@@ -60,6 +60,28 @@ class PlayoutSlot:
     expires_at: datetime | None = None
     event_key: str | None = None
     yields_to: tuple[str, ...] = ()
+    stream_url: str | None = None  # a relay: the hub's mount
+    fallback_sha256: str | None = None  # what fills a relay's dropout
+    fallback_audio_url: str | None = None
+    fallback_ms: int = 0
+
+    @property
+    def is_stream(self) -> bool:
+        """Whether this relays a stream (no file to cache)."""
+        return self.stream_url is not None
+
+    @property
+    def fallback_slot(self) -> PlayoutSlot | None:
+        """A relay's fallback as a slot whose audio the cache must have."""
+        if self.fallback_sha256 is None:
+            return None
+        return replace(
+            self,
+            sha256=self.fallback_sha256,
+            audio_url=self.fallback_audio_url,
+            stream_url=None,
+            duration_ms=self.fallback_ms,
+        )
 
     @property
     def is_emergency(self) -> bool:
@@ -87,6 +109,10 @@ def item_slot(item: PlaylistItem) -> PlayoutSlot:
         duration_ms=item.duration_ms,
         event_key=item.event_key,
         yields_to=item.yields_to,
+        stream_url=item.stream_url if item.kind == "stream" else None,
+        fallback_sha256=item.fallback_sha256,
+        fallback_audio_url=item.fallback_audio_url,
+        fallback_ms=item.fallback_duration_ms or 0,
     )
 
 
@@ -231,6 +257,12 @@ def decide(
         return DONE
     first = parts[0]
     offset = max((now - first.planned_start).total_seconds(), 0.0)
+    if slot.is_stream:
+        # A relay is live: after an emergency or a restart it carries on with what is on
+        # air now, whatever the late policy, while its window lasts.
+        if now >= first.planned_end or first.duration_ms / 1000 - offset < 1.0:
+            return DONE
+        return Decision("play", offset_s=offset)
     if policy.late_policy == "skip" and not (
         player_failed and offset <= policy.start_grace_seconds
     ):
@@ -255,6 +287,8 @@ def _first_start(slot: PlayoutSlot, now: datetime, policy: PlayPolicy) -> Decisi
         return Decision("play")
     if now >= slot.ends_at:
         return Decision("fail", note="missed: not played in its slot")
+    if slot.is_stream:  # live: join it where it is now, whatever the late policy
+        return Decision("play", offset_s=late)
     if late > policy.max_late_seconds:
         return Decision("fail", note=f"{late:.0f} s late, over max_late_seconds")
     if policy.late_policy == "skip":
@@ -354,7 +388,14 @@ def wanted_slots(
         for s in emergencies
         if s.occurrence not in done and emergency_active(notices, s.emergency_id, now)
     ]
-    wanted += [s for s in items if s.ends_at > now and s.occurrence not in done]
+    for s in items:
+        if s.ends_at <= now or s.occurrence in done:
+            continue
+        if s.is_stream:  # nothing to download but the fallback that fills its dropouts
+            if (fill := s.fallback_slot) is not None:
+                wanted.append(fill)
+        else:
+            wanted.append(s)
     return wanted
 
 
@@ -382,7 +423,9 @@ def audio_to_keep(
     """
     keep: set[str] = set()
     for day, items in playlists.items():
-        keep |= {i.sha256 for i in items if day != yesterday or i.end > now}
+        for i in items:
+            if day != yesterday or i.end > now:
+                keep |= {sha for sha in (i.sha256, i.fallback_sha256) if sha is not None}
     keep |= {n.sha256 for n in notices}
     keep |= set(playing)
     return keep

@@ -51,6 +51,14 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS ix_events_upload ON events (upload, status);
 """
+# Columns added since the first journals (added to an older file when it is opened). A
+# relayed stream's event keeps sha256 '' (the column is NOT NULL in older files).
+ADDED_COLUMNS = (
+    ("relayed_ms", "INTEGER"),
+    ("dropout_count", "INTEGER"),
+    ("dropout_ms", "INTEGER"),
+)
+STREAM = ""  # the sha256 of a relayed stream's event in the journal
 
 # Event statuses: "playing" while the player runs; the rest are final and sent to the server.
 FINAL_STATUSES = ("played", "interrupted", "failed")
@@ -90,6 +98,13 @@ class Part:
     note: str | None
     upload: str
     reject_reason: str | None
+    relayed_ms: int | None = None
+    dropout_count: int | None = None
+    dropout_ms: int | None = None
+
+    @property
+    def is_stream(self) -> bool:
+        return self.sha256 == STREAM
 
     @property
     def expected_end(self) -> datetime:
@@ -105,11 +120,19 @@ class Part:
         event: dict[str, Any] = {
             "event_id": self.event_id,
             "broadcast_id": self.broadcast_id,
-            "sha256": self.sha256,
+            "sha256": None if self.is_stream else self.sha256,
             "started_at": _iso(self.started_at),
             "ended_at": _iso(ended_at),
             "status": self.status,
         }
+        if self.is_stream:
+            event["relayed_ms"] = self.relayed_ms or 0
+            event["dropouts"] = {
+                "count": self.dropout_count or 0,
+                "total_ms": self.dropout_ms or 0,
+            }
+            if self.note:
+                event["note"] = self.note[:300]
         if self.emergency_id is not None:
             event["emergency_id"] = self.emergency_id
         return event
@@ -138,6 +161,9 @@ def _part(row: sqlite3.Row) -> Part:
         note=row["note"],
         upload=row["upload"],
         reject_reason=row["reject_reason"],
+        relayed_ms=row["relayed_ms"],
+        dropout_count=row["dropout_count"],
+        dropout_ms=row["dropout_ms"],
     )
 
 
@@ -203,6 +229,10 @@ class Journal:
             # Playout PCs lose power: the "playing" mark must be on disk before the player runs.
             self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        have = {row["name"] for row in self._db.execute("PRAGMA table_info(events)")}
+        for name, kind in ADDED_COLUMNS:
+            if name not in have:
+                self._db.execute(f"ALTER TABLE events ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         """Close the database and let another agent use it."""
@@ -336,11 +366,24 @@ class Journal:
         )
 
     def finish(
-        self, event_id: str, *, status: str, ended_at: datetime, note: str | None = None
+        self,
+        event_id: str,
+        *,
+        status: str,
+        ended_at: datetime,
+        note: str | None = None,
+        relayed: tuple[int, int, int] | None = None,
     ) -> None:
-        """Close a playing part with its final status."""
+        """Close a playing part with its final status (and, for a relayed stream, what it
+        heard: relayed ms, dropout count, dropout ms)."""
         if status not in FINAL_STATUSES:
             raise ValueError(f"not a final status: {status}")
+        if relayed is not None:
+            self._db.execute(
+                "UPDATE events SET relayed_ms = ?, dropout_count = ?, dropout_ms = ? "
+                "WHERE event_id = ? AND status = 'playing'",
+                (*relayed, event_id),
+            )
         self._db.execute(
             "UPDATE events SET status = ?, ended_at = ?, note = COALESCE(?, note) "
             "WHERE event_id = ?",

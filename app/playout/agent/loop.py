@@ -46,14 +46,23 @@ from app.playout.agent.decide import (
     wanted_slots,
     winner_over,
 )
-from app.playout.agent.journal import Journal, Part
+from app.playout.agent.journal import STREAM, Journal, Part
 from app.playout.agent.player import Playback, Player, PlayerError
+from app.playout.agent.relay import RelayPlayback, mount_on_air, with_token
 from app.playout.agent.schemas import PlaylistItem, parse_items
 from app.playout.agent.sync import ServerSync
 
 log = logging.getLogger("loaxa.agent")
 
 Clock = Callable[[], datetime]
+
+
+def _relayed(playback: Playback) -> tuple[int, int, int] | None:
+    """What a relay part heard (relayed ms, dropouts, dropout ms); None for a file."""
+    if not isinstance(playback, RelayPlayback):
+        return None
+    report = playback.report()
+    return report.relayed_ms, report.dropout_count, report.dropout_ms
 
 
 def utc_now() -> datetime:
@@ -234,7 +243,11 @@ class Agent:
         self.current = None
         ending = after_exit(code, now, stopping=self._stop_requested)
         self.journal.finish(
-            cur.part.event_id, status=ending.status, ended_at=ending.ended_at, note=ending.note
+            cur.part.event_id,
+            status=ending.status,
+            ended_at=ending.ended_at,
+            note=ending.note,
+            relayed=_relayed(cur.playback),
         )
         if ending.status == "played":
             log.info("played %s", cur.slot.occurrence)
@@ -248,7 +261,11 @@ class Agent:
         cur.playback.stop()
         self.current = None
         self.journal.finish(
-            cur.part.event_id, status=ending.status, ended_at=ending.ended_at, note=ending.note
+            cur.part.event_id,
+            status=ending.status,
+            ended_at=ending.ended_at,
+            note=ending.note,
+            relayed=_relayed(cur.playback),
         )
         log.info("stopped %s (%s): %s", cur.slot.occurrence, ending.status, ending.note)
         self.sync.upload_soon(now)
@@ -261,7 +278,7 @@ class Agent:
             decision = self._evaluate(slot, now)
             if decision.action != "play":
                 continue
-            if not self.cache.has(slot.sha256):
+            if slot.sha256 is not None and not self.cache.has(slot.sha256):
                 if slot.is_emergency:
                     continue  # being downloaded by the emergency poll
                 if slot.occurrence not in self._waiting_logged:
@@ -289,14 +306,14 @@ class Agent:
         )
         if decision.action == "fail":
             note = decision.note
-            if not self.cache.has(slot.sha256):
+            if slot.sha256 is not None and not self.cache.has(slot.sha256):
                 note = f"audio not available; {note}"
             at = slot.starts_at
             self.journal.add_part(
                 occurrence=slot.occurrence,
                 broadcast_id=slot.broadcast_id,
                 emergency_id=slot.emergency_id,
-                sha256=slot.sha256,
+                sha256=slot.sha256 or STREAM,
                 planned_start=slot.starts_at,
                 planned_end=slot.ends_at,
                 duration_ms=slot.duration_ms,
@@ -321,16 +338,15 @@ class Agent:
             occurrence=slot.occurrence,
             broadcast_id=slot.broadcast_id,
             emergency_id=slot.emergency_id,
-            sha256=slot.sha256,
+            sha256=slot.sha256 or STREAM,
             planned_start=planned_start,
             planned_end=planned_end,
             duration_ms=slot.duration_ms,
             offset_ms=round(offset_s * 1000),
             started_at=now,
         )
-        path = self.cache.path(slot.sha256)
         try:
-            playback = self.player.start(path, offset_s=offset_s, duration_s=slot.duration_s)
+            playback = self._start_player(slot, offset_s, planned_end)
         except PlayerError as exc:
             note = f"{PLAYER_FAILED}: {exc}"
             self.journal.finish(part.event_id, status="failed", ended_at=now, note=note)
@@ -339,6 +355,27 @@ class Agent:
         self.current = _Current(slot=slot, part=part, playback=playback, last_heartbeat=now)
         what = f"emergency {slot.emergency_id}" if slot.is_emergency else slot.occurrence
         log.info("playing %s %r from %.1f s (part %d)", what, slot.title, offset_s, part.part)
+
+    def _start_player(self, slot: PlayoutSlot, offset_s: float, ends_at: datetime) -> Playback:
+        if slot.stream_url is None:
+            assert slot.sha256 is not None
+            path = self.cache.path(slot.sha256)
+            return self.player.start(path, offset_s=offset_s, duration_s=slot.duration_s)
+        fallback = None
+        if slot.fallback_sha256 is not None and self.cache.has(slot.fallback_sha256):
+            fallback = self.cache.path(slot.fallback_sha256)
+        stream_url = slot.stream_url
+        return RelayPlayback(
+            self.player,
+            with_token(stream_url, self.config.token()),
+            ends_at=ends_at,
+            clock=self.now,
+            fallback=fallback,
+            fallback_s=slot.fallback_ms / 1000,
+            backoff_base_s=self.config.relay_retry_base_seconds,
+            backoff_max_s=self.config.relay_retry_max_seconds,
+            on_air=lambda: mount_on_air(stream_url),
+        )
 
     # What there is to play.
 
@@ -408,9 +445,10 @@ class Agent:
             stored = self.journal.playlist(day)
             if stored is not None:
                 playlists[day] = parse_items(stored.body)
-        playing = [p.sha256 for p in self.journal.playing()]
+        playing = [p.sha256 for p in self.journal.playing() if not p.is_stream]
         if self.current is not None:
-            playing.append(self.current.slot.sha256)
+            slot = self.current.slot
+            playing += [sha for sha in (slot.sha256, slot.fallback_sha256) if sha is not None]
         keep = audio_to_keep(
             playlists,
             yesterday=yesterday,

@@ -45,8 +45,9 @@ class Playback(Protocol):
 class Player(Protocol):
     """Starts playing a file, from an offset in seconds, without blocking."""
 
-    def start(self, file: Path, *, offset_s: float, duration_s: float) -> Playback:
-        """Start playing `file` at `offset_s`; `duration_s` is the file's whole length."""
+    def start(self, file: Path | str, *, offset_s: float, duration_s: float) -> Playback:
+        """Start playing `file` (a path, or a stream's URL) at `offset_s`; `duration_s` is
+        the file's whole length (a stream's window)."""
         ...
 
 
@@ -263,14 +264,16 @@ class SubprocessPlayer:
         if not self.template:
             raise ValueError("the player command is empty")
 
-    def argv(self, file: Path, offset_s: float) -> list[str]:
+    def argv(self, file: Path | str, offset_s: float) -> list[str]:
         """The command line for one file (placeholders replaced inside each argument)."""
         offset = f"{max(offset_s, 0.0):.3f}"
         return [
             arg.replace("{file}", str(file)).replace("{offset_s}", offset) for arg in self.template
         ]
 
-    def start(self, file: Path, *, offset_s: float, duration_s: float) -> SubprocessPlayback:
+    def start(
+        self, file: Path | str, *, offset_s: float, duration_s: float
+    ) -> SubprocessPlayback:
         """Start the player process."""
         argv = self.argv(file, offset_s)
         log.debug("player: %s", shlex.join(argv))
@@ -314,7 +317,7 @@ class DryRunPlayer:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
 
-    def start(self, file: Path, *, offset_s: float, duration_s: float) -> ClockPlayback:
+    def start(self, file: Path | str, *, offset_s: float, duration_s: float) -> ClockPlayback:
         """Log "would play" and return a playback that ends when the file would."""
         now = self._clock()
         log.info("would play %s at %s (from %.1f s)", file, now.isoformat(), offset_s)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -32,8 +32,23 @@ class PlaylistItem(BaseModel):
     starts_at: AwareDatetime
     ends_at: AwareDatetime | None = None
     duration_ms: int = Field(gt=0)
-    sha256: str = Field(pattern=SHA256_PATTERN)
+    # "file": the stored audio (sha256, audio_url); "stream": relay stream_url for the
+    # window, the station's fallback (if any) filling a dropout.
+    kind: Literal["file", "stream"] = "file"
+    sha256: str | None = Field(default=None, pattern=SHA256_PATTERN)
     audio_url: str | None = None
+    stream_url: str | None = None
+    fallback_sha256: str | None = Field(default=None, pattern=SHA256_PATTERN)
+    fallback_audio_url: str | None = None
+    fallback_duration_ms: int | None = None
+
+    @model_validator(mode="after")
+    def _source(self) -> PlaylistItem:
+        if self.kind == "file" and self.sha256 is None:
+            raise ValueError("a file item needs its sha256")
+        if self.kind == "stream" and not self.stream_url:
+            raise ValueError("a stream item needs its stream_url")
+        return self
 
     @model_validator(mode="after")
     def _slot_end(self) -> PlaylistItem:

@@ -226,6 +226,8 @@ class ServerSync:
     ) -> Literal["done", "partial", "failed"]:
         """Have the slot's file in the cache: download it (within `budget_s`, None: all)."""
         sha = slot.sha256
+        if sha is None:  # a relayed stream: nothing to download
+            return "done"
         if self.cache.has(sha):
             return "done"
         backoff = self._download_backoff.setdefault(
@@ -258,7 +260,7 @@ class ServerSync:
         deadline = time.monotonic() + budget_s
         self.downloading = False
         for slot in slots:
-            if self.cache.has(slot.sha256):
+            if slot.sha256 is None or self.cache.has(slot.sha256):
                 continue
             remaining = deadline - time.monotonic()
             if remaining <= 0:
