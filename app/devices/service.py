@@ -24,6 +24,7 @@ from app.audit import service as audit
 from app.db import unit_of_work
 from app.devices.models import Device
 from app.errors import Forbidden, NotFound, Unauthorized
+from app.playout import signals
 from app.stations.models import Station, Village
 
 # A device's last_seen_at / last_playlist_at are written at most this often: the polls
@@ -82,9 +83,10 @@ def _end_token(session: Session, *, device: Device, actor: User | None, action: 
     """The one place a device token stops working (revoked, or replaced by a new one): its
     hash is replaced by that of a random token nobody is shown, so the old token answers
     401 from the next request on, and no later change (enabling the device again) can bring
-    it back. Later, revocations are published to the devices' message broker from here."""
+    it back. Devices are told through app.playout.signals (the push broker drops its login)."""
     device.token_hash = hash_device_token(new_device_token())
     session.flush()
+    signals.token_ended(session, device.id)
     audit.record(
         session,
         actor=actor,

@@ -34,6 +34,7 @@ from app.devices.service import (
     device_from_row,
 )
 from app.errors import Invalid, NotFound
+from app.playout import signals
 from app.playout.models import Emergency, EmergencyDelivery
 from app.playout.polldb import poll_execute, touch_device
 from app.playout.schemas import DeliveryOut, EmergencyDetail, EmergencyOut
@@ -316,6 +317,7 @@ def create_emergency(
         entity_id=emergency.id,
         after=_emergency_snapshot(emergency),
     )
+    signals.alert_changed(session, emergency.station_id)
     return emergency
 
 
@@ -371,6 +373,7 @@ def cancel_emergency(
             before=before,
             after=_emergency_snapshot(emergency),
         )
+        signals.alert_changed(session, emergency.station_id)
     return emergency
 
 
