@@ -31,7 +31,7 @@ BROADCAST_STATUS = {
     "assembled": StatusLabel(N_("Đã ghép"), "●", "info"),
     "aired": StatusLabel(N_("Đã phát"), "✓", "good"),
     "missed": StatusLabel(N_("Bị lỡ"), "✗", "bad"),
-    "cancelled": StatusLabel(N_("Đã huỷ"), "–", "neutral"),
+    "cancelled": StatusLabel(N_("Đã hủy"), "–", "neutral"),
 }
 
 TOPICS = {

@@ -59,7 +59,7 @@ def describe_error(exc: LoaxaError) -> str:
     if isinstance(exc, Conflict) and "changed by someone else" in detail:
         return stale_message()
     if isinstance(exc, NotFound):
-        return _("Không tìm thấy mục này; có thể nó đã bị xoá.")
+        return _("Không tìm thấy mục này; có thể nó đã bị xóa.")
     if isinstance(exc, Forbidden):
         return _("Bạn không có quyền làm việc này.")
     if isinstance(exc, PayloadTooLarge):

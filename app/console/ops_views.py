@@ -33,7 +33,7 @@ OFFLINE = StatusLabel(N_("Mất kết nối"), "✗", "bad")
 NEVER = StatusLabel(N_("Chưa kết nối lần nào"), "○", "neutral")
 
 EMERGENCY_LIVE = StatusLabel(N_("Đang phát khẩn cấp"), "!", "bad")
-EMERGENCY_CANCELLED = StatusLabel(N_("Đã huỷ"), "–", "neutral")
+EMERGENCY_CANCELLED = StatusLabel(N_("Đã hủy"), "–", "neutral")
 EMERGENCY_ENDED = StatusLabel(N_("Đã kết thúc"), "✓", "good")
 
 DELIVERY_WAITING = StatusLabel(N_("Chưa nhận"), "○", "warn")

@@ -50,7 +50,7 @@ router = APIRouter(prefix="/admin", route_class=ConsoleRoute, include_in_schema=
 NOTICES.update(
     {
         "user-created": N_("Đã thêm người dùng."),
-        "user-disabled": N_("Đã khoá tài khoản."),
+        "user-disabled": N_("Đã khóa tài khoản."),
         "user-enabled": N_("Đã mở lại tài khoản."),
         "password-reset": N_("Đã đặt lại mật khẩu."),
     }
