@@ -99,7 +99,8 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 
 
 def _spawn(part: Part) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **(part.env or {})}
+    # Line by line: the parts share the supervisor's log, read as it happens.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(part.env or {})}
     process = subprocess.Popen(list(part.argv), env=env, preexec_fn=_die_with_parent)
     log.info("%s started (pid %d)", part.name, process.pid)
     return process

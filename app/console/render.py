@@ -73,9 +73,13 @@ NAV: list[NavItem] = [
 NOTICES: dict[str, str] = {
     "signed-out": N_("Bạn đã đăng xuất."),
     "device-revoked": N_("Đã thu hồi mã của thiết bị: máy không kết nối được nữa."),
+    "device-exists": N_(
+        "Máy này vừa được thêm rồi, nên không thêm lần nữa. Mã chỉ hiện một lần: nếu chưa "
+        "chép, hãy bấm “Cấp mã mới” ở dòng của máy."
+    ),
     "saved": N_("Đã lưu."),
     "created": N_("Đã tạo tin bài."),
-    "audio": N_("Đã gắn tệp âm thanh: đã đo độ dài và chuẩn hoá âm lượng."),
+    "audio": N_("Đã gắn tệp âm thanh: đã đo độ dài và chuẩn hóa âm lượng."),
     "tts": N_("Đã tạo giọng đọc máy từ nội dung."),
     "submitted": N_("Đã gửi duyệt."),
     "approved": N_("Đã duyệt."),
@@ -93,9 +97,16 @@ NOTICES: dict[str, str] = {
         "Đã lưu thứ tự phát, nhưng chưa ghép lại được buổi phát: hãy bấm Ghép buổi phát."
     ),
     "warning-seen": N_("Đã ghi nhận: bạn đã xem cảnh báo."),
+    "rundown-assembled": N_("Đã lưu thứ tự phát và ghép buổi phát: bản ghép nghe được bên dưới."),
+    "rundown-not-made": N_(
+        "Đã lưu thứ tự phát, nhưng chưa ghép: tổng thời lượng nằm ngoài khung. Hãy sửa thứ "
+        "tự rồi bấm Ghép buổi phát."
+    ),
 }
 # Notices that tell of something left to do: shown as a warning, not as a success.
-WARN_NOTICES = frozenset({"rundown-unassembled", "rundown-remake-failed"})
+WARN_NOTICES = frozenset(
+    {"rundown-unassembled", "rundown-remake-failed", "rundown-not-made", "device-exists"}
+)
 
 
 @lru_cache

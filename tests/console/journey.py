@@ -278,11 +278,13 @@ def first_month(
     check_reloads: bool = True,
     refusal: bool = True,
 ) -> Outcome:
-    """The editor adds the segments by text-to-speech for the column being prepared and
-    submits them; the approver approves them, lets "Tự động xếp" fill the rundown, saves
-    it and assembles the column. With `check_reloads`, every post is followed by a reload
-    that must change nothing; with `refusal`, the approver first presses "Ghép buổi phát"
-    on the empty column (refused, then reloaded: nothing made)."""
+    """The editor adds the segments for the column being prepared, each saved, read by the
+    machine voice and submitted in one tap ("Gửi duyệt, thêm bài khác"); the approver ticks
+    them all on Trang chủ and approves them together, lets "Tự động xếp" fill the rundown,
+    and saves and assembles it in one tap ("Lưu và ghép"). With `check_reloads`, every
+    post is followed by a reload that must change nothing; with `refusal`, the approver
+    first presses "Ghép buổi phát" on the empty column (refused, then reloaded: nothing
+    made)."""
     from playwright.sync_api import expect
 
     column = commune.wait_for_plan()
@@ -319,30 +321,25 @@ def first_month(
     sign_in(ed, EDITOR)
     coming = page.locator("#next")
     expect(coming).to_contain_text(f"tháng {mm_yyyy}")
+    ed.begin()
+    ed.tap(page.locator("#next").get_by_role("button", name="Thêm tin bài"))
+    ed.end("editor-new-form")
     for n, (title, script) in enumerate(segments, 1):
+        last = n == len(segments)
         ed.begin()
-        ed.tap(page.locator("#next").get_by_role("button", name="Thêm tin bài"))
         expect(page.get_by_label("Tháng phát")).to_have_value(month)
         ed.fill(page.get_by_label("Tiêu đề"), title)
         ed.fill(page.get_by_label("Nội dung"), script)
-        ed.tap(page.get_by_role("button", name="Lưu", exact=True))
-        expect(page.get_by_role("heading", name=title)).to_be_visible()
+        # One tap saves, reads the script with the machine voice and submits; all but the
+        # last land on a fresh form for the same month.
+        button = "Lưu và gửi duyệt" if last else "Gửi duyệt, thêm bài khác"
+        ed.tap(page.get_by_role("button", name=button, exact=True))
+        expect(page.get_by_role("status").first).to_contain_text(
+            "gửi duyệt", timeout=180_000)
+        if last:
+            expect(page.get_by_role("heading", name=title)).to_be_visible()
         ed.end(f"editor-add-{n}")
         reload_changes_nothing(ed)
-        ed.begin()
-        ed.tap(page.get_by_role("button", name="Đọc thử"), timeout=180_000)
-        expect(page.get_by_role("status").first).to_contain_text("giọng đọc máy", timeout=180_000)
-        ed.end(f"editor-tts-{n}")
-        reload_changes_nothing(ed)
-        ed.begin()
-        ed.tap(page.get_by_role("button", name="Gửi duyệt"))
-        expect(page.get_by_role("status").first).to_contain_text("Đã gửi duyệt")
-        ed.end(f"editor-submit-{n}")
-        reload_changes_nothing(ed)
-        if n < len(segments):
-            ed.begin()
-            ed.tap(page.get_by_role("link", name="Trang chủ", exact=True))
-            ed.end(f"editor-home-{n}")
     ed.begin()
     ed.tap(page.get_by_role("link", name="Đăng xuất"))
     expect(page.get_by_label("Tên đăng nhập")).to_be_visible()
@@ -354,16 +351,14 @@ def first_month(
     sign_in(ap, APPROVER)
     expect(page.locator("#next")).to_contain_text(
         f"{len(segments)} tin bài chờ duyệt" if len(segments) > 1 else "1 chờ duyệt")
-    for n, (title, _script) in enumerate(segments, 1):
-        ap.begin()
-        ap.tap(page.locator("#todo").get_by_role("link", name=title))
-        ap.tap(page.get_by_role("button", name="Duyệt", exact=True))
-        expect(page.get_by_role("status").first).to_contain_text("Đã duyệt")
-        ap.end(f"approver-approve-{n}")
-        reload_changes_nothing(ap)
-        ap.begin()
-        ap.tap(page.get_by_role("link", name="Trang chủ", exact=True))
-        ap.end(f"approver-home-{n}")
+    ap.begin()
+    ap.tap(page.locator("#todo").get_by_role("link", name="Chọn tất cả"))
+    for title, _script in segments:
+        expect(page.get_by_role("checkbox", name=f"Chọn để duyệt: {title}")).to_be_checked()
+    ap.tap(page.get_by_role("button", name="Duyệt các tin bài đã chọn"))
+    expect(page.get_by_role("status").first).to_contain_text("Đã duyệt")
+    ap.end("approver-approve")
+    reload_changes_nothing(ap)
     if refusal:
         # A detour: the column's page and "Ghép buổi phát" while its rundown is empty.
         page.locator("#next h3 a").click()
@@ -381,15 +376,11 @@ def first_month(
         expect(proposal).to_contain_text(title)
     ap.end("approver-autofill")
     ap.begin()
-    ap.tap(page.get_by_role("button", name="Lưu thứ tự này"))
-    expect(page.get_by_role("status").first).to_contain_text("Đã lưu thứ tự phát")
+    ap.tap(page.get_by_role("button", name="Lưu và ghép"), timeout=300_000)
+    expect(page.get_by_role("status").first).to_contain_text(
+        "Đã lưu thứ tự phát và ghép buổi phát", timeout=300_000)
     expect(page.locator(".band-total.ok")).to_have_count(1)
-    ap.end("approver-save-rundown")
-    reload_changes_nothing(ap)
-    ap.begin()
-    ap.tap(page.get_by_role("button", name="Ghép buổi phát"), timeout=300_000)
-    expect(page.get_by_role("status").first).to_contain_text("Đã ghép buổi phát", timeout=300_000)
     expect(page.locator("#master audio")).to_be_visible()
-    ap.end("approver-assemble")
+    ap.end("approver-save-and-assemble")
     reload_changes_nothing(ap)
     return outcome

@@ -214,7 +214,7 @@ def test_editor_writes_uploads_submits_and_approver_approves(
     page.get_by_label("Nội dung").fill("Kính thưa bà con, ngày 15/3 UBND xã công bố chỉ số PAPI.")
     page.get_by_label("Tệp âm thanh").set_input_files(str(_tone(tmp_path / "ban-tin.wav", 3)))
     editor.shot("segment-new")
-    page.get_by_role("button", name="Lưu").click()
+    page.get_by_role("button", name="Lưu", exact=True).click()
     expect(page.get_by_role("status").first).to_contain_text("Đã tạo tin bài")
     expect(page.locator("dd").filter(has_text="00:03")).to_be_visible()
     expect(page.locator("dd").filter(has_text="đạt chuẩn")).to_be_visible()  # not "LUFS"
@@ -252,7 +252,7 @@ def test_record_in_the_browser_with_the_fake_microphone(
     editor.sign_in("editor1")
     page.goto("/segments/new")
     page.get_by_label("Tiêu đề").fill("Thông báo lịch tiếp công dân (ghi âm)")
-    page.get_by_role("button", name="Lưu").click()
+    page.get_by_role("button", name="Lưu", exact=True).click()
     expect(page.get_by_role("status").first).to_contain_text("Đã tạo tin bài")
     segment_id = int(re.search(r"/segments/(\d+)", page.url).group(1))  # type: ignore[union-attr]
     page.get_by_role("button", name="Ghi âm").click()
@@ -281,7 +281,7 @@ def test_csrf_refusal_role_walls_and_english_in_the_browser(
     page.goto("/segments/new")
     page.get_by_label("Tiêu đề").fill("Tin bị giả mạo token")
     page.locator("input[name=csrf_token]").evaluate("el => el.value = 'forged'")
-    page.get_by_role("button", name="Lưu").click()
+    page.get_by_role("button", name="Lưu", exact=True).click()
     expect(page.get_by_role("alert")).to_contain_text("Biểu mẫu đã hết hạn")
     expect(page.get_by_label("Tiêu đề")).to_have_value("Tin bị giả mạo token")
     editor.shot("csrf-refused")

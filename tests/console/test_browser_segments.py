@@ -85,7 +85,7 @@ def test_a_segment_on_a_phone_has_no_traps_and_says_when_it_works(
     bogus = tmp_path / "bao-cao.pdf"
     bogus.write_bytes(b"%PDF-1.4\n" + b"0" * 4000)
     page.get_by_label("Tệp âm thanh").set_input_files(str(bogus))
-    page.get_by_role("button", name="Lưu").click()
+    page.get_by_role("button", name="Lưu", exact=True).click()
     alert = page.get_by_role("alert")
     expect(alert).to_contain_text("không phải tệp âm thanh")
     expect(alert).to_contain_text("hãy chọn lại tệp")

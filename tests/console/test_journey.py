@@ -54,7 +54,7 @@ def test_a_month_from_nothing_to_assembled_on_a_phone(commune: Commune, browser:
         commune, browser, [("Kết quả cải cách hành chính tháng này", script)], shots=SHOTS
     )
     assert outcome.actions <= GOAL_ACTIONS, [(s.name, s.actions) for s in outcome.steps]
-    assert outcome.reloads >= 7
+    assert outcome.reloads >= 4
 
     # What the API sees: one approved segment, in the column, which is assembled.
     headers = commune.token(APPROVER)

@@ -277,3 +277,122 @@ def test_pages_are_compressed_but_audio_and_ranges_are_not(
     ranged = viewer.get("/schedule?year=2024",
                         headers={"Accept-Encoding": "gzip", "Range": "bytes=0-99"})
     assert "content-encoding" not in ranged.headers
+
+
+@pytest.fixture
+def google_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """gTTS at a closed loopback port: "auto" falls back to espeak-ng without the internet."""
+    from app.config import get_settings
+
+    monkeypatch.setattr(get_settings(), "tts_gtts_endpoint", "http://127.0.0.1:9/")
+
+
+def _segments_titled(*titles: str) -> list[tuple[str, str, bool]]:
+    from app.segments.models import Segment
+
+    with unit_of_work(write=False) as db:
+        rows = db.execute(
+            select(Segment.title, Segment.status, Segment.audio_id.is_not(None))
+            .where(Segment.title.in_(titles)).order_by(Segment.id)
+        ).all()
+        return [(t, s, bool(a)) for t, s, a in rows]
+
+
+def test_one_tap_saves_reads_aloud_submits_and_offers_the_next_form(
+    as_role: RoleClient, google_closed: None
+) -> None:
+    editor = as_role("editor")
+    typed = {"title": "Tin một chạm", "topic": "progress", "programme": "cchc",
+             "target_month": "2024-03", "script": "Kính thưa bà con, xã thông báo lịch tiếp dân."}
+    r = post(editor, "/segments/new", {**typed, "then": "submit-next"})
+    assert r.status_code == 303 and r.headers["location"].startswith("/segments/new?month=2024-03")
+    page = editor.get(r.headers["location"]).text
+    assert "Mời viết tin bài tiếp theo" in page and 'value="2024-03"' in page
+    assert _segments_titled("Tin một chạm") == [("Tin một chạm", "submitted", True)]
+
+    # "Lưu và gửi duyệt" lands on the segment, submitted with its machine voice.
+    r = post(editor, "/segments/new", {**typed, "title": "Tin thứ hai", "then": "submit"})
+    assert r.status_code == 303 and re.search(r"/segments/\d+#flow$", r.headers["location"])
+    assert "Đã gửi duyệt." in editor.get(r.headers["location"]).text
+    assert _segments_titled("Tin thứ hai") == [("Tin thứ hai", "submitted", True)]
+
+
+def test_one_tap_with_nothing_to_read_is_refused_and_creates_nothing(as_role: RoleClient) -> None:
+    editor = as_role("editor")
+    typed = {"title": "Tin trống", "topic": "progress", "programme": "cchc",
+             "target_month": "2024-03", "script": "   "}
+    page = refused(editor, "/segments/new", {**typed, "then": "submit"})
+    assert "Hãy viết nội dung (để đọc bằng giọng máy) hoặc chọn tệp âm thanh" in page.text
+    assert 'value="Tin trống"' in page.text  # what was typed is kept
+    assert _segments_titled("Tin trống") == []
+
+
+def test_one_tap_with_a_file_submits_that_recording(as_role: RoleClient, tmp_path: Path) -> None:
+    editor = as_role("editor")
+    typed = {"title": "Tin có ghi âm", "topic": "progress", "programme": "cchc",
+             "target_month": "2024-03", "script": ""}
+    with pink(tmp_path / "ghi-am.mp3", 3, 1).open("rb") as fh:
+        r = post(editor, "/segments/new", {**typed, "then": "submit"},
+                 files={"file": ("ghi-am.mp3", fh, "audio/mpeg")})
+    assert r.status_code == 303, r.text
+    assert _segments_titled("Tin có ghi âm") == [("Tin có ghi âm", "submitted", True)]
+    page = editor.get(r.headers["location"]).text
+    assert re.search(r"<dt>Độ dài</dt><dd>00:03</dd>", page)
+
+
+def test_approvers_tick_all_and_approve_together_or_not_at_all(
+    as_role: RoleClient, station: dict[str, object]
+) -> None:
+    from tests.console.helpers import make_segment, status_of
+
+    a = make_segment("editor1", title="Tin duyệt A", submit=True)
+    b = make_segment("editor1", title="Tin duyệt B", submit=True)
+    approver = as_role("approver")
+    home = approver.get("/").text
+    assert "Chọn tất cả" in home and 'name="approve"' in home
+    ticked = approver.get("/?tick_all=1").text
+    values = re.findall(r'name="approve" value="([^"]+)"[^>]*checked', ticked)
+    assert len(values) == 2
+
+    assert "Hãy chọn ít nhất một tin bài" in refused(approver, "/segments/approve", {}).text
+    # One changed after the page was shown: named, and nothing approved.
+    stale = [v if not v.startswith(f"{b}:") else f"{b}:999" for v in values]
+    page = refused(approver, "/segments/approve", {"approve": stale})
+    assert "«Tin duyệt B»" in page.text
+    assert (status_of(a), status_of(b)) == ("submitted", "submitted")
+
+    r = post(approver, "/segments/approve", {"approve": values})
+    assert r.status_code == 303 and r.headers["location"] == "/#todo"
+    assert "Đã duyệt các tin bài đã chọn." in approver.get("/").text
+    assert (status_of(a), status_of(b)) == ("approved", "approved")
+    # Editors cannot.
+    assert post(as_role("editor"), "/segments/approve", {"approve": values}).status_code == 403
+
+
+def test_save_and_assemble_from_the_proposal_in_one_tap(
+    as_role: RoleClient, station: dict[str, object], short_column: None, tmp_path: Path
+) -> None:
+    approver = as_role("approver")
+    w = {"station_id": station["station_id"],
+         "h": {"editor": login(approver, "editor1"), "approver": login(approver, "approver1")}}
+    a = approved_segment(approver, w, pink(tmp_path / "a.mp3", 12, 1), "Tin A")["id"]
+    b = approved_segment(approver, w, pink(tmp_path / "b.mp3", 10, 2), "Tin B")["id"]
+    with unit_of_work() as db:
+        from app.schedule.planning import plan_year
+
+        plan_year(db, station_id=int(station["station_id"]), year=2024)  # type: ignore[call-overload]
+    march = _month_broadcast("2024-03")
+    proposal = approver.get(f"/schedule/{march}/autofill").text
+    assert "Lưu và ghép" in proposal
+
+    # Too short for the window: saved, not made, and said as a warning.
+    r = post(approver, f"/schedule/{march}/rundown", {"segment_id": [b], "op": "save-assemble"})
+    assert r.status_code == 303 and r.headers["location"].endswith("#rundown")
+    assert "chưa ghép" in _notice(approver, f"/schedule/{march}")
+    r = post(approver, f"/schedule/{march}/rundown", {"segment_id": [a, b], "op": "save-assemble"})
+    assert r.status_code == 303 and r.headers["location"].endswith("#master")
+    assert "ghép buổi phát" in _notice(approver, f"/schedule/{march}")
+    with unit_of_work(write=False) as db:
+        column = db.get_one(Broadcast, march)
+        assert column.status == "assembled" and column.master_sha256
+        assert schedule.rundown_segment_ids(db, march) == [a, b]

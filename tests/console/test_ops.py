@@ -101,6 +101,10 @@ def test_admin_adds_a_device_and_sees_its_token_once(
     assert token[1] not in listed and "Máy thôn 1" in listed and "Thôn 1" in listed
     assert "Đang kết nối" in listed  # it just polled
     assert refused(admin, "/devices/new", {"name": "", "place": place}).status_code == 422
+    # A reload of the token page posts the form again: no second device, and it says why.
+    again = post(admin, "/devices/new", {"name": "Máy thôn 1", "place": place})
+    assert again.status_code == 303 and again.headers["location"] == "/devices"
+    assert "vừa được thêm rồi" in admin.get("/devices").text
     with unit_of_work(write=False) as db:
         assert db.scalar(select(func.count()).select_from(Device)) == 1
 
@@ -173,7 +177,7 @@ def test_emergency_two_steps_then_watch_devices_pick_it_up(
     r = post(approver, f"/emergency/{eid}/cancel", {})
     assert r.status_code == 303
     html = approver.get(watch).text
-    assert "Đã huỷ" in html and 'http-equiv="refresh"' not in html
+    assert "Đã hủy" in html and 'http-equiv="refresh"' not in html
     assert client.get(EMERGENCIES, headers=pc1["h"]).json() == []
 
 
@@ -193,7 +197,7 @@ def test_admin_manages_users(as_role: RoleClient, browser_client: ClientFactory)
     assert post(admin, user_page + "/role", {"role": "approver"}).status_code == 303
     assert lan.get("/emergency").status_code == 200  # the new role counts at once
     assert post(admin, user_page + "/active", {"disabled": "1"}).status_code == 303
-    assert "Đã khoá" in admin.get(user_page).text
+    assert "Đã khóa" in admin.get(user_page).text
     assert lan.get("/segments", follow_redirects=False).status_code == 303  # signed out
     assert post(admin, user_page + "/active", {"disabled": "0"}).status_code == 303
     new = "một-mật-khẩu-mới"

@@ -1,11 +1,15 @@
 """Thiết bị: each playout PC's health for approvers and admins; an admin adds one and sees
 its token once (the page answers the post directly: the token is never stored, never in a
-cookie nor a redirect, and no later page can show it again)."""
+cookie nor a redirect, and no later page can show it again; a reload of that page, which
+posts again, makes no second device)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import clock
@@ -95,6 +99,10 @@ def add_device(request: Request, user: AdminPage, form: FormDep) -> Response:
 
     def action(db: Session) -> Response:
         body = form.model(DeviceCreate, {"name": form.get("name"), **_place(form)})
+        if _just_added(db, body):
+            # The token page answers the post itself (the token is never stored): a reload
+            # of it sends the post again, which must not make a second device.
+            return redirect("/devices", notice="device-exists")
         device, token = devices.create_device(
             db,
             name=body.name,
@@ -111,6 +119,22 @@ def add_device(request: Request, user: AdminPage, form: FormDep) -> Response:
         )
 
     return run_form(form, again=again, action=action)
+
+
+def _just_added(db: Session, body: DeviceCreate) -> bool:
+    """A device of this name and place was added in the last ten minutes."""
+    since = clock.now() - timedelta(minutes=10)
+    found = db.scalar(
+        select(Device.id).where(
+            Device.name == body.name,
+            Device.station_id == body.station_id,
+            Device.village_id.is_(None)
+            if body.village_id is None
+            else Device.village_id == body.village_id,
+            Device.created_at >= since,
+        )
+    )
+    return found is not None
 
 
 def _device_of(db: Session, user: User, device_id: int) -> Device:

@@ -22,16 +22,24 @@ router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 
 
 @router.get("/", response_class=HTMLResponse)
-def home(request: Request, next: str = "/", expired: bool = False) -> HTMLResponse:
-    """Signed out: the sign-in page. Signed in: this month at a glance and the to-do list."""
+def home(
+    request: Request, next: str = "/", expired: bool = False, tick_all: bool = False
+) -> HTMLResponse:
+    """Signed out: the sign-in page. Signed in: this month at a glance and the to-do list
+    (`tick_all`: "Chọn tất cả" ticked every segment waiting for approval)."""
     user = signed_in_user(request)
     if user is None:
         return sign_in_page(request, next_path=safe_next(next), expired=expired)
-    return _home(request, user)
+    return home_page(request, user, tick_all=tick_all)
 
 
-def _home(
-    request: Request, user: User, *, error: str | None = None, status: int = 200
+def home_page(
+    request: Request,
+    user: User,
+    *,
+    error: str | None = None,
+    status: int = 200,
+    tick_all: bool = False,
 ) -> HTMLResponse:
     with unit_of_work(write=False) as db:
         now = clock.now()
@@ -46,6 +54,7 @@ def _home(
                 "home": summary,
                 "needs_audio": needs_audio,
                 "relays_today": relays,
+                "tick_all": tick_all,
                 "error": error,
             },
             status=status,
@@ -59,7 +68,7 @@ def acknowledge_warning(
     """ "Đã xem": the warning acknowledged (who, when, at which count), as the API's ack."""
 
     def again(message: str, status: int) -> Response:
-        return _home(request, user, error=message, status=status)
+        return home_page(request, user, error=message, status=status)
 
     def action(db: Session) -> Response:
         schedule_warnings.acknowledge(db, warning_id=warning_id, user=user)

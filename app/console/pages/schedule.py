@@ -198,7 +198,16 @@ def set_rundown(
                 confirm_aired=body.confirm_aired,
             )
             dropped = was_assembled and broadcast.master_sha256 is None
-            fits = dropped and assembly.rundown_view(db, broadcast).compliant
+            compliant = assembly.rundown_view(db, broadcast).compliant
+            fits = dropped and compliant
+            unmade = broadcast.master_sha256 is None
+        if form.get("op") == "save-assemble" and unmade:
+            # "Lưu và ghép" under the proposal: saved, then made at once when it fits.
+            if not compliant:
+                return redirect(f"/schedule/{broadcast_id}#rundown", notice="rundown-not-made")
+            view = assembly.assemble_broadcast(broadcast_id, actor_id=user.id)
+            answer = redirect(f"/schedule/{broadcast_id}#master", notice="rundown-assembled")
+            return listen.made_after(answer, view.master_sha256)
         if not dropped:
             return redirect(f"/schedule/{broadcast_id}#rundown", notice="rundown")
         if not fits:

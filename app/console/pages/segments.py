@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
@@ -36,14 +36,16 @@ from app.console.forms import (
     FieldErrors,
     FormDep,
     Refused,
+    parse_int,
     run_form,
     run_form_task,
 )
 from app.console.i18n import N_, _
+from app.console.pages.home import home_page
 from app.console.render import NOTICES, redirect, render
 from app.console.routing import ConsoleRoute
 from app.db import DbId, unit_of_work
-from app.errors import Conflict, Forbidden, Invalid, LoaxaError
+from app.errors import Conflict, Forbidden, Invalid, LoaxaError, PreconditionFailed
 from app.middleware import takes_upload
 from app.pagination import PageParams, paginate
 from app.segments import audio as segment_audio
@@ -70,8 +72,12 @@ NOTICES.update(
         "withdrawn": N_("Đã rút lại: tin bài trở về bản nháp."),
         "deleted": N_("Đã xóa bản nháp."),
         "restored": N_("Đã khôi phục âm thanh cũ."),
+        "submitted-next": N_("Đã lưu và gửi duyệt tin bài vừa viết. Mời viết tin bài tiếp theo."),
+        "approved-many": N_("Đã duyệt các tin bài đã chọn."),
     }
 )
+# "Lưu và gửi duyệt" and "Gửi duyệt, thêm bài khác" on the new form (the button's `then`).
+SUBMIT_NOW = frozenset({"submit", "submit-next"})
 
 
 @router.get("", response_class=HTMLResponse)
@@ -160,12 +166,22 @@ def create(request: Request, user: EditorPage, form: FormDep) -> Response:
 
     def action(db: Session) -> Response:
         fields = views.changes_from(form)
+        nothing_to_read = not str(fields.get("script") or "").strip()
+        if form.get("then") in SUBMIT_NOW and "file" not in form.files and nothing_to_read:
+            raise FieldErrors({"script": _(
+                "Hãy viết nội dung (để đọc bằng giọng máy) hoặc chọn tệp âm thanh "
+                "trước khi gửi duyệt."
+            )})
         segment = segments.create_segment(db, user=user, **fields)
         request.state.created_id = segment.id
         return redirect(f"/segments/{segment.id}", notice="created")
 
     response = run_form(form, again=again, action=action)
     created = getattr(request.state, "created_id", None)
+    if created is not None and form.get("then") in SUBMIT_NOW:
+        return _finish_and_submit(
+            request, user, created, form, next_form=form.get("then") == "submit-next"
+        )
     if created is None or "file" not in form.files:
         return response
     # The file's refusal belongs to the new draft's page, where the audio is attached.
@@ -181,6 +197,48 @@ def create(request: Request, user: EditorPage, form: FormDep) -> Response:
         notice="created",
         check_replace=False,
     )
+
+
+@router.post("/approve")
+def approve_many(request: Request, user: ApproverPage, form: FormDep) -> Response:
+    """ "Duyệt các tin bài đã chọn" on Trang chủ: the ticked segments approved together,
+    each from the version that was shown. All or none: one that changed or left the queue
+    meanwhile is named, and nothing is approved."""
+
+    def again(message: str, status: int) -> Response:
+        return home_page(request, user, error=message, status=status)
+
+    def action(db: Session) -> Response:
+        picked = _picked(form)
+        if not picked:
+            raise Refused(_("Hãy chọn ít nhất một tin bài để duyệt."), status=422)
+        for segment_id, version in picked:
+            segment = segments.get_segment(db, segment_id, user=user, for_update=True)
+            try:
+                with in_words("approve_segment"):
+                    segments.approve_segment(
+                        db, user=user, segment=segment, expected_version=version
+                    )
+            except Refused as exc:
+                raise Refused(f"«{segment.title}»: {exc.message}", status=exc.status_code) from exc
+            except (Conflict, PreconditionFailed) as exc:
+                said = _("vừa được sửa sau khi trang này mở: hãy xem lại trước khi duyệt.")
+                raise Refused(f"«{segment.title}» {said}", status=exc.status_code) from exc
+        return redirect("/#todo", notice="approved-many")
+
+    return run_form(form, again=again, action=action)
+
+
+def _picked(form: ConsoleForm) -> list[tuple[int, int]]:
+    """The ticked segments as (id, version shown); a tampered value refuses the form."""
+    picked: dict[int, int] = {}
+    for raw in form.getlist("approve"):
+        sid, _sep, version = raw.partition(":")
+        segment_id, seen = parse_int(sid), parse_int(version)
+        if segment_id is None or seen is None:
+            raise Refused(_("Danh sách chọn không hợp lệ: hãy tải lại trang."), status=422)
+        picked[segment_id] = seen
+    return sorted(picked.items())
 
 
 def _detail(
@@ -315,24 +373,66 @@ def _attach_file(
             raise FieldErrors({"file": _("Hãy chọn một tệp âm thanh.")})
         if check_replace:
             _check_replace(segment_id, user, form)
-        fd, name = tempfile.mkstemp(dir=audio.work_dir(), prefix="console-", suffix=".part")
-        path = Path(name)
-        try:
-            with open(fd, "wb") as out:
-                shutil.copyfileobj(upload.file, out)
-            attached = segment_audio.upload_audio(
-                segment_id=segment_id,
-                user=user,
-                upload=path,
-                filename=upload.filename,
-                expected_version=expected_version(),
-            )
-        finally:
-            path.unlink(missing_ok=True)
+        sha256 = _store_upload(upload, segment_id, user, expected_version())
         answer = redirect(f"/segments/{segment_id}#audio", notice=notice)
-        return listen.made_after(answer, attached.audio_sha256)
+        return listen.made_after(answer, sha256)
 
     return run_form_task(form, again=_again(request, user, segment_id, form, "audio"), task=task)
+
+
+def _store_upload(
+    upload: UploadFile, segment_id: int, user: User, expected_version: int | None
+) -> str | None:
+    """The chosen file through the API's pipeline; its sha256."""
+    fd, name = tempfile.mkstemp(dir=audio.work_dir(), prefix="console-", suffix=".part")
+    path = Path(name)
+    try:
+        with open(fd, "wb") as out:
+            shutil.copyfileobj(upload.file, out)
+        attached = segment_audio.upload_audio(
+            segment_id=segment_id,
+            user=user,
+            upload=path,
+            filename=upload.filename,
+            expected_version=expected_version,
+        )
+    finally:
+        path.unlink(missing_ok=True)
+    return attached.audio_sha256
+
+
+def _finish_and_submit(
+    request: Request, user: User, segment_id: int, form: ConsoleForm, *, next_form: bool
+) -> Response:
+    """ "Lưu và gửi duyệt" on the new form, one tap for what took three: the draft just
+    saved gets its audio (the file chosen, or the script read by the machine voice when no
+    file was chosen) and goes for approval. With `next_form` ("Gửi duyệt, thêm bài khác")
+    the answer is a fresh form for the same month. Whatever fails leaves the draft saved,
+    and the draft's page says why (a reload creates nothing twice)."""
+    upload = form.files.get("file")
+    form.values = {PAGE_FIELD: [f"/segments/{segment_id}"]}
+    form.action = f"/segments/{segment_id}/submit"
+
+    def task() -> Response:
+        if upload is not None:
+            sha256 = _store_upload(upload, segment_id, user, None)
+        else:
+            sha256 = tts.draft_segment_audio(
+                segment_id=segment_id, user=user, engine="auto"
+            ).audio_sha256
+        with unit_of_work() as db:
+            segment = segments.get_segment(db, segment_id, user=user, for_update=True)
+            with in_words("submit_segment"):
+                segments.submit_segment(db, user=user, segment=segment)
+            month = segment.target_month
+        if next_form:
+            target = "/segments/new" + (f"?month={month}" if month else "")
+            answer = redirect(target, notice="submitted-next")
+        else:
+            answer = redirect(f"/segments/{segment_id}#flow", notice="submitted")
+        return listen.made_after(answer, sha256)
+
+    return run_form_task(form, again=_again(request, user, segment_id, form, "flow"), task=task)
 
 
 @router.post("/{segment_id}/audio")
