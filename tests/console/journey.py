@@ -333,7 +333,8 @@ def first_month(
         # One tap saves, reads the script with the machine voice and submits; all but the
         # last land on a fresh form for the same month.
         button = "Lưu và gửi duyệt" if last else "Gửi duyệt, thêm bài khác"
-        ed.tap(page.get_by_role("button", name=button, exact=True))
+        # Reading a long script aloud takes a while: the click waits for its navigation.
+        ed.tap(page.get_by_role("button", name=button, exact=True), timeout=300_000)
         expect(page.get_by_role("status").first).to_contain_text(
             "gửi duyệt", timeout=180_000)
         if last:
