@@ -29,8 +29,8 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import paho.mqtt.client as mqtt

@@ -53,25 +53,3 @@ def message(kind: Kind, version: int, **ids: int | None) -> str:
     body: dict[str, Any] = {"v": 1, "kind": kind, "version": version}
     body.update({k: v for k, v in ids.items() if v is not None})
     return json.dumps(body, separators=(",", ":"))
-
-
-class BadMessage(ValueError):
-    """A message that is not loaxa's (a device ignores it and logs why)."""
-
-
-def parse(payload: bytes) -> tuple[Kind, int]:
-    """(kind, version) of a message; BadMessage for anything else."""
-    if len(payload) > 4096:
-        raise BadMessage(f"{len(payload)} bytes is too long")
-    try:
-        body = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadMessage(f"not JSON: {exc}") from exc
-    if not isinstance(body, dict) or body.get("v") != 1:
-        raise BadMessage("not a version 1 loaxa message")
-    kind, version = body.get("kind"), body.get("version")
-    if kind not in KINDS:
-        raise BadMessage(f"unknown kind {kind!r}")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise BadMessage(f"version {version!r} is not a number")
-    return kind, version
