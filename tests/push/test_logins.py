@@ -68,7 +68,7 @@ def test_a_device_reads_only_its_own_topics_and_publishes_nothing(
     two = make_station(name="Xuân Lâm", villages=0)
     h = staff(client, one["station_id"])
     a_id, a_token = _device(client, h["admin"], one["station_id"], None)
-    b_id, b_token = _device(client, h["admin"], two["station_id"], None)
+    b_id, _ = _device(client, h["admin"], two["station_id"], None)
     wait_for(lambda: _login_made(a_id) and _login_made(b_id), 10, "both logins")
 
     # Another device's login with this one's token, or a wrong password: refused.
