@@ -9,12 +9,6 @@ from app.devices.models import Device
 from app.push.models import PushOutbox
 
 STATES = ("connected", "polling", "off")
-# The console's words for each state an agent reports (X-Loaxa-Push).
-WORDS_VI = {
-    "connected": "đã kết nối",
-    "polling": "mất kết nối, đang hỏi định kỳ",
-    "off": "tắt",
-}
 
 
 def parse_state(value: str | None) -> str | None:
