@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     # credentials being loaxa's dynamic-security admin login there). mqtt_enabled false:
     # nothing is published and devices only poll.
     mqtt_port: int = Field(default=1884, ge=1, le=65535)
+    # Where loaxa's processes reach the broker it runs (docker-compose: the broker service).
+    mqtt_host: str = "127.0.0.1"
     mqtt_url: str | None = None
     mqtt_enabled: bool = True
     # A relay slot counts as relayed when at least this share of its window played.

@@ -31,6 +31,7 @@ import logging
 import os
 import pwd
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -102,7 +103,7 @@ def target(secrets_dir: Path | None = None) -> Target:
             own=False,
         )
     return Target(
-        "127.0.0.1", settings.mqtt_port, ADMIN_USERNAME, admin_password(secrets_dir), True
+        settings.mqtt_host, settings.mqtt_port, ADMIN_USERNAME, admin_password(secrets_dir), True
     )
 
 
@@ -310,7 +311,9 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 class Mosquitto:
     """The broker process."""
 
-    def __init__(self, layout: Layout, password: str, binary: str = "mosquitto") -> None:
+    def __init__(self, layout: Layout, password: str, binary: str | None = None) -> None:
+        # Debian puts it in /usr/sbin, which an ordinary user's PATH may lack.
+        binary = binary or shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.layout, self.password, self.binary = layout, password, binary
         self.process: subprocess.Popen[bytes] | None = None
 
