@@ -75,6 +75,8 @@ class AgentConfig(BaseModel):
     push: bool = True
     push_emergency_poll_seconds: float = Field(default=60.0, gt=0)
     push_playlist_poll_seconds: float = Field(default=300.0, gt=0)
+    # The days after tomorrow (pulled every 15 minutes without push).
+    push_ahead_poll_seconds: float = Field(default=21600.0, gt=0)
     push_retry_base_seconds: float = Field(default=1.0, gt=0)
     push_retry_max_seconds: float = Field(default=60.0, gt=0)
     upload_interval_seconds: float = Field(default=15.0, gt=0)

@@ -174,9 +174,15 @@ class ServerSync:
         if connected:
             self.emergency_every = config.push_emergency_poll_seconds
             self.playlist_every = config.push_playlist_poll_seconds
+            # Every change to a later day is pushed too (and pulls them all at once).
+            self.ahead_every = config.push_ahead_poll_seconds
             return
         self.emergency_every = config.emergency_poll_seconds
         self.playlist_every = config.playlist_poll_seconds
+        self.ahead_every = AHEAD_POLL_SECONDS
+        self.next_ahead_pull = min(
+            self.next_ahead_pull, now + timedelta(seconds=AHEAD_POLL_SECONDS)
+        )
         soon = now + timedelta(seconds=self.emergency_every)
         self.next_emergency_poll = min(self.next_emergency_poll, soon)
         soon = now + timedelta(seconds=self.playlist_every)
@@ -243,7 +249,7 @@ class ServerSync:
         self.next_playlist_pull = now + timedelta(seconds=self.playlist_every)
         if ahead_due:
             self.pulled_ahead = ahead
-            self.next_ahead_pull = now + timedelta(seconds=AHEAD_POLL_SECONDS)
+            self.next_ahead_pull = now + timedelta(seconds=self.ahead_every)
         return Pulled(changed, zone_changed)
 
     # Audio.
@@ -378,9 +384,7 @@ class ServerSync:
 
     # Sleeping.
 
-    def wake_times(
-        self, now: datetime, days: tuple[date, ...], *, uploads: bool
-    ) -> list[datetime]:
+    def wake_times(self, now: datetime, days: tuple[date, ...], *, uploads: bool) -> list[datetime]:
         """When each channel is next due (a new local day's pull is due at once)."""
         wake = [self.next_emergency_poll]
         if self.pulled_days != (days[0], days[1]):
