@@ -191,3 +191,29 @@ def test_broker_down_the_agent_polls_and_returns_to_push(
         assert agent.push.messages > messages
     finally:
         agent.close()
+
+
+def test_a_broker_that_lost_the_login_gets_it_again(
+    client: TestClient,
+    server_url: str,
+    tmp_path: Path,
+    setup: dict[str, Any],
+    broker: Broker,
+    push: publisher_module.Publisher,
+) -> None:
+    agent = Agent(
+        _config(server_url, setup["token"], tmp_path), player=SubprocessPlayer(NULL_PLAYER)
+    )
+    assert agent.push is not None
+    try:
+        _step_until(agent, lambda: agent.push and agent.push.connected, 15, "push connected")
+        # The broker forgets the device (a lost file, a new broker): it is cut off and refused.
+        push._control(lambda corr: publisher_module.logout_commands(setup["device"], corr))
+        _step_until(agent, lambda: agent.push and not agent.push.connected, 5, "cut off")
+        # The agent asks the server to make its login again, and is back.
+        _step_until(agent, lambda: agent.push and agent.push.connected, 15, "push again")
+        emergency_id, posted = _emergency(client, setup)
+        started = _step_until(agent, lambda: _started(agent, emergency_id), 5, "the emergency")
+        assert (started - posted).total_seconds() < 1.0
+    finally:
+        agent.close()

@@ -161,3 +161,42 @@ def test_push_off_says_404(client: TestClient) -> None:
     _, token = _device(client, h["admin"], ids["station_id"], None)
     r = client.get("/api/v1/playout/push", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 404 and "poll" in r.json()["detail"]
+
+
+def test_readyz_warns_when_the_broker_is_away_and_metrics_count(
+    client: TestClient, push: publisher_module.Publisher, broker: Broker
+) -> None:
+    ids = make_station(villages=0)
+    h = staff(client, ids["station_id"])
+    device_id, token = _device(client, h["admin"], ids["station_id"], None)
+    wait_for(lambda: _login_made(device_id), 10, "the login")
+    client.get(
+        "/api/v1/playout/emergencies",
+        headers={"Authorization": f"Bearer {token}", "X-Loaxa-Push": "connected"},
+    )
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["push_broker"] == "ok"
+    text = client.get("/metrics").text
+    assert 'loaxa_push_logins_total{outcome="made"}' in text
+    assert 'loaxa_push_devices{state="connected"} 1.0' in text
+    assert "loaxa_push_broker_up 1.0" in text
+
+    broker.stop()
+    wait_for(lambda: not push.connected, 10, "the publisher to notice")
+    # A change devices must learn (a revoke) still succeeds; its messages wait in the outbox.
+    revoked = client.post(f"/api/v1/devices/{device_id}/revoke", headers=h["admin"])
+    assert revoked.status_code == 200
+    ready = client.get("/readyz")
+    assert ready.status_code == 200, "a warning, not a failure"
+    assert ready.json()["push_broker"] == "unreachable" and ready.json()["warnings"]
+    text = client.get("/metrics").text
+    assert "loaxa_push_broker_up 0.0" in text
+    assert "loaxa_push_outbox_pending 2.0" in text  # the token message and the logout
+    broker.start()
+    wait_for(lambda: push.connected, 15, "the publisher back")
+
+    def sent() -> bool:
+        with unit_of_work(write=False) as session:
+            return all(r.sent_at for r in session.scalars(select(PushOutbox)))
+
+    wait_for(sent, 15, "the outbox sent after the broker came back")
