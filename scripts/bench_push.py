@@ -115,6 +115,7 @@ async def _device(
     counts: dict[str, int],
     gate: asyncio.Semaphore,
     alert: str,
+    follow: tuple[int, asyncio.Semaphore, dict[int, float]] | None,
 ) -> None:
     async with gate:
         try:
@@ -152,14 +153,43 @@ async def _device(
                 writer.write(_packet(0x40, pid))
             if topic == alert and index not in received:
                 received[index] = arrived
+                if follow is not None:
+                    asyncio.get_running_loop().create_task(_poll(follow, index, password))
     except (asyncio.IncompleteReadError, ConnectionError):
         counts["dropped"] += 1
 
 
+async def _poll(
+    follow: tuple[int, asyncio.Semaphore, dict[int, float]], index: int, token: str
+) -> None:
+    """What the agent does on the message: GET its emergencies (a new connection, as from
+    another PC); when the answer is in."""
+    api_port, gate, fetched = follow
+    async with gate:
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", api_port)
+            writer.write(
+                f"GET /api/v1/playout/emergencies HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Authorization: Bearer {token}\r\nConnection: close\r\n\r\n".encode()
+            )
+            answer = await reader.read()
+            writer.close()
+        except OSError:
+            return
+    if answer.startswith(b"HTTP/1.1 200"):
+        fetched[index] = time.time()
+
+
 async def _devices_main(
-    port: int, devices: list[dict[str, Any]], conn: Any, connect_concurrency: int
+    port: int,
+    devices: list[dict[str, Any]],
+    conn: Any,
+    connect_concurrency: int,
+    api_port: int | None,
 ) -> None:
     received: dict[int, float] = {}
+    fetched: dict[int, float] = {}
+    follow = None if api_port is None else (api_port, asyncio.Semaphore(64), fetched)
     subscribed = asyncio.Event()
     counts = {"wanted": len(devices), "subscribed": 0, "refused": 0, "suback-refused": 0}
     counts["dropped"] = 0
@@ -178,6 +208,7 @@ async def _devices_main(
                 counts,
                 gate,
                 d["topics"][0],
+                follow,
             )
         )
         for d in devices
@@ -191,15 +222,22 @@ async def _devices_main(
     # Wait for the parent's word that the emergencies were posted, then for the messages.
     await loop.run_in_executor(None, conn.recv)
     deadline = time.monotonic() + RECEIPT_WAIT_S
-    while len(received) < counts["subscribed"] and time.monotonic() < deadline:
+    while time.monotonic() < deadline and (
+        len(received) < counts["subscribed"]
+        or (follow is not None and len(fetched) < len(received))
+    ):
         await asyncio.sleep(0.1)
-    conn.send({"received": received, "counts": dict(counts)})
+    conn.send({"received": received, "fetched": fetched, "counts": dict(counts)})
     for task in tasks:
         task.cancel()
 
 
 def devices_process(
-    port: int, devices: list[dict[str, Any]], conn: Any, connect_concurrency: int
+    port: int,
+    devices: list[dict[str, Any]],
+    conn: Any,
+    connect_concurrency: int,
+    api_port: int | None,
 ) -> None:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -209,7 +247,17 @@ def devices_process(
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(_devices_main(port, devices, conn, connect_concurrency))
+    asyncio.run(_devices_main(port, devices, conn, connect_concurrency, api_port))
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
 
 
 # --- setup ---------------------------------------------------------------------------------
@@ -448,6 +496,11 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=4, help="device processes (>= 2)")
     parser.add_argument("--concurrency", type=int, default=8, help="POSTs in flight")
     parser.add_argument("--connect-concurrency", type=int, default=200)
+    parser.add_argument(
+        "--follow-poll",
+        action="store_true",
+        help="each device then GETs its emergencies, as the agent does (64 in flight a process)",
+    )
     args = parser.parse_args()
     args.processes = max(args.processes, 2)
 
@@ -518,7 +571,14 @@ def main() -> int:
             share = devices[k :: args.processes]
             parent, child = ctx.Pipe()
             worker = ctx.Process(
-                target=devices_process, args=(mqtt_port, share, child, args.connect_concurrency)
+                target=devices_process,
+                args=(
+                    mqtt_port,
+                    share,
+                    child,
+                    args.connect_concurrency,
+                    api_port if args.follow_poll else None,
+                ),
             )
             worker.start()
             pipes.append(parent)
@@ -526,10 +586,12 @@ def main() -> int:
         t_connect = time.monotonic()
         ready = [p.recv() for p in pipes]
         subscribed = sum(r["ready"]["subscribed"] for r in ready)
+        rss = _rss_mb(mosquitto.process.pid if mosquitto.process else 0)
         refused = sum(r["ready"]["refused"] + r["ready"]["suback-refused"] for r in ready)
         print(
             f"{subscribed} of {n} devices connected and subscribed over {args.processes} "
-            f"processes in {time.monotonic() - t_connect:.1f} s ({refused} refused)"
+            f"processes in {time.monotonic() - t_connect:.1f} s ({refused} refused); "
+            f"mosquitto RSS {rss:.0f} MB; load average {os.getloadavg()[0]:.1f}"
         )
 
         time.sleep(1)
@@ -560,6 +622,18 @@ def main() -> int:
             f"p99 {p99 * 1000:.0f} ms, max {worst * 1000:.0f} ms; {missing} never received"
         )
 
+        if args.follow_poll:
+            polled = [
+                arrived - posted[station_of[int(index)]]
+                for result in results
+                for index, arrived in result["fetched"].items()
+            ]
+            print(
+                f"POST to the emergency list in hand (the poll the message starts), "
+                f"{len(polled)} devices: p50 {percentile(polled, 50) * 1000:.0f} ms, "
+                f"p99 {percentile(polled, 99) * 1000:.0f} ms, max {max(polled) * 1000:.0f} ms"
+            )
+        print(f"load average at the end {os.getloadavg()[0]:.1f}")
         polling, pushed = poll_rates()
         print(
             f"poll load of {n} devices: polling as today {polling * n:,.0f} req/s "
