@@ -303,27 +303,24 @@ class Publisher:
         now = clock.now()
         # The claim's own value: the rows this publisher took are those that carry it.
         token = now + timedelta(seconds=CLAIM_S, microseconds=uuid.uuid4().int % 1_000_000)
-        with unit_of_work() as session:
-            pending = (
-                select(PushOutbox.id)
-                .where(
-                    PushOutbox.sent_at.is_(None),
-                    or_(PushOutbox.not_before.is_(None), PushOutbox.not_before <= now),
-                    or_(PushOutbox.claimed_until.is_(None), PushOutbox.claimed_until < now),
+        due = (
+            PushOutbox.sent_at.is_(None),
+            or_(PushOutbox.not_before.is_(None), PushOutbox.not_before <= now),
+            or_(PushOutbox.claimed_until.is_(None), PushOutbox.claimed_until < now),
+        )
+        # A read first: most looks find nothing, and take no write lock for it (SQLite).
+        with unit_of_work(write=False) as session:
+            ids = list(
+                session.scalars(
+                    select(PushOutbox.id).where(*due).order_by(PushOutbox.id).limit(BATCH)
                 )
-                .order_by(PushOutbox.id)
-                .limit(BATCH)
             )
-            ids = list(session.scalars(pending))
-            if not ids:
-                return []
+        if not ids:
+            return []
+        with unit_of_work() as session:
             session.execute(
                 update(PushOutbox)
-                .where(
-                    PushOutbox.id.in_(ids),
-                    PushOutbox.sent_at.is_(None),
-                    or_(PushOutbox.claimed_until.is_(None), PushOutbox.claimed_until < now),
-                )
+                .where(PushOutbox.id.in_(ids), *due)
                 .values(claimed_until=token)
                 .execution_options(synchronize_session=False)
             )
