@@ -68,6 +68,7 @@ class Target:
     username: str
     password: str
     own: bool  # the broker loaxa runs itself
+    tls: bool = False  # mqtts://
 
 
 def broker_dir() -> Path:
@@ -97,10 +98,11 @@ def target(secrets_dir: Path | None = None) -> Target:
         parts = urlsplit(settings.mqtt_url)
         return Target(
             host=parts.hostname or "127.0.0.1",
-            port=parts.port or 1883,
+            port=parts.port or (8883 if parts.scheme == "mqtts" else 1883),
             username=parts.username or ADMIN_USERNAME,
             password=parts.password or "",
             own=False,
+            tls=parts.scheme == "mqtts",
         )
     return Target(
         settings.mqtt_host, settings.mqtt_port, ADMIN_USERNAME, admin_password(secrets_dir), True

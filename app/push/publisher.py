@@ -165,6 +165,8 @@ class Publisher:
             clean_session=True,
         )
         client.username_pw_set(self.target.username, self.target.password)
+        if self.target.tls:
+            client.tls_set()
         client.max_inflight_messages_set(1000)
         client.max_queued_messages_set(0)
         up = threading.Event()

@@ -129,6 +129,7 @@ class Agent:
             config, client=self.client, journal=self.journal, cache=self.cache, now=now, rng=rng
         )
         self.push: Push | None = None
+        self._push_client: PlayoutClient | None = None
         if config.push and not dry_run and client is None:
             self.push = self._make_push()
 
@@ -140,6 +141,7 @@ class Agent:
             connect_timeout=self.config.connect_timeout_seconds,
             read_timeout=self.config.read_timeout_seconds,
         )
+        self._push_client = asker
         push = Push(
             lambda refresh: asker.push_info(refresh=refresh),
             self.config.token,
@@ -225,6 +227,8 @@ class Agent:
             self._stop_current(now, Ending("interrupted", now, AGENT_STOPPED))
         if self.push is not None:
             self.push.stop()
+        if self._push_client is not None:
+            self._push_client.close()
         self.client.close()
         self.journal.close()
 
