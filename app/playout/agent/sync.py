@@ -103,6 +103,7 @@ class ServerSync:
         # Poll intervals: the configured ones, or the push safety net's (use_push).
         self.emergency_every = config.emergency_poll_seconds
         self.playlist_every = config.playlist_poll_seconds
+        self.ahead_every = AHEAD_POLL_SECONDS
         self.next_ahead_pull = now
         self.pulled_ahead: tuple[date, ...] | None = None
         self.next_upload = now
