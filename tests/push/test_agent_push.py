@@ -4,6 +4,7 @@ gone the agent polls as before, and it returns to push when the broker is back."
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +24,7 @@ from app.push import topics
 from app.push.models import PushOutbox
 from tests.helpers import make_station, staff
 from tests.playout.agent_fixtures import NULL_PLAYER
-from tests.playout.helpers import approved_segment, pink, short_windows
+from tests.playout.helpers import approved_segment, broadcast, pink, short_windows
 from tests.push.conftest import Broker, Client
 
 
@@ -215,5 +216,47 @@ def test_a_broker_that_lost_the_login_gets_it_again(
         emergency_id, posted = _emergency(client, setup)
         started = _step_until(agent, lambda: _started(agent, emergency_id), 5, "the emergency")
         assert (started - posted).total_seconds() < 1.0
+    finally:
+        agent.close()
+
+
+def test_a_playlist_change_is_pulled_at_once(
+    client: TestClient,
+    server_url: str,
+    tmp_path: Path,
+    setup: dict[str, Any],
+    broker: Broker,
+) -> None:
+    agent = Agent(
+        # Playlists every 2 s while polling: with push, the safety net's 300 s soon applies.
+        _config(server_url, setup["token"], tmp_path, playlist_poll_seconds=2),
+        player=SubprocessPlayer(NULL_PLAYER),
+    )
+    assert agent.push is not None
+    try:
+        _step_until(agent, lambda: agent.push and agent.push.connected, 15, "push connected")
+        _step_until(
+            agent,
+            lambda: agent.sync.next_playlist_pull - agent.now() > timedelta(seconds=120),
+            15,
+            "the slow safety-net playlist pull",
+        )
+        starts = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=10)
+        b = broadcast(
+            client,
+            setup["h"],
+            station_id=setup["ids"]["station_id"],
+            starts_at=starts.isoformat(),
+            segment_ids=[setup["segment"]["id"]],
+        )
+        assembled = time.monotonic()
+
+        def listed() -> bool:
+            day = starts.astimezone(agent.timezone()).date()
+            stored = agent.journal.playlist(day)
+            return stored is not None and f'"broadcast_id": {b["id"]}' in json.dumps(stored.body)
+
+        _step_until(agent, listed, 5, "the new broadcast in the agent's playlist")
+        assert time.monotonic() - assembled < 3
     finally:
         agent.close()
