@@ -94,8 +94,9 @@ def up(
     port: Annotated[int, typer.Option(help="the web server's TCP port")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="web worker processes")] = 1,
 ) -> None:
-    """Run everything one commune needs: the web server, the scheduler and the stream hub
-    (Icecast, on LOAXA_ICECAST_PORT), stopped together."""
+    """Run everything one commune needs: the web server, the scheduler, the stream hub
+    (Icecast, on LOAXA_ICECAST_PORT) and the push broker (Mosquitto, on LOAXA_MQTT_PORT),
+    stopped together."""
     from app.config import get_settings
     from app.logs import configure_logging
     from app.supervisor import Part, Supervisor, http_ok, loaxa_command
@@ -123,7 +124,41 @@ def up(
                 ready=http_ok(f"http://127.0.0.1:{hub}/status-json.xsl"),
             )
         )
+    if settings.mqtt_enabled and not settings.mqtt_url:  # else an existing broker
+        from app.push.broker import ADMIN_USERNAME, admin_password, can_log_in
+
+        mqtt_port, password = settings.mqtt_port, admin_password()
+        parts.append(
+            Part(
+                "push broker",
+                loaxa_command("broker", "--port", str(mqtt_port)),
+                ready=lambda: can_log_in("127.0.0.1", mqtt_port, ADMIN_USERNAME, password),
+            )
+        )
     raise typer.Exit(Supervisor(parts).run())
+
+
+@app.command()
+def broker(
+    port: Annotated[
+        int | None, typer.Option(help="the broker's TCP port (default LOAXA_MQTT_PORT)")
+    ] = None,
+) -> None:
+    """Run the push broker: Mosquitto 2 with loaxa's configuration and its dynamic-security
+    plugin (device logins made and dropped by loaxa)."""
+    import signal
+    import threading
+
+    from app.config import get_settings
+    from app.logs import configure_logging
+    from app.push.broker import run_broker
+
+    settings = get_settings()
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    raise typer.Exit(run_broker(stop=stop, port=port))
 
 
 @app.command()
@@ -463,8 +498,11 @@ def scheduler(
     prepare_multiprocess_dir(settings.data_dir, "scheduler")
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     from app import clock
+    from app.push import outbox
     from app.schedule import runner
 
+    if settings.mqtt_enabled:  # what its jobs change reaches devices through the outbox
+        outbox.install()
     if rate <= 0:
         typer.echo("error: --rate must be above 0", err=True)
         raise typer.Exit(2)

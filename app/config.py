@@ -79,6 +79,15 @@ class Settings(BaseSettings):
     # an existing Icecast that the operator configures with `loaxa icecast-config`.
     icecast_port: int = Field(default=8001, ge=1, le=65535)
     icecast_url: str | None = None
+    # The push broker (Mosquitto 2, app.push): the port of the one loaxa runs (`loaxa
+    # broker`), or the URL of an existing broker (mqtt://admin:password@host:port, the
+    # credentials being loaxa's dynamic-security admin login there). mqtt_enabled false:
+    # nothing is published and devices only poll.
+    mqtt_port: int = Field(default=1884, ge=1, le=65535)
+    # Where loaxa's processes reach the broker it runs (docker-compose: the broker service).
+    mqtt_host: str = "127.0.0.1"
+    mqtt_url: str | None = None
+    mqtt_enabled: bool = True
     # A relay slot counts as relayed when at least this share of its window played.
     relay_min_percent: float = Field(default=90.0, gt=0, le=100)
 

@@ -42,7 +42,8 @@ def readyz() -> JSONResponse:
     """Ready when the database answers and is at the revision this code expects. The body
     also says whether a scheduler is running; that never makes this fail: an API that can
     serve is ready, and taking it out of a load balancer would not bring the scheduler back
-    (see app.schedule.status)."""
+    (see app.schedule.status). Likewise the push broker (``push_broker``: ok, unreachable
+    with a warning, or off): devices poll while it is away."""
     try:
         with get_engine().connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -64,7 +65,29 @@ def readyz() -> JSONResponse:
         )
     with get_sessionmaker()() as session:
         body: dict[str, Any] = {"status": "ok", "database": "ok", **_scheduler(session)}
+    body.update(_push_broker())
     return JSONResponse(body)
+
+
+def _push_broker() -> dict[str, Any]:
+    """Whether the push broker answers: a warning, never a failure (devices poll without it)."""
+    from app.config import get_settings
+    from app.push import broker, publisher
+
+    if not get_settings().mqtt_enabled:
+        return {"push_broker": "off"}
+    running = publisher.current()
+    if running is not None:
+        up = running.connected
+    else:
+        t = broker.target()
+        up = broker.can_log_in(t.host, t.port, t.username, t.password, timeout=1.0)
+    if up:
+        return {"push_broker": "ok"}
+    return {
+        "push_broker": "unreachable",
+        "warnings": ["the push broker does not answer: devices poll until it is back"],
+    }
 
 
 def _scheduler(session: Session) -> dict[str, Any]:

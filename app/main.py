@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -19,6 +20,7 @@ from app.health import router as health_router
 from app.middleware import LoaxaMiddleware
 from app.playout.router import audio_router
 from app.playout.router import router as playout_router
+from app.push.router import router as push_router
 from app.reports.router import router as reports_router
 from app.schedule.router import planning_router
 from app.schedule.router import router as schedule_router
@@ -55,18 +57,37 @@ def _openapi_with_exact_bounds(app: FastAPI) -> Callable[[], dict[str, Any]]:
     return openapi
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Push (app.push): changes go to the outbox, and this process's publisher sends them."""
+    from app.config import get_settings
+    from app.push import broker, outbox, publisher
+
+    if not get_settings().mqtt_enabled:
+        yield
+        return
+    outbox.install()
+    publisher.start(broker.target())
+    try:
+        yield
+    finally:
+        publisher.stop()
+
+
 def create_app() -> FastAPI:
     """Build the FastAPI app with every domain's router."""
     app = FastAPI(
         title="loaxa",
         version=__version__,
         description="Broadcast scheduling for commune radio stations and village loudspeakers",
+        lifespan=_lifespan,
     )
     install_handlers(app)
     # Playout first: devices poll it thousands of times a second, and route matching is
     # in order.
     for router in (
         playout_router,
+        push_router,
         audio_router,
         health_router,
         accounts_router,

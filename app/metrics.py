@@ -73,6 +73,20 @@ JOB_SECONDS = Histogram(
     ["job"],
     buckets=(0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900),
 )
+PUSH_PUBLISHED = Counter(
+    "loaxa_push_published_total",
+    "Messages the push broker acknowledged, by kind (alert, playlist, token)",
+    ["kind"],
+)
+PUSH_FAILURES = Counter(
+    "loaxa_push_failures_total",
+    "Push messages or login commands not acknowledged by the broker (retried later)",
+)
+PUSH_LOGINS = Counter(
+    "loaxa_push_logins_total",
+    "Device logins on the push broker, by outcome (made, failed, dropped)",
+    ["outcome"],
+)
 
 
 class _MergedMultiProcess(Collector):
@@ -107,6 +121,39 @@ class _Database(Collector):
             "loaxa_devices_online", "Active devices seen within the last 5 minutes", value=online
         )
         yield GaugeMetricFamily("loaxa_devices_active", "Devices not disabled", value=active)
+        yield from _push_gauges()
+
+
+def _push_gauges() -> Iterator[Metric]:
+    """Active devices by the push state their agent last reported, the outbox's unsent
+    rows, and whether this process's publisher is connected to the broker."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.push.publisher import current
+    from app.push.status import outbox_pending, push_states
+
+    try:
+        states, pending = push_states(), outbox_pending()
+    except SQLAlchemyError:
+        return
+    family = GaugeMetricFamily(
+        "loaxa_push_devices",
+        "Active devices by push state reported by their agent (connected, polling, off, unknown)",
+        labels=["state"],
+    )
+    for state, count in sorted(states.items()):
+        family.add_metric([state], count)
+    yield family
+    yield GaugeMetricFamily(
+        "loaxa_push_outbox_pending", "Push messages not yet acknowledged by the broker", pending
+    )
+    publisher = current()
+    if publisher is not None:
+        yield GaugeMetricFamily(
+            "loaxa_push_broker_up",
+            "This process's publisher is connected to the push broker",
+            value=1 if publisher.connected else 0,
+        )
 
 
 class _Process(Collector):

@@ -6,6 +6,7 @@ from app.audit.models import AuditEvent
 from app.console.models import KeptForm
 from app.devices.models import Device
 from app.playout.models import AsRunEvent, Emergency, EmergencyDelivery
+from app.push.models import PushLogin, PushOutbox
 from app.reports.models import IssuedReport
 from app.schedule.models import (
     Broadcast,
@@ -35,6 +36,8 @@ __all__ = [
     "KeptForm",
     "PlanState",
     "Programme",
+    "PushLogin",
+    "PushOutbox",
     "RelaySlot",
     "RundownItem",
     "ScheduleWarning",

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Prepare this checkout to run loaxa: system packages (ffmpeg, espeak-ng, fonts, icecast2, and chromium
-# for the console's browser tests), a virtual environment in .venv and the project installed
+# Prepare this checkout to run loaxa: system packages (ffmpeg, espeak-ng, fonts, icecast2, mosquitto,
+# and chromium for the console's browser tests), a virtual environment in .venv and the project installed
 # into it. Safe to run again: it skips what is already done. Used by scripts/run-demo.sh and
 # scripts/test.sh.
 set -euo pipefail
@@ -20,6 +20,10 @@ missing_system_packages() {
   command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)
   # The stream hub (relays of national and provincial radio): Debian's Icecast 2.4.
   command -v icecast2 >/dev/null 2>&1 || missing+=(icecast2)
+  # The push broker: Debian's Mosquitto 2 and its dynamic-security plugin. loaxa runs its own
+  # on LOAXA_MQTT_PORT (1884); the package may also start a system broker on 1883, which
+  # loaxa neither uses nor stops.
+  command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
   # The console's browser tests drive Debian's chromium (never `playwright install`).
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   # `loaxa backup` and `loaxa restore` on PostgreSQL run pg_dump and psql.

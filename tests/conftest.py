@@ -62,6 +62,8 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     os.environ["LOAXA_DATABASE_URL"] = url
     os.environ["LOAXA_DATA_DIR"] = str(data_dir)
     os.environ["LOAXA_SECRET_KEY"] = "test-secret-" + "x" * 40
+    # No push publisher in the app under test (tests/push starts its own broker and one).
+    os.environ["LOAXA_MQTT_ENABLED"] = "0"
     _clear_caches()
     from app import migrations
 

@@ -32,3 +32,5 @@ class Device(Base):
     last_played_at: Mapped[datetime | None]
     agent_version: Mapped[str | None] = mapped_column(String(40))
     free_disk_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    # What the agent last said of its push connection (X-Loaxa-Push): connected, polling, off.
+    push_state: Mapped[str | None] = mapped_column(String(20))

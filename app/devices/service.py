@@ -25,6 +25,7 @@ from app.db import unit_of_work
 from app.devices.models import Device
 from app.errors import Forbidden, NotFound, Unauthorized
 from app.playout import signals
+from app.push import logins as push_logins
 from app.stations.models import Station, Village
 
 # A device's last_seen_at / last_playlist_at are written at most this often: the polls
@@ -57,6 +58,7 @@ def create_device(
     )
     session.add(device)
     session.flush()
+    push_logins.issued(session, device, token)
     audit.record(
         session,
         actor=actor,
@@ -113,6 +115,7 @@ def issue_token(session: Session, *, device: Device, actor: User | None = None) 
     token = new_device_token()
     device.token_hash = hash_device_token(token)
     session.flush()
+    push_logins.issued(session, device, token)
     return token
 
 
@@ -167,6 +170,7 @@ class DeviceState:
     agent_version: str | None
     free_disk_bytes: int | None
     last_played_at: datetime | None
+    push_state: str | None = None
 
 
 # What a poll statement selects first (joined to Station); device_from_row reads them back.
@@ -181,6 +185,7 @@ DEVICE_COLUMNS = (
     Device.agent_version,
     Device.free_disk_bytes,
     Device.last_played_at,
+    Device.push_state,
 )
 N_DEVICE_COLUMNS = len(DEVICE_COLUMNS)
 
@@ -203,6 +208,7 @@ def device_from_row(row: Sequence[Any] | None) -> DeviceState:
         agent_version=row[7],
         free_disk_bytes=row[8],
         last_played_at=_utc(row[9]),
+        push_state=row[10],
     )
 
 
@@ -230,9 +236,12 @@ class Telemetry:
 
     agent_version: str | None = None
     free_disk_bytes: int | None = None
+    push_state: str | None = None  # connected, polling, off (X-Loaxa-Push)
 
 
-def parse_telemetry(agent_version: str | None, free_disk_bytes: str | None) -> Telemetry:
+def parse_telemetry(
+    agent_version: str | None, free_disk_bytes: str | None, push: str | None = None
+) -> Telemetry:
     """Telemetry from header values; malformed values are ignored (playout must not fail)."""
     version = agent_version.strip()[:40] if agent_version and agent_version.strip() else None
     disk: int | None = None
@@ -240,7 +249,9 @@ def parse_telemetry(agent_version: str | None, free_disk_bytes: str | None) -> T
         raw = free_disk_bytes.strip()
         if raw.isdigit() and len(raw) <= 18:
             disk = int(raw)
-    return Telemetry(agent_version=version, free_disk_bytes=disk)
+    from app.push.status import parse_state
+
+    return Telemetry(agent_version=version, free_disk_bytes=disk, push_state=parse_state(push))
 
 
 def telemetry_changes(
@@ -256,6 +267,8 @@ def telemetry_changes(
         values["last_playlist_at"] = now
     if telemetry.agent_version is not None and telemetry.agent_version != device.agent_version:
         values["agent_version"] = telemetry.agent_version
+    if telemetry.push_state is not None and telemetry.push_state != device.push_state:
+        values["push_state"] = telemetry.push_state
     if not values:
         return values
     # Free disk space drifts on every request: it rides along with a write that happens anyway.

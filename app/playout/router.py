@@ -67,12 +67,17 @@ CONDITIONAL_PARAMETERS = [
 TELEMETRY_PARAMETERS = [
     _parameter("header", "X-Loaxa-Agent-Version", "the agent's version, shown in device health"),
     _parameter("header", "X-Loaxa-Free-Disk-Bytes", "free space of the agent's audio cache"),
+    _parameter(
+        "header", "X-Loaxa-Push", "the agent's push connection: connected, polling or off"
+    ),
 ]
 
 
 def _telemetry(headers: Headers) -> Telemetry:
     return parse_telemetry(
-        headers.get("x-loaxa-agent-version"), headers.get("x-loaxa-free-disk-bytes")
+        headers.get("x-loaxa-agent-version"),
+        headers.get("x-loaxa-free-disk-bytes"),
+        headers.get("x-loaxa-push"),
     )
 
 

@@ -60,3 +60,8 @@ def alert_changed(session: Session, station_id: int) -> None:
 def token_ended(session: Session, device_id: int) -> None:
     """A device's token stopped working (revoked or replaced)."""
     changed(session, DeviceChange("token", device_id=device_id))
+
+
+def playlist_changed(session: Session, station_id: int, village_id: int | None = None) -> None:
+    """A station's day playlists changed (only one village's when ``village_id`` is set)."""
+    changed(session, DeviceChange("playlist", station_id=station_id, village_id=village_id))

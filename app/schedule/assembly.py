@@ -22,6 +22,7 @@ from app.audit import service as audit
 from app.config import get_settings
 from app.db import flush_versioned, unit_of_work
 from app.errors import Conflict, Invalid, LoaxaError
+from app.playout import signals
 from app.schedule import service
 from app.schedule.models import Broadcast, BroadcastStatus
 from app.schedule.schemas import CueOut, RundownItemOut, RundownOut
@@ -213,6 +214,7 @@ def assemble_broadcast(broadcast_id: int, *, actor_id: int | None = None) -> Run
         broadcast.assembled_at = clock.now()
         broadcast.status = BroadcastStatus.assembled.value
         flush_versioned(session, f"broadcast {broadcast.id}")
+        signals.playlist_changed(session, broadcast.station_id, broadcast.village_id)
         audit.record(
             session,
             actor=actor,

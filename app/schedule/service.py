@@ -21,6 +21,7 @@ from app.audit import service as audit
 from app.db import add_unique, check_version, flush_versioned
 from app.durations import describe_ms
 from app.errors import Conflict, Invalid
+from app.playout import signals
 from app.schedule.cadence import local_month, move_within_month, parse_month
 from app.schedule.models import Broadcast, BroadcastStatus, RundownItem
 from app.schedule.schemas import BroadcastOut, MasterOut
@@ -124,6 +125,7 @@ def create_broadcast(
     # The partial unique index decides between racing requests.
     if not add_unique(session, broadcast):
         raise _period_taken(programme, key, None, tz)
+    signals.playlist_changed(session, broadcast.station_id, broadcast.village_id)
     audit.record(
         session,
         actor=actor,
@@ -299,6 +301,7 @@ def move_broadcast(
             flush_versioned(session, f"broadcast {broadcast.id}")
     except IntegrityError as exc:
         raise _period_taken(programme, key, None, tz) from exc
+    signals.playlist_changed(session, broadcast.station_id, broadcast.village_id)
     audit.record(
         session,
         actor=actor,
@@ -319,6 +322,7 @@ def cancel_broadcast(
     before = snapshot(broadcast)
     broadcast.status = BroadcastStatus.cancelled.value
     flush_versioned(session, f"broadcast {broadcast.id}")
+    signals.playlist_changed(session, broadcast.station_id, broadcast.village_id)
     audit.record(
         session,
         actor=actor,
@@ -458,6 +462,7 @@ def set_rundown(
         broadcast.assembled_at = None
     broadcast.rundown_set_by_id = actor.id if actor else None
     flush_versioned(session, f"broadcast {broadcast.id}")
+    signals.playlist_changed(session, broadcast.station_id, broadcast.village_id)
     audit.record(
         session,
         actor=actor,

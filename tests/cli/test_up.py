@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from app.schedule.models import Broadcast, SchedulerProcess
 from tests.helpers import make_station
 
-STARTED = re.compile(r"(web server|scheduler|stream hub) started \(pid (\d+)\)")
+STARTED = re.compile(r"(web server|scheduler|stream hub|push broker) started \(pid (\d+)\)")
 
 
 def _free_port() -> int:
@@ -36,6 +36,7 @@ class Up:
     def __init__(self, port: int) -> None:
         self.port = port
         self.hub_port = _free_port()  # the stream hub (Icecast), LOAXA_ICECAST_PORT
+        self.mqtt_port = _free_port()  # the push broker (Mosquitto), LOAXA_MQTT_PORT
         self.log = ""
         self.process = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "up", "--port", str(port)],
@@ -46,6 +47,8 @@ class Up:
                 **os.environ,
                 "LOAXA_LOG_FORMAT": "text",
                 "LOAXA_ICECAST_PORT": str(self.hub_port),
+                "LOAXA_MQTT_PORT": str(self.mqtt_port),
+                "LOAXA_MQTT_ENABLED": "1",
             },
         )
         os.set_blocking(self.process.stdout.fileno(), False)  # type: ignore[union-attr]
@@ -142,11 +145,19 @@ def test_one_command_serves_plans_ahead_restarts_a_dead_part_and_stops_everythin
     months = _wait_for(planned_ahead)
     assert isinstance(months, int) and months >= 11  # this month and the next ones
     first = up.pids()
-    assert set(first) == {"web server", "scheduler", "stream hub"}
+    assert set(first) == {"web server", "scheduler", "stream hub", "push broker"}
     # The stream hub (Icecast) serves on its own port, its readiness checked.
     _wait_for(lambda: "stream hub is up" in up.read_safely())
     hub = httpx.get(f"http://127.0.0.1:{up.hub_port}/status-json.xsl", timeout=5)
     assert hub.status_code == 200 and "Icecast" in hub.json()["icestats"]["server_id"]
+    # The push broker (Mosquitto) too, and the web server's publisher reaches it.
+    _wait_for(lambda: "push broker is up" in up.read_safely())
+
+    def push_ok() -> bool:
+        """/readyz says the push broker answers"""
+        return httpx.get(f"{base}/readyz", timeout=2).json().get("push_broker") == "ok"
+
+    _wait_for(push_ok)
 
     # The scheduler dies: the supervisor starts a new one (after a 1 s pause).
     os.kill(first["scheduler"], signal.SIGKILL)

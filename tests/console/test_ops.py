@@ -121,10 +121,13 @@ def test_device_health_in_words(
             **pc["h"],
             "X-Loaxa-Agent-Version": "1.4.2",
             "X-Loaxa-Free-Disk-Bytes": str(5 * 1024**3),
+            "X-Loaxa-Push": "connected",
         },
     )
     html = as_role("approver").get("/devices").text
     assert "1.4.2" in html and "5,0 GB" in html
+    # Push, as the agent reported it (issue 25); the other device never said.
+    assert "Nhận lệnh tức thời" in html and "có, nhận lệnh ngay" in html and "chưa rõ" in html
     assert "Đang kết nối" in html and "Chưa kết nối lần nào" in html
     assert "Thêm máy phát" not in html  # approvers see; admins add
 

@@ -56,6 +56,7 @@ AGENT_DISTRIBUTIONS = {
     "annotated-types",
     "typing-inspection",
     "tzdata",
+    "paho-mqtt",
     "pip",
     "setuptools",
 }
@@ -172,7 +173,7 @@ def test_agent_wheel_holds_only_the_agent(build_agent: ModuleType, dist: Path) -
     expected = sorted(str(p).replace(os.sep, "/") for p in build_agent.agent_sources())
     assert code == expected
     assert "app/playout/agent/cli.py" in code and "app/playout/agent/loop.py" in code
-    assert sorted(requires) == ["httpx", "pydantic", "tzdata"]
+    assert sorted(requires) == ["httpx", "paho-mqtt", "pydantic", "tzdata"]
     assert "loaxa-agent = app.playout.agent.cli:main" in scripts
 
 

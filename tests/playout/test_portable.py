@@ -76,6 +76,7 @@ AGENT_PACKAGES = {
     "annotated_types",
     "typing_inspection",
     "tzdata",
+    "paho",  # the push subscription (MQTT)
     # httpx imports its own command line's packages when they happen to be installed (they
     # are here, with typer); the agent's bundle has none of them (see test_agent_bundle.py).
     "click",

@@ -483,6 +483,8 @@ MATRIX: dict[tuple[str, str], tuple[tuple[int, ...], Builder]] = {
     ("GET", "/api/v1/audit"): (ADMIN(), nothing),
     ("GET", "/api/v1/playout/playlist"): (DEVICE(), nothing),
     ("GET", "/api/v1/playout/emergencies"): (DEVICE(), nothing),
+    # Devices only; push is off in the tests' app (404: poll), tests/push has it on.
+    ("GET", "/api/v1/playout/push"): (codes("401 403 403 403 403 404 403 404"), nothing),
     ("POST", "/api/v1/playout/as-run"): (DEVICE(), as_run),
     ("GET", "/api/v1/audio/{sha256}"): (codes("401 200 200 200 200 200 404 404"), master_audio),
     ("POST", "/api/v1/emergencies"): (APPROVER(201), new_emergency),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -77,6 +77,8 @@ class PlayoutClient:
     ) -> None:
         self.server_url = server_url.rstrip("/")
         self._cache_dir = cache_dir
+        # The push connection's state, sent as X-Loaxa-Push (app.playout.agent.push).
+        self.push_state: Callable[[], str | None] = lambda: None
         self._http = httpx.Client(
             base_url=self.server_url,
             headers={
@@ -94,8 +96,12 @@ class PlayoutClient:
         try:
             free = shutil.disk_usage(self._cache_dir).free
         except OSError:
-            return
-        request.headers["X-Loaxa-Free-Disk-Bytes"] = str(free)
+            free = None
+        if free is not None:
+            request.headers["X-Loaxa-Free-Disk-Bytes"] = str(free)
+        state = self.push_state()
+        if state:
+            request.headers["X-Loaxa-Push"] = state
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -131,6 +137,25 @@ class PlayoutClient:
         if fetched.changed and not isinstance(fetched.body, list):
             raise ServerUnavailable("the emergencies answer is not a JSON array")
         return fetched
+
+    def push_info(self, *, refresh: bool = False) -> dict[str, Any] | None:
+        """GET /playout/push: how to reach the push broker; None when the server offers no
+        push (404: an older server, or push turned off)."""
+        params = {"refresh": "true"} if refresh else {}
+        try:
+            response = self._http.get("/api/v1/playout/push", params=params)
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(f"{type(exc).__name__}: {exc}") from exc
+        if response.status_code == 404:
+            return None
+        _check(response)
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise ServerUnavailable("the push answer is not JSON") from exc
+        if not isinstance(body, dict):
+            raise ServerUnavailable("the push answer is not a JSON object")
+        return body
 
     def audio_url(self, sha256: str, advertised: str | None) -> str:
         """Where to fetch a file: the advertised URL when it is on our server, else ours.

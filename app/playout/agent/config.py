@@ -70,6 +70,15 @@ class AgentConfig(BaseModel):
     # through an outage that long (1: tomorrow only).
     prefetch_days: int = Field(default=7, ge=1, le=31)
     emergency_poll_seconds: float = Field(default=5.0, gt=0, le=MAX_EMERGENCY_POLL_SECONDS)
+    # Push (app.playout.agent.push): while connected to loaxa's broker, polls are only a
+    # safety net at these intervals; when it cannot be reached, the intervals above apply.
+    push: bool = True
+    push_emergency_poll_seconds: float = Field(default=60.0, gt=0)
+    push_playlist_poll_seconds: float = Field(default=300.0, gt=0)
+    # The days after tomorrow (pulled every 15 minutes without push).
+    push_ahead_poll_seconds: float = Field(default=21600.0, gt=0)
+    push_retry_base_seconds: float = Field(default=1.0, gt=0)
+    push_retry_max_seconds: float = Field(default=60.0, gt=0)
     upload_interval_seconds: float = Field(default=15.0, gt=0)
     upload_batch_size: int = Field(default=50, ge=1, le=1000)
     housekeeping_seconds: float = Field(default=3600.0, gt=0)

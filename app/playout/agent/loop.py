@@ -48,6 +48,7 @@ from app.playout.agent.decide import (
 )
 from app.playout.agent.journal import STREAM, Journal, Part
 from app.playout.agent.player import Playback, Player, PlayerError
+from app.playout.agent.push import Push
 from app.playout.agent.relay import RelayPlayback, mount_on_air, with_token
 from app.playout.agent.schemas import PlaylistItem, parse_items
 from app.playout.agent.sync import ServerSync
@@ -127,6 +128,28 @@ class Agent:
         self.sync = ServerSync(
             config, client=self.client, journal=self.journal, cache=self.cache, now=now, rng=rng
         )
+        self.push: Push | None = None
+        self._push_client: PlayoutClient | None = None
+        if config.push and not dry_run and client is None:
+            self.push = self._make_push()
+
+    def _make_push(self) -> Push:
+        asker = PlayoutClient(
+            server_url=self.config.server_url,
+            token=self.config.token(),
+            cache_dir=self.config.cache_dir,
+            connect_timeout=self.config.connect_timeout_seconds,
+            read_timeout=self.config.read_timeout_seconds,
+        )
+        self._push_client = asker
+        push = Push(
+            lambda refresh: asker.push_info(refresh=refresh),
+            self.config.token,
+            retry_base=self.config.push_retry_base_seconds,
+            retry_max=self.config.push_retry_max_seconds,
+        )
+        self.client.push_state = lambda: push.state
+        return push
 
     # Time.
 
@@ -172,7 +195,11 @@ class Agent:
                 delay = min(delay, max((until - self.now()).total_seconds(), 0.0))
             while delay > 0 and not self._stop_requested:
                 piece = min(delay, 0.5)
-                self._sleep(piece)
+                if self.push is not None:
+                    if self.push.wait(piece):
+                        break  # a push message: act on it now
+                else:
+                    self._sleep(piece)
                 delay -= piece
 
     def step(self) -> float:
@@ -180,6 +207,7 @@ class Agent:
         now = self.now()
         if not self._recovered:
             self._recover(now)
+        self._pushed(now)
         self._watch(now)
         self._start_due(now)
         self._poll_emergencies(self.now())
@@ -197,6 +225,10 @@ class Agent:
         if self.current is not None:
             now = self.now()
             self._stop_current(now, Ending("interrupted", now, AGENT_STOPPED))
+        if self.push is not None:
+            self.push.stop()
+        if self._push_client is not None:
+            self._push_client.close()
         self.client.close()
         self.journal.close()
 
@@ -393,6 +425,17 @@ class Agent:
         return self._slots
 
     # The server.
+
+    def _pushed(self, now: datetime) -> None:
+        """Start push once; follow its state; poll at once what a message says changed."""
+        if self.push is None:
+            return
+        self.push.start()
+        self.sync.use_push(self.push.connected, now)
+        kinds = self.push.take()
+        if kinds:
+            log.info("push: %s changed", ", ".join(sorted(kinds)))
+            self.sync.pushed(set(kinds), now)
 
     def _poll_emergencies(self, now: datetime) -> None:
         if not self.sync.poll_emergencies(now):

@@ -100,6 +100,10 @@ class ServerSync:
         # of the last complete pull of those.
         self.next_emergency_poll = now
         self.next_playlist_pull = now
+        # Poll intervals: the configured ones, or the push safety net's (use_push).
+        self.emergency_every = config.emergency_poll_seconds
+        self.playlist_every = config.playlist_poll_seconds
+        self.ahead_every = AHEAD_POLL_SECONDS
         self.next_ahead_pull = now
         self.pulled_ahead: tuple[date, ...] | None = None
         self.next_upload = now
@@ -143,7 +147,7 @@ class ServerSync:
         """Poll the active emergencies when due; whether the server answered."""
         if now < self.next_emergency_poll:
             return False
-        self.next_emergency_poll = now + timedelta(seconds=self.config.emergency_poll_seconds)
+        self.next_emergency_poll = now + timedelta(seconds=self.emergency_every)
         try:
             fetched = self.client.emergencies(etag=self._emergencies_etag)
         except (ServerUnavailable, ServerRefused) as exc:
@@ -163,6 +167,36 @@ class ServerSync:
                 if notice.id not in known:
                     log.warning("emergency %s %r is active", notice.id, notice.title)
         return True
+
+    def use_push(self, connected: bool, now: datetime) -> None:
+        """Poll as a safety net while push is connected, as configured when it is not (and
+        then at once if a slow poll was due later than a normal one would be)."""
+        config = self.config
+        if connected:
+            self.emergency_every = config.push_emergency_poll_seconds
+            self.playlist_every = config.push_playlist_poll_seconds
+            # Every change to a later day is pushed too (and pulls them all at once).
+            self.ahead_every = config.push_ahead_poll_seconds
+            return
+        self.emergency_every = config.emergency_poll_seconds
+        self.playlist_every = config.playlist_poll_seconds
+        self.ahead_every = AHEAD_POLL_SECONDS
+        self.next_ahead_pull = min(
+            self.next_ahead_pull, now + timedelta(seconds=AHEAD_POLL_SECONDS)
+        )
+        soon = now + timedelta(seconds=self.emergency_every)
+        self.next_emergency_poll = min(self.next_emergency_poll, soon)
+        soon = now + timedelta(seconds=self.playlist_every)
+        self.next_playlist_pull = min(self.next_playlist_pull, soon)
+
+    def pushed(self, kinds: set[str], now: datetime) -> None:
+        """A push message said what changed: poll it now."""
+        if kinds & {"alert", "token"}:
+            self.next_emergency_poll = now
+        if "playlist" in kinds:
+            self.next_playlist_pull = now
+            self.next_ahead_pull = now
+            self.playlist_backoff.succeeded()
 
     # Playlists.
 
@@ -213,10 +247,10 @@ class ServerSync:
         self._ok("playlists")
         self.playlist_backoff.succeeded()
         self.pulled_days = near
-        self.next_playlist_pull = now + timedelta(seconds=self.config.playlist_poll_seconds)
+        self.next_playlist_pull = now + timedelta(seconds=self.playlist_every)
         if ahead_due:
             self.pulled_ahead = ahead
-            self.next_ahead_pull = now + timedelta(seconds=AHEAD_POLL_SECONDS)
+            self.next_ahead_pull = now + timedelta(seconds=self.ahead_every)
         return Pulled(changed, zone_changed)
 
     # Audio.
@@ -351,9 +385,7 @@ class ServerSync:
 
     # Sleeping.
 
-    def wake_times(
-        self, now: datetime, days: tuple[date, ...], *, uploads: bool
-    ) -> list[datetime]:
+    def wake_times(self, now: datetime, days: tuple[date, ...], *, uploads: bool) -> list[datetime]:
         """When each channel is next due (a new local day's pull is due at once)."""
         wake = [self.next_emergency_poll]
         if self.pulled_days != (days[0], days[1]):
