@@ -270,6 +270,7 @@ def create_emergency(
     segment_id: int,
     village_ids: Sequence[int] | None = None,
     actor: User | None = None,
+    repeat: int = 1,
 ) -> Emergency:
     """An emergency announcement from an approved segment with audio; active at once."""
     station = stations.get_station(session, station_id, user=actor)
@@ -306,6 +307,7 @@ def create_emergency(
         created_by_id=actor.id if actor else None,
         created_at=now,
         expires_at=now + emergency_lifetime(asset.duration_ms),
+        repeat=repeat,
     )
     session.add(emergency)
     session.flush()
@@ -405,6 +407,7 @@ def emergencies_out(
             duration_ms=e.duration_ms,
             created_at=e.created_at,
             expires_at=e.expires_at,
+            repeat=e.repeat,
             cancelled_at=e.cancelled_at,
         )
         for e in emergencies

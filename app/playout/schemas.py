@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from app.db import DbId
 from app.http import Instant
@@ -104,7 +104,28 @@ class EmergencyCreate(BaseModel):
     village_ids: Annotated[list[DbId], Field(min_length=1, max_length=500)] | None = Field(
         default=None, description="omit for the whole station: its PC and every village"
     )
-    segment_id: DbId
+    segment_id: DbId | None = Field(
+        default=None, description="an approved segment with audio; or give text instead"
+    )
+    text: str | None = Field(
+        default=None,
+        max_length=20_000,
+        description="the message, read aloud (at most three minutes) and played at once",
+    )
+    repeat: int | None = Field(
+        default=None,
+        description="with text: how many times the message plays (1 to 5, default 2)",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EmergencyCreate:
+        if (self.segment_id is None) == (self.text is None):
+            raise ValueError("give either segment_id or text, not both nor neither")
+        if self.segment_id is not None and self.repeat is not None:
+            raise ValueError("repeat goes with text: a segment plays as it is")
+        if self.repeat is not None and not 1 <= self.repeat <= 5:
+            raise ValueError(f"repeat must be from 1 to 5 times, not {self.repeat}")
+        return self
 
 
 class EmergencyOut(BaseModel):
@@ -119,6 +140,7 @@ class EmergencyOut(BaseModel):
     created_at: datetime
     expires_at: datetime
     cancelled_at: datetime | None = None
+    repeat: int = Field(default=1, description="how many times the audio says the message")
 
 
 class DeliveryOut(BaseModel):

@@ -131,4 +131,3 @@ def create_programme(
         actor=admin,
     )
     return ProgrammeOut.of(programme)
-

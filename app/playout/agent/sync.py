@@ -351,9 +351,7 @@ class ServerSync:
 
     # Sleeping.
 
-    def wake_times(
-        self, now: datetime, days: tuple[date, ...], *, uploads: bool
-    ) -> list[datetime]:
+    def wake_times(self, now: datetime, days: tuple[date, ...], *, uploads: bool) -> list[datetime]:
         """When each channel is next due (a new local day's pull is due at once)."""
         wake = [self.next_emergency_poll]
         if self.pulled_days != (days[0], days[1]):
