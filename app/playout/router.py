@@ -29,7 +29,7 @@ from app.db import DbId, SessionDep, unit_of_work
 from app.devices.service import Telemetry, device_by_token, device_token_hash, parse_telemetry
 from app.http import etag_matches, parse_day, render_json, strong_etag, wants_m3u
 from app.pagination import Page, PageDep, paginate
-from app.playout import access, asrun, emergencies, playlists, spoken
+from app.playout import access, asrun, emergencies, live, playlists, spoken
 from app.playout.polldb import run_db
 from app.playout.schemas import (
     AsRunResult,
@@ -150,15 +150,29 @@ async def get_playlist(request: Request, token: TokenDep) -> Response:
     openapi_extra={"parameters": [*CONDITIONAL_PARAMETERS, *TELEMETRY_PARAMETERS]},
 )
 async def poll_emergencies(request: Request, token: TokenDep) -> Response:
-    """The active emergencies in the device's scope, newest first; poll with If-None-Match."""
+    """The active emergencies in the device's scope, newest first, and the station's open
+    live session when the device is in its scope (an item with ``"kind": "live"`` and its
+    ``stream_url``: play that mount until it leaves this list); poll with If-None-Match."""
     headers = request.headers
     token_hash = device_token_hash(token)
     telemetry = _telemetry(headers)
-    device, active = await run_db(
+    device, active, lives = await run_db(
         lambda: emergencies.pull_emergencies(token_hash=token_hash, telemetry=telemetry)
     )
     base = base_url(request)
-    body = render_json([emergencies.emergency_document(e, base_url=base) for e in active])
+    items = [emergencies.emergency_document(e, base_url=base) for e in active]
+    items += [
+        live.live_document(
+            live_id=x.id,
+            title=x.title,
+            priority=x.priority,
+            mount=x.mount,
+            created_at=x.created_at,
+            base_url=base,
+        )
+        for x in lives
+    ]
+    body = render_json(items)
     response = _conditional(body, JSON_MEDIA_TYPE, headers.get("if-none-match"))
     if active and response.status_code == status.HTTP_200_OK:
         # The device did not have this list yet: record its pickup (rare; never on a 304).

@@ -309,3 +309,21 @@ def _go_on_air(
             repeat=repeat,
         )
         return emergency.id
+
+
+def preview_mp3(text: str, *, extra: dict[str, str]) -> bytes:
+    """ "Nghe thử": the message read aloud once, as a small MP3 for the page (not stored)."""
+    with audio.audio_job():
+        scratch = Path(tempfile.mkdtemp(prefix="emergency-preview-", dir=audio.work_dir()))
+        try:
+            engine = get_settings().emergency_tts_engine
+            wav = speak(text, extra=extra, scratch=scratch, engine=engine)
+            out = scratch / "preview.mp3"
+            subprocess.run(
+                ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(wav), "-ac", "1",
+                 "-c:a", "libmp3lame", "-b:a", "32k", str(out)],
+                check=True, capture_output=True, timeout=120,
+            )  # fmt: skip
+            return out.read_bytes()
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)

@@ -54,6 +54,7 @@ from app.streams.config import (
     runtime_dir,
     share_with_icecast,
 )
+from app.streams.live_hub import LiveWatch
 from app.streams.models import RelaySlot, StreamState
 from app.streams.mounts import relay_mount
 from app.streams.probe import probe, words_vi
@@ -422,6 +423,7 @@ def run_hub(
     icecast.start()
     feeders = Feeders(icecast)
     watch = Watch()
+    lives = LiveWatch(layout.port)
     try:
         if not icecast.wait_ready(stop=stop):
             if stop.is_set():
@@ -436,16 +438,17 @@ def run_hub(
                 log.error("icecast exited with code %s", icecast.process.returncode)
                 return 1
             try:
-                _tick(icecast, feeders, watch)
+                _tick(icecast, feeders, watch, lives)
             except Exception:  # a database hiccup must not take the streams down
                 log.exception("hub tick failed; carrying on")
         return 0
     finally:
         feeders.stop_all()
+        lives.stop_all()
         icecast.stop()
 
 
-def _tick(icecast: Icecast, feeders: Feeders, watch: Watch) -> None:
+def _tick(icecast: Icecast, feeders: Feeders, watch: Watch, lives: LiveWatch) -> None:
     now = clock.now()
     with unit_of_work() as session:
         if icecast.configure(relay_mounts(session)):
@@ -458,3 +461,4 @@ def _tick(icecast: Icecast, feeders: Feeders, watch: Watch) -> None:
     with unit_of_work() as session:
         changes = watch.tick(session, now=now, sources=sources)
     warnings.notify(changes)
+    lives.tick(sources)
