@@ -137,9 +137,7 @@ def device_alerts(
         e_id, villages, network, seg_id, title, sha, dur, created, expires = tail[:9]
         l_id, l_title, l_priority, l_villages, l_network, l_mount, l_created = tail[9:]
         if l_id is not None and carries_emergency(l_villages, l_network, device.village_id):
-            lives[l_id] = ActiveLive(
-                l_id, l_title, l_priority, l_mount, l_created.astimezone(UTC)
-            )
+            lives[l_id] = ActiveLive(l_id, l_title, l_priority, l_mount, l_created.astimezone(UTC))
         if e_id is None or not carries_emergency(villages, network, device.village_id):
             continue
         found.append(

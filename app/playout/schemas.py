@@ -75,6 +75,7 @@ class AsRunEventIn(BaseModel):
     event_id: EventId
     broadcast_id: DbId | None = None
     emergency_id: DbId | None = None
+    live_id: DbId | None = Field(default=None, description="a live session the device carried")
     sha256: Sha256 | None
     started_at: Instant
     ended_at: Instant
@@ -161,3 +162,46 @@ class EmergencyDetail(EmergencyOut):
     deliveries: list[DeliveryOut] = Field(
         description="every device in scope (and any that picked it up), in id order"
     )
+
+
+class LiveCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    station_id: DbId
+    village_ids: Annotated[list[DbId], Field(min_length=1, max_length=500)] | None = Field(
+        default=None, description="omit for the whole station: its PC and every village"
+    )
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    priority: Literal["normal", "emergency"] = Field(
+        description="emergency: pre-empts everything; normal: the schedule, not an emergency"
+    )
+
+
+class LiveSource(BaseModel):
+    """How a source client feeds the session (Icecast's protocol): shown once."""
+
+    url: str = Field(description="the hub, e.g. http://host:8001")
+    mount: str
+    username: str
+    password: str | None = Field(description="only in the answer that opened the session")
+
+
+class LiveOut(BaseModel):
+    id: int
+    station_id: DbId
+    village_ids: list[DbId] | None
+    title: str
+    priority: str
+    source: LiveSource
+    websocket_url: str = Field(
+        description="the console's feed: MediaRecorder chunks (WebM or Ogg Opus) as binary "
+        "frames; the console session's cookie and ?csrf_token= are required"
+    )
+    listen_url: str = Field(description="the mount devices play (with their token)")
+    created_at: datetime
+    source_seen_at: datetime | None = None
+    ended_at: datetime | None = None
+    end_reason: str | None = None
+    recording_sha256: str | None = None
+    recording_ms: int | None = None
+    recording_note: str | None = None

@@ -168,11 +168,17 @@ def test_icecast_config_prints_what_an_existing_icecast_needs(
     assert relay.findtext("local-mount") == f"/relay-{ids['station_id']}-vov1"
     assert relay.findtext("on-demand") == "1"
     mounts = {m.findtext("mount-name"): m for m in root.findall("mount")}
-    assert set(mounts) == {f"/relay-{ids['station_id']}-vov1", f"/relay-{ids['station_id']}-vov2"}
+    assert set(mounts) == {
+        f"/relay-{ids['station_id']}-vov1",
+        f"/relay-{ids['station_id']}-vov2",
+        "/live-*",  # every live session (issue 24), its sources checked by loaxa
+    }
     for m in mounts.values():
         options = {o.get("name"): o.get("value") for o in m.iter("option")}
         assert options["listener_add"] == "https://loaxa.example.vn/api/v1/streams/listener"
         assert options["auth_header"] == "icecast-auth-user: 1"
+    live = {o.get("name"): o.get("value") for o in mounts["/live-*"].iter("option")}
+    assert live["stream_auth"] == "https://loaxa.example.vn/api/v1/streams/source"
     assert root.findtext("listen-socket/port") == "8000"
     assert root.findtext("security/changeowner/user") == "icecast2"
     password = root.findtext("authentication/source-password")

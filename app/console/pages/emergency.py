@@ -159,9 +159,7 @@ def _source(form: ConsoleForm) -> str:
         return "text"
     if form.get("segment_id"):
         return "segment"
-    raise FieldErrors(
-        {"text": _("Hãy soạn nội dung, ghi âm, hoặc chọn một tin bài đã duyệt.")}
-    )
+    raise FieldErrors({"text": _("Hãy soạn nội dung, ghi âm, hoặc chọn một tin bài đã duyệt.")})
 
 
 def _repeat(form: ConsoleForm) -> int:
