@@ -59,8 +59,10 @@ class LiveWatch:
         secret = mount_secret("recorder", mount)
         url = f"http://{live.RECORDER_USER}:{secret}@127.0.0.1:{self.port}{mount}"
         return [
-            "ffmpeg", "-nostdin", "-v", "error", "-y", "-i", url,
-            "-vn", "-c:a", "copy", "-f", "mp3", str(out),
+            # Little probing: ffmpeg's default (5 s of a live stream) would lose the
+            # start, and all of a session shorter than that.
+            "ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "mp3", "-probesize", "4096",
+            "-analyzeduration", "0", "-i", url, "-vn", "-c:a", "copy", "-f", "mp3", str(out),
         ]  # fmt: skip
 
     def tick(self, sources: dict[str, dict[str, Any]]) -> None:
@@ -136,7 +138,9 @@ class LiveWatch:
 def keep_recording(live_id: int) -> None:
     """Join a session's parts, normalise and store them, and note it on the session."""
     folder = recordings_dir(live_id)
-    parts = sorted(p for p in folder.glob("part-*.mp3") if p.stat().st_size > 0)
+    found = sorted(folder.glob("part-*.mp3"))
+    log.info("live session %d: keeping %s", live_id, [(p.name, p.stat().st_size) for p in found])
+    parts = [p for p in found if p.stat().st_size > 0]
     fields: dict[str, object] | None = None
     note: str | None = None
     if not parts:
