@@ -14,6 +14,8 @@ import base64
 import re
 import secrets
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from app.console.forms import (
     ConsoleForm,
     FieldErrors,
     FormDep,
+    Refused,
     parse_int,
     run_form,
     run_form_task,
@@ -40,11 +43,12 @@ from app.console.render import NOTICES, redirect, render, station_zone
 from app.console.routing import ConsoleRoute
 from app.db import DbId, unit_of_work
 from app.devices import service as device_service
-from app.errors import Invalid, NotFound
+from app.errors import Conflict, Invalid, NotFound
 from app.middleware import takes_upload
 from app.pagination import PageParams, paginate
 from app.playout import emergencies, spoken
 from app.playout import live as live_sessions
+from app.playout.schemas import LiveCreate
 from app.segments import service as segments
 from app.segments.models import Segment, SegmentStatus
 from app.tts import service as tts
@@ -55,6 +59,7 @@ NOTICES.update(
     {
         "emergency-started": N_("Đã phát lệnh khẩn cấp: các máy sẽ phát trong vòng 30 giây."),
         "emergency-cancelled": N_("Đã hủy phát khẩn cấp."),
+        "live-ended": N_("Đã kết thúc phát trực tiếp: các loa trở lại lịch phát."),
     }
 )
 
@@ -151,6 +156,15 @@ def _held(name: str) -> Path:
     return _held_dir() / name
 
 
+@contextmanager
+def _recording_in_words() -> Iterator[None]:
+    try:
+        yield
+    except Invalid as exc:
+        words = _("Bản ghi âm không dùng được: quá ngắn, im lặng hoặc dài hơn 3 phút. Hãy ghi lại.")
+        raise Refused(words, status=422) from exc
+
+
 def _source(form: ConsoleForm) -> str:
     """What the official chose to play: "recording", "text" or "segment"."""
     if form.files.get("recording") is not None or form.get("held"):
@@ -160,6 +174,20 @@ def _source(form: ConsoleForm) -> str:
     if form.get("segment_id"):
         return "segment"
     raise FieldErrors({"text": _("Hãy soạn nội dung, ghi âm, hoặc chọn một tin bài đã duyệt.")})
+
+
+def _checked_text(text: str, extra: dict[str, str]) -> str:
+    """The message as read aloud; refused beside the field, in words, when it cannot be."""
+    if not text.strip():
+        raise FieldErrors({"text": _("Hãy soạn nội dung để máy đọc.")})
+    try:
+        return spoken.check_text(text, extra)
+    except Invalid as exc:
+        if "longer than" in exc.message:
+            words = _("Nội dung quá dài: đọc lên mất hơn 3 phút. Hãy rút gọn.")
+        else:
+            words = _("Nội dung này không đọc thành lời được.")
+        raise FieldErrors({"text": words}) from exc
 
 
 def _repeat(form: ConsoleForm) -> int:
@@ -200,15 +228,9 @@ def _plan(db: Session, user: User, form: ConsoleForm) -> dict[str, object]:
     if station is None:
         raise Invalid(_("Tài khoản của bạn chưa gắn với đài nào."))
     source = _source(form)
-    village_ids, village_list = _scope(db, form, station.id)
-    plan: dict[str, object] = {
-        "station": station,
-        "source": source,
-        "village_ids": village_ids,
-        "village_list": village_list,
-    }
+    plan: dict[str, object] = {"station": station, "source": source}
     if source == "segment":
-        choice = views.emergency_choice(form, station.id)
+        choice = views.emergency_choice(form, station.id)  # the segment first, then where
         segment = segments.get_segment(db, choice.segment_id, user=user)
         if segment.station_id != station.id:
             raise NotFound(f"segment {segment.id} does not exist in station {station.id}")
@@ -221,11 +243,7 @@ def _plan(db: Session, user: User, form: ConsoleForm) -> dict[str, object]:
         repeat = _repeat(form)
         plan["repeat"] = repeat
         if source == "text":
-            extra = tts.station_dictionary(db, station.id)
-            try:
-                read = spoken.check_text(form.get("text"), extra)
-            except Invalid as exc:
-                raise FieldErrors({"text": exc.message}) from exc
+            read = _checked_text(form.get("text"), tts.station_dictionary(db, station.id))
             once = len(read.split()) * 60_000 // spoken.WORDS_PER_MINUTE
             plan.update(text=form.get("text").strip(), read=read)
         else:
@@ -235,7 +253,8 @@ def _plan(db: Session, user: User, form: ConsoleForm) -> dict[str, object]:
             once = spoken.MAX_SPOKEN_MS
             plan.update(held=held, title=form.get("title").strip())
         duration_ms = once * repeat + spoken.PAUSE_MS * (repeat - 1)
-    plan["duration_ms"] = duration_ms
+    village_ids, village_list = _scope(db, form, station.id)
+    plan.update(village_ids=village_ids, village_list=village_list, duration_ms=duration_ms)
     until = clock.now() + emergencies.emergency_lifetime(duration_ms)
     plan.update(_reach(db, station.id, village_ids, until))
     return plan
@@ -277,10 +296,7 @@ def preview(request: Request, user: ApproverPage, form: FormDep) -> Response:
             if station is None:
                 raise Invalid(_("Tài khoản của bạn chưa gắn với đài nào."))
             extra = tts.station_dictionary(db, station.id)
-        try:
-            read = spoken.check_text(form.get("text"), extra)
-        except Invalid as exc:
-            raise FieldErrors({"text": exc.message}) from exc
+        read = _checked_text(form.get("text"), extra)
         clip = spoken.preview_mp3(form.get("text"), extra=extra)
         heard = {"read": read, "src": "data:audio/mpeg;base64," + base64.b64encode(clip).decode()}
         return _choose_page(request, user, form=form, heard=heard)
@@ -312,14 +328,15 @@ def start(request: Request, user: ApproverPage, form: FormDep) -> Response:
         elif plan["source"] == "recording":
             path = _held(str(plan["held"]))
             try:
-                emergency_id = spoken.emergency_from_recording(
-                    user=user,
-                    station_id=station_id,
-                    upload=path,
-                    title=str(plan.get("title") or ""),
-                    village_ids=village_ids,
-                    repeat=repeat,
-                )
+                with _recording_in_words():
+                    emergency_id = spoken.emergency_from_recording(
+                        user=user,
+                        station_id=station_id,
+                        upload=path,
+                        title=str(plan.get("title") or ""),
+                        village_ids=village_ids,
+                        repeat=repeat,
+                    )
             finally:
                 path.unlink(missing_ok=True)
         else:
@@ -334,6 +351,86 @@ def start(request: Request, user: ApproverPage, form: FormDep) -> Response:
         return redirect(f"/emergency/{emergency_id}", notice="emergency-started")
 
     return run_form_task(form, again=again, task=task)
+
+
+@router.post("/live")
+def open_live(request: Request, user: ApproverPage, form: FormDep) -> Response:
+    """ "Nói trực tiếp": open a live session (the API's rules), then its page."""
+
+    def again(message: str, status: int) -> Response:
+        return _choose_page(request, user, form=form, error=message, status=status)
+
+    def action(db: Session) -> Response:
+        station = views.station_for(db, user)
+        if station is None:
+            raise Invalid(_("Tài khoản của bạn chưa gắn với đài nào."))
+        village_ids, _names = _scope(db, form, station.id)
+        body = form.model(
+            LiveCreate,
+            {
+                "station_id": station.id,
+                "title": form.get("title"),
+                "priority": form.get("priority") or "emergency",
+                "village_ids": village_ids,
+            },
+        )
+        try:
+            s, _password = live_sessions.create_session(
+                db,
+                station_id=station.id,
+                title=body.title,
+                priority=body.priority,
+                village_ids=body.village_ids,
+                actor=user,
+            )
+        except Conflict as exc:
+            words = _("Đài đang có một phiên phát trực tiếp: hãy kết thúc phiên đó trước.")
+            raise Refused(words, status=409) from exc
+        return redirect(f"/emergency/live/{s.id}")
+
+    return run_form(form, again=again, action=action)
+
+
+def _live_page(
+    request: Request, user: User, live_id: int, *, error: str | None = None, status: int = 200
+) -> HTMLResponse:
+    with unit_of_work(write=False) as db:
+        s = live_sessions.get_session(db, live_id, user=user)
+        names = views.village_names(db, s.station_id)
+        return render(
+            request,
+            "emergency/live.html",
+            {
+                "page_title": s.title,
+                "s": s,
+                "village_list": [names.get(v, str(v)) for v in s.village_ids or []],
+                "devices": views.devices_in_scope(
+                    db, station_id=s.station_id, village_ids=s.village_ids
+                ),
+                "error": error,
+            },
+            status=status,
+        )
+
+
+@router.get("/live/{live_id}", response_class=HTMLResponse)
+def live_page(request: Request, user: ApproverPage, live_id: DbId) -> HTMLResponse:
+    return _live_page(request, user, live_id)
+
+
+@router.post("/live/{live_id}/end")
+def end_live(request: Request, user: ApproverPage, live_id: DbId, form: FormDep) -> Response:
+    """ "Kết thúc": the devices go back to their schedule at their next poll."""
+
+    def again(message: str, status: int) -> Response:
+        return _live_page(request, user, live_id, error=message, status=status)
+
+    def action(db: Session) -> Response:
+        s = live_sessions.get_session(db, live_id, user=user, for_update=True)
+        live_sessions.end_session(db, s, actor=user)
+        return redirect(f"/emergency/live/{live_id}", notice="live-ended")
+
+    return run_form(form, again=again, action=action)
 
 
 def _watch(
