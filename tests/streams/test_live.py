@@ -10,6 +10,7 @@ The player writes what it plays as raw PCM (8 kHz mono 16-bit), one file per run
 from __future__ import annotations
 
 import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -265,7 +266,13 @@ def test_a_session_whose_source_is_gone_60_s_ends_by_itself(
         headers=h["approver"],
     )
     opened = r.json()
-    feeder = source(source_url(hub, opened))
+    # Fed by `loaxa-agent live` (a generated tone standing in for the PC's input).
+    feeder = subprocess.Popen(
+        [sys.executable, "-m", "app.playout.agent.cli", "live",
+         "--source", source_url(hub, opened), "--input-format", "lavfi",
+         "--input", f"sine=frequency={TONE_HZ}:sample_rate=44100"],
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
     try:
         wait_for(lambda: on_air(hub, opened["source"]["mount"]), 15, "the live mount on air")
         time.sleep(1.5)  # the hub sees it on air
