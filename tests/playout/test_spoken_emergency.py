@@ -126,3 +126,67 @@ def test_editors_and_viewers_cannot_start_a_text_emergency(client: TestClient) -
             "/api/v1/emergencies", json={"station_id": sid, "text": STORM}, headers=h[who]
         )
         assert r.status_code == 403
+
+
+@pytest.mark.slow
+def test_real_agents_play_a_typed_emergency_twice_in_scope_and_not_outside(
+    client: TestClient, server_url: str, tmp_path: Path
+) -> None:
+    from tests.streams.test_live import Running
+
+    ids = make_station(network="ip")
+    sid, (v1, v2, v3) = ids["station_id"], ids["village_ids"]
+    h = staff(client, sid)
+
+    def token(village: int) -> str:
+        r = client.post(
+            "/api/v1/devices",
+            json={"name": f"Cụm loa {village}", "station_id": sid, "village_id": village},
+            headers=h["admin"],
+        )
+        return str(r.json()["token"])
+
+    agents = {v: Running(server_url, token(v), tmp_path / f"a{v}") for v in (v1, v2, v3)}
+    try:
+        r = client.post(
+            "/api/v1/emergencies",
+            json={"station_id": sid, "village_ids": [v1, v2], "text": "Bão về. Sơ tán ngay."},
+            headers=h["approver"],
+        )
+        assert r.status_code == 201, r.text
+        e = r.json()
+
+        def played(v: int) -> bool:
+            return any(p.stat().st_size > 0 for p in agents[v].heard.glob("file-*.raw")) and not (
+                agents[v].playing
+            )
+
+        deadline = e["duration_ms"] / 1000 + 15
+        for v in (v1, v2):
+            wait_for_agent(lambda v=v: played(v), deadline)
+    finally:
+        for running in agents.values():
+            running.stop()
+    once = client.post(
+        "/api/v1/emergencies",
+        json={"station_id": sid, "village_ids": [v3], "text": "Bão về. Sơ tán ngay.", "repeat": 1},
+        headers=h["approver"],
+    ).json()
+    for v in (v1, v2):
+        [heard] = list(agents[v].heard.glob("file-*.raw"))
+        seconds = heard.stat().st_size / 16_000
+        # Said twice with a pause between: the whole emergency, twice the single saying.
+        assert abs(seconds - e["duration_ms"] / 1000) < 0.5
+        assert seconds > 2 * once["duration_ms"] / 1000
+    assert not list(agents[v3].heard.glob("*.raw"))
+
+
+def wait_for_agent(condition: Any, seconds: float) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"waited {seconds:.0f} s for the agents to play the emergency")
