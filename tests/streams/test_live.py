@@ -16,6 +16,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import numpy as np
@@ -251,6 +252,19 @@ def test_a_live_session_reaches_its_villages_within_seconds_ends_and_is_kept(
         select(AsRunEvent).where(AsRunEvent.live_session_id == opened["id"])
     ).all()
     assert events and all(e.sha256 is None for e in events)
+    # The report: "Phát trực tiếp", its length, the village whose cluster carried it.
+    local = datetime.now(UTC).astimezone(ZoneInfo("Asia/Ho_Chi_Minh"))
+    report = client.get(
+        "/api/v1/reports/compliance",
+        params={"station_id": sid, "year": local.year, "month": local.month},
+        headers=h["viewer"],
+    ).json()
+    [row] = report["live"]
+    assert row["kind"] == "Phát trực tiếp" and row["title"] == "Ứng phó bão"
+    assert row["duration_ms"] == out["recording_ms"] and row["recorded"]
+    village_names = {v["id"]: v["name"] for v in client.get(
+        f"/api/v1/stations/{sid}/villages", headers=h["admin"]).json()}  # fmt: skip
+    assert row["villages"] == [village_names[v1]]
 
 
 @pytest.mark.slow
