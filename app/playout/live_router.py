@@ -49,10 +49,7 @@ def websocket_url(base: str, live_id: int) -> str:
 
 
 def live_out(session: Any, s: LiveSession, *, base: str, password: str | None = None) -> LiveOut:
-    sha = None
-    if s.recording_audio_id is not None:
-        asset = session.get(AudioAsset, s.recording_audio_id)
-        sha = asset.sha256 if asset else None
+    asset = session.get(AudioAsset, s.recording_audio_id) if s.recording_audio_id else None
     return LiveOut(
         id=s.id,
         station_id=s.station_id,
@@ -68,8 +65,9 @@ def live_out(session: Any, s: LiveSession, *, base: str, password: str | None = 
         source_seen_at=s.source_seen_at,
         ended_at=s.ended_at,
         end_reason=s.end_reason,
-        recording_sha256=sha,
+        recording_sha256=asset.sha256 if asset else None,
         recording_ms=s.recording_ms,
+        recording_loudness_lufs=asset.loudness_lufs if asset else None,
         recording_note=s.recording_note,
     )
 

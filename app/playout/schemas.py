@@ -204,4 +204,7 @@ class LiveOut(BaseModel):
     end_reason: str | None = None
     recording_sha256: str | None = None
     recording_ms: int | None = None
+    recording_loudness_lufs: float | None = Field(
+        default=None, description="the kept recording's integrated loudness (normalised)"
+    )
     recording_note: str | None = None

@@ -62,6 +62,7 @@ from app.streams.probe import probe, words_vi
 log = logging.getLogger("loaxa.hub")
 
 TICK_SECONDS = 2.0
+LIVE_TICK_SECONDS = 0.5
 READY_TIMEOUT_S = 15.0
 FEED_LEAD = timedelta(seconds=30)
 FEED_RETRY_S = 3.0
@@ -433,12 +434,21 @@ def run_hub(
             )
             return 1
         log.info("hub ready on port %d", layout.port)
-        while not stop.wait(tick):
+        # Live sessions are looked at more often than relays: a recorder started late
+        # loses the start of what the official said.
+        step = min(tick, LIVE_TICK_SECONDS)
+        next_relay = time.monotonic()
+        while not stop.wait(step):
             if icecast.process is not None and icecast.process.poll() is not None:
                 log.error("icecast exited with code %s", icecast.process.returncode)
                 return 1
             try:
-                _tick(icecast, feeders, watch, lives)
+                if time.monotonic() >= next_relay:
+                    next_relay = time.monotonic() + tick
+                    _tick(icecast, feeders, watch)
+                sources = icecast.sources()
+                if sources is not None:
+                    lives.tick(sources)
             except Exception:  # a database hiccup must not take the streams down
                 log.exception("hub tick failed; carrying on")
         return 0
@@ -448,7 +458,7 @@ def run_hub(
         icecast.stop()
 
 
-def _tick(icecast: Icecast, feeders: Feeders, watch: Watch, lives: LiveWatch) -> None:
+def _tick(icecast: Icecast, feeders: Feeders, watch: Watch) -> None:
     now = clock.now()
     with unit_of_work() as session:
         if icecast.configure(relay_mounts(session)):
@@ -461,4 +471,3 @@ def _tick(icecast: Icecast, feeders: Feeders, watch: Watch, lives: LiveWatch) ->
     with unit_of_work() as session:
         changes = watch.tick(session, now=now, sources=sources)
     warnings.notify(changes)
-    lives.tick(sources)

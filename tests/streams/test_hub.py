@@ -124,9 +124,7 @@ def test_the_probe_names_codec_and_bitrate_or_the_trouble(
         "/api/v1/streams/probe", json={"url": f"{server_url}/healthz"}, headers=h["admin"]
     )
     assert r.json()["ok"] is False and r.json()["error"] in ("not-audio", "too-slow")
-    r = client.post(
-        "/api/v1/streams/probe", json={"url": "file:///etc/passwd"}, headers=h["admin"]
-    )
+    r = client.post("/api/v1/streams/probe", json={"url": "file:///etc/passwd"}, headers=h["admin"])
     assert r.status_code == 422 and "url" in r.json()["detail"]
     r = client.post("/api/v1/streams/probe", json={"url": upstream.url}, headers=h["approver"])
     assert r.status_code == 403

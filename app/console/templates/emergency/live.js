@@ -44,7 +44,11 @@
   start.addEventListener("click", function () {
     start.disabled = true;
     say(box.dataset.msgConnecting);
-    navigator.mediaDevices.getUserMedia({ audio: true }).then(function (stream) {
+    // No echo cancellation nor noise suppression: nothing plays back on the phone, and a
+    // suppressor that takes a siren or a steady tone for noise would cut it off the air.
+    // Gain control stays: phones are held near and far; the recording is normalised anyway.
+    var wanted = { audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: true } };
+    navigator.mediaDevices.getUserMedia(wanted).then(function (stream) {
       var type = supportedType();
       var format = type.indexOf("ogg") >= 0 ? "ogg" : "webm";
       var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host +
