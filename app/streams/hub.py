@@ -424,7 +424,7 @@ def run_hub(
     icecast.start()
     feeders = Feeders(icecast)
     watch = Watch()
-    lives = LiveWatch(layout.port)
+    lives = LiveWatch(layout.port, icecast.secrets.admin)
     try:
         if not icecast.wait_ready(stop=stop):
             if stop.is_set():

@@ -25,6 +25,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import select
 
 from app import clock
@@ -49,8 +50,9 @@ def _on_air(entry: dict[str, Any] | None) -> bool:
 class LiveWatch:
     """The hub's live sessions: recorders running, recordings being kept."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, admin_password: str | None = None) -> None:
         self.port = port
+        self.admin_password = admin_password
         self.recorders: dict[int, subprocess.Popen[bytes]] = {}
         self.parts: dict[int, int] = {}
         self.keeping: dict[int, threading.Thread] = {}
@@ -84,6 +86,14 @@ class LiveWatch:
                     live.end_session(session, s, reason=live.ENDED_SOURCE_GONE, at=now)
                     log.info("live session %d ended: its source was gone for 60 s", s.id)
             open_ids = {s.id for s in open_now if s.ended_at is None}
+            # A source still on an ended session's mount (Icecast asks about a source only
+            # when it connects): cut it off, so that nothing more goes out.
+            on_air_mounts = [m for m, entry in sources.items() if _on_air(entry)]
+            lingering = session.scalars(
+                select(LiveSession.mount).where(
+                    LiveSession.mount.in_(on_air_mounts), LiveSession.ended_at.is_not(None)
+                )
+            ).all() if on_air_mounts else []
             # Ended sessions not kept yet (ended here, by a person, or before a restart).
             pending = session.scalars(
                 select(LiveSession.id).where(
@@ -93,6 +103,8 @@ class LiveWatch:
                 )
             ).all()
             finished = [i for i in pending if i not in open_ids]
+        for mount in lingering:
+            self._kill_source(mount)
         for live_id in finished:
             self._stop(live_id)
             if live_id not in self.keeping:
@@ -101,6 +113,20 @@ class LiveWatch:
                 )
                 self.keeping[live_id] = thread
                 thread.start()
+
+    def _kill_source(self, mount: str) -> None:
+        if self.admin_password is None:
+            return
+        try:
+            httpx.get(
+                f"http://127.0.0.1:{self.port}/admin/killsource",
+                params={"mount": mount},
+                auth=("admin", self.admin_password),
+                timeout=2,
+            )
+            log.info("cut off the source of %s: its live session has ended", mount)
+        except httpx.HTTPError as exc:
+            log.warning("could not cut off the source of %s: %s", mount, exc)
 
     def _record(self, live_id: int, mount: str) -> None:
         process = self.recorders.get(live_id)

@@ -223,6 +223,9 @@ def test_a_live_session_reaches_its_villages_within_seconds_ends_and_is_kept(
         ended = time.monotonic()
         wait_for(lambda: not a1.playing, 5, "the cluster to leave the live session")
         assert time.monotonic() - ended < 5
+        # The hub cuts off the source still sending: nothing more goes out.
+        wait_for(lambda: not on_air(hub, opened["source"]["mount"]), 5, "the source cut off")
+        assert feeder.wait(timeout=10) != 0
         # Frames after the end: the hub asks loaxa again and refuses a new source.
         late = source(source_url(hub, opened))
         assert late.wait(timeout=20) != 0
