@@ -163,7 +163,9 @@ def add_unique(session: Session, obj: Base) -> bool:
     return True
 
 
-def check_version(what: str, *, current: int, expected: int | None, required: bool = False) -> None:
+def check_version(
+    what: str, *, current: int, expected: int | None, required: bool = False
+) -> None:
     """Refuse a write based on an older version of a row (optimistic locking).
 
     `what` names the row for the caller, e.g. "segment 12". Without an expected version

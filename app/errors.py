@@ -143,7 +143,6 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 # resource, a state clash, invalid content, and the limits every request is held to.
 COMMON_RESPONSES = responses(400, 401, 403, 404, 408, 409, 413, 414, 422)
 
-
 class InsufficientStorage(LoaxaError):
     """The server's disk is full: nothing was stored, the caller may try again later."""
 

@@ -30,9 +30,7 @@ _SECRETS = [
     (re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"), "[redacted-jwt]"),
     (re.compile(r"\bdev_[A-Za-z0-9_-]{8,}"), "dev_[redacted]"),
     (
-        re.compile(
-            r"(?i)([\"']?(?:password|passwd|secret|token)[\"']?\s*[=:]\s*)([\"']?)[^\s&\"',}]+"
-        ),
+        re.compile(r"(?i)([\"']?(?:password|passwd|secret|token)[\"']?\s*[=:]\s*)([\"']?)[^\s&\"',}]+"),
         r"\1\2[redacted]",
     ),
 ]

@@ -73,7 +73,9 @@ def make(sha256: str) -> str | None:
         shutil.rmtree(scratch, ignore_errors=True)
     with unit_of_work() as session:
         session.execute(
-            update(AudioAsset).where(AudioAsset.sha256 == sha256).values(listen_sha256=listen_sha)
+            update(AudioAsset)
+            .where(AudioAsset.sha256 == sha256)
+            .values(listen_sha256=listen_sha)
         )
     return listen_sha
 
@@ -116,3 +118,5 @@ def make_missing(*, limit: int = MISSING_BATCH) -> int:
             )
         )
     return sum(1 for sha in shas if make(sha))
+
+

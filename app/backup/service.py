@@ -325,3 +325,4 @@ def _restore_postgres(engine: Engine, dump: Path) -> None:
     if done.returncode != 0:
         error = done.stderr.strip()[-2000:]
         raise BackupError(f"psql could not load the dump (the database is unchanged): {error}")
+

@@ -85,7 +85,11 @@ def signed_in_user(request: Request) -> User | None:
             if station is not None:
                 request.state.console_station_name = station.name
                 request.state.console_tz = station.timezone
-    if user is None or not user.is_active or session.pw != password_fingerprint(user.password_hash):
+    if (
+        user is None
+        or not user.is_active
+        or session.pw != password_fingerprint(user.password_hash)
+    ):
         console_session.sign_out(request)
         return None
     console_session.touch(request)

@@ -391,11 +391,8 @@ def _forget(form: ConsoleForm) -> None:
                 KeptForm.session_key == _session_key(request), KeptForm.page == page
             )
         ):
-            typed = any(
-                v and any(x.strip() for x in v)
-                for k, v in kept.values.items()
-                if k not in _NOT_TYPED
-            )
+            typed = any(v and any(x.strip() for x in v) for k, v in kept.values.items()
+                        if k not in _NOT_TYPED)
             if kept.action == action or not typed:
                 db.delete(kept)
 

@@ -344,11 +344,8 @@ def proposal_problem(found: Proposal, month: str) -> str | None:
     return _(
         "Chưa xếp được: %(n)s tin bài đã duyệt của tháng %(month)s đều dài hơn mức tối đa "
         "%(high)s của buổi phát. Chưa lưu gì."
-    ) % {
-        "n": found.offered,
-        "month": format_month(month),
-        "high": format_duration(found.window_ms[1]),
-    }
+    ) % {"n": found.offered, "month": format_month(month),
+         "high": format_duration(found.window_ms[1])}
 
 
 def window_message(rundown: RundownOut) -> str | None:
@@ -363,19 +360,13 @@ def window_message(rundown: RundownOut) -> str | None:
         return _(
             "Chưa ghép được: tổng thời lượng %(total)s, còn thiếu %(d)s so với tối thiểu "
             "%(low)s. Hãy thêm tin bài đã duyệt."
-        ) % {
-            "total": format_duration(total),
-            "d": format_duration(low - total),
-            "low": format_duration(low),
-        }
+        ) % {"total": format_duration(total), "d": format_duration(low - total),
+             "low": format_duration(low)}
     return _(
         "Chưa ghép được: tổng thời lượng %(total)s, thừa %(d)s so với tối đa %(high)s. "
         "Hãy bỏ bớt hoặc rút ngắn tin bài."
-    ) % {
-        "total": format_duration(total),
-        "d": format_duration(total - high),
-        "high": format_duration(high),
-    }
+    ) % {"total": format_duration(total), "d": format_duration(total - high),
+         "high": format_duration(high)}
 
 
 def reordered(ids: list[int], op: str, add: list[int]) -> list[int]:

@@ -100,10 +100,9 @@ def describe(
         return text, link, link_text
     if w.kind == "missed":
         if one is not None:
-            text = _("Buổi phát %(when)s (%(place)s) không có máy phát nào báo đã phát.") % {
-                "when": _when(one, tz),
-                "place": _places(items),
-            }
+            text = _(
+                "Buổi phát %(when)s (%(place)s) không có máy phát nào báo đã phát."
+            ) % {"when": _when(one, tz), "place": _places(items)}
         else:
             text = ngettext(
                 "%(head)s: %(num)s buổi phát không có máy phát nào báo đã phát: %(places)s.",
@@ -163,7 +162,9 @@ def describe(
     return _("Bộ lập lịch có một cảnh báo %(head)s.") % {"head": head.lower()}, link, link_text
 
 
-def shown(session: Session, rows: list[ScheduleWarning], *, tz: ZoneInfo) -> list[ShownWarning]:
+def shown(
+    session: Session, rows: list[ScheduleWarning], *, tz: ZoneInfo
+) -> list[ShownWarning]:
     """The warnings as sentences with links, and who acknowledged them."""
     ids = {w.broadcast_id for w in rows if w.broadcast_id is not None}
     broadcasts: dict[int, tuple[Broadcast, str, str | None]] = {}

@@ -110,7 +110,11 @@ def _broadcast_targets(
     }
     # A device may have played a master that was replaced since (the rundown changed after
     # it downloaded the playlist). Masters a broadcast had are in its audit trail.
-    older = {(bid, sha) for bid, sha in wanted if bid in targets and sha not in targets[bid].audio}
+    older = {
+        (bid, sha)
+        for bid, sha in wanted
+        if bid in targets and sha not in targets[bid].audio
+    }
     if older:
         previous: dict[int, set[str]] = defaultdict(set)
         for bid, after in session.execute(

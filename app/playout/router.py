@@ -50,7 +50,9 @@ AgentVersion = Annotated[str | None, Header(alias="X-Loaxa-Agent-Version")]
 FreeDisk = Annotated[str | None, Header(alias="X-Loaxa-Free-Disk-Bytes")]
 
 
-def _parameter(where: str, name: str, description: str, **schema: Any) -> dict[str, Any]:
+def _parameter(
+    where: str, name: str, description: str, **schema: Any
+) -> dict[str, Any]:
     return {
         "in": where,
         "name": name,

@@ -251,7 +251,9 @@ class IssueRequest(BaseModel):
     station_id: DbId
     year: int = Field(ge=2000, le=2100)
     month: (
-        Annotated[int, Field(ge=1, le=12)] | Annotated[str, StringConstraints(max_length=7)] | None
+        Annotated[int, Field(ge=1, le=12)]
+        | Annotated[str, StringConstraints(max_length=7)]
+        | None
     ) = Field(default=None, description='1 to 12, or "2024-03"')
     number: int | None = Field(
         default=None,

@@ -175,7 +175,9 @@ def compliance_report(
         clusters=clusters,
         names={v.id: v.name for v in villages},
     )
-    village_programmes = [p for p in programmes.values() if p.scope == "village" and not p.is_relay]
+    village_programmes = [
+        p for p in programmes.values() if p.scope == "village" and not p.is_relay
+    ]
     village_rows = _village_rows(
         broadcasts, outcomes, programmes=village_programmes, villages=villages, months=months
     )

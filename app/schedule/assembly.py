@@ -128,7 +128,9 @@ def assemble_broadcast(broadcast_id: int, *, actor_id: int | None = None) -> Run
                 f"broadcast {broadcast.id} is {broadcast.status}; it cannot be assembled"
             )
         if session.get_one(Programme, broadcast.programme_id).is_relay:
-            raise Invalid(f"broadcast {broadcast.id} relays a stream: there is nothing to assemble")
+            raise Invalid(
+                f"broadcast {broadcast.id} relays a stream: there is nothing to assemble"
+            )
         view = rundown_view(session, broadcast)
         if not view.compliant:
             raise Invalid(f"broadcast {broadcast.id} cannot be assembled: {view.problem}")

@@ -90,7 +90,9 @@ def parse_month(s: str) -> tuple[int, int]:
 # --------------------------------------------------------------------------- occurrences
 
 
-def occurrences(cadence: AnyCadence, *, start: date, end: date, tz: ZoneInfo) -> list[datetime]:
+def occurrences(
+    cadence: AnyCadence, *, start: date, end: date, tz: ZoneInfo
+) -> list[datetime]:
     """UTC datetimes of the cadence's local slots whose local date is in [start, end], sorted."""
     _require_date(start, "start")
     _require_date(end, "end")
@@ -119,7 +121,9 @@ def occurrences(cadence: AnyCadence, *, start: date, end: date, tz: ZoneInfo) ->
     return sorted(_local_to_utc(day, at, tz) for day in days)
 
 
-def year_occurrences(cadence: AnyCadence, year: int, tz: ZoneInfo) -> list[datetime]:
+def year_occurrences(
+    cadence: AnyCadence, year: int, tz: ZoneInfo
+) -> list[datetime]:
     """UTC datetimes of the cadence's slots in the given LOCAL calendar year, sorted."""
     return occurrences(cadence, start=date(year, 1, 1), end=date(year, 12, 31), tz=tz)
 

@@ -222,7 +222,9 @@ def _stage(until: timedelta) -> str | None:
     return None
 
 
-def _check_missing(session: Session, stations: Sequence[Any], now: datetime) -> list[Change | None]:
+def _check_missing(
+    session: Session, stations: Sequence[Any], now: datetime
+) -> list[Change | None]:
     programmes = {sid: pid for sid, _, pid in stations}
     # (station, month) -> stage: the months to look at, now and the open groups'.
     wanted: dict[tuple[int, str], str | None] = {}
@@ -409,7 +411,9 @@ def _broadcast_overlaps(session: Session, now: datetime) -> list[ScheduleWarning
         for v, v_code, v_max, v_name in rows:
             if v.starts_at + timedelta(milliseconds=v.master_duration_ms or v_max) <= c.starts_at:
                 continue
-            keys = {b.id: precedence(b.priority, b.village_id, b.starts_at, b.id) for b in (c, v)}
+            keys = {
+                b.id: precedence(b.priority, b.village_id, b.starts_at, b.id) for b in (c, v)
+            }
             loser = max((c, v), key=lambda b: keys[b.id])
             w = warnings.raise_warning(
                 session,

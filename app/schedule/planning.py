@@ -510,7 +510,9 @@ def plan_station(
     now = now or clock.now()
     session.get_one(Station, station_id)
     targets = station_targets(session, [station_id])[station_id]
-    result = plan_window(session, targets=targets, station_ids=[station_id], window=window, now=now)
+    result = plan_window(
+        session, targets=targets, station_ids=[station_id], window=window, now=now
+    )
     audit.record(
         session,
         actor=actor,

@@ -191,7 +191,8 @@ def masters_out(session: Session, broadcasts: list[Broadcast]) -> dict[int, Mast
     """The measured master of each broadcast that has one, by broadcast id."""
     shas = {b.master_sha256 for b in broadcasts if b.master_sha256}
     assets = {
-        a.sha256: a for a in session.scalars(select(AudioAsset).where(AudioAsset.sha256.in_(shas)))
+        a.sha256: a
+        for a in session.scalars(select(AudioAsset).where(AudioAsset.sha256.in_(shas)))
     }
     out = {}
     for b in broadcasts:
@@ -204,7 +205,9 @@ def masters_out(session: Session, broadcasts: list[Broadcast]) -> dict[int, Mast
             loudness_lufs=asset.loudness_lufs if asset else None,
             true_peak_dbtp=asset.true_peak_dbtp if asset else None,
             loudness_range_lu=asset.loudness_range_lu if asset else None,
-            warnings=audio.audio_warnings(asset) if asset else ["the master was never measured"],
+            warnings=audio.audio_warnings(asset)
+            if asset
+            else ["the master was never measured"],
             listen_url=listen.listen_url(asset.listen_sha256) if asset else None,
         )
     return out
@@ -439,7 +442,7 @@ def set_rundown(
                 for sid, bs in aired.items()
             )
             raise AiredElsewhere(
-                f'{where}: send "confirm_aired": true to place it here again',
+                f"{where}: send \"confirm_aired\": true to place it here again",
                 aired={sid: [b.id for b in bs] for sid, bs in aired.items()},
             )
     session.execute(delete(RundownItem).where(RundownItem.broadcast_id == broadcast.id))

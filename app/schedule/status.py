@@ -120,7 +120,9 @@ def last_seen(session: Session) -> datetime | None:
     return session.scalar(select(func.max(SchedulerProcess.last_seen_at)))
 
 
-def overview(session: Session, *, now: datetime | None = None, full: bool = True) -> SchedulerOut:
+def overview(
+    session: Session, *, now: datetime | None = None, full: bool = True
+) -> SchedulerOut:
     """The scheduler's processes and jobs, and whether one is running.
 
     Not `full` (everyone but an admin of no station): whether it runs and each job's
@@ -130,7 +132,9 @@ def overview(session: Session, *, now: datetime | None = None, full: bool = True
     processes = list(
         session.scalars(select(SchedulerProcess).order_by(SchedulerProcess.last_seen_at.desc()))
     )
-    alive = [p for p in processes if p.stopped_at is None and now - p.last_seen_at <= ALIVE_WITHIN]
+    alive = [
+        p for p in processes if p.stopped_at is None and now - p.last_seen_at <= ALIVE_WITHIN
+    ]
     seen = max((p.last_seen_at for p in processes), default=None)
     jobs = session.scalars(select(SchedulerJob).order_by(SchedulerJob.job)).all()
     return SchedulerOut(

@@ -108,7 +108,9 @@ def renormalise_segments(*, progress: Callable[[str], None] | None = None) -> Re
 def _old_asset(asset_id: int) -> _Old:
     with unit_of_work(write=False) as session:
         a = session.get_one(AudioAsset, asset_id)
-        return _Old(a.id, a.sha256, a.source_sha256, a.origin, a.tts_engine, a.tts_voice, a.tts_key)
+        return _Old(
+            a.id, a.sha256, a.source_sha256, a.origin, a.tts_engine, a.tts_voice, a.tts_key
+        )
 
 
 def _made_again(old: _Old, report: RenormaliseReport) -> dict[str, object]:

@@ -230,7 +230,9 @@ def _describe(exc: ValidationError) -> str:
             loc, message = ["kind"], "is required: 'monthly', 'weekly' or 'daily'"
         elif error["type"] == "union_tag_invalid":
             loc = ["kind"]
-            message = f"must be 'monthly', 'weekly' or 'daily', got {error['input'].get('kind')!r}"
+            message = (
+                f"must be 'monthly', 'weekly' or 'daily', got {error['input'].get('kind')!r}"
+            )
         elif error["type"] == "extra_forbidden":
             message = "is not a known field"
         elif error["type"] == "missing":

@@ -131,3 +131,4 @@ def create_programme(
         actor=admin,
     )
     return ProgrammeOut.of(programme)
+

@@ -65,7 +65,8 @@ def _at_most(limit: int) -> Callable[[str], str]:
     def check(value: str) -> str:
         if len(value) > limit:
             raise ValueError(
-                f"at most {limit} characters (the report's layout holds no more), got {len(value)}"
+                f"at most {limit} characters (the report's layout holds no more), "
+                f"got {len(value)}"
             )
         return value
 
@@ -126,7 +127,8 @@ class StationUpdate(BaseModel):
         description='"Chủ tịch", or "Phó Chủ tịch" (a deputy signs "KT. CHỦ TỊCH")',
     )
     report_recipients: (
-        Annotated[list[Recipient], Field(min_length=1, max_length=document.MAX_RECIPIENTS)] | None
+        Annotated[list[Recipient], Field(min_length=1, max_length=document.MAX_RECIPIENTS)]
+        | None
     ) = Field(default=None, description="Nơi nhận, one line each")
     relay_fallback_segment_id: DbId | None = Field(
         default=None,

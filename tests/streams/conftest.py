@@ -134,7 +134,9 @@ class Hub:
 
 
 @pytest.fixture
-def hub(server_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
+def hub(
+    server_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Hub]:
     """The hub as `loaxa hub` runs it (app.streams.hub.run_hub), on a free port, asking the
     real loaxa server (server_url) about its listeners; playlists name that port."""
     from app.config import get_settings

@@ -163,10 +163,8 @@ def test_the_agent_relays_through_a_cut_and_an_emergency(
         while time.monotonic() < deadline:
             time.sleep(min(agent.step(), 0.05))
             parts = [e for e in agent.journal.events() if e.broadcast_id == bid]
-            if (
-                datetime.now(UTC) > ends + timedelta(seconds=2)
-                and parts
-                and all(p.upload == "accepted" for p in parts)
+            if datetime.now(UTC) > ends + timedelta(seconds=2) and parts and all(
+                p.upload == "accepted" for p in parts
             ):
                 break
         events = agent.journal.events()

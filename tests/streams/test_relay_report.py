@@ -35,7 +35,9 @@ def _event(eid: str, bid: int, start: datetime, relayed_s: float, drops: int = 0
     }
 
 
-def test_the_report_counts_relays_per_month_and_village(client: TestClient, tmp_path: Path) -> None:
+def test_the_report_counts_relays_per_month_and_village(
+    client: TestClient, tmp_path: Path
+) -> None:
     ids = make_station(villages=2, network="ip")
     sid, (v1, v2) = ids["station_id"], ids["village_ids"]
     h = staff(client, sid)

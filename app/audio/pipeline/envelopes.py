@@ -96,7 +96,9 @@ def measure_item(
     pcm = decode_item(Path(path), 0.0 if filtered else highpass_hz)
     threads = 2 if pcm.size >= PARALLEL_MIN_FRAMES else 1
     _, env = measure_pcm(pcm, threads=threads)
-    overshoot = item_overshoot(pcm, env, target_lufs=target_lufs, ceiling_dbtp=max_true_peak_dbtp)
+    overshoot = item_overshoot(
+        pcm, env, target_lufs=target_lufs, ceiling_dbtp=max_true_peak_dbtp
+    )
     energy = env.energy.astype(F32)
     return ItemEnvelopes(env.frames, env.tp_db(), energy, round(overshoot, 4))
 

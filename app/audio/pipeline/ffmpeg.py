@@ -80,7 +80,6 @@ def __getattr__(name: str) -> Any:
         from pydub import AudioSegment
     return AudioSegment
 
-
 FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
 FFPROBE = shutil.which("ffprobe") or "ffprobe"
 

@@ -77,7 +77,7 @@ def devices_page(request: Request, user: ApproverPage) -> HTMLResponse:
 
 
 def _place(form: ConsoleForm) -> dict[str, int | None]:
-    """ "Nơi đặt": "<station id>" or "<station id>:<village id>", ids read strictly."""
+    """"Nơi đặt": "<station id>" or "<station id>:<village id>", ids read strictly."""
     station, sep, village = form.get("place").partition(":")
     station_id = parse_int(station)
     village_id = parse_int(village) if sep else None

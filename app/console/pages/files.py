@@ -19,7 +19,6 @@ from app.playout import access
 
 router = APIRouter(prefix="/files", route_class=ConsoleRoute, include_in_schema=False)
 
-
 @router.get("/audio/{sha256}.mp3")
 @router.get("/audio/{sha256}.m4a")
 def audio_file(user: ViewerPage, sha256: str) -> FileResponse:

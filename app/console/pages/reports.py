@@ -117,7 +117,9 @@ def schedule_ics(user: ViewerPage, year: Year = None) -> Response:
     """The station's broadcasts as iCalendar (as the API's schedule.ics)."""
     with unit_of_work(write=False) as db:
         station = _station(db, user)
-        station, body = calendar.schedule_calendar(db, station_id=station.id, user=user, year=year)
+        station, body = calendar.schedule_calendar(
+            db, station_id=station.id, user=user, year=year
+        )
     return Response(
         body,
         media_type="text/calendar; charset=utf-8",

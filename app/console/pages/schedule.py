@@ -103,7 +103,9 @@ def _broadcast(
         aired: dict[int, list[Broadcast]] = {}
         titles: dict[int, str] = {}
         if confirm is not None:
-            aired = schedule.aired_elsewhere(db, broadcast=page.broadcast, segment_ids=confirm)
+            aired = schedule.aired_elsewhere(
+                db, broadcast=page.broadcast, segment_ids=confirm
+            )
             titles = dict(
                 db.execute(select(Segment.id, Segment.title).where(Segment.id.in_(aired)))
                 .tuples()

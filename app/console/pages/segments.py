@@ -148,6 +148,7 @@ def new_page(
     return _new_page(request, user, {**views.form_values(None), "target_month": month or ""})
 
 
+
 @router.post("/new")
 @takes_upload
 def create(request: Request, user: EditorPage, form: FormDep) -> Response:
@@ -336,7 +337,9 @@ def _attach_file(
 
 @router.post("/{segment_id}/audio")
 @takes_upload
-def upload_audio(request: Request, user: EditorPage, segment_id: DbId, form: FormDep) -> Response:
+def upload_audio(
+    request: Request, user: EditorPage, segment_id: DbId, form: FormDep
+) -> Response:
     """A file chosen, or recorded in the browser: through the same pipeline as the API."""
     return _attach_file(
         request, user, segment_id, form, expected_version=lambda: views.version_of(form)
@@ -445,9 +448,8 @@ def _workflow(
         segment = segments.get_segment(db, segment_id, user=user, for_update=True)
         arguments = {name: make() for name, make in extra.items()}
         with in_words(step.__name__):
-            step(
-                db, user=user, segment=segment, expected_version=views.version_of(form), **arguments
-            )
+            step(db, user=user, segment=segment, expected_version=views.version_of(form),
+                 **arguments)
         said = notice(segment) if callable(notice) else notice
         return redirect(f"/segments/{segment_id}#flow", notice=said)
 

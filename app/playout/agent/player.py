@@ -271,7 +271,9 @@ class SubprocessPlayer:
             arg.replace("{file}", str(file)).replace("{offset_s}", offset) for arg in self.template
         ]
 
-    def start(self, file: Path | str, *, offset_s: float, duration_s: float) -> SubprocessPlayback:
+    def start(
+        self, file: Path | str, *, offset_s: float, duration_s: float
+    ) -> SubprocessPlayback:
         """Start the player process."""
         argv = self.argv(file, offset_s)
         log.debug("player: %s", shlex.join(argv))
