@@ -7,6 +7,7 @@ import secrets
 import tempfile
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, field_validator
@@ -102,6 +103,9 @@ class Settings(BaseSettings):
     tts_sentence_pause_ms: int = Field(default=350, ge=0, le=5000)
     tts_paragraph_pause_ms: int = Field(default=900, ge=0, le=10_000)
     max_script_chars: int = Field(default=20_000, ge=1)
+    # Who reads a typed emergency aloud: "auto" (gTTS, espeak-ng when it does not answer),
+    # or "espeak" (offline, at once: no wait for the internet in a storm).
+    emergency_tts_engine: Literal["auto", "gtts", "espeak"] = "auto"
 
     # Absolute URLs handed to playout PCs and feeds; derived from the request when unset,
     # from its Host only when that is one of trusted_hosts (comma-separated; unset: the

@@ -18,6 +18,7 @@ from app.devices.router import router as devices_router
 from app.errors import COMMON_RESPONSES, install_handlers
 from app.health import router as health_router
 from app.middleware import LoaxaMiddleware
+from app.playout.live_router import router as live_router
 from app.playout.router import audio_router
 from app.playout.router import router as playout_router
 from app.push.router import router as push_router
@@ -100,6 +101,7 @@ def create_app() -> FastAPI:
         reports_router,
         audit_router,
         streams_router,
+        live_router,
     ):
         # Health and metrics answer what they document themselves.
         app.include_router(router, responses=None if router is health_router else COMMON_RESPONSES)

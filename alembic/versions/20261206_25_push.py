@@ -1,7 +1,7 @@
 """Push through an MQTT broker (issue 25): the outbox, the broker logins, each device's push state.
 
 Revision ID: 25_push
-Revises: 23_relays
+Revises: 24_live
 Create Date: 2026-12-06
 """
 
@@ -13,7 +13,7 @@ import app.db
 from alembic import op
 
 revision: str = "25_push"
-down_revision: Union[str, Sequence[str], None] = "23_relays"
+down_revision: Union[str, Sequence[str], None] = "24_live"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -147,7 +147,7 @@ def emergency_choice(form: ConsoleForm, station_id: int) -> EmergencyChoice:
     body = form.model(
         EmergencyCreate, {"station_id": station_id, "segment_id": segment_id, "village_ids": ids}
     )
-    return EmergencyChoice(body.segment_id, body.village_ids)
+    return EmergencyChoice(segment_id, body.village_ids)
 
 
 def devices_in_scope(

@@ -31,7 +31,7 @@ from app.devices.service import DeviceState, Telemetry, write_telemetry
 from app.errors import Invalid, describe_validation_errors
 from app.playout.aired import is_aired, is_relayed, master_histories
 from app.playout.emergencies import record_starts
-from app.playout.models import AsRunEvent, Emergency
+from app.playout.models import AsRunEvent, Emergency, LiveSession
 from app.playout.schemas import AsRunEventIn, AsRunRejected, AsRunResult
 from app.playout.scope import carries_broadcast, carries_emergency
 from app.schedule.models import Broadcast, BroadcastStatus
@@ -197,12 +197,22 @@ def _problem(
     now: datetime,
     first_parts: dict[tuple[int, str], datetime] | None = None,
 ) -> str | None:
-    if (event.broadcast_id is None) == (event.emergency_id is None):
-        return "give exactly one of broadcast_id and emergency_id"
+    given = [x for x in (event.broadcast_id, event.emergency_id, event.live_id) if x is not None]
+    if len(given) != 1:
+        if event.live_id is None:
+            return "give exactly one of broadcast_id and emergency_id"
+        return "give exactly one of broadcast_id, emergency_id and live_id"
     if event.started_at >= event.ended_at:
         return "started_at must be before ended_at"
     if event.ended_at > now + MAX_FUTURE:
         return f"ended_at {event.ended_at.isoformat()} is in the future (now {now.isoformat()})"
+    if event.live_id is not None:
+        # A live session is a stream: what the device heard of it, no file.
+        if ("live", event.live_id) not in targets:
+            return f"live session {event.live_id} is not in this device's scope"
+        if event.sha256 is not None:
+            return f"live session {event.live_id} is a stream: sha256 must be null"
+        return None
     kind, ref = (
         ("broadcast", event.broadcast_id)
         if event.broadcast_id is not None
@@ -335,6 +345,12 @@ def record_as_run(
             session, device, {e.emergency_id for e in parsed if e.emergency_id is not None}
         ).values()
     )
+    targets.update(
+        (("live", t.id), t)
+        for t in _live_targets(
+            session, device, {e.live_id for e in parsed if e.live_id is not None}
+        ).values()
+    )
     first_parts = _first_parts(session, device, parsed)
     duplicates: list[str] = []
     fresh: list[AsRunEventIn] = []
@@ -362,6 +378,7 @@ def record_as_run(
                 "device_id": device.id,
                 "broadcast_id": e.broadcast_id,
                 "emergency_id": e.emergency_id,
+                "live_session_id": e.live_id,
                 "sha256": e.sha256,
                 "started_at": e.started_at,
                 "ended_at": e.ended_at,
@@ -511,3 +528,19 @@ def _record_emergency_starts(
             started[e.emergency_id] = e.started_at if prior is None else min(prior, e.started_at)
     if started:
         record_starts(session, device_id=device.id, started=started)
+
+
+def _live_targets(session: Session, device: DeviceState, ids: set[int]) -> dict[int, _Target]:
+    """The live sessions among `ids` that this device carried (its station, its scope)."""
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(LiveSession.id, LiveSession.village_ids, LiveSession.network).where(
+            LiveSession.id.in_(ids), LiveSession.station_id == device.station_id
+        )
+    )
+    return {
+        lid: _Target(kind="live", id=lid, status=None, current_sha=None, audio={})
+        for lid, villages, network in rows
+        if carries_emergency(villages, network, device.village_id)
+    }

@@ -35,7 +35,7 @@ from app.devices.service import (
 )
 from app.errors import Invalid, NotFound
 from app.playout import signals
-from app.playout.models import Emergency, EmergencyDelivery
+from app.playout.models import Emergency, EmergencyDelivery, LiveSession
 from app.playout.polldb import poll_execute, touch_device
 from app.playout.schemas import DeliveryOut, EmergencyDetail, EmergencyOut
 from app.playout.scope import carries_emergency
@@ -77,6 +77,13 @@ def _emergency_statement() -> Select[Any]:
             Emergency.duration_ms,
             Emergency.created_at,
             Emergency.expires_at,
+            LiveSession.id,
+            LiveSession.title,
+            LiveSession.priority,
+            LiveSession.village_ids,
+            LiveSession.network,
+            LiveSession.mount,
+            LiveSession.created_at,
         )
         .select_from(Device)
         .join(Station, Station.id == Device.station_id)
@@ -89,18 +96,48 @@ def _emergency_statement() -> Select[Any]:
             ),
         )
         .outerjoin(Segment, Segment.id == Emergency.segment_id)
+        # At most one open live session per station: it adds no rows.
+        .outerjoin(
+            LiveSession,
+            and_(LiveSession.station_id == Device.station_id, LiveSession.ended_at.is_(None)),
+        )
         .where(Device.token_hash == bindparam("token_hash"))
         .order_by(Emergency.created_at.desc(), Emergency.id.desc())
     )
 
 
+@dataclass(frozen=True)
+class ActiveLive:
+    """An open live session in a device's scope (app.playout.live)."""
+
+    id: int
+    title: str
+    priority: str
+    mount: str
+    created_at: datetime
+
+
 def device_emergencies(*, token_hash: str) -> tuple[DeviceState, list[ActiveEmergency]]:
     """The device and the active emergencies in its scope, newest first, in one query."""
+    device, found, _live = device_alerts(token_hash=token_hash)
+    return device, found
+
+
+def device_alerts(
+    *, token_hash: str
+) -> tuple[DeviceState, list[ActiveEmergency], list[ActiveLive]]:
+    """The device, the active emergencies in its scope (newest first) and its station's open
+    live session if the device is in its scope, in one query."""
     rows = poll_execute(_emergency_statement(), {"token_hash": token_hash, "now": clock.now()})
     device = device_from_row(rows[0] if rows else None)
     found = []
+    lives: dict[int, ActiveLive] = {}
     for row in rows:
-        e_id, villages, network, seg_id, title, sha, dur, created, expires = row[N_DEVICE_COLUMNS:]
+        tail = row[N_DEVICE_COLUMNS:]
+        e_id, villages, network, seg_id, title, sha, dur, created, expires = tail[:9]
+        l_id, l_title, l_priority, l_villages, l_network, l_mount, l_created = tail[9:]
+        if l_id is not None and carries_emergency(l_villages, l_network, device.village_id):
+            lives[l_id] = ActiveLive(l_id, l_title, l_priority, l_mount, l_created.astimezone(UTC))
         if e_id is None or not carries_emergency(villages, network, device.village_id):
             continue
         found.append(
@@ -116,16 +153,17 @@ def device_emergencies(*, token_hash: str) -> tuple[DeviceState, list[ActiveEmer
                 expires.astimezone(UTC),
             )
         )
-    return device, found
+    return device, found, list(lives.values())
 
 
 def pull_emergencies(
     *, token_hash: str, telemetry: Telemetry
-) -> tuple[DeviceState, list[ActiveEmergency]]:
-    """A device polls for emergencies: read them, and note that it was seen when due."""
-    device, found = device_emergencies(token_hash=token_hash)
+) -> tuple[DeviceState, list[ActiveEmergency], list[ActiveLive]]:
+    """A device polls for emergencies and live sessions: read them, and note that it was
+    seen when due."""
+    device, found, lives = device_alerts(token_hash=token_hash)
     touch_device(device, telemetry)
-    return device, found
+    return device, found, lives
 
 
 DELIVERIES = cast(Table, EmergencyDelivery.__table__)
@@ -270,6 +308,7 @@ def create_emergency(
     segment_id: int,
     village_ids: Sequence[int] | None = None,
     actor: User | None = None,
+    repeat: int = 1,
 ) -> Emergency:
     """An emergency announcement from an approved segment with audio; active at once."""
     station = stations.get_station(session, station_id, user=actor)
@@ -306,6 +345,7 @@ def create_emergency(
         created_by_id=actor.id if actor else None,
         created_at=now,
         expires_at=now + emergency_lifetime(asset.duration_ms),
+        repeat=repeat,
     )
     session.add(emergency)
     session.flush()
@@ -405,6 +445,7 @@ def emergencies_out(
             duration_ms=e.duration_ms,
             created_at=e.created_at,
             expires_at=e.expires_at,
+            repeat=e.repeat,
             cancelled_at=e.cancelled_at,
         )
         for e in emergencies

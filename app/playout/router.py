@@ -20,6 +20,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Request, Response, status
 from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 
 from app import metrics
@@ -28,7 +29,7 @@ from app.db import DbId, SessionDep, unit_of_work
 from app.devices.service import Telemetry, device_by_token, device_token_hash, parse_telemetry
 from app.http import etag_matches, parse_day, render_json, strong_etag, wants_m3u
 from app.pagination import Page, PageDep, paginate
-from app.playout import access, asrun, emergencies, playlists
+from app.playout import access, asrun, emergencies, live, playlists, spoken
 from app.playout.polldb import run_db
 from app.playout.schemas import (
     AsRunResult,
@@ -156,15 +157,29 @@ async def get_playlist(request: Request, token: TokenDep) -> Response:
     openapi_extra={"parameters": [*CONDITIONAL_PARAMETERS, *TELEMETRY_PARAMETERS]},
 )
 async def poll_emergencies(request: Request, token: TokenDep) -> Response:
-    """The active emergencies in the device's scope, newest first; poll with If-None-Match."""
+    """The active emergencies in the device's scope, newest first, and the station's open
+    live session when the device is in its scope (an item with ``"kind": "live"`` and its
+    ``stream_url``: play that mount until it leaves this list); poll with If-None-Match."""
     headers = request.headers
     token_hash = device_token_hash(token)
     telemetry = _telemetry(headers)
-    device, active = await run_db(
+    device, active, lives = await run_db(
         lambda: emergencies.pull_emergencies(token_hash=token_hash, telemetry=telemetry)
     )
     base = base_url(request)
-    body = render_json([emergencies.emergency_document(e, base_url=base) for e in active])
+    items = [emergencies.emergency_document(e, base_url=base) for e in active]
+    items += [
+        live.live_document(
+            live_id=x.id,
+            title=x.title,
+            priority=x.priority,
+            mount=x.mount,
+            created_at=x.created_at,
+            base_url=base,
+        )
+        for x in lives
+    ]
+    body = render_json(items)
     response = _conditional(body, JSON_MEDIA_TYPE, headers.get("if-none-match"))
     if active and response.status_code == status.HTTP_200_OK:
         # The device did not have this list yet: record its pickup (rare; never on a 304).
@@ -192,23 +207,51 @@ def post_as_run(
 
 
 @router.post("/emergencies", response_model=EmergencyOut, status_code=status.HTTP_201_CREATED)
-def create_emergency(
+async def create_emergency(
     request: Request,
-    session: SessionDep,
     user: ApproverUser,
     body: EmergencyCreate,
     response: Response,
 ) -> EmergencyOut:
-    """Put an approved segment on air at once on every device in scope."""
-    emergency = emergencies.create_emergency(
-        session,
-        station_id=body.station_id,
-        segment_id=body.segment_id,
-        village_ids=body.village_ids,
-        actor=user,
-    )
-    response.headers["Location"] = f"/api/v1/emergencies/{emergency.id}"
-    return emergencies.emergency_out(session, emergency, base_url=base_url(request))
+    """Put an approved segment, or a typed message read aloud (played `repeat` times), on
+    air at once on every device in scope.
+
+    Text: one step makes the segment in the station's emergency programme, approves it
+    (the audit log records the approver's act) and starts the emergency. The speech is
+    made in the thread pool with no transaction open.
+    """
+    if body.text is not None:
+        emergency_id = await run_in_threadpool(
+            spoken.emergency_from_text,
+            user=user,
+            station_id=body.station_id,
+            text=body.text,
+            village_ids=body.village_ids,
+            repeat=body.repeat,
+        )
+    else:
+        assert body.segment_id is not None
+        segment_id = body.segment_id
+
+        def from_segment() -> int:
+            with unit_of_work() as session:
+                return emergencies.create_emergency(
+                    session,
+                    station_id=body.station_id,
+                    segment_id=segment_id,
+                    village_ids=body.village_ids,
+                    actor=user,
+                ).id
+
+        emergency_id = await run_in_threadpool(from_segment)
+    response.headers["Location"] = f"/api/v1/emergencies/{emergency_id}"
+
+    def answer() -> EmergencyOut:
+        with unit_of_work(write=False) as session:
+            emergency = emergencies.get_emergency(session, emergency_id, user=user)
+            return emergencies.emergency_out(session, emergency, base_url=base_url(request))
+
+    return await run_in_threadpool(answer)
 
 
 @router.get("/emergencies", response_model=Page[EmergencyOut])

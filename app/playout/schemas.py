@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from app.db import DbId
 from app.http import Instant
@@ -75,6 +75,7 @@ class AsRunEventIn(BaseModel):
     event_id: EventId
     broadcast_id: DbId | None = None
     emergency_id: DbId | None = None
+    live_id: DbId | None = Field(default=None, description="a live session the device carried")
     sha256: Sha256 | None
     started_at: Instant
     ended_at: Instant
@@ -104,7 +105,28 @@ class EmergencyCreate(BaseModel):
     village_ids: Annotated[list[DbId], Field(min_length=1, max_length=500)] | None = Field(
         default=None, description="omit for the whole station: its PC and every village"
     )
-    segment_id: DbId
+    segment_id: DbId | None = Field(
+        default=None, description="an approved segment with audio; or give text instead"
+    )
+    text: str | None = Field(
+        default=None,
+        max_length=20_000,
+        description="the message, read aloud (at most three minutes) and played at once",
+    )
+    repeat: int | None = Field(
+        default=None,
+        description="with text: how many times the message plays (1 to 5, default 2)",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EmergencyCreate:
+        if (self.segment_id is None) == (self.text is None):
+            raise ValueError("give either segment_id or text, not both nor neither")
+        if self.segment_id is not None and self.repeat is not None:
+            raise ValueError("repeat goes with text: a segment plays as it is")
+        if self.repeat is not None and not 1 <= self.repeat <= 5:
+            raise ValueError(f"repeat must be from 1 to 5 times, not {self.repeat}")
+        return self
 
 
 class EmergencyOut(BaseModel):
@@ -119,6 +141,7 @@ class EmergencyOut(BaseModel):
     created_at: datetime
     expires_at: datetime
     cancelled_at: datetime | None = None
+    repeat: int = Field(default=1, description="how many times the audio says the message")
 
 
 class DeliveryOut(BaseModel):
@@ -139,3 +162,49 @@ class EmergencyDetail(EmergencyOut):
     deliveries: list[DeliveryOut] = Field(
         description="every device in scope (and any that picked it up), in id order"
     )
+
+
+class LiveCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    station_id: DbId
+    village_ids: Annotated[list[DbId], Field(min_length=1, max_length=500)] | None = Field(
+        default=None, description="omit for the whole station: its PC and every village"
+    )
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    priority: Literal["normal", "emergency"] = Field(
+        description="emergency: pre-empts everything; normal: the schedule, not an emergency"
+    )
+
+
+class LiveSource(BaseModel):
+    """How a source client feeds the session (Icecast's protocol): shown once."""
+
+    url: str = Field(description="the hub, e.g. http://host:8001")
+    mount: str
+    username: str
+    password: str | None = Field(description="only in the answer that opened the session")
+
+
+class LiveOut(BaseModel):
+    id: int
+    station_id: DbId
+    village_ids: list[DbId] | None
+    title: str
+    priority: str
+    source: LiveSource
+    websocket_url: str = Field(
+        description="the console's feed: MediaRecorder chunks (WebM or Ogg Opus) as binary "
+        "frames; the console session's cookie and ?csrf_token= are required"
+    )
+    listen_url: str = Field(description="the mount devices play (with their token)")
+    created_at: datetime
+    source_seen_at: datetime | None = None
+    ended_at: datetime | None = None
+    end_reason: str | None = None
+    recording_sha256: str | None = None
+    recording_ms: int | None = None
+    recording_loudness_lufs: float | None = Field(
+        default=None, description="the kept recording's integrated loudness (normalised)"
+    )
+    recording_note: str | None = None

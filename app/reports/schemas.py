@@ -206,6 +206,23 @@ class RelayRow(BaseModel):
     )
 
 
+class LiveRow(BaseModel):
+    """A live session of the period ("Phát trực tiếp"): how long, and which villages carried it."""
+
+    id: int
+    title: str
+    kind: str = Field(default="Phát trực tiếp")
+    priority: str
+    started_at: datetime = Field(description="station local time")
+    ended_at: datetime | None
+    duration_ms: int = Field(description="the recording's length, else from start to end")
+    villages: list[str] = Field(
+        description="the villages whose clusters reported playing it (the station's PC: "
+        '"Máy ở đài")'
+    )
+    recorded: bool = Field(description="whether the recording is kept as audio")
+
+
 class ComplianceReport(BaseModel):
     """Planned versus aired for one station over a local year or month."""
 
@@ -220,6 +237,9 @@ class ComplianceReport(BaseModel):
     summary: Summary
     relays: list[RelayRow] = Field(
         default_factory=list, description="relay programmes, month by month"
+    )
+    live: list[LiveRow] = Field(
+        default_factory=list, description='live sessions ("Phát trực tiếp") of the period'
     )
 
 

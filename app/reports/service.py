@@ -57,6 +57,7 @@ from app.reports.judging import (
     month_result,
     pct,
 )
+from app.reports.live import live_rows
 from app.reports.period import Period, parse_period
 from app.reports.reach import (
     ip_month_result,
@@ -216,6 +217,13 @@ def compliance_report(
         topics=topics,
         summary=summary,
         relays=relays,
+        live=live_rows(
+            session,
+            station_id=station.id,
+            since=month_bounds_utc(months[0], tz)[0],
+            until=month_bounds_utc(months[-1], tz)[1],
+            tz=tz,
+        ),
     )
 
 

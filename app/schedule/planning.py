@@ -47,7 +47,7 @@ from app.errors import Invalid
 from app.schedule.cadence import local_month, parse_month, year_occurrences
 from app.schedule.models import Broadcast, BroadcastStatus, RundownItem
 from app.stations.cadence import parse_cadence
-from app.stations.models import Programme, Station, Village
+from app.stations.models import Programme, Station, Village, not_emergency_programme
 from app.stations.network import History, history_of, network_at
 
 DEFAULT_COLUMNS = ("status", "priority", "created_at", "updated_at", "version")
@@ -481,7 +481,9 @@ def station_targets(session: Session, station_ids: Sequence[int]) -> dict[int, l
     }
     programmes: dict[int, list[Programme]] = {}
     for p in session.scalars(
-        select(Programme).where(Programme.station_id.in_(station_ids)).order_by(Programme.id)
+        select(Programme)
+        .where(Programme.station_id.in_(station_ids), not_emergency_programme())
+        .order_by(Programme.id)
     ):
         programmes.setdefault(p.station_id, []).append(p)
     villages: dict[int, list[Village]] = {}

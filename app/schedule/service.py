@@ -106,6 +106,8 @@ def create_broadcast(
     """A planned broadcast; 409 when its period (the CCHC month) already has one."""
     station = stations.get_station(session, station_id, user=actor)
     programme = stations.get_programme(session, station_id=station.id, code=programme_code)
+    if programme.is_emergency:
+        raise Invalid(f"programme {programme_code!r} holds emergencies: it has no broadcasts")
     _scope_check(session, programme, station.id, village_id)
     tz = station_zone(station)
     key = period_key(programme, starts_at, village_id, tz)

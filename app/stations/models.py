@@ -6,7 +6,7 @@ import enum
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, ColumnElement, ForeignKey, Integer, String, UniqueConstraint, or_
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app import clock
@@ -26,6 +26,9 @@ class Network(enum.StrEnum):
 
 
 RELAY = "relay"
+# A station's own programme for emergencies from text or a recording (app.playout.spoken):
+# never planned, filled, reported or in the podcast.
+EMERGENCY_SOURCE = "emergency"
 
 
 class Station(Base):
@@ -119,6 +122,11 @@ class Programme(Base):
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
     @property
+    def is_emergency(self) -> bool:
+        """Whether this is the station's programme for spoken emergencies (never planned)."""
+        return self.source_kind == EMERGENCY_SOURCE
+
+    @property
     def is_relay(self) -> bool:
         """Whether this programme relays a stream (no rundown, no assembly)."""
         return self.source_kind == RELAY
@@ -130,3 +138,7 @@ class Programme(Base):
             return village.cadence
         return self.cadence
 
+
+def not_emergency_programme() -> ColumnElement[bool]:
+    """SQL: the programme is not a station's emergency programme (app.playout.spoken)."""
+    return or_(Programme.source_kind.is_(None), Programme.source_kind != EMERGENCY_SOURCE)

@@ -17,7 +17,7 @@ from app.config import get_settings
 from app.db import Base, add_unique
 from app.errors import Conflict, Invalid, NotFound
 from app.stations.cadence import parse_cadence
-from app.stations.models import Network, Programme, Station, Village
+from app.stations.models import Network, Programme, Station, Village, not_emergency_programme
 from app.stations.network import network_on, network_state, start_network
 from app.stations.overlaps import Clash, Cluster, Rule, clashes
 from app.stations.schemas import PendingNetwork, StationOut
@@ -375,7 +375,9 @@ def _programme_snapshot(programme: Programme) -> dict[str, Any]:
 def list_programmes(session: Session, *, station_id: int) -> list[Programme]:
     return list(
         session.scalars(
-            select(Programme).where(Programme.station_id == station_id).order_by(Programme.id)
+            select(Programme)
+            .where(Programme.station_id == station_id, not_emergency_programme())
+            .order_by(Programme.id)
         )
     )
 

@@ -48,6 +48,9 @@ from app.streams.mounts import relay_mount
 ICECAST_USER, ICECAST_GROUP = "icecast2", "icecast"  # what Debian's package creates
 RETRY_SECONDS = 2
 LISTENER_AUTH_PATH = "/api/v1/streams/listener"
+SOURCE_AUTH_PATH = "/api/v1/streams/source"
+LIVE_MOUNTS = "/live-*"  # every live session's mount (app.playout.live)
+LIVE_SOURCES = 20  # live mounts the hub takes at once, beyond its relays
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,8 @@ class Layout:
     # dropout's start). Not 0: Icecast 2.4.4 then sends nothing to a listener who joins a
     # mount already on air (checked).
     burst_bytes: int = 4096
+    # A live mount: speech at 64 kbit/s, a quarter of a second at once (not 0, see above).
+    live_burst_bytes: int = 2048
 
 
 def runtime_dir(port: int) -> Path:
@@ -206,7 +211,7 @@ def render(mounts: Sequence[Mount], *, layout: Layout, secrets: Secrets) -> str:
         "  " + _el("location", "loaxa"),
         "  <limits>",
         "    " + _el("clients", layout.max_clients),
-        "    " + _el("sources", max(len(mounts) * 2, 4)),
+        "    " + _el("sources", max(len(mounts) * 2, 4) + LIVE_SOURCES),
         "    <queue-size>524288</queue-size>",
         "    <client-timeout>30</client-timeout>",
         "    <header-timeout>15</header-timeout>",
@@ -257,6 +262,24 @@ def render(mounts: Sequence[Mount], *, layout: Layout, secrets: Secrets) -> str:
                 "    </authentication>",
             ]
         lines.append("  </mount>")
+    # Live sessions (issue 24): one pattern for every session's mount, so that a session
+    # opens and closes without rewriting this file. Icecast asks loaxa about each source
+    # (stream_auth: the session's own credentials) and listener (checked on Icecast 2.4.4:
+    # a normal mount's name may be a pattern; a default mount's may not).
+    source_auth = layout.auth_url.replace(LISTENER_AUTH_PATH, SOURCE_AUTH_PATH)
+    lines += [
+        '  <mount type="normal">',
+        "    " + _el("mount-name", LIVE_MOUNTS),
+        "    " + _el("stream-name", "Phát trực tiếp"),
+        "    " + _el("burst-size", layout.live_burst_bytes),
+        '    <authentication type="url">',
+        f'      <option name="stream_auth" value={quoteattr(source_auth)}/>',
+        f'      <option name="listener_add" value={quoteattr(layout.auth_url)}/>',
+        '      <option name="auth_header" value="icecast-auth-user: 1"/>',
+        '      <option name="allow_duplicate_users" value="1"/>',
+        "    </authentication>",
+        "  </mount>",
+    ]
     lines += [
         "  <paths>",
         "    <basedir>/usr/share/icecast2</basedir>",

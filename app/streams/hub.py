@@ -54,6 +54,7 @@ from app.streams.config import (
     runtime_dir,
     share_with_icecast,
 )
+from app.streams.live_hub import LiveWatch
 from app.streams.models import RelaySlot, StreamState
 from app.streams.mounts import relay_mount
 from app.streams.probe import probe, words_vi
@@ -61,6 +62,7 @@ from app.streams.probe import probe, words_vi
 log = logging.getLogger("loaxa.hub")
 
 TICK_SECONDS = 2.0
+LIVE_TICK_SECONDS = 0.5
 READY_TIMEOUT_S = 15.0
 FEED_LEAD = timedelta(seconds=30)
 FEED_RETRY_S = 3.0
@@ -422,6 +424,7 @@ def run_hub(
     icecast.start()
     feeders = Feeders(icecast)
     watch = Watch()
+    lives = LiveWatch(layout.port, icecast.secrets.admin)
     try:
         if not icecast.wait_ready(stop=stop):
             if stop.is_set():
@@ -431,17 +434,27 @@ def run_hub(
             )
             return 1
         log.info("hub ready on port %d", layout.port)
-        while not stop.wait(tick):
+        # Live sessions are looked at more often than relays: a recorder started late
+        # loses the start of what the official said.
+        step = min(tick, LIVE_TICK_SECONDS)
+        next_relay = time.monotonic()
+        while not stop.wait(step):
             if icecast.process is not None and icecast.process.poll() is not None:
                 log.error("icecast exited with code %s", icecast.process.returncode)
                 return 1
             try:
-                _tick(icecast, feeders, watch)
+                if time.monotonic() >= next_relay:
+                    next_relay = time.monotonic() + tick
+                    _tick(icecast, feeders, watch)
+                sources = icecast.sources()
+                if sources is not None:
+                    lives.tick(sources)
             except Exception:  # a database hiccup must not take the streams down
                 log.exception("hub tick failed; carrying on")
         return 0
     finally:
         feeders.stop_all()
+        lives.stop_all()
         icecast.stop()
 
 

@@ -8,6 +8,8 @@ hub loaxa runs itself, `loaxa up`).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from functools import lru_cache
 from urllib.parse import urlsplit, urlunsplit
 
@@ -52,3 +54,11 @@ def _beside(base_url: str, port: int) -> str:
 def stream_url(base_url: str, station_id: int, code: str) -> str:
     """The absolute URL of a relay's mount on the hub (devices add their token to listen)."""
     return hub_url(base_url) + relay_mount(station_id, code)
+
+
+def mount_secret(purpose: str, mount: str) -> str:
+    """A password loaxa's own processes use on one mount ("source": the console's feeder;
+    "recorder": the hub's recorder), derived from the server's signing key: the web server
+    and the hub agree on it without sharing a file."""
+    key = get_settings().signing_key().encode()
+    return hmac.new(key, f"{purpose}:{mount}".encode(), hashlib.sha256).hexdigest()

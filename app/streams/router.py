@@ -11,6 +11,7 @@ from fastapi import APIRouter, Form, Response
 from app import clock
 from app.accounts.deps import AdminUser, ViewerUser
 from app.db import DbId, SessionDep
+from app.playout import live
 from app.stations import service as stations
 from app.streams import listeners, probe, status
 from app.streams.schemas import ProbeIn, ProbeOut, RelayTodayOut
@@ -25,13 +26,30 @@ def listener(
     session: SessionDep,
     mount: Annotated[str, Form(max_length=300)] = "",
     password: Annotated[str | None, Form(alias="pass", max_length=300)] = None,
+    user: Annotated[str | None, Form(max_length=300)] = None,
 ) -> Response:
     """Icecast's listener_add: 200 with `icecast-auth-user: 1` when the device may listen."""
-    answer = listeners.check_listener(session, mount=mount, password=password)
+    answer = listeners.check_listener(session, mount=mount, password=password, user=user)
     if answer.allowed:
         return Response(status_code=200, headers={"icecast-auth-user": "1"})
     log.info("listener refused on %s: %s", mount, answer.reason)
     return Response(status_code=200, headers={"icecast-auth-message": answer.reason[:200]})
+
+
+@router.post("/source", include_in_schema=False)
+def source(
+    session: SessionDep,
+    mount: Annotated[str, Form(max_length=300)] = "",
+    user: Annotated[str | None, Form(max_length=300)] = None,
+    password: Annotated[str | None, Form(alias="pass", max_length=300)] = None,
+) -> Response:
+    """Icecast's stream_auth for a live mount: 200 with `icecast-auth-user: 1` when this
+    source may feed it (the session's own credentials, or loaxa's feeder)."""
+    refused = live.check_source(session, mount=mount, user=user, password=password)
+    if refused is None:
+        return Response(status_code=200, headers={"icecast-auth-user": "1"})
+    log.info("source refused on %s: %s", mount, refused)
+    return Response(status_code=200, headers={"icecast-auth-message": refused[:200]})
 
 
 @router.post("/probe", response_model=ProbeOut)

@@ -57,8 +57,9 @@ def test_approver_sends_an_emergency_and_sees_a_device_pick_it_up(
     expect(page.get_by_role("heading", name="PC tại đài")).to_be_visible()
     approver.shot("devices")
     page.get_by_role("link", name="Phát khẩn cấp").click()
-    page.get_by_label("Tin bài cần phát").select_option(label=title)
-    page.get_by_label("Cả xã (máy ở đài và mọi thôn)").check()
+    compose = page.locator("#compose")  # the live form below has its own scope
+    compose.get_by_label("Hoặc phát một tin bài đã duyệt").select_option(label=title)
+    compose.get_by_label("Cả xã (máy ở đài và mọi thôn)").check()
     approver.shot("emergency-choose")
     page.get_by_role("button", name="Tiếp tục").click()
     expect(page.get_by_role("heading", name="Xác nhận phát khẩn cấp")).to_be_visible()

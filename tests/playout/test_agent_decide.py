@@ -16,6 +16,7 @@ from app.playout.agent.decide import (
     AGENT_STOPPED,
     CANCELLED,
     DONE,
+    LIVE_ENDED,
     PLAYER_FAILED,
     WAIT,
     Decision,
@@ -27,8 +28,10 @@ from app.playout.agent.decide import (
     decide,
     emergency_cancelled,
     emergency_slot,
+    emergency_slots,
     item_slot,
     item_slots,
+    live_ended,
     local_days,
     next_start,
     planned_times,
@@ -308,6 +311,7 @@ def test_the_days_that_matter_turn_at_local_midnight_not_utc() -> None:
 
 def test_an_item_across_midnight_plays_once_and_keeps_its_audio_until_it_ends() -> None:
     midnight = datetime(2025, 3, 10, 17, 0, tzinfo=UTC)  # 00:00 local, 11 March
+
     def late_show() -> PlaylistItem:
         return item("late", start=midnight - timedelta(minutes=3), seconds=600, sha=SHA_A)
 
@@ -372,3 +376,70 @@ def test_a_winner_interrupts_the_item_that_yields_to_it_and_nothing_else() -> No
     # An item that yields to nothing is not interrupted by another item.
     assert start_candidates(other, [], items, at(60)) == []
     assert start_candidates(flood, [], items, at(60)) == []
+
+
+# Live sessions (issue 24): a stream until the server ends it; emergency priority or normal.
+
+
+def live_notice(
+    id: int = 3, *, priority: str = "emergency", created: datetime = T0
+) -> EmergencyNotice:
+    return EmergencyNotice(
+        kind="live",
+        id=id,
+        title="Họp khẩn",
+        priority=priority,  # type: ignore[arg-type]
+        stream_url="http://hub:8001/live-1-abc",
+        created_at=created,
+    )
+
+
+def test_an_urgent_live_session_pre_empts_everything_and_a_normal_one_only_the_schedule() -> None:
+    news = item_slot(item("news", start=at(0)))
+    flood = emergency_slot(notice())
+    urgent = emergency_slot(live_notice(priority="emergency"))
+    normal = emergency_slot(live_notice(4, priority="normal"))
+    assert urgent.is_live and urgent.is_urgent and urgent.stream_url
+    assert normal.is_live and not normal.is_urgent and not normal.is_emergency
+    # The slots of a poll: emergencies and urgent sessions first, normal sessions after.
+    assert [
+        s.occurrence for s in emergency_slots([live_notice(4, priority="normal"), notice()])
+    ] == [
+        "emergency-7",
+        "live-4",
+    ]
+    # An item playing: an urgent session or a normal one interrupts it.
+    assert start_candidates(news, [urgent], [news], at(10)) == [urgent]
+    assert start_candidates(news, [normal], [news], at(10)) == [normal]
+    # A normal session playing: only an emergency (or an urgent session) interrupts it.
+    assert start_candidates(normal, [flood, normal], [news], at(10)) == [flood]
+    assert start_candidates(normal, [normal], [news], at(10)) == []
+    # An emergency or an urgent session playing: nothing else starts.
+    assert start_candidates(flood, [flood, normal], [news], at(10)) == []
+    assert start_candidates(urgent, [urgent, flood], [news], at(10)) == []
+    # A live session yields to nothing in the playlists.
+    assert winner_over(normal, [news]) is None
+
+
+def test_a_live_session_plays_while_listed_resumes_after_an_emergency_and_stops_when_ended() -> (
+    None
+):
+    listed = live_notice(priority="normal")
+    normal = emergency_slot(listed)
+    assert decide(normal, [], at(1), TRIM, notices=[listed]) == Decision("play")
+    assert decide(normal, [], at(1), TRIM, notices=[]) == DONE
+    cut = part(normal, started=at(1), ended=at(5), status="interrupted",
+               note="interrupted by emergency 7")  # fmt: skip
+    assert decide(normal, [cut], at(30), TRIM, notices=[listed]) == Decision("play")
+    assert decide(normal, [cut], at(5.5), TRIM, notices=[listed]) == WAIT  # a second's pause
+    ended = replace(cut, status="played", note=LIVE_ENDED)
+    assert decide(normal, [ended], at(30), TRIM, notices=[listed]) == DONE
+    assert live_ended(normal, [], fresh=True) and not live_ended(normal, [], fresh=False)
+    assert not live_ended(normal, [listed], fresh=True)
+    # Its slot runs from when it first plays; nothing to download or keep for it.
+    assert planned_times(normal, [], at(42))[0] == at(42)
+    assert wanted_slots([normal], [], [listed], set(), at(1)) == []
+    assert (
+        audio_to_keep({}, yesterday=date(2025, 3, 9), notices=[listed], playing=[], now=at(1))
+        == set()
+    )

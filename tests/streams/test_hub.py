@@ -124,9 +124,7 @@ def test_the_probe_names_codec_and_bitrate_or_the_trouble(
         "/api/v1/streams/probe", json={"url": f"{server_url}/healthz"}, headers=h["admin"]
     )
     assert r.json()["ok"] is False and r.json()["error"] in ("not-audio", "too-slow")
-    r = client.post(
-        "/api/v1/streams/probe", json={"url": "file:///etc/passwd"}, headers=h["admin"]
-    )
+    r = client.post("/api/v1/streams/probe", json={"url": "file:///etc/passwd"}, headers=h["admin"])
     assert r.status_code == 422 and "url" in r.json()["detail"]
     r = client.post("/api/v1/streams/probe", json={"url": upstream.url}, headers=h["approver"])
     assert r.status_code == 403
@@ -168,11 +166,17 @@ def test_icecast_config_prints_what_an_existing_icecast_needs(
     assert relay.findtext("local-mount") == f"/relay-{ids['station_id']}-vov1"
     assert relay.findtext("on-demand") == "1"
     mounts = {m.findtext("mount-name"): m for m in root.findall("mount")}
-    assert set(mounts) == {f"/relay-{ids['station_id']}-vov1", f"/relay-{ids['station_id']}-vov2"}
+    assert set(mounts) == {
+        f"/relay-{ids['station_id']}-vov1",
+        f"/relay-{ids['station_id']}-vov2",
+        "/live-*",  # every live session (issue 24), its sources checked by loaxa
+    }
     for m in mounts.values():
         options = {o.get("name"): o.get("value") for o in m.iter("option")}
         assert options["listener_add"] == "https://loaxa.example.vn/api/v1/streams/listener"
         assert options["auth_header"] == "icecast-auth-user: 1"
+    live = {o.get("name"): o.get("value") for o in mounts["/live-*"].iter("option")}
+    assert live["stream_auth"] == "https://loaxa.example.vn/api/v1/streams/source"
     assert root.findtext("listen-socket/port") == "8000"
     assert root.findtext("security/changeowner/user") == "icecast2"
     password = root.findtext("authentication/source-password")

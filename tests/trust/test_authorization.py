@@ -375,6 +375,35 @@ def new_emergency(ctx: Ctx, who: str) -> Call:
     return Call(json={"station_id": ctx.world.station_a, "segment_id": ctx.world.segment["id"]})
 
 
+def _end_open_live(ctx: Ctx) -> None:
+    """Station A has one live session at a time: end what is open before the next call."""
+    listed = ctx.client.get(
+        "/api/v1/live", params={"station_id": ctx.world.station_a}, headers=ctx.h["approver"]
+    )
+    assert listed.status_code == 200, listed.text
+    for item in listed.json()["items"]:
+        if item.get("ended_at") is None:
+            ended = ctx.client.delete(f"/api/v1/live/{item['id']}", headers=ctx.h["approver"])
+            assert ended.status_code == 200, ended.text
+
+
+def new_live(ctx: Ctx, who: str) -> Call:
+    _end_open_live(ctx)
+    return Call(json={"station_id": ctx.world.station_a, "title": "Thông báo trực tiếp",
+                      "priority": "normal"})  # fmt: skip
+
+
+def live_session(ctx: Ctx, who: str) -> Call:
+    _end_open_live(ctx)
+    r = ctx.client.post(
+        "/api/v1/live",
+        json={"station_id": ctx.world.station_a, "title": "Phiên thử", "priority": "normal"},
+        headers=ctx.h["approver"],
+    )
+    assert r.status_code == 201, r.text
+    return Call(path={"live_id": r.json()["id"]})
+
+
 def master_audio(ctx: Ctx, who: str) -> Call:
     return Call(path={"sha256": ctx.world.broadcast["master_sha256"]})
 
@@ -435,6 +464,7 @@ MATRIX: dict[tuple[str, str], tuple[tuple[int, ...], Builder]] = {
     ("POST", "/api/v1/stations/{station_id}/programmes"): (ADMIN(201), new_relay),
     # Icecast asks here about each listener: anyone may ask, the token decides the answer.
     ("POST", "/api/v1/streams/listener"): (PUBLIC(), nothing),
+    ("POST", "/api/v1/streams/source"): (PUBLIC(), nothing),
     ("POST", "/api/v1/streams/probe"): (ADMIN(), probe_closed),
     ("GET", "/api/v1/streams/today"): (STAFF_READ(), station_query),
     ("POST", "/api/v1/stations/{station_id}/plan"): (APPROVER(), station_plan),
@@ -487,6 +517,10 @@ MATRIX: dict[tuple[str, str], tuple[tuple[int, ...], Builder]] = {
     ("GET", "/api/v1/playout/push"): (codes("401 403 403 403 403 404 403 404"), nothing),
     ("POST", "/api/v1/playout/as-run"): (DEVICE(), as_run),
     ("GET", "/api/v1/audio/{sha256}"): (codes("401 200 200 200 200 200 404 404"), master_audio),
+    ("POST", "/api/v1/live"): (APPROVER(201), new_live),
+    ("GET", "/api/v1/live"): (STAFF_LIST(), nothing),
+    ("GET", "/api/v1/live/{live_id}"): (STAFF_READ(), live_session),
+    ("DELETE", "/api/v1/live/{live_id}"): (APPROVER(), live_session),
     ("POST", "/api/v1/emergencies"): (APPROVER(201), new_emergency),
     ("GET", "/api/v1/emergencies"): (STAFF_LIST(), nothing),
     ("GET", "/api/v1/emergencies/{emergency_id}"): (STAFF_READ(), emergency),

@@ -18,7 +18,8 @@ def parser() -> argparse.ArgumentParser:
     """The command line of `loaxa-agent`."""
     p = argparse.ArgumentParser(
         prog="loaxa-agent",
-        description="loaxa playout agent: plays the day's playlist on this playout PC.",
+        description="loaxa playout agent: plays the day's playlist on this playout PC. "
+        "`loaxa-agent live --source URL` feeds a live session from this PC's input.",
     )
     p.add_argument(
         "--config",
@@ -37,7 +38,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the agent (or the check); the exit code."""
+    """Run the agent (or the check, or `live`); the exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["live"]:
+        from app.playout.agent.live import main as live_main
+
+        return live_main(argv[1:])
     args = parser().parse_args(argv)
     config = args.config or default_config_path()
     if args.check:

@@ -17,6 +17,11 @@ The rules, in one place:
 - An emergency plays whole, at once, interrupting any item; one that expired before it
   could start is failed. It is stopped only when a fresh server answer no longer lists it
   (an expiry during playback does not cut it off).
+- A live session (a notice of kind "live") plays its stream from when it appears until a
+  fresh server answer no longer lists it. One of ``emergency`` priority is treated as an
+  emergency (it interrupts anything, nothing interrupts it); a ``normal`` one interrupts
+  playlist items but waits for, and is interrupted by, emergencies, and takes up again
+  after them while it lasts.
 - An occurrence cut short (an emergency, a restart, the player's failure) resumes where it
   would be now, counted from its first part's planned start, while its slot lasts and at
   least `min_remaining_seconds` remain; under "skip" it stays cut short, except that a
@@ -41,6 +46,8 @@ from app.playout.agent.schemas import EmergencyNotice, PlaylistItem
 PLAYER_FAILED = "player failed"
 PLAYER_KILLED = "player killed"
 CANCELLED = "emergency cancelled"
+LIVE_ENDED = "live session ended"
+LIVE_SPAN = timedelta(hours=12)  # a live session's slot: it ends when the server says so
 AGENT_STOPPED = "agent stopped during playback"
 
 
@@ -64,6 +71,19 @@ class PlayoutSlot:
     fallback_sha256: str | None = None  # what fills a relay's dropout
     fallback_audio_url: str | None = None
     fallback_ms: int = 0
+    live_id: int | None = None
+    live_urgent: bool = False  # a live session of emergency priority
+
+    @property
+    def is_live(self) -> bool:
+        """Whether this is a live session (a stream until the server ends it)."""
+        return self.live_id is not None
+
+    @property
+    def is_urgent(self) -> bool:
+        """Whether nothing interrupts this: an emergency, or a live session of emergency
+        priority."""
+        return self.is_emergency or self.live_urgent
 
     @property
     def is_stream(self) -> bool:
@@ -117,8 +137,23 @@ def item_slot(item: PlaylistItem) -> PlayoutSlot:
 
 
 def emergency_slot(notice: EmergencyNotice) -> PlayoutSlot:
-    """The slot of an emergency: it starts when the agent first plays it."""
+    """The slot of an emergency (or a live session): it starts when the agent first plays it."""
     created = notice.created_at.astimezone(UTC)
+    if notice.is_live:
+        return PlayoutSlot(
+            occurrence=f"live-{notice.id}",
+            title=notice.title,
+            broadcast_id=None,
+            emergency_id=None,
+            sha256=None,
+            audio_url=None,
+            starts_at=created,
+            ends_at=created + LIVE_SPAN,
+            duration_ms=int(LIVE_SPAN.total_seconds() * 1000),
+            stream_url=notice.stream_url,
+            live_id=notice.id,
+            live_urgent=notice.priority == "emergency",
+        )
     return PlayoutSlot(
         occurrence=f"emergency-{notice.id}",
         title=notice.title,
@@ -143,8 +178,10 @@ def item_slots(items: Iterable[PlaylistItem]) -> list[PlayoutSlot]:
 
 
 def emergency_slots(notices: Iterable[EmergencyNotice]) -> list[PlayoutSlot]:
-    """The slots of emergencies, oldest first (the order in which they play)."""
-    return [emergency_slot(n) for n in sorted(notices, key=lambda n: n.created_at)]
+    """The slots of emergencies and urgent live sessions, oldest first (the order in which
+    they play); then the live sessions of normal priority."""
+    slots = [emergency_slot(n) for n in sorted(notices, key=lambda n: n.created_at)]
+    return [s for s in slots if s.is_urgent] + [s for s in slots if not s.is_urgent]
 
 
 def local_days(now: datetime, zone: ZoneInfo, ahead: int = 1) -> tuple[date, ...]:
@@ -195,7 +232,7 @@ def emergency_active(
 ) -> bool:
     """Whether the emergency is among the active ones and has not expired."""
     for notice in notices:
-        if notice.id == emergency_id:
+        if notice.kind == "emergency" and notice.id == emergency_id:
             return notice.expires_at is None or now < notice.expires_at
     return False
 
@@ -210,14 +247,24 @@ def emergency_cancelled(
     """
     if not fresh:
         return False
-    if any(n.id == slot.emergency_id for n in notices):
+    if any(n.kind == "emergency" and n.id == slot.emergency_id for n in notices):
         return False
     return slot.expires_at is None or now < slot.expires_at
 
 
+def live_active(notices: Sequence[EmergencyNotice], live_id: int | None) -> bool:
+    """Whether the server still lists the live session."""
+    return any(n.is_live and n.id == live_id for n in notices)
+
+
+def live_ended(slot: PlayoutSlot, notices: Sequence[EmergencyNotice], *, fresh: bool) -> bool:
+    """Whether a playing live session was ended (only a fresh answer says so)."""
+    return fresh and slot.is_live and not live_active(notices, slot.live_id)
+
+
 def winner_over(slot: PlayoutSlot, items: Sequence[PlayoutSlot]) -> PlayoutSlot | None:
     """The item of the playlists that `slot` yields to, if any (the server's precedence)."""
-    if not slot.yields_to or slot.is_emergency:
+    if not slot.yields_to or slot.is_emergency or slot.is_live:
         return None
     return next((other for other in items if other.event_key in slot.yields_to), None)
 
@@ -237,6 +284,8 @@ def decide(
         if parts:
             return DONE  # cut short by its winner: it stays so
         return Decision("fail", note=f"yields to {winner.event_key} ({winner.title})")
+    if slot.is_live:
+        return _live(slot, parts, now, notices)
     if not parts:
         return _first_start(slot, now, policy)
     if any(p.status == "played" for p in parts):
@@ -275,6 +324,22 @@ def decide(
     return Decision("play", offset_s=offset)
 
 
+def _live(
+    slot: PlayoutSlot, parts: Sequence[Part], now: datetime, notices: Sequence[EmergencyNotice]
+) -> Decision:
+    """A live session plays while the server lists it; after an interruption (an
+    emergency, a restart, the player) it takes up again with what is on air now."""
+    if not live_active(notices, slot.live_id) or now >= slot.ends_at:
+        return DONE
+    if parts and (parts[-1].status == "playing" or parts[-1].note == LIVE_ENDED):
+        return DONE
+    if parts and parts[-1].status == "played":
+        return DONE
+    if parts and parts[-1].ended_at and (now - parts[-1].ended_at).total_seconds() < 1.0:
+        return WAIT
+    return Decision("play")
+
+
 def _first_start(slot: PlayoutSlot, now: datetime, policy: PlayPolicy) -> Decision:
     if slot.is_emergency:
         if slot.expires_at is not None and now >= slot.expires_at:
@@ -307,11 +372,15 @@ def start_candidates(
     """What may start now, in the order to try it (the first that `decide` plays wins).
 
     Emergencies first, oldest first: one may interrupt a playing item, but nothing
-    interrupts an emergency. Items whose start has come: while nothing plays, or, while an
-    item plays, those it yields to (its winners interrupt it).
+    interrupts an emergency (nor a live session of emergency priority). A live session of
+    normal priority: after the emergencies; while it plays only they interrupt it. Items
+    whose start has come: while nothing plays, or, while an item plays, those it yields to
+    (its winners interrupt it).
     """
-    if current is not None and current.is_emergency:
+    if current is not None and current.is_urgent:
         return []
+    if current is not None and current.is_live:
+        return [s for s in emergencies if s.is_urgent]
     due = [s for s in items if s.starts_at <= now]
     if current is not None:
         # What it yields to as the playlists say now (a winner may have joined since it began).
@@ -330,6 +399,8 @@ def planned_times(
     A resumed occurrence keeps its first part's; an emergency is planned from its first
     play (its own `starts_at` is only when it was created).
     """
+    if slot.is_live:
+        return now, slot.ends_at
     if parts:
         return parts[0].planned_start, parts[0].planned_end
     if slot.is_emergency:
@@ -386,7 +457,9 @@ def wanted_slots(
     wanted = [
         s
         for s in emergencies
-        if s.occurrence not in done and emergency_active(notices, s.emergency_id, now)
+        if s.is_emergency
+        and s.occurrence not in done
+        and emergency_active(notices, s.emergency_id, now)
     ]
     for s in items:
         if s.ends_at <= now or s.occurrence in done:
@@ -426,6 +499,6 @@ def audio_to_keep(
         for i in items:
             if day != yesterday or i.end > now:
                 keep |= {sha for sha in (i.sha256, i.fallback_sha256) if sha is not None}
-    keep |= {n.sha256 for n in notices}
+    keep |= {n.sha256 for n in notices if n.sha256 is not None}
     keep |= set(playing)
     return keep

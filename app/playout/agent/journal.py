@@ -59,6 +59,7 @@ ADDED_COLUMNS = (
     ("dropout_ms", "INTEGER"),
 )
 STREAM = ""  # the sha256 of a relayed stream's event in the journal
+LIVE_OCCURRENCE = "live-"  # a live session's occurrence: "live-<session id>"
 
 # Event statuses: "playing" while the player runs; the rest are final and sent to the server.
 FINAL_STATUSES = ("played", "interrupted", "failed")
@@ -135,6 +136,10 @@ class Part:
                 event["note"] = self.note[:300]
         if self.emergency_id is not None:
             event["emergency_id"] = self.emergency_id
+        if self.occurrence.startswith(LIVE_OCCURRENCE):
+            # A live session: a stream the server ended, no broadcast of its own.
+            event["live_id"] = int(self.occurrence.removeprefix(LIVE_OCCURRENCE))
+            event.pop("broadcast_id", None)
         return event
 
 

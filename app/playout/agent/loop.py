@@ -25,6 +25,7 @@ from app.playout.agent.decide import (
     AGENT_STOPPED,
     CANCELLED,
     DONE,
+    LIVE_ENDED,
     PLAYER_FAILED,
     Decision,
     Ending,
@@ -38,6 +39,7 @@ from app.playout.agent.decide import (
     emergency_cancelled,
     emergency_slots,
     item_slots,
+    live_ended,
     local_days,
     next_start,
     overran,
@@ -263,6 +265,9 @@ class Agent:
             ):
                 log.warning("emergency %s was cancelled: stopping it", cur.slot.emergency_id)
                 self._stop_current(now, Ending("interrupted", now, CANCELLED))
+            elif live_ended(cur.slot, self.sync.emergencies, fresh=self.sync.emergencies_fresh):
+                log.info("live session %s ended: back to the schedule", cur.slot.live_id)
+                self._stop_current(now, Ending("played", now, LIVE_ENDED))
             elif overran(cur.part, now, self.config.overrun_grace_seconds):
                 log.warning("the player overran %s; stopping it", cur.slot.occurrence)
                 # The audio itself ended on time: report that, not the hung player's time.
@@ -318,7 +323,13 @@ class Agent:
                     log.warning("%s is due but its audio is not cached yet", slot.occurrence)
                 continue
             if self.current is not None:  # an item, interrupted by an emergency or its winner
-                by = f"emergency {slot.emergency_id}" if slot.is_emergency else slot.event_key
+                by = (
+                    f"emergency {slot.emergency_id}"
+                    if slot.is_emergency
+                    else f"live session {slot.live_id}"
+                    if slot.is_live
+                    else slot.event_key
+                )
                 self._stop_current(now, Ending("interrupted", now, f"interrupted by {by}"))
             self._play(slot, decision.offset_s, now)
             return
@@ -386,6 +397,8 @@ class Agent:
             return
         self.current = _Current(slot=slot, part=part, playback=playback, last_heartbeat=now)
         what = f"emergency {slot.emergency_id}" if slot.is_emergency else slot.occurrence
+        if slot.is_live:
+            what = f"live session {slot.live_id}"
         log.info("playing %s %r from %.1f s (part %d)", what, slot.title, offset_s, part.part)
 
     def _start_player(self, slot: PlayoutSlot, offset_s: float, ends_at: datetime) -> Playback:
@@ -442,7 +455,8 @@ class Agent:
             return
         for slot in emergency_slots(self.sync.emergencies):
             if (
-                slot.occurrence not in self._done
+                slot.is_emergency
+                and slot.occurrence not in self._done
                 and emergency_active(self.sync.emergencies, slot.emergency_id, now)
                 and not self.journal.parts(slot.occurrence)
             ):

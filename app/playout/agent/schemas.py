@@ -66,18 +66,34 @@ class PlaylistItem(BaseModel):
 
 
 class EmergencyNotice(BaseModel):
-    """An active emergency announcement in the device's scope."""
+    """An active emergency announcement in the device's scope, or (``kind: "live"``) its
+    station's open live session: a stream to play until it leaves the list."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
+    kind: Literal["emergency", "live"] = "emergency"
     id: int
     title: str = ""
     segment_id: int | None = None
-    sha256: str = Field(pattern=SHA256_PATTERN)
+    sha256: str | None = Field(default=None, pattern=SHA256_PATTERN)
     audio_url: str | None = None
-    duration_ms: int = Field(gt=0)
+    duration_ms: int = Field(default=0, ge=0)
     created_at: AwareDatetime
     expires_at: AwareDatetime | None = None
+    priority: Literal["normal", "emergency"] = "emergency"
+    stream_url: str | None = None
+
+    @model_validator(mode="after")
+    def _source(self) -> EmergencyNotice:
+        if self.kind == "emergency" and (self.sha256 is None or self.duration_ms <= 0):
+            raise ValueError("an emergency needs its sha256 and duration_ms")
+        if self.kind == "live" and not self.stream_url:
+            raise ValueError("a live session needs its stream_url")
+        return self
+
+    @property
+    def is_live(self) -> bool:
+        return self.kind == "live"
 
 
 def parse_items(body: dict[str, Any]) -> list[PlaylistItem]:

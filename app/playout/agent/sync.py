@@ -157,15 +157,16 @@ class ServerSync:
         self._ok("emergencies")
         self.emergencies_fresh = True
         if fetched.changed:
-            known = {n.id for n in self.emergencies}
+            known = {(n.kind, n.id) for n in self.emergencies}
             self.emergencies = parse_emergencies(fetched.body)
             self._emergencies_etag = fetched.etag
             self.journal.set_state("emergencies", json.dumps(fetched.body, ensure_ascii=False))
             if fetched.etag:
                 self.journal.set_state("emergencies_etag", fetched.etag)
             for notice in self.emergencies:
-                if notice.id not in known:
-                    log.warning("emergency %s %r is active", notice.id, notice.title)
+                if (notice.kind, notice.id) not in known:
+                    what = "live session" if notice.is_live else "emergency"
+                    log.warning("%s %s %r is active", what, notice.id, notice.title)
         return True
 
     def use_push(self, connected: bool, now: datetime) -> None:
