@@ -113,7 +113,7 @@ class EmergencyCreate(BaseModel):
         max_length=20_000,
         description="the message, read aloud (at most three minutes) and played at once",
     )
-    repeat: int | None = Field(
+    repeat: Annotated[int, Field(ge=1, le=5)] | None = Field(
         default=None,
         description="with text: how many times the message plays (1 to 5, default 2)",
     )
@@ -124,8 +124,6 @@ class EmergencyCreate(BaseModel):
             raise ValueError("give either segment_id or text, not both nor neither")
         if self.segment_id is not None and self.repeat is not None:
             raise ValueError("repeat goes with text: a segment plays as it is")
-        if self.repeat is not None and not 1 <= self.repeat <= 5:
-            raise ValueError(f"repeat must be from 1 to 5 times, not {self.repeat}")
         return self
 
 

@@ -97,8 +97,8 @@ def test_typed_text_plays_at_once_twice_in_its_scope_and_is_approved_by_its_auth
     [
         ({"text": "   "}, "empty"),
         ({"text": "Bão. " * 500}, "longer than"),
-        ({"text": STORM, "repeat": 0}, "repeat must be from 1 to 5"),
-        ({"text": STORM, "repeat": 6}, "repeat must be from 1 to 5"),
+        ({"text": STORM, "repeat": 0}, "repeat: Input should be greater than or equal to 1"),
+        ({"text": STORM, "repeat": 6}, "repeat: Input should be less than or equal to 5"),
         ({"text": STORM, "segment_id": 1}, "either segment_id or text"),
         ({}, "either segment_id or text"),
     ],

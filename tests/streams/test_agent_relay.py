@@ -63,6 +63,7 @@ def _listen_until(url: str, token: str, starts: datetime, stop: threading.Event)
 
 
 @pytest.mark.slow
+@pytest.mark.alone  # see the comment at the relayed-against-heard check
 def test_the_agent_relays_through_a_cut_and_an_emergency(
     client: TestClient, hub: Hub, upstream: Upstream, server_url: str, tmp_path: Path
 ) -> None:
@@ -192,7 +193,10 @@ def test_the_agent_relays_through_a_cut_and_an_emergency(
     assert abs((urgent.started_at - first.ended_at).total_seconds()) <= 1
     assert urgent.ended_at is not None
     assert 0 <= (resumed.started_at - urgent.ended_at).total_seconds() <= 2
-    # What the as-run says the speakers relayed is what the files show, within 2 s.
+    # What the as-run says the speakers relayed is what the files show, within 2 s. Known
+    # limit: the agent counts from the player's start (or the hub saying the mount is on
+    # air), not from its first sound; with another test busy on the second core the player
+    # started ~1.7 s late on each of its three connections (relayed 27.2 s, heard 22.2 s).
     relayed_s = sum((p.relayed_ms or 0) for p in parts) / 1000
     heard_s = sum(_seconds(out, "stream"))
     assert abs(relayed_s - heard_s) <= 2, (relayed_s, _seconds(out, "stream"))
