@@ -31,7 +31,7 @@ from app.audio import service as audio
 from app.config import get_settings
 from app.db import unit_of_work
 from app.durations import describe_ms
-from app.errors import Invalid, ServiceUnavailable
+from app.errors import Invalid
 from app.playout import emergencies
 from app.playout.models import Emergency
 from app.segments import audio as segment_audio
@@ -40,9 +40,6 @@ from app.segments.models import Topic
 from app.stations import service as stations
 from app.stations.models import EMERGENCY_SOURCE, Programme
 from app.tts import service as tts
-from app.tts import synthesis
-from app.tts.engines import SynthesisFailed
-from app.tts.normalize import ScriptProblem
 
 EMERGENCY_CODE = "khan-cap"
 EMERGENCY_NAME = "Phát khẩn cấp"
@@ -157,26 +154,7 @@ def _store(src: Path, scratch: Path, *, origin: str, repeat: int) -> dict[str, o
 
 def speak(text: str, *, extra: dict[str, str], scratch: Path, engine: str = "auto") -> Path:
     """The message read aloud (gTTS, or espeak-ng offline), a WAV in scratch."""
-    settings = get_settings()
-    try:
-        result = synthesis.synthesize_script(
-            text,
-            engine=engine,
-            work_dir=scratch,
-            extra_abbreviations=extra,
-            sentence_pause_ms=settings.tts_sentence_pause_ms,
-            paragraph_pause_ms=settings.tts_paragraph_pause_ms,
-            timeout_s=settings.tts_timeout_seconds,
-            gtts_endpoint=settings.tts_gtts_endpoint,
-            gtts_cooldown_s=settings.tts_gtts_cooldown_seconds,
-            tz=settings.tz,
-            max_chars=settings.max_script_chars,
-        )
-    except ScriptProblem as exc:
-        raise Invalid(str(exc)) from exc
-    except SynthesisFailed as exc:
-        raise ServiceUnavailable(f"text-to-speech failed: {exc}") from exc
-    return result.path
+    return tts.read_aloud(text, engine=engine, work_dir=scratch, extra=extra).path
 
 
 def _title(text: str) -> str:

@@ -119,6 +119,32 @@ def _cached_asset(session: Session, keys: list[str]) -> AudioAsset | None:
     return None
 
 
+def read_aloud(
+    script: str, *, engine: str, work_dir: Path, extra: Mapping[str, str]
+) -> synthesis.SynthesisResult:
+    """The script synthesised with the configured pauses, timeouts and gTTS endpoint; a
+    script that cannot be read is a 422, an engine that fails a 503."""
+    settings = get_settings()
+    try:
+        return synthesis.synthesize_script(
+            script,
+            engine=engine,
+            work_dir=work_dir,
+            extra_abbreviations=extra,
+            sentence_pause_ms=settings.tts_sentence_pause_ms,
+            paragraph_pause_ms=settings.tts_paragraph_pause_ms,
+            timeout_s=settings.tts_timeout_seconds,
+            gtts_endpoint=settings.tts_gtts_endpoint,
+            gtts_cooldown_s=settings.tts_gtts_cooldown_seconds,
+            tz=settings.tz,
+            max_chars=settings.max_script_chars,
+        )
+    except ScriptProblem as exc:
+        raise Invalid(str(exc)) from exc
+    except SynthesisFailed as exc:
+        raise ServiceUnavailable(f"text-to-speech failed: {exc}") from exc
+
+
 def draft_segment_audio(
     *, segment_id: int, user: User, engine: str, expected_version: int | None = None
 ) -> SegmentTTSOut:
@@ -162,24 +188,7 @@ def _draft_segment_audio(
     scratch = Path(tempfile.mkdtemp(prefix="tts-", dir=audio.work_dir()))
     try:
         if cached_id is None:
-            try:
-                result = synthesis.synthesize_script(
-                    script,
-                    engine=engine,
-                    work_dir=scratch,
-                    extra_abbreviations=extra,
-                    sentence_pause_ms=settings.tts_sentence_pause_ms,
-                    paragraph_pause_ms=settings.tts_paragraph_pause_ms,
-                    timeout_s=settings.tts_timeout_seconds,
-                    gtts_endpoint=settings.tts_gtts_endpoint,
-                    gtts_cooldown_s=settings.tts_gtts_cooldown_seconds,
-                    tz=settings.tz,
-                    max_chars=settings.max_script_chars,
-                )
-            except ScriptProblem as exc:
-                raise Invalid(str(exc)) from exc
-            except SynthesisFailed as exc:
-                raise ServiceUnavailable(f"text-to-speech failed: {exc}") from exc
+            result = read_aloud(script, engine=engine, work_dir=scratch, extra=extra)
             # The script's warnings, and why espeak-ng read it when "auto" asked for gTTS.
             warnings = result.warnings
             try:
