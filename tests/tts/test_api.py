@@ -171,7 +171,8 @@ def test_auto_skips_a_hanging_google_for_the_cooldown(
     assert any("because gTTS failed" in w and "timeout" in w for w in first["warnings"])
 
     clock.set_now(lambda: t0 + timedelta(minutes=4))
-    second, second_s = draft("Thông báo lịch họp dân thôn 2.")
+    # Skipped: no connection made (what a wall-time comparison would only suggest).
+    second, _ = draft("Thông báo lịch họp dân thôn 2.")
     assert hanging_gtts.accepted == 3  # straight to espeak-ng: no connection
     local = get_settings().tz
     until, at = (t0 + timedelta(minutes=5)).astimezone(local), t0.astimezone(local)
@@ -179,7 +180,6 @@ def test_auto_skips_a_hanging_google_for_the_cooldown(
         f"gTTS skipped until {until:%H:%M} +07 after a failure at {at:%H:%M} +07" in w
         for w in second["warnings"]
     ), second["warnings"]
-    assert second_s < first_s - 1.5
 
     clock.set_now(lambda: t0 + timedelta(minutes=5, seconds=1))
     third, _ = draft("Thông báo lịch tiêm phòng.")
